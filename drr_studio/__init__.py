@@ -1,0 +1,4 @@
+"""DRR Studio: a desktop app to annotate faces, correct the model's landmarks and step through
+what Deep Recurrent Regression does (heatmaps, initialisation, refinement)."""
+
+__version__ = "0.1.0"

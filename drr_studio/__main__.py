@@ -1,0 +1,3 @@
+from drr_studio.app import main
+
+raise SystemExit(main())

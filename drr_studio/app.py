@@ -1,0 +1,42 @@
+"""Entry point: `drr-studio [FOLDER | IMAGES…] [--checkpoint FILE] [--output DIR]`.
+
+With no argument the bundled sample picture opens, so that the first screen always shows a
+face with the default model's points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parent.parent / "resources" / "astronaut.png"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="drr-studio", description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="*", type=Path, help="a folder, or image files (default: the sample)")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the shipped one)")
+    ap.add_argument("--output", type=Path, default=None, help="write .pts files here instead of beside the images")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("DRR Studio")
+    app.setOrganizationName("drr-studio")
+    paths = args.paths or ([SAMPLE] if SAMPLE.exists() else [])
+    window = MainWindow(checkpoint=args.checkpoint)
+    window.output_dir = args.output
+    window.show()
+    window.open_paths(paths)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,399 @@
+"""The picture with its faces: zoom and pan, points that keep their on-screen size, drag-editing,
+rubber-band selection, drawing face boxes, and the overlays of the DRR panels.
+
+The canvas owns no data: it draws what the main window hands it and reports user gestures as
+signals; the window turns them into undo commands on the document.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QTransform
+from PySide6.QtWidgets import QGraphicsRectItem, QToolTip
+
+from model.layout import Layout
+
+from .document import Face, Status
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+HIT_PX = 9.0  # how close (screen pixels) a click must be to grab a point
+POINT_PX = 7.0
+_drag_ids = itertools.count(1)
+STATUS_PEN = {Status.PENDING: (200, 200, 200), Status.PREDICTED: (90, 170, 255),
+              Status.CORRECTED: (255, 190, 60), Status.APPROVED: (60, 230, 90)}
+
+
+def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
+    """QTransform for an ImageItem of a heatmap whose pixel u covers crop coordinates
+    [u*scale - 0.5, (u+1)*scale - 0.5] (pixel-centre convention) mapped by the 2x3 affine."""
+    a = np.asarray(crop_to_image, dtype=np.float64)
+    lin = a[:, :2] * scale
+    off = a[:, 2] - 0.5 * a[:, :2].sum(1)
+    return QTransform(lin[0, 0], lin[1, 0], lin[0, 1], lin[1, 1], off[0], off[1])
+
+
+def pair_lines(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x, y arrays for segments a[i] -> b[i], drawn with connect='pairs'."""
+    seg = np.stack([a, b], 1).reshape(-1, 2)
+    return seg[:, 0], seg[:, 1]
+
+
+class _FaceItems:
+    """The graphics of one face: connecting lines, points and box."""
+
+    def __init__(self, vb: pg.ViewBox) -> None:
+        self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((255, 255, 255, 150), width=1.2))
+        self.ghost = pg.ScatterPlotItem(pxMode=True, size=4, symbol="x", pen=pg.mkPen((255, 80, 80, 200)),
+                                        brush=None)
+        self.points = pg.ScatterPlotItem(pxMode=True)
+        self.box = QGraphicsRectItem()
+        for item in (self.box, self.lines, self.ghost, self.points):
+            vb.addItem(item)
+        self.points.setZValue(20)
+        self.lines.setZValue(15)
+        self.ghost.setZValue(14)
+
+    def remove(self, vb: pg.ViewBox) -> None:
+        for item in (self.box, self.lines, self.ghost, self.points):
+            vb.removeItem(item)
+
+
+class EditViewBox(pg.ViewBox):
+    def __init__(self, canvas: Canvas) -> None:
+        super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+        self.canvas = canvas
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return super().mouseClickEvent(ev)
+        ev.accept()
+        self.canvas.click(self.mapSceneToView(ev.scenePos()), ev.modifiers())
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt's name
+        if ev.button() != Qt.MouseButton.LeftButton or not self.canvas.drag(ev, self):
+            super().mouseDragEvent(ev, axis)
+
+
+class Canvas(pg.GraphicsView):
+    pointsDragged = Signal(int, object, int)  # face index, new (p,2) points, drag id
+    selectionChanged = Signal()
+    boxDrawn = Signal(object)  # [x0, y0, x1, y1]
+    boxEdited = Signal(int, object)  # face index, new box
+    hoverText = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent, background=(30, 30, 34))
+        self.vb = EditViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(autoDownsample=True)
+        self.image_item.setPos(-0.5, -0.5)  # pixel centres at integer coordinates, like the .pts
+        self.vb.addItem(self.image_item)
+        self.heat_item = pg.ImageItem()
+        self.heat_item.setZValue(5)
+        self.heat_item.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True))
+        self.heat_item.setOpacity(0.55)
+        self.vb.addItem(self.heat_item)
+        self.heat_item.hide()
+        self._overlay: list[pg.GraphicsObject] = []
+        self._faces: list[Face] = []
+        self._face_items: list[_FaceItems] = []
+        self.layout: Layout | None = None
+        self.active = -1  # index of the face being edited
+        self.selection: set[int] = set()  # point indices of the active face
+        self.box_mode = False
+        self.show_ghost = True
+        self._drag: dict | None = None
+        self._rubber = QGraphicsRectItem()
+        self._rubber.setPen(pg.mkPen((255, 255, 255), style=Qt.PenStyle.DashLine, cosmetic=True))
+        self._rubber.setZValue(50)
+        self._rubber.hide()
+        self.vb.addItem(self._rubber)
+        self.roi: pg.RectROI | None = None
+        self.scene().sigMouseMoved.connect(self._hover)
+        self._image_shape: tuple[int, int] | None = None
+        self._brushes: dict[tuple, object] = {}
+
+    # --- content ----------------------------------------------------------------------------
+    def set_image(self, image: np.ndarray | None, reset_view: bool = True) -> None:
+        if image is None:
+            self.image_item.clear()
+            self._image_shape = None
+            return
+        self.image_item.setImage(image, levels=(0, 255))
+        shape = image.shape[:2]
+        if reset_view or shape != self._image_shape:
+            self.vb.setRange(QRectF(-0.5, -0.5, shape[1], shape[0]), padding=0.02)
+        self._image_shape = shape
+
+    def set_faces(self, faces: list[Face], layout: Layout | None) -> None:
+        self._faces = faces
+        self.layout = layout
+        while len(self._face_items) > len(faces):
+            self._face_items.pop().remove(self.vb)
+        while len(self._face_items) < len(faces):
+            self._face_items.append(_FaceItems(self.vb))
+        if self.active >= len(faces):
+            self.active, self.selection = -1, set()
+        for i in range(len(faces)):
+            self._draw_face(i)
+        self._update_roi()
+
+    def refresh_face(self, index: int) -> None:
+        if 0 <= index < len(self._face_items):
+            self._draw_face(index)
+
+    def _brush(self, rgb: tuple, alpha: int = 255):
+        key = (*rgb, alpha)
+        if key not in self._brushes:
+            self._brushes[key] = pg.mkBrush(*key)
+        return self._brushes[key]
+
+    def _draw_face(self, i: int) -> None:
+        face, items = self._faces[i], self._face_items[i]
+        x0, y0, x1, y1 = (float(v) for v in face.box)
+        items.box.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        pen = pg.mkPen(STATUS_PEN[face.status], width=2 if i == self.active else 1,
+                       style=Qt.PenStyle.SolidLine if i == self.active else Qt.PenStyle.DashLine, cosmetic=True)
+        items.box.setPen(pen)
+        pts = face.points
+        if pts is None:
+            items.points.clear()
+            items.lines.setData([], [])
+            items.ghost.clear()
+            return
+        layout = self.layout if self.layout and self.layout.num_points == len(pts) else None
+        colors = layout.point_colors() if layout else [(255, 255, 0)] * len(pts)
+        sel = self.selection if i == self.active else set()
+        brushes, pens, sizes, symbols = [], [], [], []
+        for k, c in enumerate(colors):
+            occluded = k in face.occluded
+            brushes.append(self._brush(c, 60 if occluded else 255))
+            pens.append(pg.mkPen("w", width=2) if k in sel else pg.mkPen((0, 0, 0, 160)))
+            sizes.append(POINT_PX + 4 if k in sel else POINT_PX)
+            symbols.append("s" if occluded else "o")
+        items.points.setData(pos=pts, brush=brushes, pen=pens, size=sizes, symbol=symbols, data=list(range(len(pts))))
+        if layout:
+            pairs = np.asarray(layout.lines(), dtype=int).reshape(-1, 2)
+            xs, ys = pair_lines(pts[pairs[:, 0]], pts[pairs[:, 1]])
+            items.lines.setData(xs, ys)
+        else:
+            items.lines.setData([], [])
+        model = getattr(face.result, "points", None)
+        if self.show_ghost and face.human and model is not None and len(model) == len(pts):
+            items.ghost.setData(pos=np.asarray(model))
+        else:
+            items.ghost.clear()
+
+    # --- selection --------------------------------------------------------------------------
+    def set_active(self, index: int, selection: set[int] | None = None) -> None:
+        old = self.active
+        self.active = index
+        self.selection = set(selection or ())
+        for i in {old, index}:
+            self.refresh_face(i)
+        self._update_roi()
+        self.selectionChanged.emit()
+
+    def select_points(self, indices: set[int]) -> None:
+        self.selection = set(indices)
+        self.refresh_face(self.active)
+        self.selectionChanged.emit()
+
+    def _update_roi(self) -> None:
+        """Box handles on the active face only, so that other faces stay clickable."""
+        if self.roi is not None:
+            self.vb.removeItem(self.roi)
+            self.roi = None
+        if not (0 <= self.active < len(self._faces)):
+            return
+        x0, y0, x1, y1 = (float(v) for v in self._faces[self.active].box)
+        roi = pg.RectROI([x0, y0], [x1 - x0, y1 - y0], pen=pg.mkPen(None), movable=False, rotatable=False)
+        roi.setZValue(30)
+        roi.sigRegionChangeFinished.connect(self._roi_changed)
+        self.vb.addItem(roi)
+        self.roi = roi
+
+    def _roi_changed(self, roi: pg.RectROI) -> None:
+        pos, size = roi.pos(), roi.size()
+        box = np.array([pos.x(), pos.y(), pos.x() + size.x(), pos.y() + size.y()])
+        box[[0, 2]] = np.sort(box[[0, 2]])
+        box[[1, 3]] = np.sort(box[[1, 3]])
+        if 0 <= self.active < len(self._faces) and not np.allclose(box, self._faces[self.active].box):
+            self.boxEdited.emit(self.active, box)
+
+    # --- hit testing ------------------------------------------------------------------------
+    def point_at(self, pos: QPointF) -> tuple[int, int] | None:
+        """(face, point) nearest to a view position within HIT_PX screen pixels; the active face
+        wins ties so that overlapping faces stay editable."""
+        px, py = self.vb.viewPixelSize()
+        best, best_d = None, HIT_PX
+        order = [self.active] + [i for i in range(len(self._faces)) if i != self.active]
+        for i in order:
+            if not (0 <= i < len(self._faces)) or self._faces[i].points is None:
+                continue
+            p = self._faces[i].points
+            d = np.hypot((p[:, 0] - pos.x()) / px, (p[:, 1] - pos.y()) / py)
+            k = int(np.argmin(d))
+            if d[k] < best_d - (0.5 if best else 0):
+                best, best_d = (i, k), d[k]
+        return best
+
+    def face_at(self, pos: QPointF) -> int:
+        for i, f in enumerate(self._faces):
+            x0, y0, x1, y1 = f.box
+            if x0 <= pos.x() <= x1 and y0 <= pos.y() <= y1:
+                return i
+        return -1
+
+    def view_to_widget(self, x: float, y: float) -> QPointF:
+        """Where a picture coordinate is on the widget (for tests and tooltips)."""
+        return self.mapFromScene(self.vb.mapViewToScene(QPointF(x, y))).toPointF()
+
+    # --- gestures ---------------------------------------------------------------------------
+    def click(self, pos: QPointF, modifiers) -> None:
+        hit = self.point_at(pos)
+        ctrl = bool(modifiers & Qt.KeyboardModifier.ControlModifier)
+        if hit is None:
+            face = self.face_at(pos)
+            if face != self.active or not ctrl:
+                self.set_active(face)
+            return
+        face, k = hit
+        if face != self.active:
+            self.set_active(face, {k})
+        elif ctrl:
+            self.select_points(self.selection ^ {k})
+        else:
+            self.select_points({k})
+
+    def drag(self, ev, vb: pg.ViewBox) -> bool:
+        """Handle a left-button drag; False lets the view box pan instead."""
+        pos = vb.mapSceneToView(ev.scenePos())
+        if ev.isStart():
+            start = vb.mapSceneToView(ev.buttonDownScenePos())
+            hit = self.point_at(start)
+            shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            if self.box_mode:
+                self._drag = {"kind": "box", "start": start}
+            elif hit is not None:
+                face, k = hit
+                if face != self.active:
+                    self.set_active(face, {k})
+                elif k not in self.selection:
+                    self.select_points({k})
+                self._drag = {"kind": "points", "start": start, "face": face,
+                              "orig": self._faces[face].points.copy(), "id": next(_drag_ids)}
+            elif shift and 0 <= self.active < len(self._faces):
+                self._drag = {"kind": "rubber", "start": start}
+            else:
+                self._drag = None
+                return False
+        if self._drag is None:
+            return False
+        ev.accept()
+        d = self._drag
+        if d["kind"] == "points":
+            new = d["orig"].copy()
+            idx = sorted(self.selection)
+            new[idx] += np.array([pos.x() - d["start"].x(), pos.y() - d["start"].y()])
+            self.pointsDragged.emit(d["face"], new, d["id"])
+        else:
+            rect = QRectF(d["start"], pos).normalized()
+            self._rubber.setRect(rect)
+            self._rubber.setVisible(not ev.isFinish())
+            if ev.isFinish():
+                if d["kind"] == "box" and rect.width() > 4 and rect.height() > 4:
+                    self.boxDrawn.emit(np.array([rect.left(), rect.top(), rect.right(), rect.bottom()]))
+                elif d["kind"] == "rubber":
+                    p = self._faces[self.active].points
+                    if p is not None:
+                        inside = {k for k, (x, y) in enumerate(p) if rect.contains(QPointF(x, y))}
+                        self.select_points(self.selection | inside)
+        if ev.isFinish():
+            self._drag = None
+        return True
+
+    def _hover(self, scene_pos: QPointF) -> None:
+        if self._drag is not None or not self._faces:
+            return
+        pos = self.vb.mapSceneToView(scene_pos)
+        hit = self.point_at(pos)
+        if hit is None:
+            self.hoverText.emit("")
+            return
+        face, k = hit
+        names = self.layout.point_names() if self.layout else []
+        name = names[k] if k < len(names) else ""
+        x, y = self._faces[face].points[k]
+        text = f"face {face + 1}, point {k + 1}: {name}  ({x:.1f}, {y:.1f})"
+        if k in self._faces[face].occluded:
+            text += "  occluded"
+        self.hoverText.emit(text)
+        QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
+
+    # --- overlays of the DRR panels ---------------------------------------------------------
+    def set_heatmap(self, heat: np.ndarray | None, crop_to_image: np.ndarray | None = None,
+                    scale: float = 1.0) -> None:
+        if heat is None:
+            self.heat_item.hide()
+            return
+        h = np.asarray(heat, dtype=np.float32)
+        h = h / max(float(h.max()), 1e-12)  # each map to full range: the shape matters, not the peak
+        self.heat_item.setImage(h, levels=(0.0, 1.0))
+        self.heat_item.setTransform(crop_transform(crop_to_image, scale))
+        self.heat_item.show()
+
+    def set_heat_opacity(self, value: float) -> None:
+        self.heat_item.setOpacity(value)
+
+    def clear_overlay(self) -> None:
+        for item in self._overlay:
+            self.vb.removeItem(item)
+        self._overlay = []
+
+    def add_shape(self, pts: np.ndarray, color: tuple, symbol: str = "o", size: float = 5,
+                  lines: bool = True, style=Qt.PenStyle.SolidLine) -> None:
+        pts = np.asarray(pts, dtype=np.float64)
+        if lines and self.layout and self.layout.num_points == len(pts):
+            pairs = np.asarray(self.layout.lines(), dtype=int).reshape(-1, 2)
+            xs, ys = pair_lines(pts[pairs[:, 0]], pts[pairs[:, 1]])
+            item = pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.5, style=style))
+            self._add_overlay(item, 25)
+        pen = pg.mkPen(color, width=1.5)
+        scatter = pg.ScatterPlotItem(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
+                                     brush=pg.mkBrush(QColor(*color)) if symbol == "o" else None)
+        self._add_overlay(scatter, 26)
+
+    def add_arrows(self, a: np.ndarray, b: np.ndarray, color: tuple) -> None:
+        """Displacement arrows a[i] -> b[i] with a small head, as one line item."""
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        d = b - a
+        n = np.linalg.norm(d, axis=1, keepdims=True)
+        u = d / np.maximum(n, 1e-9)
+        head = np.minimum(n * 0.35, 3.0 + 0.1 * n)
+        perp = np.stack([-u[:, 1], u[:, 0]], 1)
+        left, right = b - u * head + perp * head * 0.5, b - u * head - perp * head * 0.5
+        segs_a = np.concatenate([a, b, b])
+        segs_b = np.concatenate([b, left, right])
+        xs, ys = pair_lines(segs_a, segs_b)
+        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.3)), 27)
+
+    def add_boxes(self, centres: np.ndarray, side: float, color: tuple) -> None:
+        c = np.asarray(centres, float)
+        h = side / 2.0
+        corners = [c + [-h, -h], c + [h, -h], c + [h, h], c + [-h, h]]
+        a = np.concatenate(corners)
+        b = np.concatenate(corners[1:] + corners[:1])
+        xs, ys = pair_lines(a, b)
+        pen = pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine)
+        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pen), 24)
+
+    def _add_overlay(self, item: pg.GraphicsObject, z: float) -> None:
+        item.setZValue(z)
+        self.vb.addItem(item)
+        self._overlay.append(item)

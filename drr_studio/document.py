@@ -1,0 +1,325 @@
+"""The annotation document: images, faces, points, review status and provenance.
+
+Plain Python and numpy, no Qt: the views render it and the undo commands change it through
+`Face.state()` / `Face.restore()`, so everything here is testable without a display.
+
+On disk an image `NAME.ext` gets `NAME.pts` for its first face (iBUG format, untouched by
+anything app-specific), `NAME_face2.pts`, ... for further faces, and a side file
+`NAME.drr.json` with provenance (corrected / approved), face boxes and occluded points.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.geometry import box_of_points
+from model.images import list_images
+from model.pts import PtsError, atomic_write_text, read_pts, write_pts
+
+SIDECAR_SUFFIX = ".drr.json"
+SIDECAR_VERSION = 1
+
+
+class Status(str, Enum):
+    PENDING = "not predicted"
+    PREDICTED = "predicted"
+    CORRECTED = "corrected"
+    APPROVED = "approved"
+
+
+HUMAN = (Status.CORRECTED, Status.APPROVED)
+ERROR_STATUS = "error"
+
+
+class SaveError(OSError):
+    """Writing annotations failed; the message names the file and the reason."""
+
+
+_uids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class FaceState:
+    """What one undo step restores: everything the user can change about a face."""
+
+    points: np.ndarray | None
+    status: Status
+    occluded: frozenset[int]
+    box: np.ndarray
+
+
+@dataclass
+class Face:
+    box: np.ndarray  # [x0, y0, x1, y1] picture pixels
+    points: np.ndarray | None = None  # (p, 2) 0-based; None until the model has run on the box
+    status: Status = Status.PENDING
+    occluded: set[int] = field(default_factory=set)
+    result: Any = None  # the model's FaceResult (trace) for this box; never saved
+    annotation: np.ndarray | None = None  # points as read from disk, to compare with the model
+    uid: int = field(default_factory=lambda: next(_uids))
+    box_version: int = 0  # bumped when the box changes so that stale predictions are dropped
+
+    @property
+    def human(self) -> bool:
+        return self.status in HUMAN
+
+    def state(self) -> FaceState:
+        pts = None if self.points is None else self.points.copy()
+        return FaceState(pts, self.status, frozenset(self.occluded), self.box.copy())
+
+    def restore(self, state: FaceState) -> None:
+        if not np.array_equal(self.box, state.box):
+            self.box_version += 1
+        self.points = None if state.points is None else state.points.copy()
+        self.status = state.status
+        self.occluded = set(state.occluded)
+        self.box = state.box.copy()
+
+    def reference(self) -> np.ndarray | None:
+        """The human shape to measure the model against, if there is one."""
+        if self.annotation is not None:
+            return self.annotation
+        return self.points if self.human else None
+
+
+@dataclass
+class ImageEntry:
+    path: Path
+    faces: list[Face] = field(default_factory=list)
+    error: str | None = None  # why the picture or its annotations could not be used
+    predicted: bool = False  # the current model has run on every face
+    dirty: bool = False  # human changes not yet written
+    loaded: bool = False  # annotation files have been read
+    size: tuple[int, int] | None = None  # (width, height) once the picture was decoded
+    unreadable: set[Path] = field(default_factory=set)  # malformed annotation files seen on load
+
+    @property
+    def status(self) -> str:
+        if self.error and not self.faces and self.size is None:
+            return ERROR_STATUS
+        if self.faces and all(f.status == Status.APPROVED for f in self.faces):
+            return Status.APPROVED.value
+        if any(f.human for f in self.faces):
+            return Status.CORRECTED.value
+        if self.predicted:
+            return Status.PREDICTED.value
+        return Status.PENDING.value
+
+    def face_by_uid(self, uid: int) -> Face | None:
+        return next((f for f in self.faces if f.uid == uid), None)
+
+
+def _face_pts_name(stem: str, k: int) -> str:
+    return f"{stem}.pts" if k == 0 else f"{stem}_face{k + 1}.pts"
+
+
+class Document:
+    """An ordered set of images with their faces, and where their annotations live."""
+
+    def __init__(self, images: list[Path], root: Path | None = None, output_dir: Path | None = None) -> None:
+        self.entries = [ImageEntry(Path(p)) for p in images]
+        self.root = root
+        self.output_dir = output_dir
+
+    @classmethod
+    def from_paths(cls, paths: list[Path]) -> Document:
+        """A folder opens every picture under it; otherwise the given files, in order."""
+        if len(paths) == 1 and paths[0].is_dir():
+            return cls(list_images(paths[0]), root=paths[0])
+        return cls([Path(p) for p in paths])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # --- where files go -------------------------------------------------------------------
+    def target_dir(self, entry: ImageEntry) -> Path:
+        if self.output_dir is None:
+            return entry.path.parent
+        if self.root is not None:
+            try:
+                return self.output_dir / entry.path.parent.relative_to(self.root)
+            except ValueError:
+                pass
+        return self.output_dir
+
+    def sidecar_path(self, entry: ImageEntry, directory: Path | None = None) -> Path:
+        return (directory or self.target_dir(entry)) / (entry.path.stem + SIDECAR_SUFFIX)
+
+    def pts_path(self, entry: ImageEntry, k: int, directory: Path | None = None) -> Path:
+        return (directory or self.target_dir(entry)) / _face_pts_name(entry.path.stem, k)
+
+    # --- loading --------------------------------------------------------------------------
+    def load_annotations(self, entry: ImageEntry, num_points: int | None = None) -> list[str]:
+        """Read existing .pts (and the side file) as human annotations. Returns problems found;
+        a malformed file is reported and skipped, and it is never overwritten unless the user
+        edits and saves that face."""
+        if entry.loaded:
+            return []
+        entry.loaded = True
+        problems: list[str] = []
+        dirs = [self.target_dir(entry)]
+        if entry.path.parent not in dirs:
+            dirs.append(entry.path.parent)  # annotations beside the image still count
+        for d in dirs:
+            side = self.sidecar_path(entry, d)
+            first = self.pts_path(entry, 0, d)
+            if side.exists() or first.exists():
+                faces = self._read_faces(entry, d, num_points, problems)
+                entry.faces = faces
+                break
+        if problems:
+            entry.error = "; ".join(problems)
+        return problems
+
+    def _read_faces(self, entry: ImageEntry, d: Path, num_points: int | None, problems: list[str]) -> list[Face]:
+        # without a (readable) side file: a plain 300-W style NAME.pts from another tool or person
+        meta: list[dict] = [{"pts": _face_pts_name(entry.path.stem, 0), "status": Status.CORRECTED.value}]
+        side = self.sidecar_path(entry, d)
+        if side.exists():
+            try:
+                data = json.loads(side.read_text(encoding="utf-8"))
+                meta = list(data.get("faces", []))
+                if not all(isinstance(m, dict) for m in meta):
+                    raise ValueError("'faces' must be a list of objects")
+            except (OSError, ValueError, AttributeError) as exc:
+                problems.append(f"{side.name}: unreadable side file ({exc}); using the .pts only")
+                meta = [{"pts": _face_pts_name(entry.path.stem, 0), "status": Status.CORRECTED.value}]
+                entry.unreadable.add(side)
+        faces: list[Face] = []
+        for m in meta:
+            pts_file = d / str(m.get("pts", ""))
+            if not pts_file.is_file():
+                continue
+            try:
+                pts = read_pts(pts_file, expected_points=num_points)
+            except PtsError as exc:
+                problems.append(str(exc))
+                entry.unreadable.add(pts_file)
+                continue
+            try:
+                status = Status(m.get("status", Status.CORRECTED.value))
+            except ValueError:
+                status = Status.CORRECTED
+            if status not in HUMAN:  # a file on disk is never treated as disposable
+                status = Status.CORRECTED
+            box = np.asarray(m.get("box") or box_of_points(pts), dtype=np.float64)
+            if box.shape != (4,) or not np.isfinite(box).all():
+                box = box_of_points(pts)
+            occl = {int(i) for i in m.get("occluded", []) if 0 <= int(i) < len(pts)}
+            faces.append(Face(box=box, points=pts.copy(), status=status, occluded=occl, annotation=pts))
+        return faces
+
+    # --- predictions ----------------------------------------------------------------------
+    def apply_prediction(self, entry: ImageEntry, uids: list[int] | None, versions: list[int] | None,
+                         results: list[Any]) -> list[Face]:
+        """Merge model results. With uids, result i belongs to face uids[i] (dropped when that
+        face is gone or its box changed since); without, the results are detected faces.
+        Human-edited points are never replaced: such faces only get the new trace."""
+        changed: list[Face] = []
+        if uids is None:
+            if entry.faces:  # faces appeared while detecting (drawn by hand): keep them
+                return changed
+            for r in results:
+                face = Face(box=np.asarray(r.box, dtype=np.float64).copy())
+                entry.faces.append(face)
+            uids = [f.uid for f in entry.faces]
+            versions = [0] * len(uids)
+        for uid, ver, r in zip(uids, versions or [], results):
+            face = entry.face_by_uid(uid)
+            if face is None or face.box_version != ver:
+                continue
+            face.result = r
+            if not face.human:
+                face.points = np.asarray(r.points, dtype=np.float64).copy()
+                face.status = Status.PREDICTED
+            changed.append(face)
+        entry.predicted = all(f.result is not None for f in entry.faces)
+        return changed
+
+    def forget_predictions(self) -> None:
+        """A new model: every trace is stale; untouched faces go back to 'not predicted'."""
+        for entry in self.entries:
+            entry.predicted = False
+            for f in entry.faces:
+                f.result = None
+                if not f.human:
+                    f.status = Status.PENDING
+
+    # --- saving ---------------------------------------------------------------------------
+    def save(self, entry: ImageEntry) -> list[Path]:
+        """Write the human faces of one image atomically. Predicted-only faces are not written
+        (they are reproducible), so a prediction can never replace a file on disk."""
+        if not entry.dirty:
+            return []
+        d = self.target_dir(entry)
+        human = [f for f in entry.faces if f.human and f.points is not None]
+        written: list[Path] = []
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            meta = []
+            for k, face in enumerate(human):
+                path = self.pts_path(entry, k, d)
+                if path in entry.unreadable and path.exists():
+                    os.replace(path, path.with_name(path.name + ".bak"))  # keep what we could not read
+                    entry.unreadable.discard(path)
+                write_pts(path, face.points)
+                written.append(path)
+                meta.append({
+                    "pts": path.name, "status": face.status.value,
+                    "box": [round(float(v), 3) for v in face.box],
+                    "occluded": sorted(face.occluded),
+                })
+            # faces deleted since the last save: their numbered files go too, so that a
+            # training run never reads a face the user removed
+            for k in itertools.count(len(human)):
+                stale = self.pts_path(entry, k, d)
+                if not stale.exists():
+                    break
+                stale.unlink()
+            side = self.sidecar_path(entry, d)
+            if human or side.exists():
+                text = json.dumps({"version": SIDECAR_VERSION, "image": entry.path.name, "faces": meta}, indent=1)
+                atomic_write_text(side, text + "\n")
+                written.append(side)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            where = exc.filename or d
+            raise SaveError(f"Cannot save {entry.path.name}: {where}: {reason}") from None
+        for face in human:
+            face.annotation = face.points.copy()
+        entry.dirty = False
+        return written
+
+    def dirty_entries(self) -> list[ImageEntry]:
+        return [e for e in self.entries if e.dirty]
+
+    # --- export ---------------------------------------------------------------------------
+    def export_training(self, folder: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
+        """Write one image + .pts pair per reviewed face, the layout `drr-train` reads.
+        A generator yielding (done, total, name) so that a worker can report and cancel."""
+        wanted = (Status.APPROVED,) if approved_only else HUMAN
+        todo = [(e, k, f) for e in self.entries for k, f in enumerate(e.faces)
+                if f.status in wanted and f.points is not None]
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, (entry, k, face) in enumerate(todo):
+            rel = entry.path.name if self.root is None else str(entry.path.relative_to(self.root))
+            stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
+            if k > 0:
+                stem += f"_face{k + 1}"
+            img_out = folder / (stem + entry.path.suffix.lower())
+            tmp = img_out.with_name("." + img_out.name + ".tmp")
+            shutil.copyfile(entry.path, tmp)  # original bytes: no re-encoding loss
+            os.replace(tmp, img_out)
+            write_pts(folder / (stem + ".pts"), face.points)
+            yield n + 1, len(todo), img_out.name
+        return len(todo)

@@ -1,0 +1,208 @@
+"""Editing actions of the main window: every change goes through an undo command."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QMenu
+
+from .commands import FaceEdit, FaceListEdit
+from .document import Face, FaceState, Status
+from .workers import NOW, Job
+
+NUDGE_PX = 1.0
+
+
+class EditingMixin:
+    """Needs: self.entry, self.current, self.canvas, self.stack_for(), self.refresh()."""
+
+    def build_edit_menu(self, menu: QMenu) -> None:
+        self.undo_action = self.undo_group.createUndoAction(self, "Undo")
+        self.undo_action.setShortcuts(["Ctrl+Z"])
+        self.redo_action = self.undo_group.createRedoAction(self, "Redo")
+        self.redo_action.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
+        for act in (self.undo_action, self.redo_action):
+            menu.addAction(act)
+            self.addAction(act)
+        menu.addSeparator()
+        self.action(menu, "Approve face", self.approve, "A",
+                    tip="Mark the selected face (or every face of the image) as reviewed; again to undo approval")
+        self.action(menu, "Approve and next image", self.approve_and_next, "Shift+A")
+        self.action(menu, "Toggle occluded", self.toggle_occluded, "O",
+                    tip="Mark the selected points as occluded (kept in the side file, not the .pts)")
+        self.action(menu, "Reset face to prediction", self.reset_face, "Ctrl+R")
+        menu.addSeparator()
+        self.action(menu, "Select all points of the face", self.select_all, "Ctrl+A")
+        self.action(menu, "Add mirrored points to selection", self.mirror_selection, "M",
+                    tip="Also select the left/right counterparts of the selected points")
+        self.action(menu, "Next face", self.next_face, "Tab")
+        self.box_action = self.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
+                                      tip="Drag a rectangle around a face the detector missed")
+        self.action(menu, "Delete face", self.delete_face, ["Delete", "Backspace"])
+        menu.addSeparator()
+        for key, d in (("Alt+Left", (-1, 0)), ("Alt+Right", (1, 0)), ("Alt+Up", (0, -1)), ("Alt+Down", (0, 1))):
+            self.action(menu, f"Nudge selection {key.split('+')[1].lower()}",
+                        lambda _=False, d=d: self.nudge(*d), key)
+
+    # --- helpers ----------------------------------------------------------------------------
+    def active_face(self) -> Face | None:
+        e = self.entry
+        if e is None or not (0 <= self.canvas.active < len(e.faces)):
+            return None
+        return e.faces[self.canvas.active]
+
+    def target_faces(self) -> list[Face]:
+        """The active face, or every face of the image when none is selected."""
+        face = self.active_face()
+        if face is not None:
+            return [face]
+        return [f for f in self.entry.faces if f.points is not None] if self.entry else []
+
+    def edit_face(self, face: Face, after: FaceState, text: str, drag_id: int | None = None) -> None:
+        self.stack_for(self.current).push(FaceEdit(self.entry, face, face.state(), after, text, self.refresh, drag_id))
+
+    # --- point edits --------------------------------------------------------------------------
+    def on_points_dragged(self, index: int, new: np.ndarray, drag_id: int) -> None:
+        e = self.entry
+        if e is None or not (0 <= index < len(e.faces)):
+            return
+        face = e.faces[index]
+        st = face.state()
+        after = FaceState(new.copy(), Status.CORRECTED, st.occluded, st.box)
+        self.edit_face(face, after, "move points", drag_id)
+
+    def nudge(self, dx: float, dy: float) -> None:
+        face = self.active_face()
+        if face is None or face.points is None or not self.canvas.selection:
+            return
+        new = face.points.copy()
+        new[sorted(self.canvas.selection)] += (dx * NUDGE_PX, dy * NUDGE_PX)
+        st = face.state()
+        self.edit_face(face, FaceState(new, Status.CORRECTED, st.occluded, st.box), "nudge points")
+
+    def approve(self) -> None:
+        faces = self.target_faces()
+        if not faces:
+            return
+        # pressing again on approved faces takes the approval back (still human-reviewed)
+        status = Status.CORRECTED if all(f.status == Status.APPROVED for f in faces) else Status.APPROVED
+        self.stack_for(self.current).beginMacro("approve" if status == Status.APPROVED else "unapprove")
+        for f in faces:
+            st = f.state()
+            self.edit_face(f, FaceState(st.points, status, st.occluded, st.box), "approve")
+        self.stack_for(self.current).endMacro()
+        self.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
+
+    def approve_and_next(self) -> None:
+        self.canvas.set_active(-1)
+        if self.entry and not all(f.status == Status.APPROVED for f in self.entry.faces):
+            self.approve()
+        self.step_image(1)
+
+    def toggle_occluded(self) -> None:
+        face = self.active_face()
+        if face is None or not self.canvas.selection:
+            self.statusBar().showMessage("Select points first (click, Ctrl+click or Shift+drag)", 3000)
+            return
+        sel = set(self.canvas.selection)
+        occl = set(face.occluded)
+        occl = occl - sel if sel <= occl else occl | sel
+        st = face.state()
+        status = st.status if st.status in (Status.CORRECTED, Status.APPROVED) else Status.CORRECTED
+        self.edit_face(face, FaceState(st.points, status, frozenset(occl), st.box), "toggle occluded")
+
+    def reset_face(self) -> None:
+        faces = [f for f in self.target_faces() if f.result is not None]
+        if not faces:
+            self.statusBar().showMessage("No model prediction to reset to", 3000)
+            return
+        self.stack_for(self.current).beginMacro("reset to prediction")
+        for f in faces:
+            st = f.state()
+            self.edit_face(f, FaceState(np.asarray(f.result.points, float).copy(), Status.PREDICTED,
+                                        frozenset(), st.box), "reset")
+        self.stack_for(self.current).endMacro()
+
+    # --- selection ----------------------------------------------------------------------------
+    def on_selection_changed(self) -> None:
+        sel = self.canvas.selection
+        if len(sel) == 1 and self.docks["Heatmaps"].isVisible():
+            self.heat_panel.choose_landmark(next(iter(sel)))
+        self.update_overlays()
+
+    def select_all(self) -> None:
+        e = self.entry
+        if not e or not e.faces:
+            return
+        if self.canvas.active < 0:
+            self.canvas.set_active(0)
+        face = self.active_face()
+        if face is not None and face.points is not None:
+            self.canvas.select_points(set(range(len(face.points))))
+
+    def mirror_selection(self) -> None:
+        face = self.active_face()
+        layout = self.layout
+        if face is None or layout is None or face.points is None or len(face.points) != layout.num_points:
+            return
+        self.canvas.select_points(self.canvas.selection | {layout.mirror[i] for i in self.canvas.selection})
+
+    def next_face(self) -> None:
+        e = self.entry
+        if e and e.faces:
+            self.canvas.set_active((self.canvas.active + 1) % len(e.faces))
+
+    # --- faces --------------------------------------------------------------------------------
+    def toggle_box_mode(self) -> None:
+        self.canvas.box_mode = self.box_action.isChecked()
+        if self.canvas.box_mode:
+            self.statusBar().showMessage("Drag a rectangle around the face (B again to stop)", 5000)
+
+    def on_box_drawn(self, box: np.ndarray) -> None:
+        e = self.entry
+        if e is None:
+            return
+        face = Face(box=np.asarray(box, float))
+        self.stack_for(self.current).push(FaceListEdit(e, face, True, self.refresh))
+        self.box_action.setChecked(False)
+        self.canvas.box_mode = False
+        self.canvas.set_active(e.faces.index(face))
+        self.predict_face(face)
+
+    def on_box_edited(self, index: int, box: np.ndarray) -> None:
+        e = self.entry
+        if e is None or not (0 <= index < len(e.faces)):
+            return
+        face = e.faces[index]
+        st = face.state()
+        self.edit_face(face, FaceState(st.points, st.status, st.occluded, np.asarray(box, float)), "move face box")
+        face.result = None
+        e.predicted = False
+        self.predict_face(face)
+        if face.human:
+            self.statusBar().showMessage("Box changed: the model runs again; your points stay "
+                                         "(Ctrl+R takes the new prediction)", 6000)
+
+    def predict_face(self, face: Face) -> None:
+        e = self.entry
+        if e is None or self.predictor is None:
+            return
+        self.worker.submit(Job(NOW, path=e.path, boxes=[face.box.copy()], uids=[face.uid],
+                               versions=[face.box_version], want_image=False))
+
+    def delete_face(self) -> None:
+        face = self.active_face()
+        if face is None:
+            self.statusBar().showMessage("Click inside a face box first", 3000)
+            return
+        self.canvas.set_active(-1)
+        self.stack_for(self.current).push(FaceListEdit(self.entry, face, False, self.refresh))
+
+    def rerun_current(self) -> None:
+        """Run the model again on the current image (e.g. after changing boxes)."""
+        e = self.entry
+        if e is None:
+            return
+        for f in e.faces:
+            f.result = None
+        e.predicted = False
+        self.request(self.current, NOW)

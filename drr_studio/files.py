@@ -1,0 +1,246 @@
+"""File handling of the main window: open, recent folders, save (atomic, automatic), output
+folder, export of a training folder, batch prediction, checkpoints, window layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog
+
+from model.images import IMAGE_SUFFIXES, is_image_file
+
+from .document import Document, SaveError
+from .workers import BATCH, GeneratorWorker
+
+MAX_RECENT = 8
+
+
+class FilesMixin:
+    def build_file_menu(self, menu: QMenu) -> None:
+        self.action(menu, "Open images…", self.choose_images, "Ctrl+O")
+        self.action(menu, "Open folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.recent_menu = menu.addMenu("Recent folders")
+        self._fill_recent()
+        menu.addSeparator()
+        self.action(menu, "Save", self.save_current, "Ctrl+S",
+                    tip="Write the corrected faces as .pts (also automatic when changing image)")
+        self.action(menu, "Set output folder…", self.choose_output,
+                    tip="Write .pts files into another folder instead of beside the images")
+        self.action(menu, "Export training folder…", self.export_training,
+                    tip="Corrected/approved faces as image + .pts pairs that drr-train reads")
+        menu.addSeparator()
+        self.action(menu, "Quit", self.close, "Ctrl+Q")
+
+    # --- opening ------------------------------------------------------------------------------
+    def open_paths(self, paths: list[Path]) -> None:
+        paths = [Path(p) for p in paths]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            self.show_problem("Not found: " + ", ".join(str(p) for p in missing))
+        paths = [p for p in paths if p.exists()]
+        if not paths:
+            return
+        if len(paths) == 1 and paths[0].is_dir():
+            try:
+                doc = Document.from_paths(paths)
+            except OSError as exc:
+                self.show_problem(f"Cannot list {paths[0]}: {exc.strerror or exc}")
+                return
+            self._remember_folder(paths[0])
+        else:
+            files = [p for p in paths if p.is_file()]
+            odd = [p.name for p in files if not is_image_file(p)]
+            if odd:
+                self.show_problem("Not an image file type: " + ", ".join(odd))
+            doc = Document([p for p in files if is_image_file(p)])
+        if not self.confirm_discard():
+            return
+        doc.output_dir = self.output_dir
+        self.set_document(doc)
+
+    def choose_images(self) -> None:
+        pattern = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", self._last_dir(), pattern)
+        if files:
+            self.open_paths([Path(f) for f in files])
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self._last_dir())
+        if folder:
+            self.open_paths([Path(folder)])
+
+    def _last_dir(self) -> str:
+        recent = self.recent_folders()
+        return recent[0] if recent else str(Path.home())
+
+    def recent_folders(self) -> list[str]:
+        value = self.settings.value("recent_folders", [])
+        if isinstance(value, str):
+            value = [value]
+        return [v for v in (value or []) if isinstance(v, str)]
+
+    def _remember_folder(self, folder: Path) -> None:
+        path = str(folder.resolve())
+        recent = [path] + [r for r in self.recent_folders() if r != path]
+        self.settings.setValue("recent_folders", recent[:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.recent_folders():
+            act = self.recent_menu.addAction(folder)
+            act.triggered.connect(lambda _=False, f=folder: self.open_paths([Path(f)]))
+        self.recent_menu.setEnabled(bool(self.recent_folders()))
+
+    # --- saving -------------------------------------------------------------------------------
+    def save_entry(self, entry) -> bool:
+        """Save one image's corrections; on failure tell the user and keep them in memory."""
+        try:
+            written = self.document.save(entry)
+        except SaveError as exc:
+            self.show_problem(f"{exc}. Your edits are kept in memory: File → Set output folder… "
+                              "to save them somewhere writable.")
+            return False
+        if written:
+            self.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)}", 3000)
+        i = self.document.entries.index(entry)
+        self.image_panel.update_entry(i, entry)
+        return True
+
+    def autosave_current(self) -> bool:
+        e = self.entry
+        return self.save_entry(e) if e is not None and e.dirty else True
+
+    def save_current(self) -> None:
+        e = self.entry
+        if e is not None:
+            e.dirty = e.dirty or any(f.human for f in e.faces)
+            self.save_entry(e)
+
+    def save_all(self) -> list[str]:
+        failed = []
+        for e in self.document.dirty_entries():
+            if not self.save_entry(e):
+                failed.append(e.path.name)
+        return failed
+
+    def choose_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder for .pts files", self._last_dir())
+        if not folder:
+            return
+        self.output_dir = self.document.output_dir = Path(folder)
+        for e in self.document.entries:
+            if any(f.human for f in e.faces):
+                e.dirty = True  # the corrections belong in the new folder too
+        self.save_all()
+        self.statusBar().showMessage(f"Saving into {folder}", 5000)
+
+    def confirm_discard(self) -> bool:
+        failed = self.save_all()
+        if not failed:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved corrections",
+            f"Could not save {len(failed)} image(s) ({', '.join(failed[:5])}). Discard those corrections?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def confirm_close(self) -> bool:
+        return self.confirm_discard()
+
+    # --- export and batch work ----------------------------------------------------------------
+    def export_training(self) -> None:
+        self.save_all()
+        folder = QFileDialog.getExistingDirectory(self, "Export training folder (image + .pts)", self._last_dir())
+        if not folder:
+            return
+        answer = QMessageBox.question(
+            self, "Export", "Export approved faces only?\n(No = corrected and approved faces)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Cancel:
+            return
+        self.run_export(Path(folder), answer == QMessageBox.StandardButton.Yes)
+
+    def run_export(self, folder: Path, approved_only: bool = False) -> GeneratorWorker:
+        dialog = QProgressDialog("Exporting…", "Cancel", 0, 0, self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)
+        worker = GeneratorWorker(self.document.export_training, folder, approved_only)
+
+        def progress(v: tuple[int, int, str]) -> None:
+            dialog.setMaximum(v[1])
+            dialog.setValue(v[0])
+            dialog.setLabelText(f"Exporting {v[2]}")
+
+        def done(n) -> None:
+            dialog.reset()
+            if n is None:
+                self.statusBar().showMessage("Export cancelled", 5000)
+            else:
+                self.statusBar().showMessage(f"Exported {n} face(s) to {folder}", 8000)
+
+        worker.yielded.connect(progress)
+        worker.done.connect(done)
+        worker.errored.connect(lambda msg: (dialog.reset(), self.show_problem(f"Export failed: {msg}")))
+        dialog.canceled.connect(worker.quit_soon)
+        self.export_worker = worker  # keep a reference while it runs
+        worker.start()
+        return worker
+
+    def predict_all(self) -> None:
+        if self.predictor is None:
+            self.show_problem("No model loaded: " + (self.model_error or "still loading"))
+            return
+        queued = [i for i in range(len(self.document)) if self.request(i, BATCH)]
+        if not queued:
+            self.statusBar().showMessage("Every image is already predicted", 4000)
+            return
+        dialog = QProgressDialog("Predicting…", "Cancel", 0, len(queued), self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)
+        self.batch = {"dialog": dialog, "todo": {self.document.entries[i].path for i in queued}, "total": len(queued)}
+        dialog.canceled.connect(self._cancel_batch)
+
+    def _batch_progress(self, path: Path) -> None:
+        b = self.batch
+        b["todo"].discard(path)
+        done = b["total"] - len(b["todo"])
+        b["dialog"].setValue(done)
+        if not b["todo"]:
+            b["dialog"].reset()
+            self.batch = None
+            self.statusBar().showMessage(f"Predicted {done} image(s)", 5000)
+
+    def _cancel_batch(self) -> None:
+        self.worker.cancel(lambda j: j.priority == BATCH)
+        self.batch = None
+        self.statusBar().showMessage("Batch prediction cancelled", 4000)
+
+    def choose_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load checkpoint", self._last_dir(),
+                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.load_checkpoint(Path(path))
+
+    def load_checkpoint(self, path: Path | None) -> None:
+        """Switch models in the background; the old one keeps working until the new one is in."""
+        self.status_model.setText(f"Model: loading {path.name if path else 'default'}…")
+        self.worker.cancel(lambda j: j.predict)
+        self.worker.load_model(path)
+
+    # --- window layout ------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("window_state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        if state is not None:
+            self.restoreState(state)
+
+    def _save_layout(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.sync()

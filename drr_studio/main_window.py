@@ -1,0 +1,429 @@
+"""The main window: canvas in the middle, docks around it, menus, status bar, and the plumbing
+between the document, the background worker and the views.
+
+Editing actions live in `editing.py`, file handling in `files.py` and the DRR panels' overlays
+in `overlays.py` (mixins, so that each file stays readable). Further features, such as
+fine-tuning, add their actions to `self.model_menu` from a separate module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence, QUndoGroup, QUndoStack
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from model.layout import Layout, layout_for
+
+from .canvas import Canvas
+from .document import Document, ImageEntry
+from .editing import EditingMixin
+from .files import FilesMixin
+from .overlays import OverlayMixin
+from .panels import HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
+from .workers import AHEAD, BATCH, NOW, Job, PredictionWorker, default_factory
+
+PREDICT_AHEAD = 2  # images after the current one predicted in the background
+GUI_CACHE = 6  # decoded pictures kept for instant switching
+
+
+class MessageBar(QWidget):
+    """A dismissable line above the canvas for problems the user must see (bad files, save
+    failures) without a modal dialog interrupting the work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setFixedWidth(28)
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 3, 3, 3)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.setStyleSheet("background:#5a2a22; color:#ffe9e0;")
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
+    def __init__(self, paths: list[Path] | None = None, settings: QSettings | None = None,
+                 factory: Callable[[Path | None], Any] = default_factory,
+                 checkpoint: Path | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("DRR Studio")
+        self.settings = settings or QSettings("drr-studio", "DRR Studio")
+        self.document = Document([])
+        self.output_dir: Path | None = None  # where .pts go; None = beside each image
+        self.current = -1
+        self.predictor: Any = None
+        self.model_error: str | None = None
+        self.images: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self.undo_group = QUndoGroup(self)
+        self.stacks: dict[int, QUndoStack] = {}
+        self.switch_time: float | None = None  # when the user asked for the current image
+        self.last_latency: float | None = None  # switch -> points on screen, seconds
+        self.batch: dict | None = None
+
+        self.canvas = Canvas()
+        self.message_bar = MessageBar()
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.message_bar)
+        lay.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+
+        self.image_panel = ImageListPanel()
+        self.heat_panel = HeatmapPanel()
+        self.init_panel = InitPanel()
+        self.refine_panel = RefinePanel()
+        self.docks: dict[str, QDockWidget] = {}
+        self._add_dock("Images", self.image_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Heatmaps", self.heat_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
+        self._add_dock("Initialisation", self.init_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
+        self._add_dock("Refinement", self.refine_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
+
+        self.status_model = QLabel("Model: loading…")
+        self.status_busy = QLabel()
+        self.status_pos = QLabel()
+        for w in (self.status_busy, self.status_pos, self.status_model):
+            self.statusBar().addPermanentWidget(w)
+
+        self._build_menus()
+        self._connect()
+
+        self.worker = PredictionWorker(factory)
+        self.worker.imageLoaded.connect(self._image_loaded)
+        self.worker.imageFailed.connect(self._image_failed)
+        self.worker.predicted.connect(self._predicted)
+        self.worker.predictFailed.connect(self._predict_failed)
+        self.worker.modelLoaded.connect(self._model_loaded)
+        self.worker.modelFailed.connect(self._model_failed)
+        self.worker.start()
+        self.worker.load_model(checkpoint)
+
+        self._restore_layout()
+        if paths:
+            self.open_paths(paths)
+
+    # --- construction -------------------------------------------------------------------------
+    def _add_dock(self, title: str, widget: QWidget, area, visible: bool = True) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        dock.setVisible(visible)
+        dock.visibilityChanged.connect(lambda *_: self.update_overlays())
+        self.docks[title] = dock
+
+    def action(self, menu: QMenu, text: str, slot: Callable, shortcut: str | QKeySequence | list | None = None,
+               tip: str = "", checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            act.setShortcuts([QKeySequence(k) for k in keys])
+        act.setStatusTip(tip)
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        self.addAction(act)  # shortcuts work whatever has the focus
+        return act
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("&File")
+        self.edit_menu = bar.addMenu("&Edit")
+        self.view_menu = bar.addMenu("&View")
+        self.go_menu = bar.addMenu("&Go")
+        self.model_menu = bar.addMenu("&Model")
+        self.build_file_menu(self.file_menu)
+        self.build_edit_menu(self.edit_menu)
+        for dock in self.docks.values():
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.ghost_action = self.action(self.view_menu, "Model prediction beside annotations", self._toggle_ghost,
+                                        checkable=True,
+                                        tip="Draw the model's points (red x) on faces a human annotated")
+        self.ghost_action.setChecked(True)
+        self.action(self.view_menu, "Fit picture", lambda: self.canvas.set_image(self.current_image()), "F")
+        self.action(self.go_menu, "Next image", lambda: self.step_image(1), ["PgDown", "Ctrl+Right"])
+        self.action(self.go_menu, "Previous image", lambda: self.step_image(-1), ["PgUp", "Ctrl+Left"])
+        self.action(self.go_menu, "Next refinement step", lambda: self.step_refinement(1), "]")
+        self.action(self.go_menu, "Previous refinement step", lambda: self.step_refinement(-1), "[")
+        self.action(self.model_menu, "Load checkpoint…", self.choose_checkpoint,
+                    tip="Switch to another trained model; untouched faces are predicted again")
+        self.action(self.model_menu, "Predict all images…", self.predict_all, "Ctrl+P")
+        self.action(self.model_menu, "Re-run on this image", self.rerun_current, "Ctrl+Shift+R")
+
+    def _connect(self) -> None:
+        self.image_panel.imageChosen.connect(self.go_to)
+        self.canvas.pointsDragged.connect(self.on_points_dragged)
+        self.canvas.boxDrawn.connect(self.on_box_drawn)
+        self.canvas.boxEdited.connect(self.on_box_edited)
+        self.canvas.selectionChanged.connect(self.on_selection_changed)
+        self.canvas.hoverText.connect(self.status_pos.setText)
+        self.heat_panel.changed.connect(self.update_overlays)
+        self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.set_heat_opacity(v / 100))
+        self.init_panel.changed.connect(self.update_overlays)
+        self.refine_panel.stepChanged.connect(lambda _: self.update_overlays())
+
+    # --- state helpers ------------------------------------------------------------------------
+    @property
+    def entry(self) -> ImageEntry | None:
+        return self.document.entries[self.current] if 0 <= self.current < len(self.document) else None
+
+    @property
+    def layout(self) -> Layout | None:
+        if self.predictor is not None:
+            return self.predictor.layout
+        e = self.entry
+        if e and e.faces and e.faces[0].points is not None:
+            return layout_for(len(e.faces[0].points))
+        return layout_for(68)
+
+    def num_points(self) -> int | None:
+        return self.predictor.config.num_points if self.predictor is not None else None
+
+    def current_image(self) -> np.ndarray | None:
+        e = self.entry
+        return self.images.get(e.path) if e else None
+
+    def stack_for(self, index: int) -> QUndoStack:
+        if index not in self.stacks:
+            stack = QUndoStack(self.undo_group)
+            stack.setUndoLimit(500)
+            self.stacks[index] = stack
+        return self.stacks[index]
+
+    def show_problem(self, text: str) -> None:
+        self.message_bar.show_message(text)
+        self.statusBar().showMessage(text, 8000)
+
+    # --- navigation ---------------------------------------------------------------------------
+    def set_document(self, document: Document) -> None:
+        self.worker.cancel()
+        self.document = document
+        self.stacks.clear()
+        for stack in self.undo_group.stacks():
+            self.undo_group.removeStack(stack)
+        self.current = -1
+        self.image_panel.set_entries(document.entries)
+        self.canvas.set_faces([], None)
+        self.canvas.set_image(None)
+        if len(document):
+            self.go_to(0)
+        else:
+            self.show_problem("No images to show: open a folder or image files (File menu).")
+
+    def step_image(self, delta: int) -> None:
+        rows = self.image_panel.visible_rows() or list(range(len(self.document)))
+        if not rows:
+            return
+        if self.current in rows:
+            k = rows.index(self.current) + delta
+        else:
+            k = next((i for i, r in enumerate(rows) if r > self.current), len(rows)) - (delta < 0)
+        self.go_to(rows[max(0, min(len(rows) - 1, k))])
+
+    def go_to(self, index: int) -> None:
+        if not (0 <= index < len(self.document)) or index == self.current:
+            return
+        self.autosave_current()
+        self.current = index
+        self.switch_time = time.perf_counter()
+        entry = self.entry
+        problems = self.document.load_annotations(entry, self.num_points())
+        if problems:
+            self.show_problem("Annotation problem: " + "; ".join(problems))
+        self.undo_group.setActiveStack(self.stack_for(index))
+        self.image_panel.set_current(index)
+        self.canvas.active, self.canvas.selection = -1, set()
+        self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})")
+        image = self.images.get(entry.path)
+        self.canvas.set_image(image)
+        if image is None and entry.error and entry.size is None:
+            self.show_problem(entry.error)
+        self.refresh(entry)
+        self.request(index, NOW)
+        for k in range(1, PREDICT_AHEAD + 1):
+            if index + k < len(self.document):
+                self.request(index + k, AHEAD)
+
+    def request(self, index: int, priority: int, batch: bool = False) -> bool:
+        """Ask the worker for a picture and/or its prediction; False when nothing is needed."""
+        entry = self.document.entries[index]
+        if entry.error and entry.size is None and priority != NOW:
+            return False
+        if priority != NOW:
+            self.document.load_annotations(entry, self.num_points())
+        need_image = entry.path not in self.images and priority != BATCH
+        need_predict = self.predictor is not None and not entry.predicted
+        if not (need_image or need_predict):
+            return False
+        faces = entry.faces
+        if faces:
+            todo = [f for f in faces if f.result is None] or faces
+            job = Job(priority, path=entry.path, boxes=[f.box.copy() for f in todo], uids=[f.uid for f in todo],
+                      versions=[f.box_version for f in todo])
+        else:
+            job = Job(priority, path=entry.path)
+        job.want_image, job.predict = need_image, need_predict
+        self.worker.submit(job)
+        self._update_busy()
+        return True
+
+    # --- worker results -----------------------------------------------------------------------
+    def _image_loaded(self, path: Path, image: np.ndarray) -> None:
+        self.images[path] = image
+        self.images.move_to_end(path)
+        while len(self.images) > GUI_CACHE:
+            self.images.popitem(last=False)
+        for i, e in enumerate(self.document.entries):
+            if e.path == path:
+                e.size = (image.shape[1], image.shape[0])
+                if i == self.current:
+                    self.canvas.set_image(image)
+                    self.update_overlays()
+        self._update_busy()
+
+    def _image_failed(self, path: Path, message: str) -> None:
+        for i, e in enumerate(self.document.entries):
+            if e.path == path:
+                e.error = message
+                self.image_panel.update_entry(i, e)
+                if i == self.current:
+                    self.canvas.set_image(None)
+                    self.show_problem(message)
+        if self.batch is not None:
+            self._batch_progress(path)
+        self._update_busy()
+
+    def _predicted(self, job: Job, results: list, seconds: float) -> None:
+        if job.generation != self.worker.generation:
+            return
+        for i, e in enumerate(self.document.entries):
+            if e.path != job.path:
+                continue
+            self.document.apply_prediction(e, job.uids, job.versions, results)
+            self.image_panel.update_entry(i, e)
+            if i == self.current:
+                self.refresh(e)
+                if self.switch_time is not None:
+                    self.last_latency = time.perf_counter() - self.switch_time
+                    self.switch_time = None
+                ms = f"{seconds * 1000:.0f} ms model" + (
+                    f", {self.last_latency * 1000:.0f} ms to screen" if self.last_latency else "")
+                if not e.faces:
+                    self.statusBar().showMessage(
+                        f"No face found in {e.path.name} ({ms}). Press B and drag a box around a face.", 10000)
+                else:
+                    self.statusBar().showMessage(f"{len(e.faces)} face(s) in {e.path.name} ({ms})", 5000)
+        if self.batch is not None:
+            self._batch_progress(job.path)
+        self._update_busy()
+
+    def _predict_failed(self, job: Job, message: str) -> None:
+        for i, e in enumerate(self.document.entries):
+            if e.path == job.path:
+                e.error = message
+                self.image_panel.update_entry(i, e)
+                if i == self.current:
+                    self.show_problem(message)
+        if self.batch is not None:
+            self._batch_progress(job.path)
+        self._update_busy()
+
+    def _model_loaded(self, predictor: Any, generation: int) -> None:
+        if generation != self.worker.generation:
+            return
+        self.predictor, self.model_error = predictor, None
+        dev = str(getattr(predictor, "device", "cpu"))
+        where = "GPU" if dev.startswith("cuda") else "CPU"
+        self.status_model.setText(f"Model: {predictor.name} ({where})")
+        self.status_model.setToolTip(str(getattr(predictor, "path", "")))
+        self.refine_panel.set_steps(int(predictor.config.steps))
+        self.heat_panel.landmark.setRange(1, int(predictor.config.num_points))
+        self.document.forget_predictions()
+        for i, e in enumerate(self.document.entries):
+            self.image_panel.update_entry(i, e)
+        if self.entry is not None:
+            self.refresh(self.entry)
+            self.switch_time = time.perf_counter()
+            self.request(self.current, NOW)
+            for k in range(1, PREDICT_AHEAD + 1):
+                if self.current + k < len(self.document):
+                    self.request(self.current + k, AHEAD)
+
+    def _model_failed(self, message: str, generation: int) -> None:
+        if generation != self.worker.generation:
+            return
+        self.model_error = message
+        if self.predictor is None:
+            self.status_model.setText("Model: none")
+        self.status_model.setToolTip(message)
+        if self.predictor is not None:
+            self.status_model.setText(f"Model: {self.predictor.name} (kept)")
+            self.show_problem(f"Model not loaded: {message}. Still using {self.predictor.name}.")
+            if self.entry is not None:
+                self.request(self.current, NOW)
+            return
+        self.show_problem(f"Model not loaded: {message}. You can still open, edit and save annotations; "
+                          "Model → Load checkpoint… to try another file.")
+
+    def _update_busy(self) -> None:
+        n = self.worker.pending()
+        busy = self.worker.busy_path is not None or n
+        self.status_busy.setText(f"working… {n} queued" if busy else "")
+
+    # --- refresh ------------------------------------------------------------------------------
+    def refresh(self, entry: ImageEntry) -> None:
+        """Redraw after any change to an entry (edits, undo, predictions)."""
+        i = self.document.entries.index(entry) if entry in self.document.entries else -1
+        if i >= 0:
+            self.image_panel.update_entry(i, entry)
+        if i == self.current:
+            self.canvas.set_faces(entry.faces, self.layout)
+            self.update_overlays()
+
+    def _toggle_ghost(self) -> None:
+        self.canvas.show_ghost = self.ghost_action.isChecked()
+        if self.entry:
+            self.refresh(self.entry)
+
+    def step_refinement(self, delta: int) -> None:
+        if not self.docks["Refinement"].isVisible():
+            self.docks["Refinement"].show()
+        s = self.refine_panel.slider
+        s.setValue(max(s.minimum(), min(s.maximum(), s.value() + delta)))
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self.confirm_close():
+            event.ignore()
+            return
+        self._save_layout()
+        self.worker.stop()
+        event.accept()
+

@@ -1,0 +1,106 @@
+"""What the DRR panels draw on the canvas for the selected face: the conv8 heatmap, the
+initialisation (Ŝ, S0) and one refinement step with its displacement arrows and SIP boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from .document import Face
+
+SHAT_COLOR = (255, 70, 70)
+S0_COLOR = (80, 255, 120)
+STEP_COLOR = (0, 230, 255)
+ARROW_COLOR = (255, 240, 60)
+BOX_COLOR = (120, 200, 255)
+
+
+def step_shapes(result) -> list[np.ndarray]:
+    """The sequence the step control walks: Ŝ, S0, S1 .. SK."""
+    return [np.asarray(result.s_hat, float)] + [np.asarray(s, float) for s in result.steps]
+
+
+def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean displacement |S^k - S^(k-1)| for k = 1..K, and the mean error of Ŝ, S0..SK to a
+    human reference shape (None without one), both in picture pixels."""
+    steps = np.asarray(result.steps, float)
+    disp = np.linalg.norm(np.diff(steps, axis=0), axis=-1).mean(-1)
+    if reference is None or np.shape(reference) != steps.shape[1:]:
+        return disp, None
+    seq = np.stack(step_shapes(result))
+    return disp, np.linalg.norm(seq - np.asarray(reference, float), axis=-1).mean(-1)
+
+
+class OverlayMixin:
+    """Needs: self.canvas, self.docks, the three DRR panels, self.entry, self.predictor."""
+
+    def overlay_face(self) -> Face | None:
+        """The face the panels describe: the selected one, else the first with a result."""
+        e = self.entry
+        if e is None:
+            return None
+        if 0 <= self.canvas.active < len(e.faces):
+            return e.faces[self.canvas.active]
+        return next((f for f in e.faces if f.result is not None), None)
+
+    def update_overlays(self) -> None:
+        c = self.canvas
+        c.clear_overlay()
+        face = self.overlay_face()
+        res = face.result if face is not None else None
+        lines = self.layout.lines() if self.layout else []
+        self._draw_heatmap(res)
+        if self.docks["Initialisation"].isVisible():
+            self.init_panel.set_result(res, lines)
+            if res is not None:
+                if self.init_panel.show_s0.isChecked():
+                    c.add_shape(res.s0, S0_COLOR, size=4, style=Qt.PenStyle.DashLine)
+                if self.init_panel.show_shat.isChecked():
+                    c.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
+        panel = self.refine_panel
+        if not self.docks["Refinement"].isVisible():
+            return
+        if res is None:
+            panel.set_curves(None, None)
+            return
+        disp, err = step_curves(res, face.reference())
+        panel.set_curves(disp, err)
+        if not panel.enabled.isChecked():
+            return
+        seq = step_shapes(res)
+        v = min(panel.slider.value(), len(seq) - 1)
+        if v >= 2 and panel.show_boxes.isChecked():
+            # step k pools SIP features around S^(k-1): draw those boxes
+            c.add_boxes(seq[v - 1], float(res.sip_box_image), BOX_COLOR)
+        c.add_shape(seq[v], SHAT_COLOR if v == 0 else STEP_COLOR, symbol="x" if v == 0 else "o", size=6,
+                    lines=v > 0)
+        if v >= 1:
+            c.add_arrows(seq[v - 1], seq[v], ARROW_COLOR)
+        text = f"Step {panel.step_name(v)}"
+        if v >= 2:
+            text += f": mean displacement {disp[v - 2]:.2f} px"
+        if err is not None:
+            text += f", error to annotation {err[v]:.2f} px"
+        panel.label.setText(text + "   ([ and ] to step)")
+
+    def _draw_heatmap(self, res) -> None:
+        panel = self.heat_panel
+        if res is None or not self.docks["Heatmaps"].isVisible() or not panel.show_box.isChecked():
+            self.canvas.set_heatmap(None)
+            if res is None:
+                panel.info.setText("No model result for this face yet.")
+            return
+        maps = np.asarray(res.heatmaps)
+        k = panel.landmark_index()
+        if k is not None and not 0 <= k < len(maps):
+            k = None
+        heat = maps.max(0) if k is None else maps[k]
+        size = self.predictor.config.input_size if self.predictor is not None else maps.shape[-1]
+        self.canvas.set_heatmap(heat, res.crop_to_image, size / maps.shape[-1])
+        self.canvas.set_heat_opacity(panel.opacity.value() / 100)
+        if k is None:
+            panel.info.setText(f"Max over all {len(maps)} conv8 maps, each normalised to its peak.")
+        else:
+            names = self.layout.point_names() if self.layout else []
+            name = names[k] if k < len(names) else ""
+            panel.info.setText(f"Landmark {k + 1} ({name}): peak probability {float(maps[k].max()):.3f}")

@@ -1,0 +1,285 @@
+"""Dock panels: the image list, and the three views of what DRR does (heatmaps,
+initialisation, refinement). They show state and emit the user's choices; the main window
+draws the matching overlays on the canvas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .document import ERROR_STATUS, ImageEntry, Status
+
+STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
+                Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050"}
+FILTERS = ["all", Status.PENDING.value, Status.PREDICTED.value, Status.CORRECTED.value,
+           Status.APPROVED.value, ERROR_STATUS]
+
+
+class ImageListPanel(QWidget):
+    """Every image with its status; the filter hides rows but keeps indices stable."""
+
+    imageChosen = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = QComboBox()
+        self.filter.addItems(FILTERS)
+        self.filter.setToolTip("Show only images with this status")
+        self.list = QListWidget()
+        self.count = QLabel()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Show:"))
+        row.addWidget(self.filter, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.list, 1)
+        lay.addWidget(self.count)
+        self.filter.currentTextChanged.connect(lambda _: self.apply_filter())
+        self.list.currentRowChanged.connect(self._chosen)
+        self._updating = False
+
+    def set_entries(self, entries: list[ImageEntry]) -> None:
+        self._updating = True
+        self.list.clear()
+        for e in entries:
+            item = QListWidgetItem(e.path.name)
+            item.setToolTip(str(e.path))
+            self.list.addItem(item)
+            self._style(item, e)
+        self._updating = False
+        self.apply_filter()
+
+    def update_entry(self, index: int, entry: ImageEntry) -> None:
+        item = self.list.item(index)
+        if item is not None:
+            self._style(item, entry)
+            item.setHidden(not self._passes(entry.status))
+        self._count()
+
+    def _style(self, item: QListWidgetItem, e: ImageEntry) -> None:
+        status = e.status
+        marker = "*" if e.dirty else ""
+        item.setText(f"{e.path.name}{marker}   [{status}]")
+        item.setForeground(QBrush(QColor(STATUS_COLOR.get(status, "#ffffff"))))
+        item.setData(Qt.ItemDataRole.UserRole, status)
+        item.setToolTip(f"{e.path}\n{e.error}" if e.error else str(e.path))
+
+    def _passes(self, status: str) -> bool:
+        f = self.filter.currentText()
+        return f == "all" or f == status
+
+    def apply_filter(self) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            item.setHidden(not self._passes(item.data(Qt.ItemDataRole.UserRole)))
+        self._count()
+
+    def _count(self) -> None:
+        shown = sum(not self.list.item(i).isHidden() for i in range(self.list.count()))
+        self.count.setText(f"{shown} of {self.list.count()} images")
+
+    def visible_rows(self) -> list[int]:
+        return [i for i in range(self.list.count()) if not self.list.item(i).isHidden()]
+
+    def set_current(self, index: int) -> None:
+        self._updating = True
+        self.list.setCurrentRow(index)
+        self._updating = False
+
+    def _chosen(self, row: int) -> None:
+        if not self._updating and row >= 0:
+            self.imageChosen.emit(row)
+
+
+class HeatmapPanel(QWidget):
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.show_box = QCheckBox("Show heatmap")
+        self.show_box.setChecked(True)
+        self.mode = QComboBox()
+        self.mode.addItems(["max over all landmarks", "chosen landmark"])
+        self.landmark = QSpinBox()
+        self.landmark.setRange(1, 68)
+        self.landmark.setToolTip("Landmark number (1-based); clicking a point selects its map")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(55)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.show_box)
+        lay.addWidget(self.mode)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Landmark"))
+        row.addWidget(self.landmark, 1)
+        lay.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Opacity"))
+        row.addWidget(self.opacity, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.info)
+        lay.addStretch(1)
+        for sig in (self.show_box.toggled, self.mode.currentIndexChanged, self.landmark.valueChanged,
+                    self.opacity.valueChanged):
+            sig.connect(lambda *_: self.changed.emit())
+
+    def choose_landmark(self, index: int) -> None:
+        """Clicking a point on the canvas shows that point's map."""
+        self.mode.setCurrentIndex(1)
+        self.landmark.setValue(index + 1)
+
+    def landmark_index(self) -> int | None:
+        return None if self.mode.currentIndex() == 0 else self.landmark.value() - 1
+
+
+def shape_thumbnail(points: np.ndarray, lines: list[tuple[int, int]], chosen: bool, size: int = 72) -> QPixmap:
+    pix = QPixmap(size, size)
+    pix.fill(QColor(40, 40, 46) if not chosen else QColor(30, 70, 40))
+    p = np.asarray(points, float)
+    lo, hi = p.min(0), p.max(0)
+    s = (size - 10) / max(float((hi - lo).max()), 1e-6)
+    q = (p - (lo + hi) / 2) * s + size / 2
+    painter = QPainter(pix)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor(80, 255, 120) if chosen else QColor(200, 200, 200), 1))
+    for a, b in lines:
+        painter.drawLine(int(q[a, 0]), int(q[a, 1]), int(q[b, 0]), int(q[b, 1]))
+    if not lines:
+        for x, y in q:
+            painter.drawPoint(int(x), int(y))
+    painter.end()
+    return pix
+
+
+class InitPanel(QWidget):
+    """Ŝ (argmax of the heatmaps), the chosen candidate S0 and the candidate gallery."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.show_shat = QCheckBox("Draw Ŝ (argmax shape, red x)")
+        self.show_s0 = QCheckBox("Draw S0 (chosen candidate, green)")
+        self.show_shat.setChecked(True)
+        self.show_s0.setChecked(True)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(72, 72))
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setSpacing(2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.show_shat)
+        lay.addWidget(self.show_s0)
+        lay.addWidget(self.info)
+        lay.addWidget(QLabel("Candidates, nearest to Ŝ first (chosen one in green):"))
+        lay.addWidget(self.gallery, 1)
+        self.show_shat.toggled.connect(lambda *_: self.changed.emit())
+        self.show_s0.toggled.connect(lambda *_: self.changed.emit())
+        self._key = None
+
+    def set_result(self, result, lines: list[tuple[int, int]]) -> None:
+        key = id(result)
+        if key == self._key:
+            return
+        self._key = key
+        self.gallery.clear()
+        if result is None:
+            self.info.setText("No model result for the selected face.")
+            return
+        cands = np.asarray(getattr(result, "candidates", np.zeros((0, 1, 2))))
+        dist = np.asarray(getattr(result, "candidate_distances", np.zeros(len(cands))))
+        chosen = int(getattr(result, "candidate_index", -1))
+        if chosen < 0:
+            self.info.setText("Initialised with the mean shape (no candidate set).")
+        else:
+            self.info.setText(f"Chosen candidate #{chosen + 1} of {len(cands)}, "
+                              f"distance to Ŝ {dist[chosen]:.1f} crop px.")
+        for i in np.argsort(dist, kind="stable") if len(dist) == len(cands) else range(len(cands)):
+            d = f"{dist[i]:.1f}" if i < len(dist) else "?"
+            item = QListWidgetItem(QIcon(shape_thumbnail(cands[i], lines, i == chosen)), f"#{i + 1} d={d}")
+            if i == chosen:
+                item.setText(f"★#{i + 1} d={d}")
+            self.gallery.addItem(item)
+
+
+class RefinePanel(QWidget):
+    """Step control Ŝ, S0, S1..SK and the per-step plot."""
+
+    stepChanged = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled = QCheckBox("Show the refinement step")
+        self.enabled.setChecked(True)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 9)
+        self.slider.setPageStep(1)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.label = QLabel()
+        self.show_boxes = QCheckBox("SIP pooling boxes")
+        self.show_boxes.setChecked(True)
+        self.plot = pg.PlotWidget(background=(30, 30, 34))
+        self.plot.setMinimumHeight(140)
+        self.plot.setLabel("bottom", "step")
+        self.plot.addLegend(offset=(-5, 5))
+        self.disp_curve = self.plot.plot(pen=pg.mkPen((90, 170, 255), width=2), symbol="o", symbolSize=5,
+                                         name="mean displacement (px)")
+        self.err_curve = self.plot.plot(pen=pg.mkPen((255, 120, 80), width=2), symbol="s", symbolSize=5,
+                                        name="error to annotation (px)")
+        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255, 120)))
+        self.plot.addItem(self.marker)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.enabled)
+        lay.addWidget(self.slider)
+        lay.addWidget(self.label)
+        lay.addWidget(self.show_boxes)
+        lay.addWidget(self.plot, 1)
+        self.slider.valueChanged.connect(self._changed)
+        self.enabled.toggled.connect(lambda *_: self.stepChanged.emit(self.slider.value()))
+        self.show_boxes.toggled.connect(lambda *_: self.stepChanged.emit(self.slider.value()))
+        self._changed(self.slider.value())
+
+    @staticmethod
+    def step_name(value: int) -> str:
+        return "Ŝ (argmax)" if value == 0 else f"S{value - 1}"
+
+    def set_steps(self, k: int) -> None:
+        """k refinement steps: positions Ŝ, S0 .. Sk."""
+        if self.slider.maximum() != k + 1:
+            self.slider.setRange(0, k + 1)
+
+    def _changed(self, value: int) -> None:
+        self.label.setText(f"Step: {self.step_name(value)}   ([ and ] to step)")
+        self.marker.setValue(value - 1)
+        self.stepChanged.emit(value)
+
+    def set_curves(self, displacement: np.ndarray | None, error: np.ndarray | None) -> None:
+        """displacement[k-1] = mean |S^k - S^(k-1)| for k = 1..K; error for Ŝ, S0..SK."""
+        if displacement is None:
+            self.disp_curve.setData([], [])
+        else:
+            self.disp_curve.setData(np.arange(1, len(displacement) + 1), displacement)
+        if error is None:
+            self.err_curve.setData([], [])
+        else:
+            self.err_curve.setData(np.arange(len(error)) - 1, error)  # Ŝ sits at x = -1

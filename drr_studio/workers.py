@@ -1,0 +1,206 @@
+"""Background work: decoding pictures, loading checkpoints and running the model.
+
+The Qt event loop never waits on any of it. `PredictionWorker` is one long-lived thread with a
+priority queue (the image on screen first, then predict-ahead, then batch jobs); its results come
+back as queued signals. `GeneratorWorker` runs any generator in a thread, reports what it yields
+and stops between two yields when cancelled, like napari's `thread_worker`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from model.images import ImageError, read_image
+
+NOW, AHEAD, BATCH = 0, 1, 2  # job priorities
+_seq = itertools.count()
+
+
+@dataclass(order=True)
+class Job:
+    priority: int
+    seq: int = field(default_factory=lambda: next(_seq))
+    path: Path = field(default=Path(), compare=False)
+    boxes: list[np.ndarray] | None = field(default=None, compare=False)  # None = run the detector
+    uids: list[int] | None = field(default=None, compare=False)  # faces the boxes belong to
+    versions: list[int] | None = field(default=None, compare=False)
+    want_image: bool = field(default=True, compare=False)
+    predict: bool = field(default=True, compare=False)
+    generation: int = field(default=0, compare=False)  # which loaded model the job is for
+
+
+def default_factory(checkpoint: Path | None) -> Any:
+    """Import lazily: torch takes seconds to import and must not delay the first window."""
+    from model.predict import Predictor
+
+    return Predictor.load(checkpoint=checkpoint)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user; our own error types already carry the file name and reason."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, ValueError) and text:
+        return text
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+class PredictionWorker(QThread):
+    imageLoaded = Signal(object, object)  # path, RGB array
+    imageFailed = Signal(object, str)  # path, message
+    predicted = Signal(object, object, float)  # job, list of results, seconds
+    predictFailed = Signal(object, str)  # job, message
+    modelLoaded = Signal(object, int)  # predictor, generation
+    modelFailed = Signal(str, int)  # message, generation
+
+    def __init__(self, factory: Callable[[Path | None], Any] = default_factory, cache_size: int = 4) -> None:
+        super().__init__()
+        self._factory = factory
+        self._cond = threading.Condition()
+        self._jobs: list[Job] = []
+        self._model_request: tuple[Path | None, int] | None = None
+        self._stop = False
+        self._predictor: Any = None
+        self.generation = 0
+        self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self.busy_path: Path | None = None
+
+    # --- called from the GUI thread ---------------------------------------------------------
+    def load_model(self, checkpoint: Path | None) -> int:
+        with self._cond:
+            self.generation += 1
+            self._model_request = (checkpoint, self.generation)
+            self._cond.notify()
+            return self.generation
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            # one pending job per picture and kind: a newer request replaces an older one
+            self._jobs = [j for j in self._jobs if not (j.path == job.path and j.predict == job.predict
+                                                         and j.uids == job.uids)]
+            if job.generation == 0:
+                job.generation = self.generation
+            self._jobs.append(job)
+            self._jobs.sort()
+            self._cond.notify()
+
+    def cancel(self, predicate: Callable[[Job], bool] = lambda j: True) -> int:
+        with self._cond:
+            before = len(self._jobs)
+            self._jobs = [j for j in self._jobs if not predicate(j)]
+            return before - len(self._jobs)
+
+    def pending(self, predicate: Callable[[Job], bool] = lambda j: True) -> int:
+        with self._cond:
+            return sum(1 for j in self._jobs if predicate(j))
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._jobs.clear()
+            self._cond.notify()
+        self.wait(5000)
+
+    # --- the thread -------------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and not self._jobs and self._model_request is None:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                request, self._model_request = self._model_request, None
+                job = self._jobs.pop(0) if request is None else None
+                self.busy_path = job.path if job else None
+            if request is not None:
+                self._load(*request)
+            elif job is not None:
+                self._run_job(job)
+            self.busy_path = None
+
+    def _load(self, checkpoint: Path | None, generation: int) -> None:
+        try:
+            predictor = self._factory(checkpoint)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, the app goes on
+            # the previous model (if any) stays in use: a bad file must not stop the work
+            self.modelFailed.emit(describe_error(exc), generation)
+            return
+        self._predictor = predictor
+        self.modelLoaded.emit(predictor, generation)
+
+    def _image(self, path: Path) -> np.ndarray:
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        image = read_image(path)
+        image.setflags(write=False)  # shared with the GUI thread: nobody may change it
+        self._cache[path] = image
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return image
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            image = self._image(job.path)
+        except ImageError as exc:
+            self.imageFailed.emit(job.path, str(exc))
+            return
+        except (OSError, MemoryError, ValueError) as exc:
+            self.imageFailed.emit(job.path, f"{job.path}: {describe_error(exc)}")
+            return
+        if job.want_image:
+            self.imageLoaded.emit(job.path, image)
+        predictor = self._predictor
+        if not job.predict or predictor is None or job.generation != self.generation:
+            return
+        t0 = time.perf_counter()
+        try:
+            boxes = None if job.boxes is None else [np.asarray(b, dtype=np.float64) for b in job.boxes]
+            results = predictor.inference(image, boxes=boxes)
+        except Exception as exc:  # noqa: BLE001 - a model failure on one picture is a message
+            self.predictFailed.emit(job, f"{job.path.name}: prediction failed ({describe_error(exc)})")
+            return
+        self.predicted.emit(job, list(results), time.perf_counter() - t0)
+
+
+class GeneratorWorker(QThread):
+    """Run `fn(*args)` (a generator) in a thread; `yielded` reports progress, `quit_soon()`
+    stops it at the next yield."""
+
+    yielded = Signal(object)
+    done = Signal(object)  # the generator's return value, or None when cancelled
+    errored = Signal(str)
+
+    def __init__(self, fn: Callable[..., Generator], *args: Any) -> None:
+        super().__init__()
+        self._fn, self._args = fn, args
+        self._abort = threading.Event()
+        self.cancelled = False
+
+    def quit_soon(self) -> None:
+        self._abort.set()
+
+    def run(self) -> None:
+        gen = self._fn(*self._args)
+        try:
+            while True:
+                if self._abort.is_set():
+                    gen.close()
+                    self.cancelled = True
+                    self.done.emit(None)
+                    return
+                self.yielded.emit(next(gen))
+        except StopIteration as stop:
+            self.done.emit(stop.value)
+        except Exception as exc:  # noqa: BLE001 - reported to the user as one line
+            self.errored.emit(describe_error(exc))
