@@ -1,0 +1,114 @@
+"""drr-predict: landmarks for pictures, one iBUG .pts per face (and the whole trace with --trace)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError
+from .images import ImageError, is_image_file, list_images, read_image
+from .predict import FaceResult, Predictor
+from .pts import write_pts
+
+
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
+    files, problems = [], []
+    for it in items:
+        p = Path(it)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                problems.append(f"{p}: no pictures in this folder")
+            files += found
+        elif p.is_file():
+            files.append(p) if is_image_file(p) else problems.append(f"{p}: not a picture file (by its suffix)")
+        else:
+            problems.append(f"{p}: no such file or folder")
+    return files, problems
+
+
+def read_boxes(path: str) -> dict[str, list[np.ndarray]]:
+    """boxes.json: {"file name": [x0, y0, x1, y1]} or {"file name": [[...], [...]]}."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the boxes file ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping file names to boxes")
+    out = {}
+    for name, v in raw.items():
+        arr = np.asarray(v, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] != 4 or not np.isfinite(arr).all():
+            raise ValueError(f"{path}: box for {name!r} is not [x0, y0, x1, y1]")
+        if ((arr[:, 2] <= arr[:, 0]) | (arr[:, 3] <= arr[:, 1])).any():
+            raise ValueError(f"{path}: box for {name!r} has x1 <= x0 or y1 <= y0")
+        out[name] = list(arr)
+    return out
+
+
+def save_trace(path: Path, r: FaceResult) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, box=r.box, points=r.points, s_hat=r.s_hat, s0=r.s0, steps=r.steps,
+                        candidate_index=r.candidate_index, candidate_distances=r.candidate_distances,
+                        candidates=r.candidates, heatmaps=r.heatmaps.astype(np.float16),
+                        crop_to_image=r.crop_to_image, sip_box_image=r.sip_box_image)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="drr-predict", description=__doc__)
+    ap.add_argument("images", nargs="+", help="pictures or folders of pictures")
+    ap.add_argument("--out", required=True, help="folder for the .pts files")
+    ap.add_argument("--boxes", help="JSON mapping a file name to its face box [x0, y0, x1, y1] (pixels)")
+    ap.add_argument("--checkpoint", help="default: the shipped model")
+    ap.add_argument("--device", choices=["cpu", "cuda"])
+    ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
+    a = ap.parse_args(argv)
+    try:
+        predictor = Predictor.load(a.checkpoint, a.device)
+        boxes = read_boxes(a.boxes) if a.boxes else None
+    except (CheckpointError, ValueError) as exc:
+        print(f"drr-predict: {exc}", file=sys.stderr)
+        return 2
+    files, problems = expand_inputs(a.images)
+    for p in problems:
+        print(f"drr-predict: {p}", file=sys.stderr)
+    out = Path(a.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"drr-predict: {out}: cannot create the output folder ({exc.strerror})", file=sys.stderr)
+        return 2
+    failed, faces = len(problems), 0
+    for f in tqdm(files, desc="predicting", unit="image"):
+        try:
+            img = read_image(f)
+            if boxes is not None and f.name not in boxes:
+                raise ImageError(f"{f}: no box for it in {a.boxes}")
+            results = predictor.inference(img, boxes[f.name] if boxes is not None else None)
+            if not results:
+                raise ImageError(f"{f}: no face found")
+            for i, r in enumerate(results):
+                stem = f.stem if len(results) == 1 else f"{f.stem}_{i + 1}"
+                write_pts(out / f"{stem}.pts", r.points)
+                if a.trace:
+                    save_trace(out / f"{stem}.trace.npz", r)
+            faces += len(results)
+        except (ImageError, OSError) as exc:
+            failed += 1
+            tqdm.write(f"drr-predict: {exc}", file=sys.stderr)
+    done = len(files) - (failed - len(problems))
+    print(f"drr-predict: {faces} faces from {done} pictures written to {out}"
+          + (f"; {failed} problems (see above)" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""drr-train: train a DRR model, or fine-tune one (--init), with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError
+from .config import PRESETS
+from .data import find_samples, read_name_list, split_by_names
+from .train import TrainOptions, train
+
+DEFAULT_SPLIT = Path(__file__).resolve().parent.parent / "resources" / "val_split.txt"
+
+
+def split_samples(samples, val_split: str | None, val_fraction: float, seed: int):
+    """A committed name list when it matches the data, else a fixed fraction by sorted name."""
+    if val_split and Path(val_split).is_file():
+        train_s, val_s = split_by_names(samples, read_name_list(val_split))
+        if val_s:
+            return train_s, val_s
+    if val_fraction <= 0 or len(samples) < 2:
+        return samples, []
+    ordered = sorted(samples, key=lambda s: s.name)
+    step = max(2, round(1 / val_fraction))
+    val_names = {s.name for s in ordered[::step]}
+    return split_by_names(samples, val_names)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="drr-train", description=__doc__)
+    ap.add_argument("--data", nargs="+", default=["../shared/data/300w_train"],
+                    help="folders of pictures with same-stem iBUG .pts (searched recursively)")
+    ap.add_argument("--out", default="runs/default", help="folder for best.pt, last.pt and log.jsonl")
+    ap.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    ap.add_argument("--input-size", type=int, help="crop side (multiple of 4), e.g. 128 or 256")
+    ap.add_argument("--width", type=float, help="backbone width multiplier")
+    ap.add_argument("--lstm-hidden", type=int)
+    ap.add_argument("--no-recurrent", action="store_true", help="regress from SIP features only (Table IX)")
+    ap.add_argument("--mean-init", action="store_true", help="start from the mean shape (Table X)")
+    ap.add_argument("--sip-deconv6", action="store_true", help="pool from deconv6 + deconv7 (Table XIV)")
+    ap.add_argument("--candidates", type=int, help="number of k-means candidate shapes (default 50)")
+    ap.add_argument("--init", help="fine-tune from this checkpoint (its architecture is kept)")
+    ap.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="time budget; the LR schedule fits it")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--heatmap-weight", type=float, default=1.0)
+    ap.add_argument("--regression-weight", type=float, default=100.0)
+    ap.add_argument("--train-layers", choices=["all", "refiner"], default="all")
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--val-split", default=str(DEFAULT_SPLIT), help="file of held-out names")
+    ap.add_argument("--val-fraction", type=float, default=0.1,
+                    help="held-out fraction when the split file does not match the data")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=0)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    overrides = {k: v for k, v in {"input_size": a.input_size, "width": a.width, "lstm_hidden": a.lstm_hidden,
+                                    "num_candidates": a.candidates}.items() if v is not None}
+    if a.no_recurrent:
+        overrides["recurrent"] = False
+    if a.mean_init:
+        overrides["init"] = "mean"
+    if a.sip_deconv6:
+        overrides["sip_deconv6"] = True
+    samples, problems = find_samples(a.data)
+    for p in problems:
+        print(f"skipped: {p}", file=sys.stderr)
+    if not samples:
+        print(f"drr-train: no pictures with .pts files found in {', '.join(a.data)}", file=sys.stderr)
+        return 2
+    train_s, val_s = split_samples(samples, a.val_split, a.val_fraction, a.seed)
+    print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
+    opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
+                        epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr,
+                        heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
+                        train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
+                        device=a.device, threads=a.threads)
+    bar = None
+
+    def progress(ev: dict) -> None:
+        nonlocal bar
+        if ev["event"] == "step":
+            if bar is None or bar.desc != f"epoch {ev['epoch']}/{ev['epochs']}":
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=ev["batches"], desc=f"epoch {ev['epoch']}/{ev['epochs']}", unit="batch",
+                           dynamic_ncols=True)
+            bar.update(1)
+            bar.set_postfix(loss=f"{ev['loss']:.3f}", conv8=f"{ev['conv8']:.2f}",
+                            faces_s=f"{ev['faces_per_s']:.1f}", min=f"{ev['minutes']:.1f}")
+        else:
+            if bar is not None:
+                bar.close()
+                bar = None
+            steps = ev.get("val_steps")
+            msg = f"epoch {ev['epoch']}: loss {ev['loss']:.3f}, {ev['minutes']:.1f} min"
+            if steps:
+                msg += f", val NME {ev['val_nme']:.2f}% (" + " ".join(f"{k} {v:.2f}" for k, v in steps.items()) + ")"
+            tqdm.write(msg)
+
+    try:
+        res = train(opts, train_s, val_s, progress)
+    except (CheckpointError, ValueError) as exc:
+        print(f"drr-train: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ndrr-train: interrupted; the last completed epoch is in " + str(Path(a.out) / "last.pt"), file=sys.stderr)
+        return 130
+    print(f"drr-train: best checkpoint {res.best_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

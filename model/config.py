@@ -1,0 +1,56 @@
+"""The architecture configuration: everything needed to rebuild a network from a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class DRRConfig:
+    backbone: str = "small"  # "vgg19", "vgg-s" or "small" (VGG-S shape, narrower)
+    width: float = 0.125  # width multiplier of the backbone (1.0 = paper widths)
+    input_size: int = 128  # crop side in pixels, divisible by 4
+    num_points: int = 68
+    num_candidates: int = 50
+    steps: int = 8  # K refinement steps
+    sip_box: float = 0.0  # SIP box side b in input pixels; 0 = 6 * input_size / 256 (paper)
+    sip_deconv6: bool = False  # also pool from deconv6 (paper Table XIV)
+    lstm_hidden: int = 128
+    recurrent: bool = True  # False = regress from F^k alone (paper Table IX)
+    init: str = "candidates"  # "candidates" (nearest k-means shape) or "mean" (Table X)
+    batch_norm: bool = True  # trained from scratch here, without ImageNet weights
+    coord_prior: bool = True  # learned per-landmark position prior in conv8 (see heatmap.py)
+
+    def __post_init__(self) -> None:
+        if self.input_size % 4 or self.input_size < 32:
+            raise ValueError(f"input_size must be a multiple of 4 and >= 32, got {self.input_size}")
+        if self.backbone not in ("vgg19", "vgg-s", "small"):
+            raise ValueError(f"unknown backbone {self.backbone!r} (vgg19, vgg-s, small)")
+        if self.init not in ("candidates", "mean"):
+            raise ValueError(f"unknown init {self.init!r} (candidates, mean)")
+
+    @property
+    def box(self) -> float:
+        return self.sip_box if self.sip_box > 0 else 6.0 * self.input_size / 256.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DRRConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    # The shipped CPU model: VGG-S shape at 1/8 width, 128 input.
+    "default": dict(backbone="small", width=0.125, input_size=128),
+    "small-wide": dict(backbone="small", width=0.25, input_size=128),
+    "vgg-s": dict(backbone="vgg-s", width=1.0, input_size=256),
+    "vgg-s-128": dict(backbone="vgg-s", width=1.0, input_size=128),
+    "vgg19": dict(backbone="vgg19", width=1.0, input_size=256, lstm_hidden=512),
+    "vgg19-128": dict(backbone="vgg19", width=1.0, input_size=128, lstm_hidden=512),
+}

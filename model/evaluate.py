@@ -1,0 +1,192 @@
+"""drr-eval: NME (inter-pupil and inter-ocular) per refinement step, AUC@0.08, failure rate and
+the CED curve of a checkpoint on a folder of annotated pictures."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import geometry
+from .checkpoint import CheckpointError
+from .data import Sample, find_samples, read_name_list
+from .images import ImageError, read_image
+from .layout import layout_for
+from .metrics import auc, ced, failure_rate, nme
+from .predict import Predictor
+
+
+@dataclass
+class Evaluation:
+    names: list[str]
+    # (n, K + 2, p, 2): S_hat, S^0 .. S^K per face, picture coordinates
+    stages: np.ndarray
+    truth: np.ndarray  # (n, p, 2)
+    skipped: list[str] = field(default_factory=list)
+
+    def stage_names(self) -> list[str]:
+        return ["S_hat"] + [f"S{k}" for k in range(self.stages.shape[1] - 1)]
+
+    def errors(self, kind: str = "inter-pupil", stage: int = -1) -> np.ndarray:
+        layout = layout_for(self.truth.shape[1])
+        return nme(self.stages[:, stage], self.truth, layout, kind)
+
+    def summary(self) -> dict:
+        out: dict = {"faces": len(self.names), "skipped": len(self.skipped)}
+        for kind in ("inter-pupil", "inter-ocular"):
+            e = self.errors(kind)
+            out[kind] = {
+                "nme": float(e.mean() * 100), "auc@0.08": auc(e), "failure@0.08": failure_rate(e),
+                "steps": {n: float(self.errors(kind, k).mean() * 100) for k, n in enumerate(self.stage_names())},
+            }
+        return out
+
+
+def match_detection(found: list[tuple[np.ndarray, float]], truth_box: np.ndarray) -> np.ndarray | None:
+    """The detected box whose centre is nearest the annotated face, if it lies on it."""
+    c = (truth_box[:2] + truth_box[2:]) / 2
+    side = max(truth_box[2] - truth_box[0], truth_box[3] - truth_box[1])
+    best = None
+    for b, _ in found:
+        d = np.linalg.norm((b[:2] + b[2:]) / 2 - c)
+        if d < 0.5 * side and (best is None or d < best[0]):
+            best = (d, b)
+    return None if best is None else best[1]
+
+
+def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
+             box_file: dict | None = None, show_progress: bool = True) -> Evaluation:
+    """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector'
+    (dlib, matched to the annotated face; faces it misses are skipped and listed) or 'file'."""
+    names, stages, truth, skipped = [], [], [], []
+    for s in tqdm(samples, desc="evaluating", unit="face", disable=not show_progress):
+        try:
+            img = read_image(s.image)
+        except ImageError as exc:
+            skipped.append(str(exc))
+            continue
+        tb = geometry.box_of_points(s.points)
+        if boxes == "truth":
+            box = tb
+        elif boxes == "file":
+            box = (box_file or {}).get(s.image.name)
+            if box is None:
+                skipped.append(f"{s.image}: no box in the boxes file")
+                continue
+        else:
+            box = match_detection(predictor.detect(img), tb)
+            if box is None:
+                skipped.append(f"{s.image}: no face detected")
+                continue
+        r = predictor.inference(img, [box])[0]
+        names.append(s.name)
+        stages.append(np.concatenate([r.s_hat[None], r.steps]))
+        truth.append(s.points)
+    if not names:
+        raise ValueError("no face could be evaluated")
+    return Evaluation(names, np.stack(stages), np.stack(truth), skipped)
+
+
+def format_table(summary: dict) -> str:
+    rows = ["| stage | inter-pupil NME % | inter-ocular NME % |", "|---|---|---|"]
+    for name in summary["inter-pupil"]["steps"]:
+        rows.append(f"| {name} | {summary['inter-pupil']['steps'][name]:.2f} | {summary['inter-ocular']['steps'][name]:.2f} |")
+    ip, io = summary["inter-pupil"], summary["inter-ocular"]
+    rows.append(f"| AUC@0.08 | {ip['auc@0.08']:.3f} | {io['auc@0.08']:.3f} |")
+    rows.append(f"| failure > 0.08 | {ip['failure@0.08'] * 100:.1f}% | {io['failure@0.08'] * 100:.1f}% |")
+    return "\n".join(rows)
+
+
+def write_ced(curves: dict[str, np.ndarray], csv_path: Path, png_path: Path | None, kind: str) -> None:
+    """CED of one or several methods (name -> per-face errors) as CSV and PNG."""
+    xs = ced(next(iter(curves.values())))[0]
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["error"] + list(curves))
+        cols = [ced(e)[1] for e in curves.values()]
+        for i, x in enumerate(xs):
+            w.writerow([f"{x:.4f}"] + [f"{c[i]:.4f}" for c in cols])
+    if png_path is None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    for name, e in curves.items():
+        x, y = ced(e)
+        ax.plot(x, y, label=f"{name} (NME {e.mean() * 100:.2f}%, AUC {auc(e):.3f})")
+    ax.set_xlabel(f"{kind} normalised error")
+    ax.set_ylabel("fraction of faces")
+    ax.set_xlim(0, 0.08)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="drr-eval", description=__doc__)
+    ap.add_argument("data", nargs="+", help="folders of pictures with same-stem .pts")
+    ap.add_argument("--checkpoint", help="default: the shipped model")
+    ap.add_argument("--names", help="evaluate only these names (e.g. resources/val_split.txt)")
+    ap.add_argument("--boxes", default="truth", help="'truth' (annotation box), 'detector', or a boxes.json")
+    ap.add_argument("--device", choices=["cpu", "cuda"])
+    ap.add_argument("--json", help="write the summary as JSON here")
+    ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")
+    a = ap.parse_args(argv)
+    try:
+        predictor = Predictor.load(a.checkpoint, a.device)
+    except CheckpointError as exc:
+        print(f"drr-eval: {exc}", file=sys.stderr)
+        return 2
+    samples, problems = find_samples(a.data, predictor.config.num_points)
+    for p in problems:
+        print(f"skipped: {p}", file=sys.stderr)
+    if a.names:
+        keep = read_name_list(a.names)
+        samples = [s for s in samples if s.name in keep]
+    if not samples:
+        print(f"drr-eval: no annotated pictures found in {', '.join(a.data)}", file=sys.stderr)
+        return 2
+    box_file = None
+    mode = a.boxes
+    if mode not in ("truth", "detector"):
+        try:
+            box_file = {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(Path(mode).read_text()).items()}
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"drr-eval: {mode}: not a usable boxes file ({exc})", file=sys.stderr)
+            return 2
+        mode = "file"
+    try:
+        ev = evaluate(predictor, samples, mode, box_file)
+    except ValueError as exc:
+        print(f"drr-eval: {exc}", file=sys.stderr)
+        return 2
+    for s in ev.skipped:
+        print(f"skipped: {s}", file=sys.stderr)
+    summary = ev.summary()
+    summary["checkpoint"] = str(predictor.path)
+    summary["boxes"] = a.boxes
+    print(f"{summary['faces']} faces ({summary['skipped']} skipped), checkpoint {predictor.path}")
+    print(format_table(summary))
+    if a.json:
+        Path(a.json).write_text(json.dumps(summary, indent=2))
+    if a.ced:
+        e = ev.errors("inter-pupil")
+        write_ced({predictor.name: e}, Path(a.ced + ".csv"), Path(a.ced + ".png"), "inter-pupil")
+        print(f"CED written to {a.ced}.csv and {a.ced}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Reading pictures robustly: any common format, 8/16-bit, grey, RGBA, EXIF-rotated.
+
+Everything comes back as an RGB uint8 array of shape (H, W, 3); anything unusable raises
+ImageError with the file name and the reason, never a bare OpenCV failure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 120_000_000  # refuse decompression bombs rather than exhaust memory
+
+
+class ImageError(ValueError):
+    """A picture that cannot be used; the message names the file and what is wrong."""
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works for non-ASCII paths too
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes)")
+    # IMREAD_COLOR applies the EXIF orientation, expands grey and drops alpha; ANYDEPTH keeps
+    # 16-bit samples so that we scale them ourselves instead of clipping.
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if img is None:
+        raise ImageError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise ImageError(f"{path}: too large ({img.shape[1]}x{img.shape[0]} pixels)")
+    if img.dtype == np.uint16:
+        img = (img / 257.0).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img.astype(np.float64) * (255.0 if img.max() <= 1.0 else 1.0), 0, 255)
+        img = img.astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Every picture under a folder tree, sorted, hidden files skipped."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and is_image_file(p) and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+    )

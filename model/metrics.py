@@ -1,0 +1,44 @@
+"""Landmark error measures of the paper: NME by inter-pupil / inter-ocular distance, CED, AUC."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layout import Layout
+
+
+def normaliser(gt: np.ndarray, layout: Layout, kind: str = "inter-pupil") -> np.ndarray:
+    """Per-face distance D for (n, p, 2) ground truth: between the eye centres (inter-pupil) or
+    the outer eye corners (inter-ocular)."""
+    gt = np.asarray(gt, dtype=np.float64)
+    if kind == "inter-pupil":
+        a = gt[:, list(layout.right_eye)].mean(1)
+        b = gt[:, list(layout.left_eye)].mean(1)
+    elif kind == "inter-ocular":
+        a, b = gt[:, layout.right_outer_corner], gt[:, layout.left_outer_corner]
+    else:
+        raise ValueError(f"unknown normalisation {kind!r}")
+    return np.maximum(np.linalg.norm(a - b, axis=-1), 1e-6)
+
+
+def nme(pred: np.ndarray, gt: np.ndarray, layout: Layout, kind: str = "inter-pupil") -> np.ndarray:
+    """Per-face mean point-to-point error divided by D, (n,)."""
+    err = np.linalg.norm(np.asarray(pred, dtype=np.float64) - gt, axis=-1).mean(-1)
+    return err / normaliser(gt, layout, kind)
+
+
+def ced(errors: np.ndarray, limit: float = 0.08, bins: int = 161) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative error distribution: thresholds and fraction of faces with error <= threshold."""
+    x = np.linspace(0.0, limit, bins)
+    e = np.sort(np.asarray(errors))
+    return x, np.searchsorted(e, x, side="right") / max(len(e), 1)
+
+
+def auc(errors: np.ndarray, limit: float = 0.08) -> float:
+    """Area under the CED curve up to `limit`, normalised to [0, 1]."""
+    x, y = ced(errors, limit, bins=1001)
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / limit)
+
+
+def failure_rate(errors: np.ndarray, limit: float = 0.08) -> float:
+    return float(np.mean(np.asarray(errors) > limit)) if len(errors) else float("nan")

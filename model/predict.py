@@ -1,0 +1,118 @@
+"""The one front door for inference: Predictor.inference(image, boxes) -> [FaceResult].
+
+Each FaceResult carries the whole trace (conv8 maps, S_hat, candidates and S^0, S^1..S^K)
+mapped back to picture coordinates, so the CLI, the evaluation and the app read one object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import geometry
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import DRRConfig
+from .detect import detect_faces
+from .layout import Layout, layout_for
+from .network import DRR, Trace
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "drr_default.pt"
+
+__all__ = ["Predictor", "FaceResult", "CheckpointError", "DEFAULT_CHECKPOINT"]
+
+
+@dataclass
+class FaceResult:
+    """One face; coordinates are 0-based picture pixels unless said otherwise."""
+
+    box: np.ndarray  # (4,) face box x0, y0, x1, y1
+    points: np.ndarray  # (p, 2) final shape S^K
+    s_hat: np.ndarray  # (p, 2) arg-max shape of conv8
+    s0: np.ndarray  # (p, 2) initial shape
+    steps: np.ndarray  # (K + 1, p, 2) S^0 .. S^K
+    candidate_index: int  # which candidate became S^0; -1 for mean-shape init
+    candidate_distances: np.ndarray  # (N,) L2 distance of each candidate to S_hat, crop pixels
+    candidates: np.ndarray  # (N, p, 2)
+    heatmaps: np.ndarray  # (p, S, S) float32 conv8 probabilities, crop coordinates
+    crop_to_image: np.ndarray  # (2, 3) affine crop -> picture
+    sip_box_image: float  # SIP box side in picture pixels
+    detector_score: float | None = None
+
+
+class Predictor:
+    def __init__(self, model: DRR, path: Path | None = None, meta: dict | None = None,
+                 device: str | None = None) -> None:
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = dev
+        self.model = model.to(dev).eval()
+        self.path = path
+        self.meta = meta or {}
+        self.name = path.stem if path else "untrained"
+        if path is not None and path.resolve() == DEFAULT_CHECKPOINT.resolve():
+            self.name = "default"
+
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Predictor:
+        path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+        if device == "cuda" and not torch.cuda.is_available():
+            raise CheckpointError("--device cuda asked for, but no CUDA device is available")
+        model, blob = load_checkpoint(path)
+        return cls(model, path, blob.get("meta", {}), device)
+
+    @property
+    def config(self) -> DRRConfig:
+        return self.model.cfg
+
+    @property
+    def layout(self) -> Layout:
+        return layout_for(self.model.cfg.num_points)
+
+    def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        return detect_faces(image)
+
+    @torch.inference_mode()
+    def run_crops(self, crops: torch.Tensor) -> Trace:
+        """Network on a batch of crops (B, 3, S, S), RGB 0..255; trace in crop pixels."""
+        return self.model(crops.to(self.device, torch.float32))
+
+    def inference(self, image: np.ndarray, boxes=None, batch_size: int = 8) -> list[FaceResult]:
+        """Landmarks and trace for every face of an RGB uint8 picture. boxes: face boxes
+        [x0, y0, x1, y1] in the network's convention (tight landmark box); None runs the
+        face detector."""
+        if boxes is None:
+            found = self.detect(image)
+            boxes, scores = [b for b, _ in found], [s for _, s in found]
+        else:
+            boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+            scores = [None] * len(boxes)
+        size = self.model.cfg.input_size
+        results: list[FaceResult] = []
+        for start in range(0, len(boxes), batch_size):
+            chunk = boxes[start : start + batch_size]
+            mats = [geometry.crop_matrix(b, size) for b in chunk]
+            crops = np.stack([geometry.warp(image, m, size) for m in mats])
+            trace = self.run_crops(torch.from_numpy(crops).permute(0, 3, 1, 2))
+            results += self._to_results(trace, chunk, mats, scores[start : start + batch_size])
+        return results
+
+    def _to_results(self, trace: Trace, boxes, mats, scores) -> list[FaceResult]:
+        probs = trace.probabilities().cpu().numpy().astype(np.float32)
+        shapes = trace.shapes.float().cpu().numpy()
+        s_hat = trace.s_hat.float().cpu().numpy()
+        dist = np.sqrt(trace.candidate_distances.float().cpu().numpy())
+        cands = self.model.candidates.cpu().numpy()
+        out = []
+        for i, (box, m) in enumerate(zip(boxes, mats)):
+            inv = geometry.invert(m)
+            scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
+            steps = np.stack([geometry.apply(inv, s) for s in shapes[i]])
+            out.append(FaceResult(
+                box=np.asarray(box, dtype=np.float64), points=steps[-1], s_hat=geometry.apply(inv, s_hat[i]),
+                s0=steps[0], steps=steps, candidate_index=int(trace.candidate_index[i]),
+                candidate_distances=dist[i], candidates=np.stack([geometry.apply(inv, c) for c in cands]),
+                heatmaps=probs[i], crop_to_image=inv, sip_box_image=trace.sip_box * scale,
+                detector_score=scores[i]))
+        return out

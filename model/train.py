@@ -1,0 +1,220 @@
+"""Training and fine-tuning. `train()` is the one code path: the drr-train command and the
+app's fine-tune dialog both call it, with a progress callback and a stop flag."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import geometry
+from .candidates import kmeans
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .config import PRESETS, DRRConfig
+from .data import FaceDataset, Sample
+from .layout import can_mirror, layout_for
+from .losses import drr_loss
+from .metrics import nme
+from .network import DRR
+
+
+@dataclass
+class TrainOptions:
+    out: str = "runs/default"
+    preset: str = "default"
+    overrides: dict = field(default_factory=dict)  # DRRConfig fields over the preset
+    init: str | None = None  # start from this checkpoint (fine-tuning)
+    resume: bool = False  # continue out/last.pt
+    epochs: int = 30
+    max_minutes: float = 0.0  # 0 = no time budget
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    heatmap_weight: float = 1.0
+    regression_weight: float = 100.0
+    train_layers: str = "all"  # "all" or "refiner" (refiner + conv8 head; backbone frozen)
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # 0 = torch default
+
+
+@dataclass
+class TrainResult:
+    best_path: Path
+    last_path: Path
+    history: list[dict]
+    stopped: bool
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def reference_shapes(samples: list[Sample], size: int) -> np.ndarray:
+    """Training shapes in crop pixels under the test-time box protocol (plus their mirror
+    images when the layout can mirror), for k-means and the mean shape."""
+    layout = layout_for(len(samples[0].points))
+    shapes = []
+    for s in samples:
+        for flip in (False, True) if can_mirror(layout) else (False,):
+            m = geometry.crop_matrix(geometry.box_of_points(s.points), size, 0.0, flip)
+            p = geometry.apply(m, s.points)
+            shapes.append(p[layout.mirror_array()] if flip else p)
+    return np.stack(shapes)
+
+
+@torch.no_grad()
+def validate(model: DRR, data: FaceDataset, device: torch.device, batch_size: int = 32) -> dict:
+    """Inter-pupil NME (%) of S_hat, S^0 .. S^K on crops cut with the ground-truth box."""
+    model.eval()
+    preds, gts = [], []
+    for i in range(0, len(data), batch_size):
+        items = [data[j] for j in range(i, min(i + batch_size, len(data)))]
+        x = torch.stack([a for a, _ in items]).to(device)
+        t = model(x)
+        preds.append(torch.cat([t.s_hat[:, None], t.shapes], 1).float().cpu().numpy())
+        gts.append(torch.stack([b for _, b in items]).numpy())
+    pred, gt = np.concatenate(preds), np.concatenate(gts)
+    layout = layout_for(gt.shape[1])
+    per_step = [float(nme(pred[:, k], gt, layout).mean() * 100) for k in range(pred.shape[1])]
+    names = ["s_hat"] + [f"S{k}" for k in range(pred.shape[1] - 1)]
+    return {"nme_steps": dict(zip(names, per_step)), "nme": per_step[-1]}
+
+
+def build_model(opts: TrainOptions, train: list[Sample]) -> tuple[DRR, dict]:
+    if opts.init:
+        model, blob = load_checkpoint(opts.init)
+        if train and len(train[0].points) != model.cfg.num_points:
+            raise ValueError(f"{opts.init}: model has {model.cfg.num_points} points, data has {len(train[0].points)}")
+        return model, blob.get("meta", {})
+    if opts.preset not in PRESETS:
+        raise ValueError(f"unknown preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
+    cfg = DRRConfig(**{**PRESETS[opts.preset], "num_points": len(train[0].points), **opts.overrides})
+    model = DRR(cfg)
+    shapes = reference_shapes(train, cfg.input_size)
+    model.set_shapes(torch.from_numpy(kmeans(shapes, cfg.num_candidates, seed=opts.seed)).float(),
+                     torch.from_numpy(shapes.mean(0)).float(), torch.from_numpy(shapes.std(0)).float())
+    return model, {}
+
+
+def _lr_factor(frac: float, it: int, warmup: int = 100) -> float:
+    return min(1.0, (it + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sample],
+          progress: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train (or fine-tune) and write out/best.pt (best validation NME) and out/last.pt
+    (resumable). progress receives dicts with 'event' in {'step', 'epoch'}; should_stop()
+    returning True ends the run cleanly after the current batch (checkpoints stay valid)."""
+    if not train_samples:
+        raise ValueError("no training faces")
+    torch.manual_seed(opts.seed)
+    random.seed(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = pick_device(opts.device)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+
+    model, parent_meta = build_model(opts, train_samples)
+    cfg = model.cfg
+    model.to(device)
+    if opts.train_layers == "refiner":
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    start_epoch, it, elapsed0, best, history = 0, 0, 0.0, math.inf, []
+    if opts.resume and last_path.exists():
+        blob = read_checkpoint(last_path)
+        model.load_state_dict(blob["state_dict"])
+        optim.load_state_dict(blob["optimizer"])
+        st = blob["train_state"]
+        start_epoch, it, elapsed0, best = st["epoch"], st["iteration"], st["elapsed"], st["best"]
+        history = json.loads(st["history"])
+
+    train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed)
+    val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
+    per_epoch = max(1, len(train_set) // opts.batch_size)
+    total_it = per_epoch * opts.epochs
+    use_bf16 = device.type == "cuda"  # bf16 autocast measured slower than fp32 for this CPU model
+    t0 = time.monotonic()
+    stopped = False
+    meta_base = {"preset": opts.preset, "parent": opts.init, "parent_meta": parent_meta,
+                 "train_faces": len(train_samples), "val_faces": len(val_samples),
+                 "options": asdict(opts)}
+
+    def elapsed() -> float:
+        return elapsed0 + (time.monotonic() - t0) / 60.0
+
+    def save(epoch: int, val: dict | None, is_best: bool) -> None:
+        meta = {**meta_base, "epoch": epoch, "iteration": it, "minutes": round(elapsed(), 2),
+                "val": val, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+        state = {"epoch": epoch, "iteration": it, "elapsed": elapsed(), "best": best, "history": json.dumps(history)}
+        save_checkpoint(last_path, model, meta, {"optimizer": optim.state_dict(), "train_state": state})
+        if is_best:
+            save_checkpoint(best_path, model, meta)
+
+    for epoch in range(start_epoch, opts.epochs):
+        model.train()
+        if opts.train_layers == "refiner":
+            model.backbone.eval()  # keep the frozen backbone's BatchNorm statistics
+        order = torch.randperm(len(train_set)).tolist()
+        run_loss, seen, te = 0.0, 0, time.monotonic()
+        for b in range(per_epoch):
+            idx = order[b * opts.batch_size : (b + 1) * opts.batch_size]
+            items = [train_set[i] for i in idx]
+            x = torch.stack([a for a, _ in items]).to(device)
+            y = torch.stack([t for _, t in items]).to(device)
+            frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
+            for g in optim.param_groups:
+                g["lr"] = opts.lr * _lr_factor(frac, it)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                trace = model(x)
+            loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optim.step()
+            it += 1
+            seen += len(idx)
+            run_loss = 0.9 * run_loss + 0.1 * parts["loss"] if b else parts["loss"]
+            if progress:
+                progress({"event": "step", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,
+                          "batches": per_epoch, "loss": run_loss, **parts,
+                          "faces_per_s": seen / max(time.monotonic() - te, 1e-6),
+                          "minutes": elapsed(), "lr": optim.param_groups[0]["lr"]})
+            out_of_time = opts.max_minutes and elapsed() >= opts.max_minutes
+            if (should_stop and should_stop()) or out_of_time:
+                stopped = bool(should_stop and should_stop())
+                break
+        val = validate(model, val_set, device) if len(val_set) else None
+        score = val["nme"] if val else run_loss
+        is_best = score < best
+        best = min(best, score)
+        history.append({"epoch": epoch + 1, "loss": run_loss, "minutes": round(elapsed(), 2),
+                        **({"val_nme": val["nme"], "val_steps": val["nme_steps"]} if val else {})})
+        save(epoch + 1, val, is_best)
+        with open(out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(history[-1]) + "\n")
+        if progress:
+            progress({"event": "epoch", **history[-1], "best": best})
+        if stopped or (opts.max_minutes and elapsed() >= opts.max_minutes):
+            break
+    if not best_path.exists():
+        save(len(history), None, True)
+    return TrainResult(best_path, last_path, history, stopped)

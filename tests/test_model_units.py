@@ -1,0 +1,186 @@
+"""Unit tests of the model library's parts, each against an independent reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model import geometry
+from model.candidates import kmeans, nearest_candidate
+from model.config import DRRConfig
+from model.heatmap import argmax_shape, heatmap_loss, q_target
+from model.layout import FIVE_POINT, IBUG68, layout_for
+from model.network import DRR
+from model.pts import PtsError, read_pts, write_pts
+from model.sip import box_maxima, pool_at, sip_brute_force
+
+
+@pytest.mark.parametrize("box", [1, 2, 3, 6])
+def test_sip_matches_brute_force_and_routes_gradient_to_argmax(box):
+    torch.manual_seed(0)
+    f = torch.randn(2, 4, 15, 13, requires_grad=True)
+    pts = torch.rand(2, 9, 2) * 20 - 3  # some points off the map
+    out = pool_at(box_maxima(f, box), pts)
+    ref = sip_brute_force(f.detach(), pts, box)
+    assert torch.allclose(out, ref)
+    out.sum().backward()
+    # gradient: 1 at each box's arg-max (accumulated where boxes share it), 0 elsewhere
+    expected = torch.zeros_like(f)
+    for n in range(2):
+        for i in range(9):
+            for c in range(4):
+                hits = (f[n, c] == ref[n, i, c]).nonzero()
+                expected[n, c, hits[0, 0], hits[0, 1]] += 1
+    assert torch.allclose(f.grad, expected)
+
+
+def test_sip_gives_no_gradient_to_coordinates():
+    f = torch.randn(1, 3, 10, 10, requires_grad=True)
+    pts = torch.tensor([[[4.2, 5.7]]], requires_grad=True)
+    pool_at(box_maxima(f, 3), pts).sum().backward()
+    assert pts.grad is None
+
+
+def test_q_target_formula_and_normalisation():
+    pts = torch.tensor([[[3.0, 2.0], [0.4, 6.6]]])
+    q = q_target(pts, 8, 9)
+    assert q.shape == (1, 2, 8, 9)
+    assert torch.allclose(q.sum(dim=(-2, -1)), torch.ones(1, 2))
+    raw = 0.5 ** np.maximum(np.abs(np.arange(9)[None, :] - 3.0), np.abs(np.arange(8)[:, None] - 2.0))
+    assert np.allclose(q[0, 0].numpy(), raw / raw.sum(), atol=1e-6)
+    assert q[0, 0].argmax() == 2 * 9 + 3
+
+
+def test_heatmap_loss_minimum_is_entropy_of_target():
+    pts = torch.tensor([[[5.0, 4.0]]])
+    q = q_target(pts, 40, 40)
+    at_target = heatmap_loss(torch.log(q), pts)
+    entropy = -(q * torch.log(q)).sum()
+    assert torch.allclose(at_target, entropy, atol=1e-5)
+    assert heatmap_loss(torch.zeros(1, 1, 40, 40), pts) > at_target + 1.0
+    assert argmax_shape(torch.log(q)).tolist() == [[[5.0, 4.0]]]
+
+
+def test_flip_permutation_is_an_involution_that_swaps_the_eyes():
+    for layout in (IBUG68, FIVE_POINT):
+        m = layout.mirror_array()
+        assert sorted(m.tolist()) == list(range(layout.num_points))
+        assert (m[m] == np.arange(layout.num_points)).all()
+        assert sorted(m[list(layout.right_eye)].tolist()) == sorted(layout.left_eye)
+        assert m[layout.right_outer_corner] == layout.left_outer_corner
+    # mirrored 68-point shape: mirror x and permute gives back a plausible face (jaw 1 <-> 17)
+    assert IBUG68.mirror[0] == 16 and IBUG68.mirror[30] == 30 and IBUG68.mirror[36] == 45
+
+
+def test_mirror_augmentation_keeps_right_eye_on_image_left(shared_data):
+    from model.data import FaceDataset, find_samples
+
+    samples, _ = find_samples([shared_data / "afw"])
+    ds = FaceDataset(samples[:5], 128)
+    for i in range(5):
+        s = ds.samples[i]
+        m = geometry.crop_matrix(geometry.box_of_points(s.points), 128, 0.0, mirror=True)
+        pts = geometry.apply(m, s.points)[IBUG68.mirror_array()]
+        # after mirroring and permuting, the subject's right eye (36-41) is again left of 42-47
+        assert pts[36:42, 0].mean() < pts[42:48, 0].mean()
+
+
+@pytest.mark.parametrize("angle,mirror", [(0.0, False), (25.0, False), (-10.0, True)])
+def test_crop_round_trip_is_exact(angle, mirror):
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(50, 900, size=(68, 2))
+    m = geometry.crop_matrix([120.3, 80.7, 610.2, 700.9], 128, angle, mirror)
+    back = geometry.apply(geometry.invert(m), geometry.apply(m, pts))
+    assert np.abs(back - pts).max() < 0.01
+
+
+def test_crop_pixels_align_with_points():
+    # a bright dot at a known picture position lands on its transformed coordinates
+    img = np.zeros((400, 300, 3), np.uint8)
+    img[196:205, 146:155] = 255  # a 9x9 square centred on (150, 200)
+    for scale_box in ([100, 150, 200, 250], [0, 0, 300, 400]):  # zoom in and strong reduction
+        m = geometry.crop_matrix(scale_box, 64)
+        crop = geometry.warp(img, m, 64).astype(float).sum(-1)
+        want = geometry.apply(m, np.array([[150.0, 200.0]]))[0]
+        ys, xs = np.mgrid[:64, :64]
+        got = np.array([(xs * crop).sum() / crop.sum(), (ys * crop).sum() / crop.sum()])
+        assert np.abs(got - want).max() < 0.3
+
+
+def test_pts_round_trip_and_one_based_on_disk(tmp_path):
+    pts = np.array([[0.0, 0.0], [10.25, 3.5]])
+    write_pts(tmp_path / "a.pts", pts)
+    text = (tmp_path / "a.pts").read_text()
+    assert "1.000 1.000" in text and "n_points: 2" in text
+    assert np.allclose(read_pts(tmp_path / "a.pts"), pts)
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("body,reason", [
+    ("version: 1\nn_points: 2\n{\n1 2\n3 4\n5 6\n}\n", "n_points 2"),
+    ("version: 1\nn_points: 2\n{\n1 2\nx 4\n}\n", "not numbers"),
+    ("version: 1\nn_points: 2\n{\n1 2\nnan 4\n}\n", "not a finite"),
+    ("version: 1\nn_points: 2\n1 2\n3 4\n", "missing"),
+    ("", "missing"),
+])
+def test_bad_pts_files_name_the_file_and_the_problem(tmp_path, body, reason):
+    p = tmp_path / "bad.pts"
+    p.write_text(body)
+    with pytest.raises(PtsError) as e:
+        read_pts(p)
+    assert "bad.pts" in str(e.value) and reason in str(e.value)
+
+
+def test_pts_with_wrong_point_count(tmp_path):
+    write_pts(tmp_path / "a.pts", np.zeros((5, 2)))
+    with pytest.raises(PtsError, match="has 5 points, expected 68"):
+        read_pts(tmp_path / "a.pts", expected_points=68)
+
+
+def test_kmeans_finds_separated_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-50, 50, size=(4, 5, 2))
+    shapes = np.concatenate([c + rng.normal(0, 0.1, size=(30, 5, 2)) for c in centres])
+    found = kmeans(shapes, 4, seed=3)
+    d = ((found[:, None] - centres[None]) ** 2).sum((-2, -1))
+    assert np.sort(d.min(0)).max() < 0.1  # every true centre has a found centre next to it
+    idx, dist = nearest_candidate(torch.tensor(shapes[:1]).float(), torch.tensor(found).float())
+    assert dist.shape == (1, 4) and dist[0, idx[0]] == dist[0].min()
+
+
+@pytest.mark.parametrize("points,size", [(68, 128), (5, 64)])
+def test_trace_shapes(points, size):
+    cfg = DRRConfig(num_points=points, input_size=size, num_candidates=7, steps=8)
+    model = DRR(cfg).eval()
+    model.set_shapes(torch.rand(7, points, 2) * size, torch.full((points, 2), size / 2.0),
+                     torch.full((points, 2), size / 8.0))
+    with torch.no_grad():
+        t = model(torch.rand(3, 3, size, size) * 255)
+    assert t.logits.shape == (3, points, size, size)
+    assert t.s_hat.shape == (3, points, 2)
+    assert t.candidate_index.shape == (3,) and t.candidate_distances.shape == (3, 7)
+    assert t.shapes.shape == (3, 9, points, 2) and len(t.updates) == 8
+    assert torch.equal(t.shapes[:, 0], model.candidates[t.candidate_index])
+    assert torch.allclose(t.probabilities().sum(dim=(-2, -1)), torch.ones(3, points), atol=1e-4)
+    assert t.sip_box == round(6 * size / 256)
+
+
+def test_paper_backbones_keep_resolution():
+    from model.backbone import Backbone
+
+    for kind in ("vgg19", "vgg-s"):
+        bb = Backbone(kind, width=0.125).eval()
+        with torch.no_grad():
+            d6, d7 = bb(torch.rand(1, 3, 64, 64))
+        assert d7.shape[-2:] == (64, 64) and d6.shape[-2:] == (32, 32)
+    convs = [m for m in Backbone("vgg19").features if isinstance(m, torch.nn.Conv2d)]
+    pools = [m for m in Backbone("vgg19").features if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(convs) == 16 and len(pools) == 2
+    assert Backbone("vgg19").deconv7[0].out_channels == 96
+
+
+def test_layout_lookup():
+    assert layout_for(68) is IBUG68 and layout_for(5) is FIVE_POINT
+    assert len(IBUG68.point_names()) == 68 and IBUG68.point_names()[36] == "right eye 1"
+    assert layout_for(12).num_points == 12
