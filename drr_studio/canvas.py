@@ -18,7 +18,9 @@ from PySide6.QtWidgets import QGraphicsRectItem, QToolTip
 from model.layout import Layout
 
 from .document import Face, Status
+from .qt_compat import pin_booleans
 
+pin_booleans()  # before any pyqtgraph item exists: see qt_compat
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 HIT_PX = 9.0  # how close (screen pixels) a click must be to grab a point

@@ -48,7 +48,7 @@ class SaveError(OSError):
 _uids = itertools.count(1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceState:
     """What one undo step restores: everything the user can change about a face."""
 
@@ -58,7 +58,7 @@ class FaceState:
     box: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)
 class Face:
     box: np.ndarray  # [x0, y0, x1, y1] picture pixels
     points: np.ndarray | None = None  # (p, 2) 0-based; None until the model has run on the box
@@ -92,7 +92,7 @@ class Face:
         return self.points if self.human else None
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageEntry:
     path: Path
     faces: list[Face] = field(default_factory=list)

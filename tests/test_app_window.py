@@ -1,0 +1,224 @@
+"""The main window under pytest-qt (offscreen): open, predict, step, drag, undo, approve, save,
+reload, bad input."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from conftest_app import FakePredictor, fake_factory, make_folder  # noqa: E402
+from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from drr_studio.document import Status  # noqa: E402
+from drr_studio.main_window import MainWindow  # noqa: E402
+from model.pts import read_pts  # noqa: E402
+
+
+@pytest.fixture
+def open_window(qtbot, tmp_path):
+    made = []
+
+    def make(paths, predictor=None, fail=None, settings_name="s.ini"):
+        settings = QSettings(str(tmp_path / settings_name), QSettings.Format.IniFormat)
+        w = MainWindow(paths, settings=settings, factory=fake_factory(predictor, fail))
+        qtbot.addWidget(w)
+        w.resize(1000, 700)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.worker.stop()
+
+
+def wait_predicted(qtbot, w, index=None):
+    index = w.current if index is None else index
+    qtbot.waitUntil(lambda: w.document.entries[index].predicted and w.current_image() is not None, timeout=5000)
+
+
+def key(w, k, mod=Qt.KeyboardModifier.NoModifier):
+    QTest.keyClick(w, k, mod)
+
+
+def test_open_folder_predicts_and_navigates(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 3)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    e = w.entry
+    assert w.current == 0 and len(e.faces) == 1 and e.faces[0].points.shape == (68, 2)
+    assert w.image_panel.list.item(0).text().endswith("[predicted]")
+    assert "fake" in w.status_model.text() and "CPU" in w.status_model.text()
+    assert w.last_latency is not None and w.last_latency < 2.0
+    # predict-ahead: the next image is ready before we go there
+    qtbot.waitUntil(lambda: w.document.entries[1].predicted, timeout=5000)
+    key(w, Qt.Key.Key_PageDown)
+    assert w.current == 1 and w.entry.faces and w.current_image() is not None
+    key(w, Qt.Key.Key_PageUp)
+    assert w.current == 0
+    # filter by status: only 'not predicted' rows remain visible (none or the last one)
+    w.image_panel.filter.setCurrentText("predicted")
+    assert 0 in w.image_panel.visible_rows()
+
+
+def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    for name in ("Heatmaps", "Initialisation", "Refinement"):
+        w.docks[name].show()
+    w.canvas.set_active(0)
+    slider = w.refine_panel.slider
+    assert slider.maximum() == 1 + 4  # Ŝ, S0..S4 of the fake model
+    key(w, Qt.Key.Key_BracketLeft)
+    assert slider.value() == 0
+    n0 = len(w.canvas._overlay)
+    for _ in range(3):
+        key(w, Qt.Key.Key_BracketRight)
+    assert slider.value() == 3 and "S2" in w.refine_panel.label.text()
+    assert len(w.canvas._overlay) > n0  # arrows and SIP boxes appear from S1 on
+    disp = w.refine_panel.disp_curve.getData()[1]
+    assert disp is not None and len(disp) == 4 and np.all(disp > 0)
+    assert w.canvas.heat_item.isVisible()
+    assert w.init_panel.gallery.count() == 3 and "★" in w.init_panel.gallery.item(0).text()
+    # clicking a point selects its heatmap
+    w.canvas.set_active(0, {36})
+    w.on_selection_changed()
+    assert w.heat_panel.landmark_index() == 36
+
+
+def drag(qtbot, w, start, end, steps=6):
+    vp = w.canvas.viewport()
+    a = w.canvas.view_to_widget(*start).toPoint()
+    b = w.canvas.view_to_widget(*end).toPoint()
+    QTest.mouseMove(vp, a)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    for t in np.linspace(0, 1, steps)[1:]:
+        QTest.mouseMove(vp, QPoint(round(a.x() + (b.x() - a.x()) * t), round(a.y() + (b.y() - a.y()) * t)))
+        qtbot.wait(5)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+
+
+def test_drag_undo_redo_approve_save_reload(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    before = face.points.copy()
+    k = 30  # nose tip: well inside the face
+    x, y = before[k]
+    drag(qtbot, w, (x, y), (x + 15, y + 10))
+    moved = face.points - before
+    assert np.abs(moved[k] - [15, 10]).max() < 2.0, moved[k]
+    assert np.abs(np.delete(moved, k, 0)).max() == 0
+    assert face.status == Status.CORRECTED and w.entry.dirty
+    stack = w.undo_group.activeStack()
+    assert stack.count() == 1  # the whole drag is one undo step
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(face.points, before)
+    assert face.status == Status.PREDICTED
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert abs(face.points[k, 0] - before[k, 0] - 15) < 2.0
+    key(w, Qt.Key.Key_A)
+    assert face.status == Status.APPROVED and w.entry.status == "approved"
+    corrected = face.points.copy()
+    key(w, Qt.Key.Key_PageDown)  # autosave on leaving the image
+    pts = read_pts(folder / "img00.pts", 68)
+    np.testing.assert_allclose(pts, corrected, atol=1e-3)
+    w.close()
+
+    w2 = open_window([folder], settings_name="s2.ini")
+    wait_predicted(qtbot, w2)
+    f2 = w2.entry.faces[0]
+    assert f2.status == Status.APPROVED
+    np.testing.assert_allclose(f2.points, corrected, atol=1e-3)  # the prediction did not replace it
+    assert f2.result is not None  # but the model's trace is there to compare
+
+
+def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    w.canvas.set_active(0, {36})
+    key(w, Qt.Key.Key_M)
+    assert w.canvas.selection == {36, 45}
+    key(w, Qt.Key.Key_O)
+    assert face.occluded == {36, 45} and face.status == Status.CORRECTED
+    before = face.points.copy()
+    x, y = before[36]
+    drag(qtbot, w, (x, y), (x - 6, y - 6))
+    assert np.allclose(face.points[[36, 45]] - before[[36, 45]], [-6, -6], atol=2.0)
+    key(w, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_allclose(face.points, face.result.points)
+    assert face.status == Status.PREDICTED and not face.occluded
+
+
+def test_draw_box_adds_face_and_delete(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=FakePredictor())
+    wait_predicted(qtbot, w)
+    key(w, Qt.Key.Key_B)
+    assert w.canvas.box_mode
+    drag(qtbot, w, (10, 10), (70, 80))
+    assert len(w.entry.faces) == 2
+    qtbot.waitUntil(lambda: w.entry.faces[1].points is not None, timeout=5000)
+    assert w.entry.faces[1].points[:, 0].max() < 80
+    key(w, Qt.Key.Key_Delete)
+    assert len(w.entry.faces) == 1
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(w.entry.faces) == 2
+
+
+def test_bad_files_give_messages_and_the_rest_works(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 2)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "img01.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    w = open_window([folder])
+    names = [e.path.name for e in w.document.entries]
+    w.go_to(names.index("broken.jpg"))
+    qtbot.waitUntil(lambda: w.entry.status == "error", timeout=5000)
+    assert w.message_bar.isVisible() and "broken.jpg" in w.message_bar.label.text()
+    w.go_to(names.index("empty.png"))
+    qtbot.waitUntil(lambda: "empty" in w.message_bar.label.text(), timeout=5000)
+    w.go_to(names.index("img01.png"))
+    assert "img01.pts" in w.message_bar.label.text() and "68" in w.message_bar.label.text()
+    wait_predicted(qtbot, w)
+    assert len(w.entry.faces) == 1  # the model still works on that picture
+
+
+def test_missing_checkpoint_keeps_editing_possible(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)], fail="resources/drr_default.pt: file not found")
+    qtbot.waitUntil(lambda: w.model_error is not None, timeout=5000)
+    assert "not found" in w.message_bar.label.text() and "Model: none" in w.status_model.text()
+    qtbot.waitUntil(lambda: w.current_image() is not None, timeout=5000)
+    assert w.entry.status == "not predicted"
+    key(w, Qt.Key.Key_B)
+    drag(qtbot, w, (20, 20), (90, 90))
+    assert len(w.entry.faces) == 1  # a box can still be drawn (no points without a model)
+
+
+def test_switch_checkpoint_repredicts_untouched_faces(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    w.load_checkpoint(tmp_path / "bad.pt")
+    qtbot.waitUntil(lambda: "kept" in w.status_model.text(), timeout=5000)
+    assert "bad.pt" in w.message_bar.label.text()
+    w.load_checkpoint(tmp_path / "other.pt")
+    qtbot.waitUntil(lambda: w.entry.predicted and "kept" not in w.status_model.text(), timeout=5000)
+
+
+def test_export_and_predict_all(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 4)])
+    wait_predicted(qtbot, w)
+    w.predict_all()
+    qtbot.waitUntil(lambda: all(e.predicted for e in w.document.entries), timeout=8000)
+    key(w, Qt.Key.Key_A)
+    worker = w.run_export(tmp_path / "train")
+    with qtbot.waitSignal(worker.done, timeout=5000) as blocker:
+        pass
+    assert blocker.args == [1]
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["img00.png", "img00.pts"]
