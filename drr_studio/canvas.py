@@ -92,7 +92,7 @@ class Canvas(pg.GraphicsView):
         super().__init__(parent, background=(30, 30, 34))
         self.vb = EditViewBox(self)
         self.setCentralItem(self.vb)
-        self.image_item = pg.ImageItem(autoDownsample=True)
+        self.image_item = pg.ImageItem(autoDownsample=False)
         self.image_item.setPos(-0.5, -0.5)  # pixel centres at integer coordinates, like the .pts
         self.vb.addItem(self.image_item)
         self.heat_item = pg.ImageItem()
@@ -121,13 +121,15 @@ class Canvas(pg.GraphicsView):
         self._brushes: dict[tuple, object] = {}
 
     # --- content ----------------------------------------------------------------------------
-    def set_image(self, image: np.ndarray | None, reset_view: bool = True) -> None:
+    def set_image(self, image: np.ndarray | None, scale: float = 1.0, reset_view: bool = True) -> None:
+        """Show an RGB picture; `scale` picture pixels per array pixel for reduced big pictures."""
         if image is None:
             self.image_item.clear()
             self._image_shape = None
             return
         self.image_item.setImage(image, levels=(0, 255))
-        shape = image.shape[:2]
+        self.image_item.setTransform(QTransform.fromScale(scale, scale))
+        shape = (round(image.shape[0] * scale), round(image.shape[1] * scale))
         if reset_view or shape != self._image_shape:
             self.vb.setRange(QRectF(-0.5, -0.5, shape[1], shape[0]), padding=0.02)
         self._image_shape = shape

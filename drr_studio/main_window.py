@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence, QUndoGroup, QUndoStack
 from PySide6.QtWidgets import (
@@ -36,7 +35,7 @@ from .editing import EditingMixin
 from .files import FilesMixin
 from .overlays import OverlayMixin
 from .panels import HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
-from .workers import AHEAD, BATCH, NOW, Job, PredictionWorker, default_factory
+from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
 
 PREDICT_AHEAD = 2  # images after the current one predicted in the background
 GUI_CACHE = 6  # decoded pictures kept for instant switching
@@ -79,7 +78,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.current = -1
         self.predictor: Any = None
         self.model_error: str | None = None
-        self.images: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self.images: OrderedDict[Path, Picture] = OrderedDict()
         self.undo_group = QUndoGroup(self)
         self.stacks: dict[int, QUndoStack] = {}
         self.switch_time: float | None = None  # when the user asked for the current image
@@ -105,6 +104,9 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self._add_dock("Heatmaps", self.heat_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         self._add_dock("Initialisation", self.init_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         self._add_dock("Refinement", self.refine_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
+        # the research panels share one column; the canvas keeps most of the width
+        self.tabifyDockWidget(self.docks["Heatmaps"], self.docks["Initialisation"])
+        self.resizeDocks([self.docks["Images"], self.docks["Refinement"]], [230, 330], Qt.Orientation.Horizontal)
 
         self.status_model = QLabel("Model: loading…")
         self.status_busy = QLabel()
@@ -168,7 +170,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                                         checkable=True,
                                         tip="Draw the model's points (red x) on faces a human annotated")
         self.ghost_action.setChecked(True)
-        self.action(self.view_menu, "Fit picture", lambda: self.canvas.set_image(self.current_image()), "F")
+        self.action(self.view_menu, "Fit picture", self.fit_picture, "F")
         self.action(self.go_menu, "Next image", lambda: self.step_image(1), ["PgDown", "Ctrl+Right"])
         self.action(self.go_menu, "Previous image", lambda: self.step_image(-1), ["PgUp", "Ctrl+Left"])
         self.action(self.go_menu, "Next refinement step", lambda: self.step_refinement(1), "]")
@@ -207,9 +209,18 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
     def num_points(self) -> int | None:
         return self.predictor.config.num_points if self.predictor is not None else None
 
-    def current_image(self) -> np.ndarray | None:
+    def current_image(self) -> Picture | None:
         e = self.entry
         return self.images.get(e.path) if e else None
+
+    def show_picture(self, picture: Picture | None, reset_view: bool = True) -> None:
+        if picture is None:
+            self.canvas.set_image(None)
+        else:
+            self.canvas.set_image(picture.display, picture.scale, reset_view)
+
+    def fit_picture(self) -> None:
+        self.show_picture(self.current_image())
 
     def stack_for(self, index: int) -> QUndoStack:
         if index not in self.stacks:
@@ -263,7 +274,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.canvas.active, self.canvas.selection = -1, set()
         self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})")
         image = self.images.get(entry.path)
-        self.canvas.set_image(image)
+        self.show_picture(image)
         if image is None and entry.error and entry.size is None:
             self.show_problem(entry.error)
         self.refresh(entry)
@@ -296,16 +307,16 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         return True
 
     # --- worker results -----------------------------------------------------------------------
-    def _image_loaded(self, path: Path, image: np.ndarray) -> None:
+    def _image_loaded(self, path: Path, image: Picture) -> None:
         self.images[path] = image
         self.images.move_to_end(path)
         while len(self.images) > GUI_CACHE:
             self.images.popitem(last=False)
         for i, e in enumerate(self.document.entries):
             if e.path == path:
-                e.size = (image.shape[1], image.shape[0])
+                e.size = (image.width, image.height)
                 if i == self.current:
-                    self.canvas.set_image(image)
+                    self.show_picture(image)
                     self.update_overlays()
         self._update_busy()
 

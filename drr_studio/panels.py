@@ -242,6 +242,8 @@ class RefinePanel(QWidget):
         self.plot.setMinimumHeight(140)
         self.plot.setLabel("bottom", "step")
         self.plot.addLegend(offset=(-5, 5))
+        self.plot.setLabel("left", "pixels")
+        self.plot.getViewBox().setLimits(yMin=0)
         self.disp_curve = self.plot.plot(pen=pg.mkPen((90, 170, 255), width=2), symbol="o", symbolSize=5,
                                          name="mean displacement (px)")
         self.err_curve = self.plot.plot(pen=pg.mkPen((255, 120, 80), width=2), symbol="s", symbolSize=5,
@@ -283,3 +285,6 @@ class RefinePanel(QWidget):
             self.err_curve.setData([], [])
         else:
             self.err_curve.setData(np.arange(len(error)) - 1, error)  # Ŝ sits at x = -1
+        top = max([float(np.max(c)) for c in (displacement, error) if c is not None and len(c)] + [1e-3])
+        self.plot.setYRange(0, top * 1.1)
+        self.plot.setXRange(-1, max(self.slider.maximum() - 1, 1))

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from model.images import ImageError, read_image
 
 NOW, AHEAD, BATCH = 0, 1, 2  # job priorities
+DISPLAY_MAX = 2048  # larger pictures are shown reduced: a 12 MP QImage takes ~100 ms to paint
 _seq = itertools.count()
 
 
@@ -37,6 +39,26 @@ class Job:
     want_image: bool = field(default=True, compare=False)
     predict: bool = field(default=True, compare=False)
     generation: int = field(default=0, compare=False)  # which loaded model the job is for
+
+
+@dataclass(eq=False)
+class Picture:
+    """What the canvas shows: the picture, reduced when large, and how to scale it back."""
+
+    display: np.ndarray  # RGB uint8, read-only
+    scale: float  # picture pixels per display pixel
+    width: int
+    height: int
+
+
+def make_picture(image: np.ndarray) -> Picture:
+    h, w = image.shape[:2]
+    f = min(1.0, DISPLAY_MAX / max(h, w))
+    if f < 1.0:
+        display = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        display.setflags(write=False)
+        return Picture(display, w / display.shape[1], w, h)
+    return Picture(image, 1.0, w, h)
 
 
 def default_factory(checkpoint: Path | None) -> Any:
@@ -55,7 +77,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 class PredictionWorker(QThread):
-    imageLoaded = Signal(object, object)  # path, RGB array
+    imageLoaded = Signal(object, object)  # path, Picture
     imageFailed = Signal(object, str)  # path, message
     predicted = Signal(object, object, float)  # job, list of results, seconds
     predictFailed = Signal(object, str)  # job, message
@@ -159,7 +181,7 @@ class PredictionWorker(QThread):
             self.imageFailed.emit(job.path, f"{job.path}: {describe_error(exc)}")
             return
         if job.want_image:
-            self.imageLoaded.emit(job.path, image)
+            self.imageLoaded.emit(job.path, make_picture(image))
         predictor = self._predictor
         if not job.predict or predictor is None or job.generation != self.generation:
             return

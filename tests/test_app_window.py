@@ -222,3 +222,31 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
         pass
     assert blocker.args == [1]
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["img00.png", "img00.pts"]
+
+
+def test_event_loop_stays_responsive_with_a_slow_model(qtbot, open_window, tmp_path):
+    """The model runs in the worker: with a 300 ms model the Qt thread still ticks freely
+    while the user flips through images, and the picture appears before the points."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    w = open_window([make_folder(tmp_path / "imgs", 5)], predictor=FakePredictor(delay=0.3))
+    qtbot.waitUntil(lambda: w.predictor is not None, timeout=5000)
+    gaps, last = [], [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(5)
+    for _ in range(4):
+        key(w, Qt.Key.Key_PageDown)
+        qtbot.wait(60)
+    qtbot.waitUntil(lambda: w.entry.predicted, timeout=8000)
+    timer.stop()
+    assert w.current == 4 and w.entry.faces
+    assert max(gaps[1:]) < 0.1, f"event loop blocked {max(gaps[1:]) * 1000:.0f} ms"

@@ -1,0 +1,89 @@
+"""The app on the real model library (model.predict): FaceResult fields, heatmap overlay,
+refinement steps, and the sample opening with points. Uses the shipped checkpoint when it
+exists, else a randomly initialised network (same trace format, meaningless points)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+predict = pytest.importorskip("model.predict")
+
+from drr_studio.app import SAMPLE  # noqa: E402
+from drr_studio.main_window import MainWindow  # noqa: E402
+
+REAL_FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "300w_train" / "afw"
+
+
+def _factory(checkpoint):
+    if checkpoint is None and predict.DEFAULT_CHECKPOINT.exists():
+        return predict.Predictor.load(None, device="cpu")
+    if checkpoint is not None:
+        return predict.Predictor.load(checkpoint, device="cpu")
+    from model.config import DRRConfig
+    from model.network import DRR
+
+    return predict.Predictor(DRR(DRRConfig()), device="cpu")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    def make(paths):
+        w = MainWindow(paths, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                       factory=_factory)
+        qtbot.addWidget(w)
+        w.show()
+        made.append(w)
+        return w
+
+    made: list[MainWindow] = []
+    yield make
+    for w in made:
+        w.worker.stop()
+
+
+def test_sample_opens_with_points_and_trace(qtbot, window):
+    w = window([SAMPLE])
+    qtbot.waitUntil(lambda: w.entry is not None and w.entry.predicted, timeout=60000)
+    assert w.entry.faces, "the detector should find the astronaut's face"
+    face = w.entry.faces[0]
+    r = face.result
+    k = w.predictor.config.steps
+    assert face.points.shape == (68, 2) and r.steps.shape == (k + 1, 68, 2)
+    for name in ("Heatmaps", "Initialisation", "Refinement"):
+        w.docks[name].show()
+    w.canvas.set_active(0)
+    w.refine_panel.slider.setValue(k + 1)
+    assert f"S{k}" in w.refine_panel.label.text()
+    # the heatmap's transform puts the argmax pixel of a map where s_hat says it is
+    heat = np.asarray(r.heatmaps[30])
+    v, u = np.unravel_index(int(heat.argmax()), heat.shape)
+    scale = w.predictor.config.input_size / heat.shape[-1]
+    w.heat_panel.choose_landmark(30)
+    t = w.canvas.heat_item.transform()
+    x, y = t.map(u + 0.5, v + 0.5)
+    assert scale > 0 and np.allclose([x, y], r.s_hat[30], atol=1.0 * scale + 1e-6), (x, y, r.s_hat[30])
+
+
+@pytest.mark.skipif(not REAL_FACES.is_dir(), reason="300-W sample faces not available")
+def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path):
+    names = sorted(p.stem for p in REAL_FACES.glob("*.pts"))[:2]
+    paths = [REAL_FACES / f"{n}.jpg" for n in names]
+    w = window(paths)
+    qtbot.waitUntil(lambda: w.entry is not None and w.entry.predicted, timeout=60000)
+    face = w.entry.faces[0]
+    assert face.status.value == "corrected"  # a .pts on disk is a human annotation
+    assert face.annotation is not None and face.result is not None
+    np.testing.assert_array_equal(face.points, face.annotation)  # the model did not overwrite it
+    w.docks["Refinement"].show()
+    w.update_overlays()
+    err = w.refine_panel.err_curve.getData()[1]
+    assert err is not None and len(err) == w.predictor.config.steps + 2
+    assert not w.document.dirty_entries()  # nothing to write into the research data folder
