@@ -61,3 +61,23 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d6 = self.deconv6(self.features(x))
         return d6, self.deconv7(d6)
+
+
+@torch.no_grad()
+def fold_batch_norm(seq: nn.Module) -> None:
+    """Fold every BatchNorm into the (de)convolution before it, in place (inference only):
+    the same function with one pass over the maps fewer per layer."""
+    for module in seq.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            conv, bn = layers[i], layers[i + 1]
+            if not isinstance(bn, nn.BatchNorm2d) or not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
+            conv.weight.mul_(scale.reshape(shape))
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+            module[i + 1] = nn.Identity()

@@ -38,6 +38,7 @@ def save_checkpoint(path: str | Path, model: DRR, meta: dict | None = None, extr
     os.close(fd)
     try:
         torch.save(blob, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -57,8 +57,9 @@ class Conv8(nn.Module):
         return g.to(like.dtype)
 
     def forward(self, deconv7: torch.Tensor) -> torch.Tensor:
-        """Logits (B, p, H, W); softmax over pixels gives the probability maps."""
-        out = self.conv(deconv7) * self.LOGIT_SCALE
+        """Logits (B, p, H, W), contiguous; softmax over pixels gives the probability maps."""
+        # contiguous (not channels-last): the softmax and arg-max run over each map's pixels
+        out = (self.conv(deconv7) * self.LOGIT_SCALE).contiguous()
         if self.prior is not None:
             out = out + self.prior(self._coords(out.shape[-2], out.shape[-1], out))
         return out

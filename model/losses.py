@@ -24,4 +24,4 @@ def drr_loss(trace: Trace, target: torch.Tensor, size: int, heatmap_weight: floa
     hm = heatmap_loss(trace.logits, target)
     reg = regression_losses(trace, target, size)
     total = heatmap_weight * hm + regression_weight * reg.sum()
-    return total, {"loss": float(total), "conv8": float(hm), "reg_last": float(reg[-1])}
+    return total, {"loss": float(total.detach()), "conv8": float(hm.detach()), "reg_last": float(reg[-1].detach())}

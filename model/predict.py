@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from . import geometry
+from .backbone import fold_batch_norm
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import DRRConfig
 from .detect import detect_faces
@@ -47,6 +48,9 @@ class Predictor:
                  device: str | None = None) -> None:
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = dev
+        # BatchNorm folded into the convolutions: same outputs, fewer passes. The predictor's
+        # model is for inference only; training always starts from a checkpoint file.
+        fold_batch_norm(model.backbone)
         self.model = model.to(dev).eval()
         self.path = path
         self.meta = meta or {}

@@ -21,6 +21,11 @@ from .sip import box_maxima, pool_at
 
 
 class RecurrentRefiner(nn.Module):
+    # Adam moves every weight by ~lr per step whatever the gradient's size; with ~1000 inputs
+    # an unscaled regressor output would move by a sizeable part of the crop per step and the
+    # steps diverge (seen here: S1..S8 each worse than S0). This is a per-layer learning rate.
+    OUTPUT_SCALE = 0.02
+
     def __init__(self, cfg: DRRConfig, channels: int) -> None:
         super().__init__()
         self.cfg = cfg
@@ -58,8 +63,10 @@ class RecurrentRefiner(nn.Module):
             if self.lstm is not None:
                 h, c = self.lstm(f, (h, c))
                 f = torch.cat([f, h], dim=-1)
-            ds = self.regressors[step](f).reshape(b, -1, 2) * size
+            ds = self.regressors[step](f).reshape(b, -1, 2) * (size * self.OUTPUT_SCALE)
             updates.append(ds)
-            s = s.detach() + ds
+            # kept inside a margin around the crop: a wild early step must not push the points
+            # so far out that every later SIP box samples the same border pixels
+            s = (s.detach() + ds).clamp(-0.25 * size, 1.25 * size)
             shapes.append(s)
         return shapes, updates

@@ -1,0 +1,119 @@
+"""The command-line tools as a user runs them: good folders, bad files, boxes files, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.cli_predict import main as predict_main
+from model.config import DRRConfig
+from model.evaluate import main as eval_main
+from model.network import DRR
+from model.predict import Predictor
+from model.pts import read_pts
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = DRR(DRRConfig(input_size=64, num_candidates=5))
+    model.set_shapes(torch.rand(5, 68, 2) * 30 + 17, torch.full((68, 2), 32.0), torch.full((68, 2), 8.0))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, {"note": "random weights"})
+    return path
+
+
+@pytest.fixture()
+def folder(tmp_path, shared_data):
+    """Three real faces with their .pts, plus bad files, in a folder the tools never saw."""
+    src = sorted((shared_data / "helen_train").glob("*.jpg"))[:3]
+    d = tmp_path / "pictures"
+    d.mkdir()
+    for f in src:
+        shutil.copy(f, d / f.name)
+        shutil.copy(f.with_suffix(".pts"), d / f.with_suffix(".pts").name)
+    return d, [f.name for f in src]
+
+
+def test_predict_with_boxes_file_writes_one_pts_per_face(folder, tiny_checkpoint, tmp_path, capsys):
+    d, names = folder
+    boxes = {n: [100, 100, 280, 290] for n in names}
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    out = tmp_path / "out"
+    rc = predict_main([str(d), "--out", str(out), "--boxes", str(tmp_path / "boxes.json"),
+                       "--checkpoint", str(tiny_checkpoint), "--trace"])
+    assert rc == 0
+    for n in names:
+        pts = read_pts(out / n.replace(".jpg", ".pts"), expected_points=68)
+        assert np.isfinite(pts).all()
+        trace = np.load(out / n.replace(".jpg", ".trace.npz"))
+        assert trace["steps"].shape == (9, 68, 2) and np.allclose(trace["steps"][-1], pts, atol=1e-3)
+        assert trace["heatmaps"].shape == (68, 64, 64)
+
+
+def test_predict_without_boxes_uses_the_detector_and_reports_bad_files(folder, tiny_checkpoint, tmp_path, capsys):
+    d, names = folder
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "text.png").write_text("not a picture")
+    good = (d / names[0]).read_bytes()
+    (d / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (d / "blank.png").write_bytes((d / names[0]).read_bytes()[:0] or b"\x89PNG\r\n\x1a\n")
+    out = tmp_path / "out"
+    rc = predict_main([str(d), "--out", str(out), "--checkpoint", str(tiny_checkpoint)])
+    err = capsys.readouterr().err
+    assert rc == 1  # problems were reported, the rest was done
+    assert "empty.jpg: the file is empty" in err
+    assert "text.png: not a readable image" in err
+    assert "blank.png" in err
+    assert "Traceback" not in err
+    written = sorted(p.name for p in out.glob("*.pts"))
+    assert len(written) >= 3  # the three real faces (the detector finds them in these crops)
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_predict_refuses_bad_checkpoints(folder, tmp_path, capsys, tiny_checkpoint):
+    d, _ = folder
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"definitely not a checkpoint")
+    assert predict_main([str(d), "--out", str(tmp_path / "o"), "--checkpoint", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "junk.pt: not a DRR Studio checkpoint" in err and len(err.strip().splitlines()) == 1
+    # same format, other architecture: a one-line error naming the file
+    blob = torch.load(tiny_checkpoint, weights_only=True)
+    blob["config"]["width"] = 0.25
+    other = tmp_path / "other.pt"
+    torch.save(blob, other)
+    with pytest.raises(CheckpointError, match="other.pt: weights do not match"):
+        load_checkpoint(other)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        Predictor.load(tmp_path / "missing.pt")
+
+
+def test_eval_reports_every_step_and_writes_json_and_ced(folder, tiny_checkpoint, tmp_path, capsys):
+    d, names = folder
+    (d / "broken.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    shutil.copy(d / names[0], d / "broken.jpg")
+    rc = eval_main([str(d), "--checkpoint", str(tiny_checkpoint), "--json", str(tmp_path / "e.json"),
+                    "--ced", str(tmp_path / "ced")])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "broken.pts" in captured.err  # the bad annotation is named and skipped
+    summary = json.loads((tmp_path / "e.json").read_text())
+    assert summary["faces"] == 3
+    steps = summary["inter-pupil"]["steps"]
+    assert list(steps) == ["S_hat"] + [f"S{k}" for k in range(9)]
+    assert all(np.isfinite(v) for v in steps.values())
+    assert summary["inter-ocular"]["nme"] < summary["inter-pupil"]["nme"]  # D_ocular > D_pupil
+    assert (tmp_path / "ced.png").stat().st_size > 1000
+    assert "| S8 |" in captured.out
+
+
+def test_eval_on_empty_folder_is_a_clear_error(tmp_path, tiny_checkpoint, capsys):
+    (tmp_path / "nothing").mkdir()
+    assert eval_main([str(tmp_path / "nothing"), "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "no annotated pictures" in capsys.readouterr().err
