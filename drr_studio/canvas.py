@@ -97,7 +97,9 @@ class Canvas(pg.GraphicsView):
         self.vb.addItem(self.image_item)
         self.heat_item = pg.ImageItem()
         self.heat_item.setZValue(5)
-        self.heat_item.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True))
+        lut = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True)
+        lut[:, 3] = np.clip(np.linspace(0, 2.5, 256), 0, 1) * 255  # low probability: see-through
+        self.heat_item.setLookupTable(lut)
         self.heat_item.setOpacity(0.55)
         self.vb.addItem(self.heat_item)
         self.heat_item.hide()

@@ -19,7 +19,22 @@ from model.pts import read_pts  # noqa: E402
 
 
 @pytest.fixture
-def open_window(qtbot, tmp_path):
+def questions(monkeypatch):
+    """Modal questions would hang an offscreen test: answer Yes and record them."""
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def question(parent, title, text, *args, **kwargs):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return asked
+
+
+@pytest.fixture
+def open_window(qtbot, tmp_path, questions):
     made = []
 
     def make(paths, predictor=None, fail=None, settings_name="s.ini"):
@@ -250,3 +265,46 @@ def test_event_loop_stays_responsive_with_a_slow_model(qtbot, open_window, tmp_p
     timer.stop()
     assert w.current == 4 and w.entry.faces
     assert max(gaps[1:]) < 0.1, f"event loop blocked {max(gaps[1:]) * 1000:.0f} ms"
+
+
+def test_odd_pictures_and_unwritable_output(qtbot, open_window, tmp_path):
+    import cv2
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    cv2.imwrite(str(folder / "a16.png"), (rng.random((200, 260, 3)) * 65535).astype(np.uint16))
+    cv2.imwrite(str(folder / "b_grey.png"), (rng.random((200, 260)) * 255).astype(np.uint8))
+    cv2.imwrite(str(folder / "c_rgba.png"), (rng.random((200, 260, 4)) * 255).astype(np.uint8))
+    cv2.imwrite(str(folder / "d_big.jpg"), (rng.random((2400, 3600, 3)) * 255).astype(np.uint8))
+    w = open_window([folder])
+    for i in range(4):
+        w.go_to(i)
+        wait_predicted(qtbot, w)
+        assert w.entry.faces and w.entry.error is None, w.entry.path.name
+    pic = w.current_image()
+    assert (pic.width, pic.height) == (3600, 2400) and max(pic.display.shape) <= 2048
+    # corrections that cannot be written stay in memory, with a message naming the file
+    w.output_dir = w.document.output_dir = folder / "a16.png"  # a file, so no folder can be made there
+    w.canvas.set_active(0)
+    key(w, Qt.Key.Key_A)
+    key(w, Qt.Key.Key_PageUp)
+    assert "Cannot save d_big.jpg" in w.message_bar.label.text()
+    assert w.document.entries[3].dirty and w.document.entries[3].faces[0].status == Status.APPROVED
+    # a writable folder again: the next save (here on closing) writes them
+    w.output_dir = w.document.output_dir = tmp_path / "out"
+    w.close()
+    assert read_pts(tmp_path / "out" / "d_big.pts", 68).shape == (68, 2)
+
+
+def test_recent_folders_and_layout_are_remembered(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 1)
+    w = open_window([folder])
+    w.open_paths([folder])
+    assert w.recent_folders()[0] == str(folder.resolve())
+    w.docks["Refinement"].show()
+    w.close()
+    w2 = open_window([], settings_name="s.ini")
+    assert w2.recent_folders()[0] == str(folder.resolve())
+    assert w2.docks["Refinement"].isVisible()
+    assert w2.recent_menu.actions()[0].text() == str(folder.resolve())
