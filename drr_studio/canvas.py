@@ -45,14 +45,22 @@ def pair_lines(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seg[:, 0], seg[:, 1]
 
 
+class _PassiveScatter(pg.ScatterPlotItem):
+    """Points that leave clicks to the view box, which does all hit testing (so that clicks
+    select, Ctrl+click toggles and near misses still work the same everywhere)."""
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        ev.ignore()
+
+
 class _FaceItems:
     """The graphics of one face: connecting lines, points and box."""
 
     def __init__(self, vb: pg.ViewBox) -> None:
         self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((255, 255, 255, 150), width=1.2))
-        self.ghost = pg.ScatterPlotItem(pxMode=True, size=4, symbol="x", pen=pg.mkPen((255, 80, 80, 200)),
+        self.ghost = _PassiveScatter(pxMode=True, size=4, symbol="x", pen=pg.mkPen((255, 80, 80, 200)),
                                         brush=None)
-        self.points = pg.ScatterPlotItem(pxMode=True)
+        self.points = _PassiveScatter(pxMode=True)
         self.box = QGraphicsRectItem()
         for item in (self.box, self.lines, self.ghost, self.points):
             vb.addItem(item)
@@ -371,7 +379,7 @@ class Canvas(pg.GraphicsView):
             item = pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.5, style=style))
             self._add_overlay(item, 25)
         pen = pg.mkPen(color, width=1.5)
-        scatter = pg.ScatterPlotItem(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
+        scatter = _PassiveScatter(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
                                      brush=pg.mkBrush(QColor(*color)) if symbol == "o" else None)
         self._add_overlay(scatter, 26)
 

@@ -308,3 +308,27 @@ def test_recent_folders_and_layout_are_remembered(qtbot, open_window, tmp_path):
     assert w2.recent_folders()[0] == str(folder.resolve())
     assert w2.docks["Refinement"].isVisible()
     assert w2.recent_menu.actions()[0].text() == str(folder.resolve())
+
+
+def test_hover_names_the_point_and_click_selects(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    x, y = w.entry.faces[0].points[36]
+    pos = w.canvas.view_to_widget(x, y).toPoint()
+    QTest.mouseMove(w.canvas.viewport(), pos)
+    qtbot.waitUntil(lambda: "point 37" in w.status_pos.text(), timeout=2000)
+    assert "right eye 1" in w.status_pos.text()
+    QTest.mouseClick(w.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos)
+    assert w.canvas.active == 0 and w.canvas.selection == {36}
+    x2, y2 = w.entry.faces[0].points[45]
+    QTest.mouseClick(w.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
+                     w.canvas.view_to_widget(x2, y2).toPoint())
+    assert w.canvas.selection == {36, 45}
+
+
+def test_command_line(tmp_path):
+    from drr_studio.app import SAMPLE, parse_args
+
+    assert SAMPLE.is_file()
+    args = parse_args([str(tmp_path), "--output", str(tmp_path / "o")])
+    assert args.paths == [tmp_path] and args.output == tmp_path / "o" and args.checkpoint is None
