@@ -11,6 +11,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError
 from .config import PRESETS
 from .data import find_samples, read_name_list, split_by_names
+from .finetune import FineTuneOptions, fine_tune
 from .train import TrainOptions, train
 
 DEFAULT_SPLIT = Path(__file__).resolve().parent.parent / "resources" / "val_split.txt"
@@ -48,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--max-minutes", type=float, default=0.0, help="time budget; the LR schedule fits it")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, help="learning rate (default 1e-3; 3e-4 when fine-tuning)")
     ap.add_argument("--heatmap-weight", type=float, default=1.0)
     ap.add_argument("--regression-weight", type=float, default=100.0)
     ap.add_argument("--train-layers", choices=["all", "refiner"], default="all")
@@ -78,13 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     if not samples:
         print(f"drr-train: no pictures with .pts files found in {', '.join(a.data)}", file=sys.stderr)
         return 2
-    train_s, val_s = split_samples(samples, a.val_split, a.val_fraction, a.seed)
-    print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
-    opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
-                        epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr,
-                        heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
-                        train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
-                        device=a.device, threads=a.threads)
     bar = None
 
     def progress(ev: dict) -> None:
@@ -98,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(1)
             bar.set_postfix(loss=f"{ev['loss']:.3f}", conv8=f"{ev['conv8']:.2f}",
                             faces_s=f"{ev['faces_per_s']:.1f}", min=f"{ev['minutes']:.1f}")
-        else:
+        elif ev["event"] == "epoch":
             if bar is not None:
                 bar.close()
                 bar = None
@@ -107,7 +101,18 @@ def main(argv: list[str] | None = None) -> int:
             if steps:
                 msg += f", val NME {ev['val_nme']:.2f}% (" + " ".join(f"{k} {v:.2f}" for k, v in steps.items()) + ")"
             tqdm.write(msg)
+        elif ev["event"] == "evaluating":
+            tqdm.write("measuring the old and the new model on the held-out faces ...")
 
+    if a.init:
+        return _fine_tune(a, samples, progress)
+    train_s, val_s = split_samples(samples, a.val_split, a.val_fraction, a.seed)
+    print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
+    opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
+                        epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
+                        heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
+                        train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
+                        device=a.device, threads=a.threads)
     try:
         res = train(opts, train_s, val_s, progress)
     except (CheckpointError, ValueError) as exc:
@@ -117,6 +122,27 @@ def main(argv: list[str] | None = None) -> int:
         print("\ndrr-train: interrupted; the last completed epoch is in " + str(Path(a.out) / "last.pt"), file=sys.stderr)
         return 130
     print(f"drr-train: best checkpoint {res.best_path}")
+    return 0
+
+
+def _fine_tune(a: argparse.Namespace, samples, progress) -> int:
+    """--init: the same code path as the app's Model -> Fine-tune dialog."""
+    opts = FineTuneOptions(checkpoint=a.init, models_dir=a.out, held_out_fraction=a.val_fraction,
+                           epochs=a.epochs, max_minutes=a.max_minutes, lr=a.lr or 3e-4,
+                           batch_size=a.batch_size, train_layers=a.train_layers, seed=a.seed, device=a.device)
+    try:
+        res = fine_tune(opts, samples, progress)
+    except (CheckpointError, ValueError) as exc:
+        print(f"drr-train: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ndrr-train: interrupted; no new checkpoint was written", file=sys.stderr)
+        return 130
+    print(f"drr-train: fine-tuned on {res.train_faces} faces, {res.held_out_faces} held out")
+    if res.old_error is not None:
+        print(f"held-out inter-ocular NME: {res.old_error:.2f}% before, {res.new_error:.2f}% after "
+              f"(inter-pupil {res.old_error_pupil:.2f}% -> {res.new_error_pupil:.2f}%)")
+    print(f"drr-train: new checkpoint {res.checkpoint}")
     return 0
 
 

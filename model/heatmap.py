@@ -50,18 +50,34 @@ class Conv8(nn.Module):
     def _coords(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
         g = self._grid
         if g is None or g.shape[-2:] != (h, w) or g.device != like.device:
-            y, x = torch.meshgrid(torch.linspace(-1, 1, h, device=like.device),
-                                  torch.linspace(-1, 1, w, device=like.device), indexing="ij")
-            g = torch.stack([x, y, x * x, y * y, x * y])[None]
+            # built outside inference mode: a cache made during prediction must stay usable
+            # for training the same module afterwards
+            with torch.inference_mode(False):
+                y, x = torch.meshgrid(torch.linspace(-1, 1, h, device=like.device),
+                                      torch.linspace(-1, 1, w, device=like.device), indexing="ij")
+                g = torch.stack([x, y, x * x, y * y, x * y])[None]
             self._grid = g
         return g.to(like.dtype)
+
+    def prior_map(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+        """The position prior (1, p, H, W); it does not depend on the picture, so outside
+        training it is computed once and kept until the weights change."""
+        assert self.prior is not None
+        if self.training or torch.is_grad_enabled():
+            return self.prior(self._coords(h, w, like))
+        key = (h, w, like.device, like.dtype, self.prior.weight._version, self.prior.weight.data_ptr())
+        if getattr(self, "_prior_key", None) != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._prior_cache = self.prior(self._coords(h, w, like)).to(like.dtype)
+            self._prior_key = key
+        return self._prior_cache
 
     def forward(self, deconv7: torch.Tensor) -> torch.Tensor:
         """Logits (B, p, H, W), contiguous; softmax over pixels gives the probability maps."""
         # contiguous (not channels-last): the softmax and arg-max run over each map's pixels
         out = (self.conv(deconv7) * self.LOGIT_SCALE).contiguous()
         if self.prior is not None:
-            out = out + self.prior(self._coords(out.shape[-2], out.shape[-1], out))
+            out = out + self.prior_map(out.shape[-2], out.shape[-1], out)
         return out
 
 
