@@ -18,9 +18,9 @@ from PySide6.QtWidgets import QGraphicsRectItem, QToolTip
 from model.layout import Layout
 
 from .document import Face, Status
-from .qt_compat import pin_booleans
+from .qt_compat import pin_singletons
 
-pin_booleans()  # before any pyqtgraph item exists: see qt_compat
+pin_singletons()  # before any pyqtgraph item exists: see qt_compat
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 HIT_PX = 9.0  # how close (screen pixels) a click must be to grab a point
@@ -129,6 +129,10 @@ class Canvas(pg.GraphicsView):
         self.scene().sigMouseMoved.connect(self._hover)
         self._image_shape: tuple[int, int] | None = None
         self._brushes: dict[tuple, object] = {}
+        # shared pens and brushes let pyqtgraph reuse its rendered symbols (10x faster drags)
+        self._pen_selected = pg.mkPen("w", width=2)
+        self._pen_point = pg.mkPen((0, 0, 0, 160))
+        self._roi_key: tuple | None = None
 
     # --- content ----------------------------------------------------------------------------
     def set_image(self, image: np.ndarray | None, scale: float = 1.0, reset_view: bool = True) -> None:
@@ -187,7 +191,7 @@ class Canvas(pg.GraphicsView):
         for k, c in enumerate(colors):
             occluded = k in face.occluded
             brushes.append(self._brush(c, 60 if occluded else 255))
-            pens.append(pg.mkPen("w", width=2) if k in sel else pg.mkPen((0, 0, 0, 160)))
+            pens.append(self._pen_selected if k in sel else self._pen_point)
             sizes.append(POINT_PX + 4 if k in sel else POINT_PX)
             symbols.append("s" if occluded else "o")
         items.points.setData(pos=pts, brush=brushes, pen=pens, size=sizes, symbol=symbols, data=list(range(len(pts))))
@@ -220,10 +224,16 @@ class Canvas(pg.GraphicsView):
 
     def _update_roi(self) -> None:
         """Box handles on the active face only, so that other faces stay clickable."""
+        key = None
+        if 0 <= self.active < len(self._faces):
+            key = (id(self._faces[self.active]), *(float(v) for v in self._faces[self.active].box))
+        if key == self._roi_key and (self.roi is not None) == (key is not None):
+            return  # unchanged: rebuilding it on every drag step would cost milliseconds
+        self._roi_key = key
         if self.roi is not None:
             self.vb.removeItem(self.roi)
             self.roi = None
-        if not (0 <= self.active < len(self._faces)):
+        if key is None:
             return
         x0, y0, x1, y1 = (float(v) for v in self._faces[self.active].box)
         roi = pg.RectROI([x0, y0], [x1 - x0, y1 - y0], pen=pg.mkPen(None), movable=False, rotatable=False)
