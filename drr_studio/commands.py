@@ -23,7 +23,6 @@ class FaceEdit(QUndoCommand):
         self.before, self.after = before, after
         self.refresh = refresh
         self.drag_id = drag_id
-        self._was_dirty = entry.dirty
 
     def id(self) -> int:  # noqa: A003 - Qt's name
         return MERGE_DRAG if self.drag_id is not None else -1

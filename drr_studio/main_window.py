@@ -8,6 +8,7 @@ fine-tuning, add their actions to `self.model_menu` from a separate module.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from .overlays import OverlayMixin
 from .panels import HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
 from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
 
+EXTENSIONS = ("drr_studio.finetune",)  # installed when present, see _install_extensions
 PREDICT_AHEAD = 2  # images after the current one predicted in the background
 GUI_CACHE = 6  # decoded pictures kept for instant switching
 
@@ -127,6 +129,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.worker.start()
         self.worker.load_model(checkpoint)
 
+        self._install_extensions()
         self._restore_layout()
         if paths:
             self.open_paths(paths)
@@ -179,6 +182,21 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                     tip="Switch to another trained model; untouched faces are predicted again")
         self.action(self.model_menu, "Predict all images…", self.predict_all, "Ctrl+P")
         self.action(self.model_menu, "Re-run on this image", self.rerun_current, "Ctrl+Shift+R")
+
+    def _install_extensions(self) -> None:
+        """Optional feature modules (e.g. `drr_studio.finetune`) add their actions here: each
+        defines `install(window)`. A broken extension is reported, never fatal."""
+        for name in EXTENSIONS:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    self.show_problem(f"Extension {name} not loaded: {exc}")
+                continue
+            try:
+                module.install(self)
+            except Exception as exc:  # noqa: BLE001 - the main window must still open
+                self.show_problem(f"Extension {name} failed: {exc.__class__.__name__}: {exc}")
 
     def _connect(self) -> None:
         self.image_panel.imageChosen.connect(self.go_to)

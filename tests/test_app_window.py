@@ -332,3 +332,30 @@ def test_command_line(tmp_path):
     assert SAMPLE.is_file()
     args = parse_args([str(tmp_path), "--output", str(tmp_path / "o")])
     assert args.paths == [tmp_path] and args.output == tmp_path / "o" and args.checkpoint is None
+
+
+def test_moving_a_face_box_runs_the_model_again(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    old = face.points.copy()
+    w.canvas.set_active(0)
+    box = face.box + [20, 10, 20, 10]
+    w.canvas.boxEdited.emit(0, box)  # what the box handles emit at the end of a drag
+    np.testing.assert_allclose(face.box, box)
+    qtbot.waitUntil(lambda: face.result is not None and np.allclose(face.result.box, box), timeout=5000)
+    assert np.allclose(face.points - old, [20, 10], atol=1e-6)  # untouched face: new prediction
+    assert face.status == Status.PREDICTED
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_allclose(face.box, box - [20, 10, 20, 10])
+
+
+def test_extensions_can_add_actions(qtbot, open_window, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    ext = types.ModuleType("drr_studio.finetune")
+    ext.install = lambda window: window.model_menu.addAction("Fine-tune on corrected data…")
+    monkeypatch.setitem(sys.modules, "drr_studio.finetune", ext)
+    w = open_window([])
+    assert "Fine-tune on corrected data…" in [a.text() for a in w.model_menu.actions()]
