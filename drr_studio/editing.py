@@ -125,7 +125,7 @@ class EditingMixin:
     # --- selection ----------------------------------------------------------------------------
     def on_selection_changed(self) -> None:
         sel = self.canvas.selection
-        if len(sel) == 1 and self.docks["Heatmaps"].isVisible():
+        if len(sel) == 1 and self.panel_shown("Heatmaps"):
             self.heat_panel.choose_landmark(next(iter(sel)))
         self.update_overlays()
 

@@ -34,6 +34,11 @@ def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.nd
 class OverlayMixin:
     """Needs: self.canvas, self.docks, the three DRR panels, self.entry, self.predictor."""
 
+    def panel_shown(self, name: str) -> bool:
+        """Open and on screen: a dock behind another one's tab does not count."""
+        dock = self.docks[name]
+        return dock.isVisible() and not dock.visibleRegion().isEmpty()
+
     def overlay_face(self) -> Face | None:
         """The face the panels describe: the selected one, else the first with a result."""
         e = self.entry
@@ -50,7 +55,7 @@ class OverlayMixin:
         res = face.result if face is not None else None
         lines = self.layout.lines() if self.layout else []
         self._draw_heatmap(res)
-        if self.docks["Initialisation"].isVisible():
+        if self.panel_shown("Initialisation"):
             self.init_panel.set_result(res, lines)
             if res is not None:
                 if self.init_panel.show_s0.isChecked():
@@ -58,7 +63,7 @@ class OverlayMixin:
                 if self.init_panel.show_shat.isChecked():
                     c.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
         panel = self.refine_panel
-        if not self.docks["Refinement"].isVisible():
+        if not self.panel_shown("Refinement"):
             return
         if res is None:
             panel.set_curves(None, None)
@@ -85,7 +90,7 @@ class OverlayMixin:
 
     def _draw_heatmap(self, res) -> None:
         panel = self.heat_panel
-        if res is None or not self.docks["Heatmaps"].isVisible() or not panel.show_box.isChecked():
+        if res is None or not self.panel_shown("Heatmaps") or not panel.show_box.isChecked():
             self.canvas.set_heatmap(None)
             if res is None:
                 panel.info.setText("No model result for this face yet.")

@@ -243,6 +243,7 @@ class RefinePanel(QWidget):
         self.plot.setLabel("bottom", "step")
         self.plot.addLegend(offset=(-5, 5))
         self.plot.setLabel("left", "pixels")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # "pixels (x0.001)" reads badly
         self.plot.getViewBox().setLimits(yMin=0)
         self.disp_curve = self.plot.plot(pen=pg.mkPen((90, 170, 255), width=2), symbol="o", symbolSize=5,
                                          name="mean displacement (px)")

@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         if w.entry and w.entry.faces:
             w.canvas.set_active(0, {30})
             w.on_selection_changed()
-        w.refine_panel.slider.setValue(3)
+        w.refine_panel.slider.setValue(2)
         face = w.entry.faces[0] if w.entry and w.entry.faces else None
         if face is not None:  # zoom on the face so the overlays are readable
             x0, y0, x1, y1 = face.box
-            m = 0.45 * (x1 - x0)
+            m = 0.8 * (x1 - x0)
             w.canvas.vb.setRange(xRange=(x0 - m, x1 + m), yRange=(y0 - m, y1 + m), padding=0)
         QTimer.singleShot(800, shoot)
 

@@ -99,8 +99,13 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     disp = w.refine_panel.disp_curve.getData()[1]
     assert disp is not None and len(disp) == 4 and np.all(disp > 0)
     assert w.canvas.heat_item.isVisible()
-    assert w.init_panel.gallery.count() == 3 and "★" in w.init_panel.gallery.item(0).text()
+    w.docks["Initialisation"].raise_()  # it shares a tab with the heatmaps
+    qtbot.waitUntil(lambda: w.init_panel.gallery.count() == 3, timeout=2000)
+    assert "★" in w.init_panel.gallery.item(0).text()
+    assert not w.canvas.heat_item.isVisible()  # the heatmap tab is now behind
     # clicking a point selects its heatmap
+    w.docks["Heatmaps"].raise_()
+    qtbot.waitUntil(lambda: w.canvas.heat_item.isVisible(), timeout=2000)
     w.canvas.set_active(0, {36})
     w.on_selection_changed()
     assert w.heat_panel.landmark_index() == 36
