@@ -387,11 +387,11 @@ class Canvas(pg.GraphicsView):
             pairs = np.asarray(self.layout.lines(), dtype=int).reshape(-1, 2)
             xs, ys = pair_lines(pts[pairs[:, 0]], pts[pairs[:, 1]])
             item = pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.5, style=style))
-            self._add_overlay(item, 25)
+            self._add_overlay(item, 12)
         pen = pg.mkPen(color, width=1.5)
         scatter = _PassiveScatter(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
                                      brush=pg.mkBrush(QColor(*color)) if symbol == "o" else None)
-        self._add_overlay(scatter, 26)
+        self._add_overlay(scatter, 13)
 
     def add_arrows(self, a: np.ndarray, b: np.ndarray, color: tuple) -> None:
         """Displacement arrows a[i] -> b[i] with a small head, as one line item."""
@@ -405,7 +405,7 @@ class Canvas(pg.GraphicsView):
         segs_a = np.concatenate([a, b, b])
         segs_b = np.concatenate([b, left, right])
         xs, ys = pair_lines(segs_a, segs_b)
-        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.3)), 27)
+        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.3)), 16)
 
     def add_boxes(self, centres: np.ndarray, side: float, color: tuple) -> None:
         c = np.asarray(centres, float)
@@ -415,9 +415,10 @@ class Canvas(pg.GraphicsView):
         b = np.concatenate(corners[1:] + corners[:1])
         xs, ys = pair_lines(a, b)
         pen = pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine)
-        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pen), 24)
+        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pen), 11)
 
     def _add_overlay(self, item: pg.GraphicsObject, z: float) -> None:
+        """Overlays sit under the editable points (z 20) so that those stay visible on top."""
         item.setZValue(z)
         self.vb.addItem(item)
         self._overlay.append(item)
