@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from .document import Face, FaceState, ImageEntry
@@ -17,12 +18,14 @@ class FaceEdit(QUndoCommand):
     same drag merge, so that undo takes back the whole drag."""
 
     def __init__(self, entry: ImageEntry, face: Face, before: FaceState, after: FaceState, text: str,
-                 refresh: Callable[[ImageEntry], None], drag_id: int | None = None) -> None:
+                 refresh: Callable[[ImageEntry], None], drag_id: int | None = None,
+                 repredict: Callable[[ImageEntry, Face], None] | None = None) -> None:
         super().__init__(text)
         self.entry, self.face = entry, face
         self.before, self.after = before, after
         self.refresh = refresh
         self.drag_id = drag_id
+        self.repredict = repredict  # runs the model again when a step changes the face box
 
     def id(self) -> int:  # noqa: A003 - Qt's name
         return MERGE_DRAG if self.drag_id is not None else -1
@@ -33,16 +36,20 @@ class FaceEdit(QUndoCommand):
         self.after = other.after
         return True
 
-    def redo(self) -> None:
-        self.face.restore(self.after)
-        self.entry.dirty = True
+    def _apply(self, state: FaceState) -> None:
+        moved = not np.array_equal(self.face.box, state.box)
+        self.face.restore(state)
+        self.entry.dirty = True  # undoing back to what is on disk still re-saves: always correct
+        if moved and self.repredict is not None:
+            self.face.result = None  # the trace belonged to the other box
+            self.repredict(self.entry, self.face)
         self.refresh(self.entry)
 
+    def redo(self) -> None:
+        self._apply(self.after)
+
     def undo(self) -> None:
-        self.face.restore(self.before)
-        # undoing back to what is on disk still re-saves: simpler and always correct
-        self.entry.dirty = True
-        self.refresh(self.entry)
+        self._apply(self.before)
 
 
 class FaceListEdit(QUndoCommand):

@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtWidgets import QMenu
 
 from .commands import FaceEdit, FaceListEdit
-from .document import Face, FaceState, Status
+from .document import Face, FaceState, ImageEntry, Status
 from .workers import NOW, Job
 
 NUDGE_PX = 1.0
@@ -38,6 +38,7 @@ class EditingMixin:
         self.box_action = self.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
                                       tip="Drag a rectangle around a face the detector missed")
         self.action(menu, "Delete face", self.delete_face, ["Delete", "Backspace"])
+        self.action(menu, "Clear selection", self.clear_selection, "Esc")
         menu.addSeparator()
         for key, d in (("Alt+Left", (-1, 0)), ("Alt+Right", (1, 0)), ("Alt+Up", (0, -1)), ("Alt+Down", (0, 1))):
             self.action(menu, f"Nudge selection {key.split('+')[1].lower()}",
@@ -58,7 +59,8 @@ class EditingMixin:
         return [f for f in self.entry.faces if f.points is not None] if self.entry else []
 
     def edit_face(self, face: Face, after: FaceState, text: str, drag_id: int | None = None) -> None:
-        self.stack_for(self.current).push(FaceEdit(self.entry, face, face.state(), after, text, self.refresh, drag_id))
+        self.stack_for(self.current).push(FaceEdit(self.entry, face, face.state(), after, text, self.refresh,
+                                                   drag_id, self.predict_face))
 
     # --- point edits --------------------------------------------------------------------------
     def on_points_dragged(self, index: int, new: np.ndarray, drag_id: int) -> None:
@@ -146,6 +148,11 @@ class EditingMixin:
             return
         self.canvas.select_points(self.canvas.selection | {layout.mirror[i] for i in self.canvas.selection})
 
+    def clear_selection(self) -> None:
+        self.box_action.setChecked(False)
+        self.canvas.box_mode = False
+        self.canvas.set_active(-1)
+
     def next_face(self) -> None:
         e = self.entry
         if e and e.faces:
@@ -166,7 +173,7 @@ class EditingMixin:
         self.box_action.setChecked(False)
         self.canvas.box_mode = False
         self.canvas.set_active(e.faces.index(face))
-        self.predict_face(face)
+        self.predict_face(e, face)
 
     def on_box_edited(self, index: int, box: np.ndarray) -> None:
         e = self.entry
@@ -175,16 +182,18 @@ class EditingMixin:
         face = e.faces[index]
         st = face.state()
         self.edit_face(face, FaceState(st.points, st.status, st.occluded, np.asarray(box, float)), "move face box")
-        face.result = None
-        e.predicted = False
-        self.predict_face(face)
         if face.human:
             self.statusBar().showMessage("Box changed: the model runs again; your points stay "
                                          "(Ctrl+R takes the new prediction)", 6000)
 
-    def predict_face(self, face: Face) -> None:
-        e = self.entry
-        if e is None or self.predictor is None:
+    def predict_face(self, entry: ImageEntry | None, face: Face) -> None:
+        """Run the model on one face box (drawn, moved, or moved back by undo)."""
+        e = entry or self.entry
+        if e is None:
+            return
+        face.result = None
+        e.predicted = False
+        if self.predictor is None:
             return
         self.worker.submit(Job(NOW, path=e.path, boxes=[face.box.copy()], uids=[face.uid],
                                versions=[face.box_version], want_image=False))

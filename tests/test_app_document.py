@@ -126,6 +126,11 @@ def test_export_training_folder(tmp_path):
     steps = list(doc.export_training(out))
     assert [s[:2] for s in steps] == [(1, 2), (2, 2)]
     assert sorted(p.name for p in out.iterdir()) == ["img00.png", "img00.pts", "img01.png", "img01.pts"]
+    from model.data import find_samples  # what drr-train reads
+
+    samples, problems = find_samples([out], 68)
+    assert len(samples) == 2 and not problems
+    np.testing.assert_allclose(samples[0].points, doc.entries[0].faces[0].points, atol=1e-3)
     out2 = tmp_path / "train2"
     assert len(list(doc.export_training(out2, approved_only=True))) == 1
 

@@ -353,6 +353,9 @@ def test_moving_a_face_box_runs_the_model_again(qtbot, open_window, tmp_path):
     assert face.status == Status.PREDICTED
     key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_allclose(face.box, box - [20, 10, 20, 10])
+    np.testing.assert_allclose(face.points, old)
+    # the trace follows the box back, so the panels never describe another box
+    qtbot.waitUntil(lambda: face.result is not None and np.allclose(face.result.box, face.box), timeout=5000)
 
 
 def test_extensions_can_add_actions(qtbot, open_window, tmp_path, monkeypatch):
