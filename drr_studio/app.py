@@ -21,6 +21,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def warm_up() -> None:
+    """Import torch and build dlib's detector before the window exists. Both hold Python's
+    GIL for a long time (torch's import ~1 s, the detector's first construction ~0.3 s): done in
+    the worker they would freeze the visible window instead; done here the window opens a
+    moment later and then never stutters."""
+    try:
+        import numpy as np
+
+        import model.predict  # noqa: F401 - the import is the point
+        from model.detect import detect_faces
+
+        detect_faces(np.zeros((32, 32, 3), np.uint8))
+    except Exception:  # noqa: BLE001 - the worker reports model problems properly later
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from PySide6.QtWidgets import QApplication
@@ -28,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    warm_up()
     app.setApplicationName("DRR Studio")
     app.setOrganizationName("drr-studio")
     paths = args.paths or ([SAMPLE] if SAMPLE.exists() else [])
