@@ -48,9 +48,18 @@ def to_landmark_box(box: np.ndarray) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
+RELATIVE_SCORE = 0.3  # in a picture with a clear face, far weaker detections are mostly false
+
+
 def detect_faces(image: np.ndarray, min_score: float = 0.0) -> list[tuple[np.ndarray, float]]:
-    """Face boxes in the network's convention (tight landmark box), with detector scores."""
-    return [(to_landmark_box(b), s) for b, s in detect_raw(image, min_score)]
+    """Face boxes in the network's convention (tight landmark box), with detector scores.
+    Detections scoring under 30% of the best one in the same picture are dropped (e.g. the
+    badge on the astronaut's suit, 0.12 beside her face's 1.16); the best one is always kept."""
+    found = detect_raw(image, min_score)
+    if found:
+        best = found[0][1]
+        found = [(b, s) for b, s in found if s >= RELATIVE_SCORE * best or s == best]
+    return [(to_landmark_box(b), s) for b, s in found]
 
 
 def calibrate(folder: str) -> dict:

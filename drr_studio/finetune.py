@@ -1,0 +1,301 @@
+"""Model -> Fine-tune on corrected data: the dialog, a background run with progress, loss plot
+and Cancel, and the old-vs-new comparison that lets the user switch models.
+
+The training itself is `model.finetune.fine_tune`, the same code path as
+`drr-train --init CHECKPOINT --data FOLDER`. This module only gathers the faces, shows progress
+and hands the new checkpoint to the window's ordinary "load checkpoint" path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from model.data import Sample
+from model.finetune import FineTuneOptions, FineTuneResult, fine_tune
+from model.predict import DEFAULT_CHECKPOINT
+
+from .document import Document, Status
+
+MODELS_DIR = "drr_models"
+
+
+def corrected_faces(document: Document, statuses: set[Status], num_points: int | None = None) -> list[Sample]:
+    """The faces a human corrected or approved, as training samples (picture + points).
+    Images not visited yet have their annotation files read first."""
+    out = []
+    for entry in document.entries:
+        document.load_annotations(entry, num_points)  # no-op for entries already loaded
+        for k, face in enumerate(entry.faces):
+            ok = face.points is not None and np.isfinite(face.points).all()
+            if face.status in statuses and ok and (num_points is None or len(face.points) == num_points):
+                name = entry.path.with_suffix("").as_posix() + (f"#face{k + 1}" if k else "")
+                out.append(Sample(entry.path, np.asarray(face.points, dtype=np.float64).copy(), name))
+    return out
+
+
+def models_dir(window: Any) -> Path:
+    """The project's folder for fine-tuned checkpoints (never the shipped resources/)."""
+    doc = window.document
+    base = window.output_dir or doc.root or (doc.entries[0].path.parent if doc.entries else Path.cwd())
+    return Path(base) / MODELS_DIR
+
+
+class FineTuneDialog(QDialog):
+    def __init__(self, document: Document, num_points: int | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Fine-tune on corrected data")
+        self.document = document
+        self.num_points = num_points
+        n_corr = len(corrected_faces(document, {Status.CORRECTED}, num_points))
+        n_appr = len(corrected_faces(document, {Status.APPROVED}, num_points))
+        self.use_corrected = QCheckBox(f"Corrected faces ({n_corr})")
+        self.use_approved = QCheckBox(f"Approved faces ({n_appr})")
+        self.use_corrected.setChecked(True)
+        self.use_approved.setChecked(True)
+        self.held_out = QSpinBox(suffix=" %", minimum=0, maximum=50, value=10)
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=10)
+        self.minutes = QDoubleSpinBox(minimum=0.0, maximum=600.0, value=0.0, decimals=1, suffix=" min")
+        self.minutes.setSpecialValueText("no limit")
+        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1e-2, singleStep=1e-4, value=3e-4)
+        self.layers = QComboBox()
+        self.layers.addItem("All layers", "all")
+        self.layers.addItem("Refiner + heatmap head only (faster, safer with few faces)", "refiner")
+        self.count = QLabel()
+        form = QFormLayout()
+        form.addRow("Train on", self.use_corrected)
+        form.addRow("", self.use_approved)
+        form.addRow("", self.count)
+        form.addRow("Held out for checking", self.held_out)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Layers", self.layers)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.buttons)
+        for box in (self.use_corrected, self.use_approved):
+            box.toggled.connect(self._update_count)
+        self.held_out.valueChanged.connect(self._update_count)
+        self._update_count()
+
+    def statuses(self) -> set[Status]:
+        s = set()
+        if self.use_corrected.isChecked():
+            s.add(Status.CORRECTED)
+        if self.use_approved.isChecked():
+            s.add(Status.APPROVED)
+        return s
+
+    def samples(self) -> list[Sample]:
+        return corrected_faces(self.document, self.statuses(), self.num_points)
+
+    def _update_count(self) -> None:
+        n = len(self.samples())
+        held = round(n * self.held_out.value() / 100) if n >= 4 and self.held_out.value() else 0
+        self.count.setText(f"{n} faces: {n - held} to train on, {held} held out")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(n > 0)
+
+    def options(self, checkpoint: Path, models: Path) -> FineTuneOptions:
+        return FineTuneOptions(checkpoint=str(checkpoint), models_dir=str(models),
+                               held_out_fraction=self.held_out.value() / 100, epochs=self.epochs.value(),
+                               max_minutes=self.minutes.value(), lr=self.lr.value(),
+                               train_layers=self.layers.currentData())
+
+
+class FineTuneWorker(QThread):
+    """Runs fine_tune off the Qt thread; progress events come back as signals."""
+
+    progress = Signal(dict)
+    finished_ok = Signal(object)  # FineTuneResult
+    failed = Signal(str)
+
+    def __init__(self, opts: FineTuneOptions, samples: list[Sample]) -> None:
+        super().__init__()
+        self.opts, self.samples = opts, samples
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        try:
+            result = fine_tune(self.opts, self.samples, self.progress.emit, self._stop.is_set)
+        except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+            self.failed.emit(f"{exc.__class__.__name__}: {exc}".splitlines()[0])
+            return
+        self.finished_ok.emit(result)
+
+
+class FineTuneProgress(QDialog):
+    """Non-modal: the annotator keeps working while the model trains."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Fine-tuning")
+        self.setModal(False)
+        self.label = QLabel("Preparing…")
+        self.bar = QProgressBar()
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss")
+        self.plot.setMinimumHeight(160)
+        self.curve = self.plot.plot(pen=pg.mkPen("#1f77b4", width=2))
+        self.cancel_button = QPushButton("Cancel")
+        lay = QVBoxLayout(self)
+        for w in (self.label, self.bar, self.plot, self.cancel_button):
+            lay.addWidget(w)
+        self.losses: list[float] = []
+        self.t0 = time.monotonic()
+
+    def update_progress(self, ev: dict) -> None:
+        if ev.get("event") == "step":
+            self.losses.append(float(ev["loss"]))
+            self.curve.setData(np.arange(len(self.losses)), np.asarray(self.losses))
+            done = ((ev["epoch"] - 1) * ev["batches"] + ev["batch"]) / (ev["epochs"] * ev["batches"])
+            elapsed = time.monotonic() - self.t0
+            left = elapsed / max(done, 1e-6) - elapsed
+            self.bar.setValue(int(done * 100))
+            self.label.setText(f"Epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.3f} · "
+                               f"about {left / 60:.1f} min left")
+        elif ev.get("event") == "epoch" and ev.get("val_nme") is not None:
+            self.setToolTip(f"epoch {ev['epoch']}: held-out inter-pupil NME {ev['val_nme']:.2f}%")
+        elif ev.get("event") == "evaluating":
+            self.label.setText("Measuring the old and the new model on the held-out faces…")
+            self.bar.setValue(100)
+
+
+def ask_switch(parent: QWidget, result: FineTuneResult) -> bool:
+    """Old vs new on the held-out faces, side by side; True = switch to the new model."""
+    if result.old_error is not None:
+        text = (f"Held-out faces ({result.held_out_faces}), inter-ocular error:\n"
+                f"  current model: {result.old_error:.2f}%\n  new model:     {result.new_error:.2f}%\n\n"
+                f"Trained on {result.train_faces} faces. Switch to the new model?")
+    else:
+        text = (f"Trained on {result.train_faces} faces; none were held out, so there is no "
+                "before/after comparison. Switch to the new model?")
+    box = QMessageBox(QMessageBox.Icon.Question, "Fine-tuning finished", text, parent=parent)
+    switch = box.addButton("Switch to new model", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Keep current model", QMessageBox.ButtonRole.RejectRole)
+    box.setInformativeText(f"New checkpoint: {result.checkpoint}")
+    box.exec()
+    return box.clickedButton() is switch
+
+
+class FineTuner:
+    """Owns one fine-tuning run for a window."""
+
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.worker: FineTuneWorker | None = None
+        self.progress: FineTuneProgress | None = None
+        self.last_result: FineTuneResult | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.isRunning()
+
+    def open_dialog(self) -> None:
+        w = self.window
+        if self.running:
+            self.progress.show()
+            self.progress.raise_()
+            return
+        cfg = getattr(w.predictor, "config", None)
+        dialog = FineTuneDialog(w.document, getattr(cfg, "num_points", None), w)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.start(dialog.options(self.current_checkpoint(), models_dir(w)), dialog.samples())
+
+    def current_checkpoint(self) -> Path:
+        return Path(getattr(self.window.predictor, "path", None) or DEFAULT_CHECKPOINT)
+
+    def start(self, opts: FineTuneOptions, samples: list[Sample]) -> FineTuneWorker:
+        w = self.window
+        if w.autosave_current() is False:
+            w.show_problem("Fine-tuning not started: the current image could not be saved.")
+        self.progress = FineTuneProgress(w)
+        self.worker = FineTuneWorker(opts, samples)
+        self.worker.progress.connect(self.progress.update_progress)
+        self.worker.finished_ok.connect(self._finished)
+        self.worker.failed.connect(self._failed)
+        self.progress.cancel_button.clicked.connect(self.cancel)
+        self.progress.show()
+        w.statusBar().showMessage(f"Fine-tuning on {len(samples)} faces in the background…", 5000)
+        self.worker.start()
+        return self.worker
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            if self.progress is not None:
+                self.progress.label.setText("Cancelling after this batch…")
+                self.progress.cancel_button.setEnabled(False)
+
+    def _close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress.deleteLater()
+            self.progress = None
+
+    def _finished(self, result: FineTuneResult) -> None:
+        self.last_result = result
+        self._close_progress()
+        if self.worker is not None:
+            self.worker.wait()
+        self.worker = None
+        if result.cancelled or result.checkpoint is None:
+            self.window.statusBar().showMessage("Fine-tuning cancelled; the model is unchanged.", 8000)
+            return
+        if ask_switch(self.window, result):
+            self.window.load_checkpoint(result.checkpoint)
+
+    def _failed(self, message: str) -> None:
+        self._close_progress()
+        if self.worker is not None:
+            self.worker.wait()
+        self.worker = None
+        self.window.show_problem(f"Fine-tuning failed, the model is unchanged: {message}")
+
+    def shutdown(self) -> None:
+        """On exit: stop the run; its half-trained weights are thrown away."""
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(30000)
+
+
+def install(window: Any) -> None:
+    tuner = FineTuner(window)
+    window.fine_tuner = tuner
+    window.fine_tune_action = window.action(
+        window.model_menu, "Fine-tune on corrected data…", tuner.open_dialog,
+        tip="Train the current model further on the faces you corrected or approved")
+    # stop the run when the app quits: half-trained weights are thrown away, nothing else changes
+    app = QApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(tuner.shutdown)

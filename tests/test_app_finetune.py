@@ -1,0 +1,86 @@
+"""Model -> Fine-tune on corrected data, driven through the menu: a tiny run that finishes and
+switches the model, a cancelled run that changes nothing."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import shutil  # noqa: E402
+
+import torch  # noqa: E402
+from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+import drr_studio.finetune as ft  # noqa: E402
+from drr_studio.main_window import MainWindow  # noqa: E402
+from model.checkpoint import save_checkpoint  # noqa: E402
+from model.config import DRRConfig  # noqa: E402
+from model.network import DRR  # noqa: E402
+from model.predict import Predictor  # noqa: E402
+
+
+def _tiny_checkpoint(path):
+    torch.manual_seed(0)
+    m = DRR(DRRConfig(input_size=64, num_candidates=4))
+    m.set_shapes(torch.rand(4, 68, 2) * 30 + 17, torch.full((68, 2), 32.0), torch.full((68, 2), 8.0))
+    save_checkpoint(path, m, {"note": "tiny test model"})
+    return path
+
+
+def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, shared_data, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for f in sorted((shared_data / "afw").glob("*.jpg"))[:6]:
+        shutil.copy(f, folder / f.name)
+        shutil.copy(f.with_suffix(".pts"), folder / f.with_suffix(".pts").name)
+    before = {p.name: p.read_bytes() for p in folder.glob("*.pts")}
+    start = _tiny_checkpoint(tmp_path / "start.pt")
+
+    w = MainWindow([folder], settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                   factory=lambda c: Predictor.load(c, device="cpu"), checkpoint=start)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.predictor is not None and w.entry is not None, timeout=30000)
+    assert w.predictor.path == start
+
+    # the menu action opens the dialog; it counts the 6 annotated (corrected) faces
+    seen = {}
+
+    def fill_dialog():
+        d = QApplication.activeModalWidget()
+        d.epochs.setValue(2)
+        d.held_out.setValue(34)
+        seen["count"] = d.count.text()
+        d.accept()
+
+    switch_asked = []
+    monkeypatch.setattr(ft, "ask_switch", lambda parent, result: switch_asked.append(result) or True)
+    QTimer.singleShot(0, fill_dialog)
+    w.fine_tune_action.trigger()
+    assert seen["count"].startswith("6 faces: 4 to train on, 2 held out")
+    tuner = w.fine_tuner
+    qtbot.waitUntil(lambda: tuner.last_result is not None and not tuner.running, timeout=120000)
+    result = tuner.last_result
+    assert not result.cancelled and result.checkpoint is not None and result.checkpoint.exists()
+    assert result.checkpoint.parent == folder / ft.MODELS_DIR
+    assert result.old_error is not None and result.new_error is not None
+    assert switch_asked == [result]
+    qtbot.waitUntil(lambda: w.predictor.path == result.checkpoint, timeout=30000)
+    assert result.checkpoint.stem in w.status_model.text()
+    assert start.exists()  # the starting checkpoint is untouched
+    qtbot.waitUntil(lambda: w.entry.predicted, timeout=30000)  # the new model ran on the image
+
+    # a second run, cancelled: no new checkpoint, no leftovers, same active model
+    tuner.last_result = None
+    worker = tuner.start(ft.FineTuneOptions(checkpoint=str(result.checkpoint), models_dir=str(folder / ft.MODELS_DIR),
+                                            epochs=200), ft.corrected_faces(w.document, {ft.Status.CORRECTED}))
+    qtbot.waitUntil(lambda: tuner.progress is None or len(tuner.progress.losses) > 0, timeout=60000)
+    tuner.cancel()
+    qtbot.waitUntil(lambda: tuner.last_result is not None, timeout=60000)
+    assert worker.isFinished() and tuner.last_result.cancelled
+    assert sorted(p.name for p in (folder / ft.MODELS_DIR).iterdir()) == [result.checkpoint.name]
+    assert w.predictor.path == result.checkpoint
+    assert {p.name: p.read_bytes() for p in folder.glob("*.pts")} == before  # annotations intact
+    w.worker.stop()
