@@ -14,8 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
-predict = pytest.importorskip("model.predict")
-
+import model.predict as predict  # noqa: E402
 from drr_studio.app import SAMPLE  # noqa: E402
 from drr_studio.main_window import MainWindow  # noqa: E402
 
@@ -72,7 +71,6 @@ def test_sample_opens_with_points_and_trace(qtbot, window):
     assert scale > 0 and np.allclose([x, y], r.s_hat[30], atol=1.0 * scale + 1e-6), (x, y, r.s_hat[30])
 
 
-@pytest.mark.skipif(not REAL_FACES.is_dir(), reason="300-W sample faces not available")
 def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path):
     names = sorted(p.stem for p in REAL_FACES.glob("*.pts"))[:2]
     paths = [REAL_FACES / f"{n}.jpg" for n in names]
