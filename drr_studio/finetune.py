@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.data import Sample
-from model.finetune import FineTuneOptions, FineTuneResult, fine_tune
+from model.finetune import FineTuneOptions, FineTuneResult, fine_tune, split_held_out
 from model.predict import DEFAULT_CHECKPOINT
 
 from .document import Document, Status
@@ -116,8 +116,9 @@ class FineTuneDialog(QDialog):
         return corrected_faces(self.document, self.statuses(), self.num_points)
 
     def _update_count(self) -> None:
-        n = len(self.samples())
-        held = round(n * self.held_out.value() / 100) if n >= 4 and self.held_out.value() else 0
+        samples = self.samples()
+        n = len(samples)
+        held = len(split_held_out(samples, self.held_out.value() / 100)[1])
         self.count.setText(f"{n} faces: {n - held} to train on, {held} held out")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(n > 0)
 

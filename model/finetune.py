@@ -52,8 +52,8 @@ class FineTuneResult:
 
 
 def split_held_out(samples: list[Sample], fraction: float) -> tuple[list[Sample], list[Sample]]:
-    """A fixed split by a hash of each face's name: the same faces are held out every time,
-    whatever order they come in, and adding faces does not move old ones across."""
+    """A fixed split by a hash of each face's name: for the same faces the same ones are held
+    out every time, whatever order they come in (round(fraction * n) of them, at least one)."""
     if fraction <= 0 or len(samples) < 4:
         return list(samples), []
 
