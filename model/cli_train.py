@@ -51,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, help="learning rate (default 1e-3; 3e-4 when fine-tuning)")
     ap.add_argument("--heatmap-weight", type=float, default=1.0)
-    ap.add_argument("--regression-weight", type=float, default=100.0)
+    ap.add_argument("--regression-weight", type=float, default=20.0)
+    ap.add_argument("--regressor-lr-mult", type=float, default=0.1,
+                    help="learning-rate factor of the per-step regressors (see train.py)")
     ap.add_argument("--train-layers", choices=["all", "refiner"], default="all")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--val-split", default=str(DEFAULT_SPLIT), help="file of held-out names")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
                         epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
                         heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
-                        train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
+                        regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
                         device=a.device, threads=a.threads)
     try:
         res = train(opts, train_s, val_s, progress)
