@@ -35,7 +35,8 @@ def test_short_training_lowers_loss_and_error(shared_data, tmp_path):
     README), and the checkpoint and log are complete."""
     train_s, val_s = _faces(shared_data, 32, 8)
     opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 8},
-                        epochs=6, batch_size=8, lr=3e-3, regression_weight=20.0, seed=0, augment=False)
+                        epochs=6, batch_size=8, lr=3e-3, regression_weight=20.0, seed=0, augment=False,
+                        regressor_lr_mult=1.0)  # the slow regressor rate is for long runs
     torch.manual_seed(0)
     before_model, _ = build_model(opts, train_s)
     loss0 = _fixed_batch_loss(before_model, train_s[:16])
