@@ -26,6 +26,7 @@ class Conv8(nn.Module):
     def __init__(self, channels: int, num_points: int, coord_prior: bool = True) -> None:
         super().__init__()
         self.coord_prior = coord_prior
+        self.logit_scale = self.LOGIT_SCALE
         self.conv = nn.Conv2d(channels, num_points, 3, padding=1)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.zeros_(self.conv.bias)
@@ -33,6 +34,13 @@ class Conv8(nn.Module):
         if self.prior is not None:
             nn.init.zeros_(self.prior.weight)
         self._grid: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def fold_scale(self) -> None:
+        """Inference only: multiply the logit scale into the weights (one pass fewer)."""
+        self.conv.weight.mul_(self.logit_scale)
+        self.conv.bias.mul_(self.logit_scale)
+        self.logit_scale = 1.0
 
     @torch.no_grad()
     def init_prior(self, mean: torch.Tensor, std: torch.Tensor, size: int) -> None:
@@ -75,7 +83,8 @@ class Conv8(nn.Module):
     def forward(self, deconv7: torch.Tensor) -> torch.Tensor:
         """Logits (B, p, H, W), contiguous; softmax over pixels gives the probability maps."""
         # contiguous (not channels-last): the softmax and arg-max run over each map's pixels
-        out = (self.conv(deconv7) * self.LOGIT_SCALE).contiguous()
+        out = self.conv(deconv7)
+        out = (out * self.logit_scale if self.logit_scale != 1.0 else out).contiguous()
         if self.prior is not None:
             out = out + self.prior_map(out.shape[-2], out.shape[-1], out)
         return out

@@ -51,6 +51,7 @@ class Predictor:
         # BatchNorm folded into the convolutions: same outputs, fewer passes. The predictor's
         # model is for inference only; training always starts from a checkpoint file.
         fold_batch_norm(model.backbone)
+        model.conv8.fold_scale()
         self.model = model.to(dev).eval()
         self.path = path
         self.meta = meta or {}
