@@ -1,0 +1,32 @@
+"""Turn a training checkpoint into a small file to ship: weights in fp16 (widened back to fp32 on
+load), no optimizer state, the training metadata kept.
+
+    python -m model.export runs/default/last.pt resources/drr_default.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m model.export", description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("out")
+    a = ap.parse_args(argv)
+    try:
+        model, blob = load_checkpoint(a.checkpoint)
+    except CheckpointError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 2
+    meta = {**blob.get("meta", {}), "exported_from": a.checkpoint, "weights": "fp16"}
+    save_checkpoint(a.out, model, meta, half=True)
+    print(f"export: wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
