@@ -87,7 +87,8 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
     try:
         topts = TrainOptions(out=str(work), init=str(opts.checkpoint), epochs=opts.epochs,
                              max_minutes=opts.max_minutes, batch_size=opts.batch_size, lr=opts.lr,
-                             train_layers=opts.train_layers, seed=opts.seed, device=opts.device)
+                             train_layers=opts.train_layers, seed=opts.seed, device=opts.device,
+                             freeze_batchnorm=True)
         run = train(topts, train_s, held, progress, should_stop)
         result.history = run.history
         if run.stopped:

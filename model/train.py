@@ -45,6 +45,9 @@ class TrainOptions:
     # on training faces too). A lower rate for the regressors keeps that walk small.
     regressor_lr_mult: float = 0.1
     train_layers: str = "all"  # "all" or "refiner" (refiner + conv8 head; backbone frozen)
+    # keep BatchNorm statistics as they are: with a handful of faces (fine-tuning) batch
+    # statistics of 8 faces would overwrite what was learned from thousands
+    freeze_batchnorm: bool = False
     augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -159,6 +162,7 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
     per_epoch = max(1, len(train_set) // opts.batch_size)
     total_it = per_epoch * opts.epochs
+    warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
     use_bf16 = device.type == "cuda"  # bf16 autocast measured slower than fp32 for this CPU model
     t0 = time.monotonic()
     stopped = False
@@ -181,6 +185,10 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
         model.train()
         if opts.train_layers == "refiner":
             model.backbone.eval()  # keep the frozen backbone's BatchNorm statistics
+        if opts.freeze_batchnorm:
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
         order = torch.randperm(len(train_set)).tolist()
         run_loss, seen, te = 0.0, 0, time.monotonic()
         for b in range(per_epoch):
@@ -190,7 +198,7 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             y = torch.stack([t for _, t in items]).to(device)
             frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
             for g in optim.param_groups:
-                g["lr"] = opts.lr * _lr_factor(frac, it) * g["lr_mult"]
+                g["lr"] = opts.lr * _lr_factor(frac, it, warmup) * g["lr_mult"]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 trace = model(x)
             loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight)
