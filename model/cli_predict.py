@@ -26,7 +26,10 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
                 problems.append(f"{p}: no pictures in this folder")
             files += found
         elif p.is_file():
-            files.append(p) if is_image_file(p) else problems.append(f"{p}: not a picture file (by its suffix)")
+            if is_image_file(p):
+                files.append(p)
+            else:
+                problems.append(f"{p}: not a picture file (by its suffix)")
         else:
             problems.append(f"{p}: no such file or folder")
     return files, problems

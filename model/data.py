@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from . import geometry
-from .images import ImageError, list_images, read_image
+from .images import list_images, read_image
 from .layout import can_mirror, layout_for
 from .pts import PtsError, read_pts
 
@@ -129,13 +129,3 @@ class FaceDataset(torch.utils.data.Dataset):
         crop, pts, _ = self.crop(i)
         return torch.from_numpy(crop).permute(2, 0, 1).float(), torch.from_numpy(pts).float()
 
-
-def load_all(samples: list[Sample]) -> list[str]:
-    """Check every picture decodes; returns the problems (file and reason)."""
-    problems = []
-    for s in samples:
-        try:
-            read_image(s.image)
-        except ImageError as exc:
-            problems.append(str(exc))
-    return problems
