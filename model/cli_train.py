@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-recurrent", action="store_true", help="regress from SIP features only (Table IX)")
     ap.add_argument("--mean-init", action="store_true", help="start from the mean shape (Table X)")
     ap.add_argument("--sip-deconv6", action="store_true", help="pool from deconv6 + deconv7 (Table XIV)")
+    ap.add_argument("--heatmap-stride", type=int, choices=[1, 2],
+                    help="conv8 on deconv7 at full resolution (1, paper) or on deconv6 at half (2)")
     ap.add_argument("--candidates", type=int, help="number of k-means candidate shapes (default 50)")
     ap.add_argument("--init", help="fine-tune from this checkpoint (its architecture is kept)")
     ap.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
@@ -68,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     overrides = {k: v for k, v in {"input_size": a.input_size, "width": a.width, "lstm_hidden": a.lstm_hidden,
-                                    "num_candidates": a.candidates}.items() if v is not None}
+                                    "num_candidates": a.candidates, "heatmap_stride": a.heatmap_stride}.items() if v is not None}
     if a.no_recurrent:
         overrides["recurrent"] = False
     if a.mean_init:

@@ -20,12 +20,17 @@ class DRRConfig:
     init: str = "candidates"  # "candidates" (nearest k-means shape) or "mean" (Table X)
     batch_norm: bool = True  # trained from scratch here, without ImageNet weights
     coord_prior: bool = True  # learned per-landmark position prior in conv8 (see heatmap.py)
+    # 1: conv8 on deconv7 at the input resolution (paper); 2: conv8 on deconv6 at half of it,
+    # a quarter of the heatmap cost (SIP still pools deconv7 at full resolution)
+    heatmap_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.input_size % 4 or self.input_size < 32:
             raise ValueError(f"input_size must be a multiple of 4 and >= 32, got {self.input_size}")
         if self.backbone not in ("vgg19", "vgg-s", "small"):
             raise ValueError(f"unknown backbone {self.backbone!r} (vgg19, vgg-s, small)")
+        if self.heatmap_stride not in (1, 2):
+            raise ValueError(f"heatmap_stride must be 1 or 2, got {self.heatmap_stride}")
         if self.init not in ("candidates", "mean"):
             raise ValueError(f"unknown init {self.init!r} (candidates, mean)")
 
@@ -46,8 +51,8 @@ class DRRConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # The shipped CPU model: VGG-S shape at 1/8 width, 128 input.
-    "default": dict(backbone="small", width=0.125, input_size=128),
+    # The shipped CPU model: VGG-S shape at 1/8 width, 128 input, conv8 at half resolution.
+    "default": dict(backbone="small", width=0.125, input_size=128, heatmap_stride=2),
     "small-wide": dict(backbone="small", width=0.25, input_size=128),
     "vgg-s": dict(backbone="vgg-s", width=1.0, input_size=256),
     "vgg-s-128": dict(backbone="vgg-s", width=1.0, input_size=128),

@@ -2,6 +2,9 @@
 
 Channel i after a softmax over all H x W pixels is A^i; its target is
 Q^i_jk = 0.5 ^ max(|x_i - j|, |y_i - k|), normalised to sum 1; the loss is -sum Q log A.
+
+With heatmap_stride 2 (config), map pixel u covers input pixels 2u and 2u + 1: input coordinate x
+(pixel-centre convention) is map coordinate (x - 0.5) / 2, and Q uses map pixels as its unit.
 """
 
 from __future__ import annotations
@@ -9,6 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def to_map(points: torch.Tensor, stride: int) -> torch.Tensor:
+    """Input-pixel coordinates -> heatmap-pixel coordinates (both pixel-centre)."""
+    return points if stride == 1 else (points - 0.5 * (stride - 1)) / stride
+
+
+def from_map(points: torch.Tensor, stride: int) -> torch.Tensor:
+    return points if stride == 1 else points * stride + 0.5 * (stride - 1)
 
 
 class Conv8(nn.Module):
@@ -43,14 +55,14 @@ class Conv8(nn.Module):
         self.logit_scale = 1.0
 
     @torch.no_grad()
-    def init_prior(self, mean: torch.Tensor, std: torch.Tensor, size: int) -> None:
+    def init_prior(self, mean: torch.Tensor, std: torch.Tensor, size: int, stride: int = 1) -> None:
         """Set the prior to each landmark's Gaussian log-density over the crop: mean and std
-        (p, 2) in crop pixels, from the training shapes."""
+        (p, 2) in crop pixels, from the training shapes; size = crop side in input pixels."""
         if self.prior is None:
             return
-        to_unit = 2.0 / (size - 1)
-        m = mean.float() * to_unit - 1.0
-        v = (std.float() * to_unit) ** 2 + 1e-4
+        to_unit = 2.0 / (size // stride - 1)
+        m = to_map(mean.float(), stride) * to_unit - 1.0
+        v = (std.float() / stride * to_unit) ** 2 + 1e-4
         w = torch.stack([m[:, 0] / v[:, 0], m[:, 1] / v[:, 1], -0.5 / v[:, 0], -0.5 / v[:, 1],
                          torch.zeros_like(v[:, 0])], dim=1)
         self.prior.weight.copy_(w[:, :, None, None])
@@ -82,9 +94,18 @@ class Conv8(nn.Module):
 
     def forward(self, deconv7: torch.Tensor) -> torch.Tensor:
         """Logits (B, p, H, W), contiguous; softmax over pixels gives the probability maps."""
+        if not (self.training or torch.is_grad_enabled()):
+            # inference: the convolution writes plain (B, p, H, W) maps straight away, and the
+            # prior is added in place; turning a channels-last result around cost more than
+            # the convolution itself at batch 1
+            out = self.conv(deconv7.contiguous())
+            if self.logit_scale != 1.0:
+                out.mul_(self.logit_scale)
+            if self.prior is not None:
+                out.add_(self.prior_map(out.shape[-2], out.shape[-1], out))
+            return out
         # contiguous (not channels-last): the softmax and arg-max run over each map's pixels
-        out = self.conv(deconv7)
-        out = (out * self.logit_scale if self.logit_scale != 1.0 else out).contiguous()
+        out = (self.conv(deconv7) * self.logit_scale).contiguous()
         if self.prior is not None:
             out = out + self.prior_map(out.shape[-2], out.shape[-1], out)
         return out
@@ -100,11 +121,12 @@ def q_target(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return q / q.sum(dim=(-2, -1), keepdim=True)
 
 
-def heatmap_loss(logits: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy -sum_jk Q log A, summed over pixels, averaged over landmarks and faces."""
+def heatmap_loss(logits: torch.Tensor, points: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """Cross-entropy -sum_jk Q log A, summed over pixels, averaged over landmarks and faces;
+    points (B, p, 2) in input pixels."""
     b, p, h, w = logits.shape
     logp = F.log_softmax(logits.float().reshape(b, p, h * w), dim=-1)
-    q = q_target(points, h, w).reshape(b, p, h * w)
+    q = q_target(to_map(points, stride), h, w).reshape(b, p, h * w)
     return -(q * logp).sum(-1).mean()
 
 
@@ -113,8 +135,8 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     return F.softmax(logits.float().reshape(b, p, h * w), dim=-1).reshape(b, p, h, w)
 
 
-def argmax_shape(logits: torch.Tensor) -> torch.Tensor:
-    """S_hat: the arg-max pixel of each map, (B, p, 2) as (x, y)."""
+def argmax_shape(logits: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """S_hat: the arg-max pixel of each map, (B, p, 2) as (x, y) in input pixels."""
     b, p, h, w = logits.shape
     idx = logits.reshape(b, p, h * w).argmax(-1)
-    return torch.stack([(idx % w).float(), (idx // w).float()], dim=-1)
+    return from_map(torch.stack([(idx % w).float(), (idx // w).float()], dim=-1), stride)

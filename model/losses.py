@@ -21,7 +21,7 @@ def regression_losses(trace: Trace, target: torch.Tensor, size: int) -> torch.Te
 
 def drr_loss(trace: Trace, target: torch.Tensor, size: int, heatmap_weight: float = 1.0,
              regression_weight: float = 100.0) -> tuple[torch.Tensor, dict[str, float]]:
-    hm = heatmap_loss(trace.logits, target)
+    hm = heatmap_loss(trace.logits, target, size // trace.logits.shape[-1])
     reg = regression_losses(trace, target, size)
     total = heatmap_weight * hm + regression_weight * reg.sum()
     return total, {"loss": float(total.detach()), "conv8": float(hm.detach()), "reg_last": float(reg[-1].detach())}

@@ -22,7 +22,7 @@ from .refiner import RecurrentRefiner
 class Trace:
     """Everything the network computed for a batch of crops; coordinates in crop pixels."""
 
-    logits: torch.Tensor  # conv8 (B, p, H, W), before the softmax over pixels
+    logits: torch.Tensor  # conv8 (B, p, H, W), before the softmax over pixels (H = S / stride)
     s_hat: torch.Tensor  # arg-max shape (B, p, 2)
     candidate_index: torch.Tensor  # (B,) which candidate became S^0 (-1 with mean-shape init)
     candidate_distances: torch.Tensor  # (B, N) squared L2 distance of each candidate to S_hat
@@ -59,7 +59,8 @@ class DRR(nn.Module):
         self.candidates.copy_(torch.as_tensor(candidates, dtype=torch.float32))
         self.mean_shape.copy_(torch.as_tensor(mean_shape, dtype=torch.float32))
         if std is not None:
-            self.conv8.init_prior(self.mean_shape, torch.as_tensor(std), self.cfg.input_size)
+            self.conv8.init_prior(self.mean_shape, torch.as_tensor(std), self.cfg.input_size,
+                                  self.cfg.heatmap_stride)
 
     def forward(self, images: torch.Tensor, init_override: torch.Tensor | None = None) -> Trace:
         """images: (B, 3, S, S) RGB 0..255 float. init_override replaces S^0 (ablations)."""
@@ -67,8 +68,8 @@ class DRR(nn.Module):
         if x.device.type == "cpu" or not self.training:
             x = x.contiguous(memory_format=torch.channels_last)
         d6, d7 = self.backbone(x)
-        logits = self.conv8(d7)
-        s_hat = argmax_shape(logits)
+        logits = self.conv8(d6 if self.cfg.heatmap_stride == 2 else d7)
+        s_hat = argmax_shape(logits, self.cfg.heatmap_stride)
         index, dist = nearest_candidate(s_hat, self.candidates)
         if init_override is not None:
             s0 = init_override

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .config import DRRConfig
-from .sip import box_maxima, pool_at
+from .sip import BoxGather
 
 
 class RecurrentRefiner(nn.Module):
@@ -41,29 +41,59 @@ class RecurrentRefiner(nn.Module):
         for r in self.regressors:  # start as a near-identity update
             nn.init.normal_(r.weight, std=1e-3)
             nn.init.zeros_(r.bias)
+        self._fused = False
+
+    @torch.no_grad()
+    def fuse_for_inference(self) -> None:
+        """Inference only: the LSTM's two products (input and state) as one matrix over
+        [F; F~], and the update scale folded into the regressors: fewer, larger products per
+        step (the refiner's 8 steps are mostly per-operation overhead at batch 1)."""
+        scale = self.cfg.input_size * self.OUTPUT_SCALE
+        for r in self.regressors:
+            r.weight.mul_(scale)
+            r.bias.mul_(scale)
+        if self.lstm is not None:
+            w = torch.cat([self.lstm.weight_ih, self.lstm.weight_hh], dim=1)
+            self.register_buffer("_gate_weight_t", w.t().contiguous(), persistent=False)
+            self.register_buffer("_gate_bias", self.lstm.bias_ih + self.lstm.bias_hh, persistent=False)
+        self._fused = True
+
+    def _lstm_step(self, f: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._fused or torch.is_grad_enabled():
+            return self.lstm(f, (h, c))
+        # the same gates as nn.LSTMCell (order i, f, g, o), from one product
+        gates = torch.addmm(self._gate_bias, torch.cat([f, h], dim=-1), self._gate_weight_t)
+        n = h.shape[-1]
+        in_forget = torch.sigmoid(gates[:, : 2 * n])
+        c = in_forget[:, n:] * c + in_forget[:, :n] * torch.tanh(gates[:, 2 * n : 3 * n])
+        return torch.sigmoid(gates[:, 3 * n :]) * torch.tanh(c), c
 
     def forward(self, d6: torch.Tensor, d7: torch.Tensor, s0: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """s0 in input pixels (B, p, 2). Returns shapes S^0..S^K and the updates dS^0..dS^{K-1}
         (both in input pixels; the updates keep their gradient)."""
         size = float(self.cfg.input_size)
         b = s0.shape[0]
-        m7 = box_maxima(d7, self.box7).float()
-        m6 = box_maxima(d6, self.box6).float() if self.cfg.sip_deconv6 else None
+        # each step gathers only its boxes' pixels (see sip.py)
+        sip7 = BoxGather(d7.float(), self.box7)
+        sip6 = BoxGather(d6.float(), self.box6, scale=0.5) if self.cfg.sip_deconv6 else None
         h = c = None
         if self.lstm is not None:
             h = s0.new_zeros(b, self.cfg.lstm_hidden)
             c = s0.new_zeros(b, self.cfg.lstm_hidden)
         shapes, updates = [s0], []
         s = s0
+        step_scale = 1.0 if self._fused else size * self.OUTPUT_SCALE
         for step in range(self.cfg.steps):
-            f = pool_at(m7, s)
-            if m6 is not None:
-                f = torch.cat([f, pool_at(m6, s, scale=0.5)], dim=-1)
+            f = sip7(s)
+            if sip6 is not None:
+                f = torch.cat([f, sip6(s)], dim=-1)
             f = self.norm(f.reshape(b, -1))
             if self.lstm is not None:
-                h, c = self.lstm(f, (h, c))
+                h, c = self._lstm_step(f, h, c)
                 f = torch.cat([f, h], dim=-1)
-            ds = self.regressors[step](f).reshape(b, -1, 2) * (size * self.OUTPUT_SCALE)
+            ds = self.regressors[step](f).reshape(b, -1, 2)
+            if step_scale != 1.0:
+                ds = ds * step_scale
             updates.append(ds)
             # kept inside a margin around the crop: a wild early step must not push the points
             # so far out that every later SIP box samples the same border pixels

@@ -9,11 +9,11 @@ import torch
 from model import geometry
 from model.candidates import kmeans, nearest_candidate
 from model.config import DRRConfig
-from model.heatmap import argmax_shape, heatmap_loss, q_target
+from model.heatmap import Conv8, argmax_shape, from_map, heatmap_loss, q_target, to_map
 from model.layout import FIVE_POINT, IBUG68, layout_for
 from model.network import DRR
 from model.pts import PtsError, read_pts, write_pts
-from model.sip import box_maxima, pool_at, sip_brute_force
+from model.sip import sip, sip_brute_force
 
 
 @pytest.mark.parametrize("box", [1, 2, 3, 6])
@@ -21,7 +21,7 @@ def test_sip_matches_brute_force_and_routes_gradient_to_argmax(box):
     torch.manual_seed(0)
     f = torch.randn(2, 4, 15, 13, requires_grad=True)
     pts = torch.rand(2, 9, 2) * 20 - 3  # some points off the map
-    out = pool_at(box_maxima(f, box), pts)
+    out = sip(f, pts, box)
     ref = sip_brute_force(f.detach(), pts, box)
     assert torch.allclose(out, ref)
     out.sum().backward()
@@ -38,7 +38,7 @@ def test_sip_matches_brute_force_and_routes_gradient_to_argmax(box):
 def test_sip_gives_no_gradient_to_coordinates():
     f = torch.randn(1, 3, 10, 10, requires_grad=True)
     pts = torch.tensor([[[4.2, 5.7]]], requires_grad=True)
-    pool_at(box_maxima(f, 3), pts).sum().backward()
+    sip(f, pts, 3).sum().backward()
     assert pts.grad is None
 
 
@@ -60,6 +60,32 @@ def test_heatmap_loss_minimum_is_entropy_of_target():
     assert torch.allclose(at_target, entropy, atol=1e-5)
     assert heatmap_loss(torch.zeros(1, 1, 40, 40), pts) > at_target + 1.0
     assert argmax_shape(torch.log(q)).tolist() == [[[5.0, 4.0]]]
+
+
+def test_half_resolution_heatmap_maps_cells_to_input_pixels():
+    # map pixel u covers input pixels 2u and 2u + 1, so its centre is 2u + 0.5 in input pixels
+    pts = torch.tensor([[[10.5, 6.5], [3.0, 30.2]]])
+    q = q_target(to_map(pts, 2), 20, 20)
+    assert argmax_shape(torch.log(q), stride=2).tolist() == [[[10.5, 6.5], [2.5, 30.5]]]
+    assert torch.allclose(from_map(to_map(pts, 2), 2), pts)
+    # the loss is lowest where the map is the target of the same points
+    best = heatmap_loss(torch.log(q), pts, stride=2)
+    assert heatmap_loss(torch.log(q), pts + 4.0, stride=2) > best + 0.5
+
+
+def test_conv8_inference_path_matches_training_form():
+    torch.manual_seed(0)
+    head = Conv8(6, 5, coord_prior=True).eval()
+    head.init_prior(torch.rand(5, 2) * 30 + 10, torch.full((5, 2), 6.0), 48, stride=2)
+    torch.nn.init.normal_(head.conv.weight, std=0.1)
+    x = torch.randn(2, 6, 24, 24).contiguous(memory_format=torch.channels_last)
+    ref = head(x).detach()  # gradient mode: the training path
+    with torch.inference_mode():
+        out = head(x)
+        head.fold_scale()
+        folded = head(x)
+    assert out.is_contiguous() and torch.allclose(out, ref, atol=1e-4)
+    assert torch.allclose(folded, ref, atol=1e-4)
 
 
 def test_flip_permutation_is_an_involution_that_swaps_the_eyes():
@@ -149,21 +175,49 @@ def test_kmeans_finds_separated_clusters():
     assert dist.shape == (1, 4) and dist[0, idx[0]] == dist[0].min()
 
 
-@pytest.mark.parametrize("points,size", [(68, 128), (5, 64)])
-def test_trace_shapes(points, size):
-    cfg = DRRConfig(num_points=points, input_size=size, num_candidates=7, steps=8)
+@pytest.mark.parametrize("points,size,stride", [(68, 128, 1), (68, 128, 2), (5, 64, 1)])
+def test_trace_shapes(points, size, stride):
+    cfg = DRRConfig(num_points=points, input_size=size, num_candidates=7, steps=8, heatmap_stride=stride)
     model = DRR(cfg).eval()
     model.set_shapes(torch.rand(7, points, 2) * size, torch.full((points, 2), size / 2.0),
                      torch.full((points, 2), size / 8.0))
     with torch.no_grad():
         t = model(torch.rand(3, 3, size, size) * 255)
-    assert t.logits.shape == (3, points, size, size)
+    assert t.logits.shape == (3, points, size // stride, size // stride)
     assert t.s_hat.shape == (3, points, 2)
     assert t.candidate_index.shape == (3,) and t.candidate_distances.shape == (3, 7)
     assert t.shapes.shape == (3, 9, points, 2) and len(t.updates) == 8
     assert torch.equal(t.shapes[:, 0], model.candidates[t.candidate_index])
     assert torch.allclose(t.probabilities().sum(dim=(-2, -1)), torch.ones(3, points), atol=1e-4)
     assert t.sip_box == round(6 * size / 256)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_predictor_folding_keeps_the_trace(stride):
+    import copy
+
+    from model.predict import Predictor
+
+    torch.manual_seed(1)
+    cfg = DRRConfig(num_candidates=7, heatmap_stride=stride)
+    model = DRR(cfg)
+    model.set_shapes(torch.rand(7, 68, 2) * 60 + 30, torch.full((68, 2), 64.0), torch.full((68, 2), 12.0))
+    for r in model.refiner.regressors:  # updates big enough to move the points
+        torch.nn.init.normal_(r.weight, std=0.05)
+    with torch.no_grad():  # BatchNorm statistics that folding must carry over
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x = torch.rand(2, 3, 128, 128) * 255
+    with torch.no_grad():
+        ref = model(x)
+    fast = Predictor(copy.deepcopy(model), device="cpu").run_crops(x)
+    assert torch.equal(fast.candidate_index, ref.candidate_index)
+    assert torch.allclose(fast.logits, ref.logits, atol=1e-3)
+    assert (ref.shapes[:, -1] - ref.shapes[:, 0]).abs().max() > 1.0
+    assert torch.allclose(fast.shapes, ref.shapes, atol=1e-3)
 
 
 def test_paper_backbones_keep_resolution():
