@@ -65,6 +65,29 @@ def save_trace(path: Path, r: FaceResult) -> None:
     tmp.replace(path)
 
 
+def draw_faces(path: Path, image: np.ndarray, results: list[FaceResult], layout) -> None:
+    """The picture with each face's box, lines and points, written atomically as PNG."""
+    import cv2  # only needed for --draw
+
+    canvas = np.ascontiguousarray(image[..., ::-1])  # RGB -> BGR for OpenCV
+    size = max(image.shape[:2])
+    thick = max(1, int(round(size / 500)))
+    for r in results:
+        x0, y0, x1, y1 = (int(round(v)) for v in r.box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (200, 200, 200), thick, cv2.LINE_AA)
+        pts = np.round(r.points * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+        for i, j in layout.lines():
+            cv2.line(canvas, tuple(pts[i]), tuple(pts[j]), (60, 200, 255), thick, cv2.LINE_AA, shift=4)
+        for (x, y), (cr, cg, cb) in zip(pts, layout.point_colors()):
+            cv2.circle(canvas, (int(x), int(y)), (thick + 1) * 16, (cb, cg, cr), -1, cv2.LINE_AA, shift=4)
+    ok, data = cv2.imencode(".png", canvas)
+    if not ok:
+        raise OSError(f"{path}: could not encode the drawing")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.tobytes())
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drr-predict", description=__doc__)
     ap.add_argument("images", nargs="+", help="pictures or folders of pictures")
@@ -73,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", help="default: the shipped model")
     ap.add_argument("--device", choices=["cpu", "cuda"])
     ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
+    ap.add_argument("--draw", action="store_true", help="also save each picture with its points drawn (.drawn.png)")
     a = ap.parse_args(argv)
     try:
         predictor = Predictor.load(a.checkpoint, a.device)
@@ -103,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 write_pts(out / f"{stem}.pts", r.points)
                 if a.trace:
                     save_trace(out / f"{stem}.trace.npz", r)
+            if a.draw:
+                draw_faces(out / f"{f.stem}.drawn.png", img, results, predictor.layout)
             faces += len(results)
         except (ImageError, OSError) as exc:
             failed += 1

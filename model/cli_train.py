@@ -11,6 +11,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError
 from .config import PRESETS
 from .data import find_samples, read_name_list, split_by_names
+from .export import main as export_main
 from .finetune import FineTuneOptions, fine_tune
 from .train import TrainOptions, train
 
@@ -64,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--export", metavar="PATH",
+                    help="after training, also write OUT/last.pt here as a small fp16 file to ship")
     return ap
 
 
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ndrr-train: interrupted; the last completed epoch is in " + str(Path(a.out) / "last.pt"), file=sys.stderr)
         return 130
     print(f"drr-train: best checkpoint {res.best_path}")
+    if a.export:
+        # the last epoch, not the best: the validation faces judge the model, they do not pick it
+        return export_main([str(res.last_path), a.export])
     return 0
 
 

@@ -46,7 +46,7 @@ def test_predict_with_boxes_file_writes_one_pts_per_face(folder, tiny_checkpoint
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     out = tmp_path / "out"
     rc = predict_main([str(d), "--out", str(out), "--boxes", str(tmp_path / "boxes.json"),
-                       "--checkpoint", str(tiny_checkpoint), "--trace"])
+                       "--checkpoint", str(tiny_checkpoint), "--trace", "--draw"])
     assert rc == 0
     for n in names:
         pts = read_pts(out / n.replace(".jpg", ".pts"), expected_points=68)
@@ -54,6 +54,13 @@ def test_predict_with_boxes_file_writes_one_pts_per_face(folder, tiny_checkpoint
         trace = np.load(out / n.replace(".jpg", ".trace.npz"))
         assert trace["steps"].shape == (9, 68, 2) and np.allclose(trace["steps"][-1], pts, atol=1e-3)
         assert trace["heatmaps"].shape == (68, 64, 64)
+        # the drawing is the picture with the points on it: same size, changed at the points
+        from model.images import read_image
+
+        drawn, original = read_image(out / n.replace(".jpg", ".drawn.png")), read_image(d / n)
+        assert drawn.shape == original.shape
+        x, y = np.round(pts[30]).astype(int)
+        assert np.abs(drawn[y, x].astype(int) - original[y, x].astype(int)).sum() > 30
 
 
 def test_predict_without_boxes_uses_the_detector_and_reports_bad_files(folder, tiny_checkpoint, tmp_path, capsys):
@@ -117,3 +124,20 @@ def test_eval_on_empty_folder_is_a_clear_error(tmp_path, tiny_checkpoint, capsys
     (tmp_path / "nothing").mkdir()
     assert eval_main([str(tmp_path / "nothing"), "--checkpoint", str(tiny_checkpoint)]) == 2
     assert "no annotated pictures" in capsys.readouterr().err
+
+
+def test_train_command_exports_a_small_fp16_file(folder, tmp_path, capsys):
+    from model.checkpoint import read_checkpoint
+    from model.cli_train import main as train_main
+
+    d, _ = folder
+    ship = tmp_path / "ship" / "model.pt"
+    ship.parent.mkdir()
+    rc = train_main(["--data", str(d), "--out", str(tmp_path / "run"), "--input-size", "64", "--candidates", "2",
+                     "--epochs", "1", "--batch-size", "2", "--export", str(ship)])
+    assert rc == 0, capsys.readouterr().err
+    blob = read_checkpoint(ship)
+    assert blob["meta"]["weights"] == "fp16" and "optimizer" not in blob
+    assert ship.stat().st_size < (tmp_path / "run" / "last.pt").stat().st_size
+    model, _ = load_checkpoint(ship)
+    assert model.cfg.heatmap_stride == 2 and model.cfg.input_size == 64
