@@ -44,7 +44,7 @@ from .common import (
 
 INITS = ("candidates", "mean")
 CONFIG_KEYS = ("backbone", "width", "input_size", "steps", "num_candidates", "lstm_hidden", "recurrent", "init",
-               "sip_deconv6", "coord_prior")
+               "sip_deconv6", "coord_prior", "heatmap_stride")
 
 
 @torch.inference_mode()

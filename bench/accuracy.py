@@ -163,14 +163,14 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         missed=missed, times=times)
 
 
-def trace_speed(predictor: Predictor, sample: Sample, repeats: int = 30) -> dict:
+def trace_speed(predictor: Predictor, sample: Sample, repeats: int = 300) -> dict:
     """ms/face of the full trace (Predictor.run_crops) at batch 1 on one real crop."""
     from model import geometry
 
     m = geometry.crop_matrix(box_of_points(sample.points), predictor.config.input_size)
     crop = geometry.warp(read_image(sample.image), m, predictor.config.input_size)
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().to(predictor.device)
-    return time_ms(lambda: predictor.run_crops(x), warmup=3, repeats=repeats, max_seconds=15.0,
+    return time_ms(lambda: predictor.run_crops(x), warmup=20, repeats=repeats, max_seconds=15.0,
                    sync=synchroniser(predictor.device))
 
 
@@ -278,7 +278,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-dlib", action="store_true", help="skip the dlib shape-predictor comparison")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = all cores)")
-    ap.add_argument("--repeats", type=int, default=30, help="timed runs of the batch-1 trace (median)")
+    ap.add_argument("--repeats", type=int, default=300, help="timed runs of the batch-1 trace (median)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
