@@ -35,6 +35,14 @@ def test_sip_matches_brute_force_and_routes_gradient_to_argmax(box):
     assert torch.allclose(f.grad, expected)
 
 
+def test_sip_on_a_half_resolution_map_uses_half_coordinates():
+    torch.manual_seed(0)
+    f = torch.randn(2, 4, 15, 13)
+    pts = torch.rand(2, 9, 2) * 30 - 2  # input pixels, map at half resolution
+    ref = sip_brute_force(f, pts * 0.5 - 0.25, 2)
+    assert torch.allclose(sip(f, pts, 2, scale=0.5), ref)
+
+
 def test_sip_gives_no_gradient_to_coordinates():
     f = torch.randn(1, 3, 10, 10, requires_grad=True)
     pts = torch.tensor([[[4.2, 5.7]]], requires_grad=True)
