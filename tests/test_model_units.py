@@ -8,7 +8,7 @@ import torch
 
 from model import geometry
 from model.candidates import kmeans, nearest_candidate
-from model.config import DRRConfig
+from model.config import PRESETS, DRRConfig
 from model.heatmap import Conv8, argmax_shape, from_map, heatmap_loss, q_target, to_map
 from model.layout import FIVE_POINT, IBUG68, layout_for
 from model.network import DRR
@@ -246,3 +246,11 @@ def test_layout_lookup():
     assert layout_for(68) is IBUG68 and layout_for(5) is FIVE_POINT
     assert len(IBUG68.point_names()) == 68 and IBUG68.point_names()[36] == "right eye 1"
     assert layout_for(12).num_points == 12
+
+
+def test_configs_written_before_heatmap_stride_load_as_the_paper_layout():
+    d = DRRConfig(**PRESETS["default"]).to_dict()
+    del d["heatmap_stride"]
+    assert DRRConfig.from_dict(d).heatmap_stride == 1
+    with pytest.raises(ValueError, match="heatmap_stride"):
+        DRRConfig(heatmap_stride=4)
