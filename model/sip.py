@@ -3,11 +3,15 @@
 For each landmark, the C channels of the feature map are max-pooled over a b x b box around
 it, giving a C-vector per landmark. The box of a point at x covers the b pixels starting at
 c - b // 2 with c = floor(x + 0.5) (centred for odd b), clipped to the map; a point outside the
-map is first moved to the nearest edge pixel. Implementation: the box maxima of the whole map are
-computed once per forward, separably (b - 1 element-wise maxima along x, then along y: a 3 x 3
-max-pool cost five times more), and each of the K steps is then one gather of p rows of the
-channels-last map. Gradients go to the arg-max feature of each box; the coordinates get none
-(they are only used as indices).
+map is first moved to the nearest edge pixel. Two equal implementations, chosen by speed:
+- inference: the box maxima of the whole map are computed once per forward, separably (b - 1
+  element-wise maxima along x, then along y: a 3 x 3 max-pool cost five times more), and each
+  of the K steps is one gather of p rows of the channels-last map;
+- training: each step gathers only the b x b pixels of the p boxes and takes their max, because
+  the backward of whole-map maxima cost a tenth of a training step, the box gather's almost
+  nothing.
+Gradients go to the arg-max feature of each box; the coordinates get none (they are only used
+as indices).
 """
 
 from __future__ import annotations
@@ -36,13 +40,19 @@ def box_maxima(features: torch.Tensor, box: int) -> torch.Tensor:
 
 
 class BoxGather:
-    """SIP on one feature map (B, C, H, W): box maxima once, then one gather per step."""
+    """SIP on one feature map (B, C, H, W): prepared once per forward, then one gather per step
+    (of box maxima at inference, of the box pixels when gradients are needed)."""
 
     def __init__(self, features: torch.Tensor, box: int, scale: float = 1.0) -> None:
         b, c, h, w = features.shape
         dev = features.device
+        self.per_box = torch.is_grad_enabled() and features.requires_grad
+        pooled = features if self.per_box else box_maxima(features, box)
         # rows of C-vectors (B H W, C): a view for channels-last maps, a copy otherwise
-        self.rows = box_maxima(features, box).permute(0, 2, 3, 1).reshape(b * h * w, c)
+        self.rows = pooled.permute(0, 2, 3, 1).reshape(b * h * w, c)
+        r = torch.arange(box, device=dev, dtype=torch.float32) - box // 2
+        dy, dx = torch.meshgrid(r, r, indexing="ij")
+        self.offsets = torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=-1)  # (b*b, 2)
         self.upper = torch.tensor([w - 1.0, h - 1.0], device=dev)
         self.strides = torch.tensor([1.0, float(w)], device=dev)
         self.base = (torch.arange(b, device=dev, dtype=torch.float32) * (h * w))[:, None]
@@ -57,8 +67,22 @@ class BoxGather:
             centre = torch.minimum(centre.clamp_(min=0.0), self.upper)
             return (centre @ self.strides + self.base).long()
 
+    def box_index(self, points: torch.Tensor) -> torch.Tensor:
+        """Row indices (B, p, b*b) of every pixel of every point's box. Clamping each box pixel
+        to the map repeats edge pixels, which leaves the max unchanged."""
+        with torch.no_grad():
+            p = points.detach().float()
+            centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
+            centre = torch.minimum(centre.clamp_(min=0.0), self.upper)
+            xy = torch.minimum((centre[:, :, None, :] + self.offsets).clamp_(min=0.0), self.upper)
+            return (xy @ self.strides + self.base[..., None]).long()
+
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """SIP features (B, p, C)."""
+        if self.per_box:
+            idx = self.box_index(points)
+            b, p, n = idx.shape
+            return self.rows.index_select(0, idx.reshape(-1)).reshape(b, p, n, -1).amax(2)
         idx = self.index(points)
         return self.rows.index_select(0, idx.reshape(-1)).reshape(*idx.shape, -1)
 

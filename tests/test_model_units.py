@@ -21,9 +21,11 @@ def test_sip_matches_brute_force_and_routes_gradient_to_argmax(box):
     torch.manual_seed(0)
     f = torch.randn(2, 4, 15, 13, requires_grad=True)
     pts = torch.rand(2, 9, 2) * 20 - 3  # some points off the map
-    out = sip(f, pts, box)
+    out = sip(f, pts, box)  # training path: gathers the box pixels
     ref = sip_brute_force(f.detach(), pts, box)
     assert torch.allclose(out, ref)
+    with torch.no_grad():  # inference path: whole-map box maxima
+        assert torch.allclose(sip(f, pts, box), ref)
     out.sum().backward()
     # gradient: 1 at each box's arg-max (accumulated where boxes share it), 0 elsewhere
     expected = torch.zeros_like(f)
@@ -41,6 +43,7 @@ def test_sip_on_a_half_resolution_map_uses_half_coordinates():
     pts = torch.rand(2, 9, 2) * 30 - 2  # input pixels, map at half resolution
     ref = sip_brute_force(f, pts * 0.5 - 0.25, 2)
     assert torch.allclose(sip(f, pts, 2, scale=0.5), ref)
+    assert torch.allclose(sip(f.requires_grad_(), pts, 2, scale=0.5), ref)
 
 
 def test_sip_gives_no_gradient_to_coordinates():
