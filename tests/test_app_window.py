@@ -269,7 +269,8 @@ def test_event_loop_stays_responsive_with_a_slow_model(qtbot, open_window, tmp_p
     qtbot.waitUntil(lambda: w.entry.predicted, timeout=8000)
     timer.stop()
     assert w.current == 4 and w.entry.faces
-    assert max(gaps[1:]) < 0.1, f"event loop blocked {max(gaps[1:]) * 1000:.0f} ms"
+    # a wait on the 300 ms model would show as a gap >= 0.3 s; 0.25 leaves room for a busy CPU
+    assert max(gaps[1:]) < 0.25, f"event loop blocked {max(gaps[1:]) * 1000:.0f} ms"
 
 
 def test_odd_pictures_and_unwritable_output(qtbot, open_window, tmp_path):
