@@ -72,7 +72,8 @@ INSTALL_HINT = (f"dlib's {DLIB_FILE} was not found. Install it with\n"
 CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W release, which contains these "
           "very faces (LFPW, HELEN and AFW training images), so its figures here are optimistic; the DRR "
           "checkpoint never saw the validation faces.")
-METHODS = {"drr_truth": "DRR, truth boxes", "drr_detector": "DRR, dlib boxes", "dlib_detector": "dlib 68, dlib boxes"}
+METHODS = {"drr_truth": "DRR, truth boxes", "drr_detector_one_pass": "DRR, dlib boxes, one pass",
+           "drr_detector": "DRR, dlib boxes (app: + re-crop)", "dlib_detector": "dlib 68, dlib boxes"}
 
 
 def find_dlib_model(explicit: str | None = None) -> Path | None:
@@ -111,7 +112,8 @@ class AccuracyRun:
     truth: np.ndarray  # (n, p, 2) picture pixels
     drr_truth: np.ndarray  # (n, K + 2, p, 2): S_hat, S0 .. SK with truth boxes
     detected: np.ndarray  # (n,) bool: the detector found this face
-    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces
+    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (the app's way)
+    drr_detector_one_pass: np.ndarray  # the same without it
     dlib: np.ndarray | None  # (m, 1, p, 2) on the same faces, or None without dlib
     missed: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
@@ -124,6 +126,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
     import dlib
 
     names, truth, drr_truth, detected, drr_det, dl, missed = [], [], [], [], [], [], []
+    drr_one = []
     times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": []}
     for s in tqdm(samples, desc="accuracy", unit="face", disable=not progress):
         img = read_image(s.image)
@@ -145,7 +148,9 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
             continue
         detected.append(True)
         index = next(i for i, (b, _) in enumerate(calibrated) if b is box)
-        rd = predictor.inference(img, [box])[0]
+        rd = predictor.inference(img, [box], recrop=False)[0]
+        drr_one.append(np.concatenate([rd.s_hat[None], rd.steps]))
+        rd = predictor.inference(img, [box], recrop=True)[0]
         drr_det.append(np.concatenate([rd.s_hat[None], rd.steps]))
         if shape_predictor is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in raw[index][0])
@@ -159,6 +164,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
     return AccuracyRun(
         names=names, truth=np.stack(truth), drr_truth=np.stack(drr_truth), detected=np.array(detected, dtype=bool),
         drr_detector=np.stack(drr_det) if drr_det else np.zeros((0, k, p, 2)),
+        drr_detector_one_pass=np.stack(drr_one) if drr_one else np.zeros((0, k, p, 2)),
         dlib=(np.stack(dl) if dl else np.zeros((0, 1, p, 2))) if shape_predictor is not None else None,
         missed=missed, times=times)
 
@@ -179,6 +185,7 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
     methods = {"drr_truth": summarise(res.drr_truth, res.truth)}
     if det.any():
         methods["drr_truth_on_detected"] = summarise(res.drr_truth[det], res.truth[det])
+        methods["drr_detector_one_pass"] = summarise(res.drr_detector_one_pass, res.truth[det])
         methods["drr_detector"] = summarise(res.drr_detector, res.truth[det])
         if res.dlib is not None:
             methods["dlib_detector"] = summarise(res.dlib, res.truth[det], ["final"])
@@ -186,6 +193,7 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
     for kind in KINDS:
         cols = {"drr_truth": face_errors(res.drr_truth, res.truth, kind)}
         if det.any():
+            cols["drr_detector_one_pass"] = face_errors(res.drr_detector_one_pass, res.truth[det], kind)
             cols["drr_detector"] = face_errors(res.drr_detector, res.truth[det], kind)
             if res.dlib is not None:
                 cols["dlib_detector"] = face_errors(res.dlib, res.truth[det], kind)
@@ -256,7 +264,7 @@ def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
     for kind in KINDS:
         curves = {}
         if det.any():
-            curves[f"DRR, dlib boxes (n={int(det.sum())})"] = face_errors(res.drr_detector, res.truth[det], kind)
+            curves[f"DRR, dlib boxes + re-crop (n={int(det.sum())})"] = face_errors(res.drr_detector, res.truth[det], kind)
             if res.dlib is not None:
                 curves[f"dlib 68, dlib boxes (n={int(det.sum())})"] = face_errors(res.dlib, res.truth[det], kind)
         curves[f"DRR, truth boxes (n={len(det)})"] = face_errors(res.drr_truth, res.truth, kind)

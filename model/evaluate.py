@@ -63,7 +63,8 @@ def match_detection(found: list[tuple[np.ndarray, float]], truth_box: np.ndarray
 def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
              box_file: dict | None = None, show_progress: bool = True) -> Evaluation:
     """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector'
-    (dlib, matched to the annotated face; faces it misses are skipped and listed) or 'file'."""
+    (dlib, matched to the annotated face, with the app's re-crop pass; faces it misses are
+    skipped and listed) or 'file'."""
     names, stages, truth, skipped = [], [], [], []
     for s in tqdm(samples, desc="evaluating", unit="face", disable=not show_progress):
         try:
@@ -84,7 +85,7 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
             if box is None:
                 skipped.append(f"{s.image}: no face detected")
                 continue
-        r = predictor.inference(img, [box])[0]
+        r = predictor.inference(img, [box], recrop=boxes == "detector")[0]  # as the app does
         names.append(s.name)
         stages.append(np.concatenate([r.s_hat[None], r.steps]))
         truth.append(s.points)

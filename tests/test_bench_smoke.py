@@ -92,7 +92,7 @@ def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp
     rep = json.loads((tmp_path / "accuracy.json").read_text())
     assert rep["faces"] == FACES and rep["detected"] + len(rep["missed_by_detector"]) == FACES
     assert rep["detected"] >= 1, "dlib's HOG detector found none of the first validation faces"
-    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector"}
+    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector_one_pass", "drr_detector"}
     check_summary(rep["methods"]["drr_truth"], FACES, STAGES)
     check_summary(rep["methods"]["drr_detector"], rep["detected"], STAGES)
     assert rep["caveat"] is None and rep["dlib_model"] is None
@@ -131,7 +131,7 @@ def test_accuracy_dlib_path_with_stand_in(tiny_checkpoint: Path, samples: list, 
     det = int(res.detected.sum())
     assert det >= 1 and fake.calls == det and res.dlib is not None and res.dlib.shape == (det, 1, 68, 2)
     rep = accuracy.build_report(res, predictor, accuracy.trace_speed(predictor, samples[0], 2), Path("stand-in"))
-    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector", "dlib_detector"}
+    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector_one_pass", "drr_detector", "dlib_detector"}
     check_summary(rep["methods"]["dlib_detector"], det, ["final"])
     assert rep["methods"]["dlib_detector"]["faces"] == rep["methods"]["drr_detector"]["faces"]
     expected = nme(res.dlib[:, 0], res.truth[res.detected], IBUG68).mean() * 100

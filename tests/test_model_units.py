@@ -257,3 +257,33 @@ def test_configs_written_before_heatmap_stride_load_as_the_paper_layout():
     assert DRRConfig.from_dict(d).heatmap_stride == 1
     with pytest.raises(ValueError, match="heatmap_stride"):
         DRRConfig(heatmap_stride=4)
+
+
+def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
+    from model.config import DRRConfig
+    from model.geometry import box_of_points
+    from model.network import DRR
+    from model.predict import Predictor, _refined_box
+
+    torch.manual_seed(0)
+    model = DRR(DRRConfig(backbone="small", width=0.125, input_size=64, heatmap_stride=2, num_candidates=5))
+    model.set_shapes(torch.rand(5, 68, 2) * 30 + 15, torch.full((68, 2), 32.0), torch.full((68, 2), 8.0))
+    pred = Predictor(model.eval(), device="cpu")
+    image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    box = np.array([40.0, 20.0, 110.0, 90.0])
+    first = pred.inference(image, [box], recrop=False)[0]
+    np.testing.assert_allclose(first.box, box)
+    again = pred.inference(image, [box])[0]  # given boxes: one pass unless asked
+    np.testing.assert_allclose(again.points, first.points, atol=1e-4)
+    second = pred.inference(image, [box], recrop=True)[0]
+    expected = _refined_box(box, first.points)
+    np.testing.assert_allclose(second.box, expected)
+    assert not np.allclose(second.points, first.points)
+    # the second pass is exactly a first pass on that box
+    np.testing.assert_allclose(second.points, pred.inference(image, [expected])[0].points, atol=1e-4)
+    # collapsed or exploded first points keep the given box
+    np.testing.assert_allclose(_refined_box(box, np.full((68, 2), 50.0)), box)
+    np.testing.assert_allclose(_refined_box(box, np.random.default_rng(1).random((68, 2)) * 1000), box)
+    tight = box_of_points(first.points)
+    if 35 <= max(tight[2] - tight[0], tight[3] - tight[1]) <= 140:
+        np.testing.assert_allclose(expected, tight)
