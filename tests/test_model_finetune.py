@@ -1,6 +1,7 @@
 """Fine-tuning the shipped model on a handful of corrected faces of a new kind (faces tilted by
-45 degrees, beyond the +-30 degrees it was trained with) lowers its error on held-out faces of
-that kind. The faces are real 300-W validation faces (never trained on), rotated with their
+60 degrees, beyond the +-30 degrees it was trained with) lowers its error on held-out faces of
+that kind. (At 45 degrees the shipped model is already about as good as on upright faces, and
+20 faces did not improve it: the app shows both errors and lets the user keep the current model.) The faces are real 300-W validation faces (never trained on), rotated with their
 annotations; the CLI path (`drr-train --init`) is exercised too."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def tilted_faces(shared_data, tmp_path_factory):
     for i, s in enumerate(faces):
         img = read_image(s.image)
         h, w = img.shape[:2]
-        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 45.0 if i % 2 else -45.0, 1.0)
+        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 60.0 if i % 2 else -60.0, 1.0)
         cv2.imwrite(str(d / f"tilted{i:02d}.jpg"), cv2.cvtColor(cv2.warpAffine(img, m, (w, h)), cv2.COLOR_RGB2BGR))
         write_pts(d / f"tilted{i:02d}.pts", s.points @ m[:2, :2].T + m[:, 2])
     return d
