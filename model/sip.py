@@ -65,7 +65,7 @@ class BoxGather:
             p = points.detach().float()
             centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
             centre = torch.minimum(centre.clamp_(min=0.0), self.upper)
-            return (centre @ self.strides + self.base).long()
+            return self._flat(centre)
 
     def box_index(self, points: torch.Tensor) -> torch.Tensor:
         """Row indices (B, p, b*b) of every pixel of every point's box. Clamping each box pixel
@@ -75,7 +75,13 @@ class BoxGather:
             centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
             centre = torch.minimum(centre.clamp_(min=0.0), self.upper)
             xy = torch.minimum((centre[:, :, None, :] + self.offsets).clamp_(min=0.0), self.upper)
-            return (xy @ self.strides + self.base[..., None]).long()
+            return self._flat(xy)
+
+    def _flat(self, xy: torch.Tensor) -> torch.Tensor:
+        """Row index of pixel (x, y) in float32 element-wise arithmetic, exact below 2^24. Not a
+        matmul: under bf16 autocast a matmul would round the indices to 8 significant bits."""
+        base = self.base.reshape(-1, *([1] * (xy.dim() - 2)))
+        return (xy[..., 0] + xy[..., 1] * self.strides[1] + base).long()
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """SIP features (B, p, C)."""

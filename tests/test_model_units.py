@@ -287,3 +287,16 @@ def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
     tight = box_of_points(first.points)
     if 35 <= max(tight[2] - tight[0], tight[3] - tight[1]) <= 140:
         np.testing.assert_allclose(expected, tight)
+
+
+def test_sip_indices_stay_exact_under_bf16_autocast():
+    from model.sip import BoxGather
+
+    torch.manual_seed(0)
+    f = torch.randn(2, 4, 64, 64)
+    pts = torch.rand(2, 68, 2) * 64
+    g = BoxGather(f, 3)
+    ref, ref_box = g.index(pts), g.box_index(pts)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(g.index(pts), ref) and torch.equal(g.box_index(pts), ref_box)
+        assert torch.allclose(sip(f, pts, 3), sip_brute_force(f, pts, 3))
