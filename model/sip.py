@@ -54,34 +54,34 @@ class BoxGather:
         dy, dx = torch.meshgrid(r, r, indexing="ij")
         self.offsets = torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=-1)  # (b*b, 2)
         self.upper = torch.tensor([w - 1.0, h - 1.0], device=dev)
-        self.strides = torch.tensor([1.0, float(w)], device=dev)
+        self.width = float(w)
         self.base = (torch.arange(b, device=dev, dtype=torch.float32) * (h * w))[:, None]
         self.scale, self.shift = scale, 0.5 * (scale - 1.0) + 0.5
 
-    def index(self, points: torch.Tensor) -> torch.Tensor:
-        """Row index (B, p) of the box centre of every point (B, p, 2), given in input pixels
-        (floor(x + 0.5) on this map, moved into the map). Float arithmetic is exact here."""
-        with torch.no_grad():
-            p = points.detach().float()
-            centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
-            centre = torch.minimum(centre.clamp_(min=0.0), self.upper)
-            return self._flat(centre)
-
-    def box_index(self, points: torch.Tensor) -> torch.Tensor:
-        """Row indices (B, p, b*b) of every pixel of every point's box. Clamping each box pixel
-        to the map repeats edge pixels, which leaves the max unchanged."""
-        with torch.no_grad():
-            p = points.detach().float()
-            centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
-            centre = torch.minimum(centre.clamp_(min=0.0), self.upper)
-            xy = torch.minimum((centre[:, :, None, :] + self.offsets).clamp_(min=0.0), self.upper)
-            return self._flat(xy)
+    def _centre(self, points: torch.Tensor) -> torch.Tensor:
+        """Box centre pixel (B, p, 2) of points given in input pixels: floor(x + 0.5) on this
+        map, moved into the map."""
+        p = points.detach().float()
+        centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
+        return torch.minimum(centre.clamp_(min=0.0), self.upper)
 
     def _flat(self, xy: torch.Tensor) -> torch.Tensor:
         """Row index of pixel (x, y) in float32 element-wise arithmetic, exact below 2^24. Not a
         matmul: under bf16 autocast a matmul would round the indices to 8 significant bits."""
         base = self.base.reshape(-1, *([1] * (xy.dim() - 2)))
-        return (xy[..., 0] + xy[..., 1] * self.strides[1] + base).long()
+        return (xy[..., 0] + xy[..., 1] * self.width + base).long()
+
+    @torch.no_grad()
+    def index(self, points: torch.Tensor) -> torch.Tensor:
+        """Row index (B, p) of the box centre of every point (B, p, 2)."""
+        return self._flat(self._centre(points))
+
+    @torch.no_grad()
+    def box_index(self, points: torch.Tensor) -> torch.Tensor:
+        """Row indices (B, p, b*b) of every pixel of every point's box. Clamping each box pixel
+        to the map repeats edge pixels, which leaves the max unchanged."""
+        xy = self._centre(points)[:, :, None, :] + self.offsets
+        return self._flat(torch.minimum(xy.clamp_(min=0.0), self.upper))
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """SIP features (B, p, C)."""
