@@ -43,7 +43,7 @@ from model.detect import detect_raw, to_landmark_box
 from model.evaluate import match_detection, write_ced
 from model.geometry import box_of_points
 from model.images import read_image
-from model.predict import Predictor
+from model.predict import Predictor, refined_box
 
 from .common import (
     DEFAULT_CHECKPOINT,
@@ -150,7 +150,8 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         index = next(i for i, (b, _) in enumerate(calibrated) if b is box)
         rd = predictor.inference(img, [box], recrop=False)[0]
         drr_one.append(np.concatenate([rd.s_hat[None], rd.steps]))
-        rd = predictor.inference(img, [box], recrop=True)[0]
+        # the app's re-crop pass, from this first pass rather than running it again
+        rd = predictor.inference(img, [refined_box(box, rd.points)])[0]
         drr_det.append(np.concatenate([rd.s_hat[None], rd.steps]))
         if shape_predictor is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in raw[index][0])

@@ -123,7 +123,7 @@ class Predictor:
             scores = [None] * len(boxes)
         results = self._run(image, boxes, scores, batch_size)
         if recrop and results:
-            refined = [_refined_box(b, r.points) for b, r in zip(boxes, results)]
+            refined = [refined_box(b, r.points) for b, r in zip(boxes, results)]
             results = self._run(image, refined, scores, batch_size)
         return results
 
@@ -158,7 +158,7 @@ class Predictor:
         return out
 
 
-def _refined_box(box: np.ndarray, points: np.ndarray) -> np.ndarray:
+def refined_box(box: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The tight box of the first-pass points, unless they collapsed or spread implausibly
     (side outside half to twice the given box): then the given box stays."""
     new = geometry.box_of_points(points)

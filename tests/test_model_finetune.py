@@ -1,8 +1,9 @@
 """Fine-tuning the shipped model on a handful of corrected faces of a new kind (faces tilted by
 60 degrees, beyond the +-30 degrees it was trained with) lowers its error on held-out faces of
-that kind. (At 45 degrees the shipped model is already about as good as on upright faces, and
-20 faces did not improve it: the app shows both errors and lets the user keep the current model.) The faces are real 300-W validation faces (never trained on), rotated with their
-annotations; the CLI path (`drr-train --init`) is exercised too."""
+that kind. The faces are real 300-W validation faces (never trained on), rotated with their
+annotations; the CLI path (`drr-train --init`) is exercised too. (At 45 degrees the shipped
+model is already about as good as on upright faces, and 20 faces did not improve it: the app
+shows both errors and lets the user keep the current model.)"""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
     from model.config import DRRConfig
     from model.geometry import box_of_points
     from model.network import DRR
-    from model.predict import Predictor, _refined_box
+    from model.predict import Predictor, refined_box
 
     torch.manual_seed(0)
     model = DRR(DRRConfig(backbone="small", width=0.125, input_size=64, heatmap_stride=2, num_candidates=5))
@@ -276,14 +276,14 @@ def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
     again = pred.inference(image, [box])[0]  # given boxes: one pass unless asked
     np.testing.assert_allclose(again.points, first.points, atol=1e-4)
     second = pred.inference(image, [box], recrop=True)[0]
-    expected = _refined_box(box, first.points)
+    expected = refined_box(box, first.points)
     np.testing.assert_allclose(second.box, expected)
     assert not np.allclose(second.points, first.points)
     # the second pass is exactly a first pass on that box
     np.testing.assert_allclose(second.points, pred.inference(image, [expected])[0].points, atol=1e-4)
     # collapsed or exploded first points keep the given box
-    np.testing.assert_allclose(_refined_box(box, np.full((68, 2), 50.0)), box)
-    np.testing.assert_allclose(_refined_box(box, np.random.default_rng(1).random((68, 2)) * 1000), box)
+    np.testing.assert_allclose(refined_box(box, np.full((68, 2), 50.0)), box)
+    np.testing.assert_allclose(refined_box(box, np.random.default_rng(1).random((68, 2)) * 1000), box)
     tight = box_of_points(first.points)
     if 35 <= max(tight[2] - tight[0], tight[3] - tight[1]) <= 140:
         np.testing.assert_allclose(expected, tight)
