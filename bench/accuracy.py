@@ -7,6 +7,8 @@ fixed validation split of ../shared/data/300w_train (resources/val_split.txt).
 
 Methods (one pass over the faces, each picture read once, dlib's HOG detector run once):
   DRR, truth boxes   the training protocol: crop from the tight box of the annotated landmarks
+  DRR, mirror-avg    the same, each crop also run mirrored and the two shapes averaged
+                     (Predictor(mirror_average=True), drr-eval --mirror-average)
   DRR, dlib boxes    dlib HOG detector (model.detect: calibrated to the landmark-box convention),
                      the detection nearest the annotated face (model.evaluate.match_detection)
   dlib 68, dlib box  shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
@@ -72,7 +74,8 @@ INSTALL_HINT = (f"dlib's {DLIB_FILE} was not found. Install it with\n"
 CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W release, which contains these "
           "very faces (LFPW, HELEN and AFW training images), so its figures here are optimistic; the DRR "
           "checkpoint never saw the validation faces.")
-METHODS = {"drr_truth": "DRR, truth boxes", "drr_detector_one_pass": "DRR, dlib boxes, one pass",
+METHODS = {"drr_truth": "DRR, truth boxes", "drr_truth_mirror": "DRR, truth boxes, mirror-averaged",
+           "drr_detector_one_pass": "DRR, dlib boxes, one pass",
            "drr_detector": "DRR, dlib boxes (app: + re-crop)", "dlib_detector": "dlib 68, dlib boxes"}
 
 
@@ -111,6 +114,7 @@ class AccuracyRun:
     names: list[str]
     truth: np.ndarray  # (n, p, 2) picture pixels
     drr_truth: np.ndarray  # (n, K + 2, p, 2): S_hat, S0 .. SK with truth boxes
+    drr_truth_mirror: np.ndarray | None  # the same, mirror-averaged (None when not asked for)
     detected: np.ndarray  # (n,) bool: the detector found this face
     drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (the app's way)
     drr_detector_one_pass: np.ndarray  # the same without it
@@ -120,13 +124,13 @@ class AccuracyRun:
 
 
 def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable | None = None,
-        progress: bool = True) -> AccuracyRun:
+        progress: bool = True, mirror: Predictor | None = None) -> AccuracyRun:
     """Every method on every face; shape_predictor is a dlib.shape_predictor (or a stand-in
     with the same call: (rgb image, dlib.rectangle) -> object with num_parts and part(i))."""
     import dlib
 
     names, truth, drr_truth, detected, drr_det, dl, missed = [], [], [], [], [], [], []
-    drr_one = []
+    drr_one, drr_mirror = [], []
     times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": []}
     for s in tqdm(samples, desc="accuracy", unit="face", disable=not progress):
         img = read_image(s.image)
@@ -137,6 +141,9 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         names.append(s.name)
         truth.append(s.points)
         drr_truth.append(np.concatenate([r.s_hat[None], r.steps]))
+        if mirror is not None:
+            rm = mirror.inference(img, [tb])[0]
+            drr_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
         t0 = time.perf_counter()
         raw = detect_raw(img)
         times["detection"].append(time.perf_counter() - t0)
@@ -163,7 +170,8 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
     p = len(samples[0].points)
     k = drr_truth[0].shape[0]
     return AccuracyRun(
-        names=names, truth=np.stack(truth), drr_truth=np.stack(drr_truth), detected=np.array(detected, dtype=bool),
+        names=names, truth=np.stack(truth), drr_truth=np.stack(drr_truth),
+        drr_truth_mirror=np.stack(drr_mirror) if drr_mirror else None, detected=np.array(detected, dtype=bool),
         drr_detector=np.stack(drr_det) if drr_det else np.zeros((0, k, p, 2)),
         drr_detector_one_pass=np.stack(drr_one) if drr_one else np.zeros((0, k, p, 2)),
         dlib=(np.stack(dl) if dl else np.zeros((0, 1, p, 2))) if shape_predictor is not None else None,
@@ -181,9 +189,12 @@ def trace_speed(predictor: Predictor, sample: Sample, repeats: int = 300) -> dic
                    sync=synchroniser(predictor.device))
 
 
-def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dlib_model: Path | None) -> dict:
+def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dlib_model: Path | None,
+                 mirror_trace: dict | None = None) -> dict:
     det = res.detected
     methods = {"drr_truth": summarise(res.drr_truth, res.truth)}
+    if res.drr_truth_mirror is not None:
+        methods["drr_truth_mirror"] = summarise(res.drr_truth_mirror, res.truth)
     if det.any():
         methods["drr_truth_on_detected"] = summarise(res.drr_truth[det], res.truth[det])
         methods["drr_detector_one_pass"] = summarise(res.drr_detector_one_pass, res.truth[det])
@@ -193,6 +204,8 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
     per_face: dict[str, dict] = {}
     for kind in KINDS:
         cols = {"drr_truth": face_errors(res.drr_truth, res.truth, kind)}
+        if res.drr_truth_mirror is not None:
+            cols["drr_truth_mirror"] = face_errors(res.drr_truth_mirror, res.truth, kind)
         if det.any():
             cols["drr_detector_one_pass"] = face_errors(res.drr_detector_one_pass, res.truth[det], kind)
             cols["drr_detector"] = face_errors(res.drr_detector, res.truth[det], kind)
@@ -200,13 +213,14 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
                 cols["dlib_detector"] = face_errors(res.dlib, res.truth[det], kind)
         per_face[kind] = {}
         for name, idx_all, idx_det in zip(res.names, range(len(det)), np.cumsum(det) - 1):
-            row = {"drr_truth": float(cols["drr_truth"][idx_all])}
+            row = {m: float(cols[m][idx_all]) for m in ("drr_truth", "drr_truth_mirror") if m in cols}
             if det[idx_all]:
-                row.update({m: float(cols[m][idx_det]) for m in cols if m != "drr_truth"})
+                row.update({m: float(cols[m][idx_det]) for m in cols if m.startswith(("drr_detector", "dlib"))})
             per_face[kind][name] = row
     speed = {
         "drr_trace_batch1_ms": trace["median_ms"] if trace else None,
         "drr_trace_batch1_runs": trace["runs"] if trace else None,
+        "drr_mirror_trace_batch1_ms": mirror_trace["median_ms"] if mirror_trace else None,
         "drr_inference_ms": median_ms(res.times["drr_inference"]),
         "dlib_predictor_ms": median_ms(res.times["dlib_predictor"]),
         "dlib_hog_detection_ms": median_ms(res.times["detection"]),
@@ -244,6 +258,7 @@ def format_report(rep: dict) -> str:
                    f"{d['inter-pupil']['nme']:.2f}%, inter-ocular {d['inter-ocular']['nme']:.2f}%.")
     sp = rep["speed_ms_per_face"]
     srows = [["DRR full trace, batch 1 (Predictor.run_crops)", sp["drr_trace_batch1_ms"]],
+             ["DRR full trace mirror-averaged, batch 1 (two crops in one batch)", sp.get("drr_mirror_trace_batch1_ms")],
              ["DRR per face incl. crop and result mapping (Predictor.inference)", sp["drr_inference_ms"]],
              ["dlib 68-point shape predictor (excluding detection)", sp["dlib_predictor_ms"]],
              ["dlib HOG detection, per picture (shared by both)", sp["dlib_hog_detection_ms"]]]
@@ -288,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = all cores)")
     ap.add_argument("--repeats", type=int, default=300, help="timed runs of the batch-1 trace (median)")
+    ap.add_argument("--no-mirror", action="store_true", help="skip the mirror-averaged DRR column")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -313,9 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
-    res = run(predictor, samples, shape_predictor, progress=not a.quiet)
+    # the same module (already prepared for inference) behind a second front door
+    mirror = None if a.no_mirror else Predictor(predictor.model, predictor.path, predictor.meta, predictor.device,
+                                                 mirror_average=True)
+    res = run(predictor, samples, shape_predictor, progress=not a.quiet, mirror=mirror)
     trace = trace_speed(predictor, samples[0], a.repeats) if a.repeats > 0 else None
-    rep = build_report(res, predictor, trace, dlib_model)
+    mirror_trace = trace_speed(mirror, samples[0], a.repeats) if a.repeats > 0 and mirror else None
+    rep = build_report(res, predictor, trace, dlib_model, mirror_trace)
     rep.update({"data": str(a.data), "names": str(a.names), "limit": a.limit, "skipped": problems})
     print(format_report(rep))
     for p in write_outputs(rep, res, Path(a.out)):

@@ -13,6 +13,7 @@ from .config import PRESETS
 from .data import find_samples, read_name_list, split_by_names
 from .export import main as export_main
 from .finetune import FineTuneOptions, fine_tune
+from .losses import REGRESSION_LOSSES
 from .train import TrainOptions, train
 
 DEFAULT_SPLIT = Path(__file__).resolve().parent.parent / "resources" / "val_split.txt"
@@ -55,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, help="learning rate (default 1e-3; 3e-4 when fine-tuning)")
     ap.add_argument("--heatmap-weight", type=float, default=1.0)
     ap.add_argument("--regression-weight", type=float, default=20.0)
+    ap.add_argument("--regression-loss", choices=list(REGRESSION_LOSSES), default="l2",
+                    help="l2: squared error per step (paper); distance: Euclidean distance per point "
+                         "(what NME measures; use a regression weight near 1)")
     ap.add_argument("--regressor-lr-mult", type=float, default=0.1,
                     help="learning-rate factor of the per-step regressors (see train.py)")
     ap.add_argument("--train-layers", choices=["all", "refiner"], default="all")
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
                         epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
                         heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
+                        regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
                         device=a.device, threads=a.threads)
     try:

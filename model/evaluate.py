@@ -142,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--names", help="evaluate only these names (e.g. resources/val_split.txt)")
     ap.add_argument("--boxes", default="truth", help="'truth' (annotation box), 'detector', or a boxes.json")
     ap.add_argument("--device", choices=["cpu", "cuda"])
+    ap.add_argument("--mirror-average", action="store_true",
+                    help="also run each face mirrored and average the two shapes (more accurate, slower)")
     ap.add_argument("--json", help="write the summary as JSON here")
     ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")
     a = ap.parse_args(argv)
     try:
-        predictor = Predictor.load(a.checkpoint, a.device)
+        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average)
     except CheckpointError as exc:
         print(f"drr-eval: {exc}", file=sys.stderr)
         return 2
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = ev.summary()
     summary["checkpoint"] = str(predictor.path)
     summary["boxes"] = a.boxes
+    summary["mirror_average"] = predictor.mirror_average
     print(f"{summary['faces']} faces ({summary['skipped']} skipped), checkpoint {predictor.path}")
     print(format_table(summary))
     if a.json:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from .backbone import fold_batch_norm
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import DRRConfig
 from .detect import detect_faces
-from .layout import Layout, layout_for
+from .layout import Layout, can_mirror, layout_for
 from .network import DRR, Trace
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "drr_default.pt"
@@ -64,7 +64,7 @@ class FaceResult:
 
 class Predictor:
     def __init__(self, model: DRR, path: Path | None = None, meta: dict | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, mirror_average: bool = False) -> None:
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = dev
         if dev == "cpu":
@@ -75,6 +75,9 @@ class Predictor:
         model.conv8.fold_scale()
         model.refiner.fuse_for_inference()
         self.model = model.to(dev).eval()
+        # mirror_average: also run the mirrored crop and average the two shapes at every step
+        # (test-time augmentation; the two crops go through the network as one batch)
+        self.mirror_average = mirror_average and can_mirror(self.layout)
         self.path = path
         self.meta = meta or {}
         self.name = path.stem if path else "untrained"
@@ -82,12 +85,13 @@ class Predictor:
             self.name = "default"
 
     @classmethod
-    def load(cls, checkpoint: str | Path | None = None, device: str | None = None) -> Predictor:
+    def load(cls, checkpoint: str | Path | None = None, device: str | None = None,
+             mirror_average: bool = False) -> Predictor:
         path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
         if device == "cuda" and not torch.cuda.is_available():
             raise CheckpointError("--device cuda asked for, but no CUDA device is available")
         model, blob = load_checkpoint(path)
-        return cls(model, path, blob.get("meta", {}), device)
+        return cls(model, path, blob.get("meta", {}), device, mirror_average)
 
     @property
     def config(self) -> DRRConfig:
@@ -103,7 +107,12 @@ class Predictor:
     @torch.inference_mode()
     def run_crops(self, crops: torch.Tensor) -> Trace:
         """Network on a batch of crops (B, 3, S, S), RGB 0..255; trace in crop pixels."""
-        return self.model(crops.to(self.device, torch.float32))
+        crops = crops.to(self.device, torch.float32)
+        if not self.mirror_average:
+            return self.model(crops)
+        b = crops.shape[0]
+        both = self.model(torch.cat([crops, crops.flip(-1)]))
+        return average_mirrored(both, b, self.model.cfg.input_size, self.layout.mirror_array())
 
     def inference(self, image: np.ndarray, boxes=None, batch_size: int = 8,
                   recrop: bool | None = None) -> list[FaceResult]:
@@ -156,6 +165,18 @@ class Predictor:
                 heatmaps=probs[i], crop_to_image=inv, sip_box_image=trace.sip_box * scale,
                 detector_score=scores[i]))
         return out
+
+
+def average_mirrored(trace: Trace, b: int, size: int, mirror: np.ndarray) -> Trace:
+    """Crops b..2b-1 are the mirror images of crops 0..b-1: the trace of the first b, with
+    S^0..S^K replaced by the mean of each crop's shapes and its mirror image's (x -> S - 1 - x,
+    points put back in the unmirrored order). conv8, S_hat and the candidate stay the first
+    pass's; every step is the mean of the two passes' steps, so S^K is the final shape."""
+    flipped = trace.shapes[b:][:, :, torch.as_tensor(mirror, device=trace.shapes.device)].clone()
+    flipped[..., 0] = (size - 1) - flipped[..., 0]
+    return replace(trace, logits=trace.logits[:b], s_hat=trace.s_hat[:b],
+                   candidate_index=trace.candidate_index[:b], candidate_distances=trace.candidate_distances[:b],
+                   shapes=0.5 * (trace.shapes[:b] + flipped), updates=[u[:b] for u in trace.updates])
 
 
 def refined_box(box: np.ndarray, points: np.ndarray) -> np.ndarray:

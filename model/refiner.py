@@ -48,6 +48,8 @@ class RecurrentRefiner(nn.Module):
         """Inference only: the LSTM's two products (input and state) as one matrix over
         [F; F~], and the update scale folded into the regressors: fewer, larger products per
         step (the refiner's 8 steps are mostly per-operation overhead at batch 1)."""
+        if self._fused:  # the scale must be folded in once only
+            return
         scale = self.cfg.input_size * self.OUTPUT_SCALE
         for r in self.regressors:
             r.weight.mul_(scale)

@@ -39,6 +39,7 @@ class TrainOptions:
     weight_decay: float = 1e-4
     heatmap_weight: float = 1.0
     regression_weight: float = 20.0
+    regression_loss: str = "l2"  # "l2" (paper) or "distance" (see losses.py)
     # Adam moves every weight by ~lr per step even when its gradient is pure noise. The K
     # regressors see ~1000 inputs each and the later steps have little signal, so at the full
     # rate their weights random-walk and each late step added ~2 px of noise (S3 best, S8 worse
@@ -201,7 +202,8 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
                 g["lr"] = opts.lr * _lr_factor(frac, it, warmup) * g["lr_mult"]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 trace = model(x)
-            loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight)
+            loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight,
+                                   opts.regression_loss)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)

@@ -92,8 +92,11 @@ def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp
     rep = json.loads((tmp_path / "accuracy.json").read_text())
     assert rep["faces"] == FACES and rep["detected"] + len(rep["missed_by_detector"]) == FACES
     assert rep["detected"] >= 1, "dlib's HOG detector found none of the first validation faces"
-    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector_one_pass", "drr_detector"}
+    assert set(rep["methods"]) == {"drr_truth", "drr_truth_mirror", "drr_truth_on_detected",
+                                   "drr_detector_one_pass", "drr_detector"}
     check_summary(rep["methods"]["drr_truth"], FACES, STAGES)
+    check_summary(rep["methods"]["drr_truth_mirror"], FACES, STAGES)
+    assert rep["speed_ms_per_face"]["drr_mirror_trace_batch1_ms"] > 0
     check_summary(rep["methods"]["drr_detector"], rep["detected"], STAGES)
     assert rep["caveat"] is None and rep["dlib_model"] is None
     assert rep["speed_ms_per_face"]["drr_trace_batch1_ms"] > 0 and rep["speed_ms_per_face"]["dlib_predictor_ms"] is None

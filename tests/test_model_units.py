@@ -300,3 +300,33 @@ def test_sip_indices_stay_exact_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(g.index(pts), ref) and torch.equal(g.box_index(pts), ref_box)
         assert torch.allclose(sip(f, pts, 3), sip_brute_force(f, pts, 3))
+
+
+def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
+    from model.predict import Predictor
+
+    torch.manual_seed(0)
+    model = DRR(DRRConfig(backbone="small", width=0.125, input_size=64, heatmap_stride=2, num_candidates=5))
+    model.set_shapes(torch.rand(5, 68, 2) * 30 + 15, torch.full((68, 2), 32.0), torch.full((68, 2), 8.0))
+    for r in model.refiner.regressors:  # updates big enough to move the points
+        torch.nn.init.normal_(r.weight, std=0.05)
+    model.eval()
+    plain = Predictor(model, device="cpu")
+    both = Predictor(model, device="cpu", mirror_average=True)  # the same module: folded once only
+    image = (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
+    mirrored = np.ascontiguousarray(image[:, ::-1])
+    box = np.array([20.0, 20.0, 75.0, 75.0])  # symmetric about the picture's centre column
+    a, m = plain.inference(image, [box])[0], plain.inference(mirrored, [box])[0]
+    avg = both.inference(image, [box])[0]
+    # the mirror image's points, flipped back (x -> 95 - x) and put in the unmirrored order
+    back = m.steps[:, IBUG68.mirror_array()].copy()
+    back[..., 0] = 95.0 - back[..., 0]
+    assert np.abs(back - a.steps).max() > 0.5  # the two passes disagree ...
+    np.testing.assert_allclose(avg.steps, 0.5 * (a.steps + back), atol=1e-3)  # ... and are averaged
+    np.testing.assert_allclose(avg.points, avg.steps[-1])
+    np.testing.assert_allclose(avg.s_hat, a.s_hat)  # conv8 and S_hat stay the unmirrored pass's
+    # mirror-averaging is itself mirror-symmetric
+    avg_m = both.inference(mirrored, [box])[0]
+    sym = avg_m.points[IBUG68.mirror_array()].copy()
+    sym[:, 0] = 95.0 - sym[:, 0]
+    np.testing.assert_allclose(sym, avg.points, atol=1e-3)
