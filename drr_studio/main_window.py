@@ -120,6 +120,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self._connect()
 
         self.worker = PredictionWorker(factory)
+        self.worker.mirror_average = self.mirror_action.isChecked()
         self.worker.imageLoaded.connect(self._image_loaded)
         self.worker.imageFailed.connect(self._image_failed)
         self.worker.predicted.connect(self._predicted)
@@ -182,6 +183,12 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                     tip="Switch to another trained model; untouched faces are predicted again")
         self.action(self.model_menu, "Predict all images…", self.predict_all, "Ctrl+P")
         self.action(self.model_menu, "Re-run on this image", self.rerun_current, "Ctrl+Shift+R")
+        self.model_menu.addSeparator()
+        self.mirror_action = self.action(
+            self.model_menu, "Average with the mirrored face", self._toggle_mirror, checkable=True,
+            tip="Also run each face mirrored and average the two shapes at every step: more accurate "
+                "points (validation error 5.9 -> 5.6%), a few ms more per face")
+        self.mirror_action.setChecked(self.settings.value("model/mirror_average", True, type=bool))
 
     def _install_extensions(self) -> None:
         """Optional feature modules (e.g. `drr_studio.finetune`) add their actions here: each
@@ -391,7 +398,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.predictor, self.model_error = predictor, None
         dev = str(getattr(predictor, "device", "cpu"))
         where = "GPU" if dev.startswith("cuda") else "CPU"
-        self.status_model.setText(f"Model: {predictor.name} ({where})")
+        mirrored = ", mirror-averaged" if getattr(predictor, "mirror_average", False) else ""
+        self.status_model.setText(f"Model: {predictor.name} ({where}{mirrored})")
         self.status_model.setToolTip(str(getattr(predictor, "path", "")))
         self.refine_panel.set_steps(int(predictor.config.steps))
         self.heat_panel.landmark.setRange(1, int(predictor.config.num_points))
@@ -436,6 +444,15 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         if i == self.current:
             self.canvas.set_faces(entry.faces, self.layout)
             self.update_overlays()
+
+    def _toggle_mirror(self) -> None:
+        """Takes effect like a model switch: the model is loaded again with the new setting and
+        untouched faces are predicted again; human edits stay."""
+        on = self.mirror_action.isChecked()
+        self.settings.setValue("model/mirror_average", on)
+        self.worker.mirror_average = on
+        if self.predictor is not None:
+            self.load_checkpoint(getattr(self.predictor, "path", None))
 
     def _toggle_ghost(self) -> None:
         self.canvas.show_ghost = self.ghost_action.isChecked()

@@ -92,6 +92,9 @@ class PredictionWorker(QThread):
         self._model_request: tuple[Path | None, int] | None = None
         self._stop = False
         self._predictor: Any = None
+        # test-time mirror averaging (model.predict.Predictor.mirror_average), applied to each
+        # model as it is loaded, before it predicts anything
+        self.mirror_average = True
         self.generation = 0
         self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -157,6 +160,8 @@ class PredictionWorker(QThread):
             # the previous model (if any) stays in use: a bad file must not stop the work
             self.modelFailed.emit(describe_error(exc), generation)
             return
+        if hasattr(predictor, "mirror_average"):
+            predictor.mirror_average = self.mirror_average
         self._predictor = predictor
         self.modelLoaded.emit(predictor, generation)
 

@@ -77,7 +77,7 @@ class Predictor:
         self.model = model.to(dev).eval()
         # mirror_average: also run the mirrored crop and average the two shapes at every step
         # (test-time augmentation; the two crops go through the network as one batch)
-        self.mirror_average = mirror_average and can_mirror(self.layout)
+        self.mirror_average = mirror_average
         self.path = path
         self.meta = meta or {}
         self.name = path.stem if path else "untrained"
@@ -92,6 +92,15 @@ class Predictor:
             raise CheckpointError("--device cuda asked for, but no CUDA device is available")
         model, blob = load_checkpoint(path)
         return cls(model, path, blob.get("meta", {}), device, mirror_average)
+
+    @property
+    def mirror_average(self) -> bool:
+        return self._mirror_average
+
+    @mirror_average.setter
+    def mirror_average(self, on: bool) -> None:
+        # a layout without a left/right order (unknown point count) cannot be mirrored
+        self._mirror_average = bool(on) and can_mirror(self.layout)
 
     @property
     def config(self) -> DRRConfig:

@@ -85,3 +85,19 @@ def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path):
     err = w.refine_panel.err_curve.getData()[1]
     assert err is not None and len(err) == w.predictor.config.steps + 2
     assert not w.document.dirty_entries()  # nothing to write into the research data folder
+
+
+def test_mirror_averaging_is_a_model_menu_switch(qtbot, window):
+    w = window([SAMPLE])
+    qtbot.waitUntil(lambda: w.entry is not None and w.entry.predicted, timeout=60000)
+    assert w.mirror_action.isChecked() and w.predictor.mirror_average  # the default: better points
+    assert "mirror-averaged" in w.status_model.text()
+    averaged = w.entry.faces[0].points.copy()
+    first = w.predictor
+    w.mirror_action.trigger()  # off: the model is loaded again and the untouched face predicted again
+    qtbot.waitUntil(lambda: w.predictor is not first and w.entry.predicted, timeout=60000)
+    assert not w.predictor.mirror_average and "mirror-averaged" not in w.status_model.text()
+    plain = w.entry.faces[0].points
+    assert np.abs(plain - averaged).max() > 0.01
+    np.testing.assert_allclose(plain, w.entry.faces[0].result.steps[-1])
+    assert w.settings.value("model/mirror_average", type=bool) is False
