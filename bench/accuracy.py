@@ -76,7 +76,8 @@ CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W
           "checkpoint never saw the validation faces.")
 METHODS = {"drr_truth": "DRR, truth boxes", "drr_truth_mirror": "DRR, truth boxes, mirror-averaged",
            "drr_detector_one_pass": "DRR, dlib boxes, one pass",
-           "drr_detector": "DRR, dlib boxes (app: + re-crop)", "dlib_detector": "dlib 68, dlib boxes"}
+           "drr_detector": "DRR, dlib boxes + re-crop",
+           "drr_detector_mirror": "DRR, dlib boxes + re-crop, mirror-averaged (the app)", "dlib_detector": "dlib 68, dlib boxes"}
 
 
 def find_dlib_model(explicit: str | None = None) -> Path | None:
@@ -118,6 +119,7 @@ class AccuracyRun:
     detected: np.ndarray  # (n,) bool: the detector found this face
     drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (the app's way)
     drr_detector_one_pass: np.ndarray  # the same without it
+    drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged, as the app does by default
     dlib: np.ndarray | None  # (m, 1, p, 2) on the same faces, or None without dlib
     missed: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
@@ -130,7 +132,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
     import dlib
 
     names, truth, drr_truth, detected, drr_det, dl, missed = [], [], [], [], [], [], []
-    drr_one, drr_mirror = [], []
+    drr_one, drr_mirror, drr_det_mirror = [], [], []
     times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": []}
     for s in tqdm(samples, desc="accuracy", unit="face", disable=not progress):
         img = read_image(s.image)
@@ -160,6 +162,9 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         # the app's re-crop pass, from this first pass rather than running it again
         rd = predictor.inference(img, [refined_box(box, rd.points)])[0]
         drr_det.append(np.concatenate([rd.s_hat[None], rd.steps]))
+        if mirror is not None:
+            rm = mirror.inference(img, [box], recrop=True)[0]
+            drr_det_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
         if shape_predictor is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in raw[index][0])
             rect = dlib.rectangle(x0, y0, x1, y1)
@@ -174,6 +179,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         drr_truth_mirror=np.stack(drr_mirror) if drr_mirror else None, detected=np.array(detected, dtype=bool),
         drr_detector=np.stack(drr_det) if drr_det else np.zeros((0, k, p, 2)),
         drr_detector_one_pass=np.stack(drr_one) if drr_one else np.zeros((0, k, p, 2)),
+        drr_detector_mirror=np.stack(drr_det_mirror) if drr_det_mirror else None,
         dlib=(np.stack(dl) if dl else np.zeros((0, 1, p, 2))) if shape_predictor is not None else None,
         missed=missed, times=times)
 
@@ -199,6 +205,8 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         methods["drr_truth_on_detected"] = summarise(res.drr_truth[det], res.truth[det])
         methods["drr_detector_one_pass"] = summarise(res.drr_detector_one_pass, res.truth[det])
         methods["drr_detector"] = summarise(res.drr_detector, res.truth[det])
+        if res.drr_detector_mirror is not None:
+            methods["drr_detector_mirror"] = summarise(res.drr_detector_mirror, res.truth[det])
         if res.dlib is not None:
             methods["dlib_detector"] = summarise(res.dlib, res.truth[det], ["final"])
     per_face: dict[str, dict] = {}
@@ -209,6 +217,8 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         if det.any():
             cols["drr_detector_one_pass"] = face_errors(res.drr_detector_one_pass, res.truth[det], kind)
             cols["drr_detector"] = face_errors(res.drr_detector, res.truth[det], kind)
+            if res.drr_detector_mirror is not None:
+                cols["drr_detector_mirror"] = face_errors(res.drr_detector_mirror, res.truth[det], kind)
             if res.dlib is not None:
                 cols["dlib_detector"] = face_errors(res.dlib, res.truth[det], kind)
         per_face[kind] = {}
@@ -280,7 +290,10 @@ def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
     for kind in KINDS:
         curves = {}
         if det.any():
-            curves[f"DRR, dlib boxes + re-crop (n={int(det.sum())})"] = face_errors(res.drr_detector, res.truth[det], kind)
+            # the app's way: with mirror averaging when it was measured
+            app, label = ((res.drr_detector_mirror, "DRR as the app: dlib boxes + re-crop + mirror")
+                          if res.drr_detector_mirror is not None else (res.drr_detector, "DRR, dlib boxes + re-crop"))
+            curves[f"{label} (n={int(det.sum())})"] = face_errors(app, res.truth[det], kind)
             if res.dlib is not None:
                 curves[f"dlib 68, dlib boxes (n={int(det.sum())})"] = face_errors(res.dlib, res.truth[det], kind)
         curves[f"DRR, truth boxes (n={len(det)})"] = face_errors(res.drr_truth, res.truth, kind)

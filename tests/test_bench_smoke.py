@@ -93,7 +93,7 @@ def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp
     assert rep["faces"] == FACES and rep["detected"] + len(rep["missed_by_detector"]) == FACES
     assert rep["detected"] >= 1, "dlib's HOG detector found none of the first validation faces"
     assert set(rep["methods"]) == {"drr_truth", "drr_truth_mirror", "drr_truth_on_detected",
-                                   "drr_detector_one_pass", "drr_detector"}
+                                   "drr_detector_one_pass", "drr_detector", "drr_detector_mirror"}
     check_summary(rep["methods"]["drr_truth"], FACES, STAGES)
     check_summary(rep["methods"]["drr_truth_mirror"], FACES, STAGES)
     assert rep["speed_ms_per_face"]["drr_mirror_trace_batch1_ms"] > 0
