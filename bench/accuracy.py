@@ -342,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
-    # the same module (already prepared for inference) behind a second front door
-    mirror = None if a.no_mirror else Predictor(predictor.model, predictor.path, predictor.meta, predictor.device,
-                                                 mirror_average=True)
+    mirror = None if a.no_mirror else predictor.with_mirror_average(True)
     res = run(predictor, samples, shape_predictor, progress=not a.quiet, mirror=mirror)
     trace = trace_speed(predictor, samples[0], a.repeats) if a.repeats > 0 else None
     mirror_trace = trace_speed(mirror, samples[0], a.repeats) if a.repeats > 0 and mirror else None

@@ -446,13 +446,12 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             self.update_overlays()
 
     def _toggle_mirror(self) -> None:
-        """Takes effect like a model switch: the model is loaded again with the new setting and
-        untouched faces are predicted again; human edits stay."""
+        """Takes effect like a model switch (same network, new setting): untouched faces are
+        predicted again; human edits stay."""
         on = self.mirror_action.isChecked()
         self.settings.setValue("model/mirror_average", on)
-        self.worker.mirror_average = on
-        if self.predictor is not None:
-            self.load_checkpoint(getattr(self.predictor, "path", None))
+        self.worker.cancel(lambda j: j.predict)
+        self.worker.set_mirror_average(on)
 
     def _toggle_ghost(self) -> None:
         self.canvas.show_ghost = self.ghost_action.isChecked()

@@ -76,6 +76,9 @@ def describe_error(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
+SAME_MODEL = object()  # a model request that keeps the loaded network (see set_mirror_average)
+
+
 class PredictionWorker(QThread):
     imageLoaded = Signal(object, object)  # path, Picture
     imageFailed = Signal(object, str)  # path, message
@@ -89,7 +92,7 @@ class PredictionWorker(QThread):
         self._factory = factory
         self._cond = threading.Condition()
         self._jobs: list[Job] = []
-        self._model_request: tuple[Path | None, int] | None = None
+        self._model_request: tuple[Path | None | object, int] | None = None
         self._stop = False
         self._predictor: Any = None
         # test-time mirror averaging (model.predict.Predictor.mirror_average), applied to each
@@ -107,6 +110,16 @@ class PredictionWorker(QThread):
             self._model_request = (checkpoint, self.generation)
             self._cond.notify()
             return self.generation
+
+    def set_mirror_average(self, on: bool) -> None:
+        """Change the setting; a loaded model comes back as a new predictor around the same
+        network (nothing is read from disk again), as a model switch would."""
+        with self._cond:
+            self.mirror_average = on
+            if self._predictor is not None:
+                self.generation += 1
+                self._model_request = (SAME_MODEL, self.generation)
+                self._cond.notify()
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -155,13 +168,16 @@ class PredictionWorker(QThread):
 
     def _load(self, checkpoint: Path | None, generation: int) -> None:
         try:
-            predictor = self._factory(checkpoint)
+            if checkpoint is SAME_MODEL:
+                predictor = self._predictor.with_mirror_average(self.mirror_average)
+            else:
+                predictor = self._factory(checkpoint)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, the app goes on
             # the previous model (if any) stays in use: a bad file must not stop the work
             self.modelFailed.emit(describe_error(exc), generation)
             return
         if hasattr(predictor, "mirror_average"):
-            predictor.mirror_average = self.mirror_average
+            predictor.mirror_average = self.mirror_average  # a newly read checkpoint
         self._predictor = predictor
         self.modelLoaded.emit(predictor, generation)
 

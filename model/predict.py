@@ -102,6 +102,10 @@ class Predictor:
         # a layout without a left/right order (unknown point count) cannot be mirrored
         self._mirror_average = bool(on) and can_mirror(self.layout)
 
+    def with_mirror_average(self, on: bool) -> Predictor:
+        """Another front door to the same network, with mirror averaging on or off."""
+        return Predictor(self.model, self.path, self.meta, self.device, on)
+
     @property
     def config(self) -> DRRConfig:
         return self.model.cfg
