@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 
-def _conv(cin: int, cout: int, k: int, bn: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=not bn)]
+def _conv(cin: int, cout: int, k: int, bn: bool, dilation: int = 1) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=not bn)]
     if bn:
         layers.append(nn.BatchNorm2d(cout))
     layers.append(nn.ReLU(inplace=True))
@@ -31,7 +31,8 @@ def _w(c: int, width: float) -> int:
 
 
 class Backbone(nn.Module):
-    def __init__(self, kind: str, width: float = 1.0, batch_norm: bool = True) -> None:
+    def __init__(self, kind: str, width: float = 1.0, batch_norm: bool = True,
+                 dilations: tuple[int, int, int] = (1, 1, 1), deconv_channels: int = 0) -> None:
         super().__init__()
         bn = batch_norm
         if kind == "vgg19":
@@ -49,12 +50,13 @@ class Backbone(nn.Module):
             c1, c2, c3 = _w(96, width), _w(256, width), _w(512, width)
             layers = _conv(3, c1, 7, bn) + [nn.MaxPool2d(2, 2)]
             layers += _conv(c1, c2, 5, bn) + [nn.MaxPool2d(2, 2)]
-            layers += _conv(c2, c3, 3, bn) + _conv(c3, c3, 3, bn) + _conv(c3, c3, 3, bn)
+            d3, d4, d5 = dilations
+            layers += _conv(c2, c3, 3, bn, d3) + _conv(c3, c3, 3, bn, d4) + _conv(c3, c3, 3, bn, d5)
             cin = c3
         else:
             raise ValueError(f"unknown backbone {kind!r}")
         self.features = nn.Sequential(*layers)
-        self.deconv_channels = _w(96, width) if kind == "small" else 96
+        self.deconv_channels = deconv_channels or (_w(96, width) if kind == "small" else 96)
         self.deconv6 = _deconv(cin, self.deconv_channels, bn)
         self.deconv7 = _deconv(self.deconv_channels, self.deconv_channels, bn)
 

@@ -42,6 +42,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-size", type=int, help="crop side (multiple of 4), e.g. 128 or 256")
     ap.add_argument("--width", type=float, help="backbone width multiplier")
     ap.add_argument("--lstm-hidden", type=int)
+    ap.add_argument("--dilations", type=int, nargs=3, metavar=("D3", "D4", "D5"),
+                    help="dilation of conv3 conv4 conv5 (VGG-S shapes), e.g. 1 2 4")
+    ap.add_argument("--conv8-kernel", type=int, choices=[1, 3], help="conv8 kernel side (default 3)")
+    ap.add_argument("--deconv-channels", type=int, help="channels of deconv6/7, what SIP pools")
     ap.add_argument("--no-recurrent", action="store_true", help="regress from SIP features only (Table IX)")
     ap.add_argument("--mean-init", action="store_true", help="start from the mean shape (Table X)")
     ap.add_argument("--sip-deconv6", action="store_true", help="pool from deconv6 + deconv7 (Table XIV)")
@@ -77,7 +81,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     overrides = {k: v for k, v in {"input_size": a.input_size, "width": a.width, "lstm_hidden": a.lstm_hidden,
-                                    "num_candidates": a.candidates, "heatmap_stride": a.heatmap_stride}.items() if v is not None}
+                                    "num_candidates": a.candidates, "heatmap_stride": a.heatmap_stride,
+                                    "dilations": tuple(a.dilations) if a.dilations else None,
+                                    "deconv_channels": a.deconv_channels, "conv8_kernel": a.conv8_kernel}.items() if v is not None}
     if a.no_recurrent:
         overrides["recurrent"] = False
     if a.mean_init:

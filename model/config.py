@@ -23,8 +23,23 @@ class DRRConfig:
     # 1: conv8 on deconv7 at the input resolution (paper); 2: conv8 on deconv6 at half of it,
     # a quarter of the heatmap cost (SIP still pools deconv7 at full resolution)
     heatmap_stride: int = 1
+    # dilation of conv3, conv4, conv5 of the VGG-S shapes ("small", "vgg-s"): the same cost per
+    # layer, a wider view. At 1/8 width and 128 input the undilated receptive field (~47 px)
+    # covers half of a face; a jaw point on a plain cheek needs the rest of it.
+    dilations: tuple[int, int, int] = (1, 1, 1)
+    conv8_kernel: int = 3  # 1 = a per-pixel linear map (a ninth of the cost at batch 1)
+    deconv_channels: int = 0  # channels of deconv6/7 (what SIP pools); 0 = 96 * width for "small"
 
     def __post_init__(self) -> None:
+        self.dilations = tuple(int(d) for d in self.dilations)  # a list after a checkpoint round trip
+        if len(self.dilations) != 3 or min(self.dilations) < 1:
+            raise ValueError(f"dilations must be three integers >= 1, got {self.dilations}")
+        if self.backbone == "vgg19" and self.dilations != (1, 1, 1):
+            raise ValueError("dilations apply to the VGG-S shapes (small, vgg-s), not vgg19")
+        if self.conv8_kernel not in (1, 3):
+            raise ValueError(f"conv8_kernel must be 1 or 3, got {self.conv8_kernel}")
+        if self.deconv_channels < 0:
+            raise ValueError(f"deconv_channels must be >= 0, got {self.deconv_channels}")
         if self.input_size % 4 or self.input_size < 32:
             raise ValueError(f"input_size must be a multiple of 4 and >= 32, got {self.input_size}")
         if self.backbone not in ("vgg19", "vgg-s", "small"):

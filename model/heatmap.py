@@ -35,11 +35,11 @@ class Conv8(nn.Module):
     # by ~lr per step, so the feature part is scaled up (a fixed higher learning rate for conv8).
     LOGIT_SCALE = 8.0
 
-    def __init__(self, channels: int, num_points: int, coord_prior: bool = True) -> None:
+    def __init__(self, channels: int, num_points: int, coord_prior: bool = True, kernel: int = 3) -> None:
         super().__init__()
         self.coord_prior = coord_prior
         self.logit_scale = self.LOGIT_SCALE
-        self.conv = nn.Conv2d(channels, num_points, 3, padding=1)
+        self.conv = nn.Conv2d(channels, num_points, kernel, padding=kernel // 2)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.zeros_(self.conv.bias)
         self.prior = nn.Conv2d(5, num_points, 1, bias=False) if coord_prior else None

@@ -42,9 +42,9 @@ class DRR(nn.Module):
     def __init__(self, cfg: DRRConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = Backbone(cfg.backbone, cfg.width, cfg.batch_norm)
+        self.backbone = Backbone(cfg.backbone, cfg.width, cfg.batch_norm, cfg.dilations, cfg.deconv_channels)
         ch = self.backbone.deconv_channels
-        self.conv8 = Conv8(ch, cfg.num_points, cfg.coord_prior)
+        self.conv8 = Conv8(ch, cfg.num_points, cfg.coord_prior, cfg.conv8_kernel)
         self.refiner = RecurrentRefiner(cfg, ch)
         # Candidate shapes (N, p, 2) in crop pixels; set from the training shapes by k-means.
         self.register_buffer("candidates", torch.zeros(cfg.num_candidates, cfg.num_points, 2))

@@ -203,14 +203,14 @@ def test_trace_shapes(points, size, stride):
     assert t.sip_box == round(6 * size / 256)
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_predictor_folding_keeps_the_trace(stride):
+@pytest.mark.parametrize("stride,extra", [(1, {}), (2, {}), (2, {"dilations": (1, 2, 4), "conv8_kernel": 1})])
+def test_predictor_folding_keeps_the_trace(stride, extra):
     import copy
 
     from model.predict import Predictor
 
     torch.manual_seed(1)
-    cfg = DRRConfig(num_candidates=7, heatmap_stride=stride)
+    cfg = DRRConfig(num_candidates=7, heatmap_stride=stride, **extra)
     model = DRR(cfg)
     model.set_shapes(torch.rand(7, 68, 2) * 60 + 30, torch.full((68, 2), 64.0), torch.full((68, 2), 12.0))
     for r in model.refiner.regressors:  # updates big enough to move the points
@@ -243,6 +243,30 @@ def test_paper_backbones_keep_resolution():
     pools = [m for m in Backbone("vgg19").features if isinstance(m, torch.nn.MaxPool2d)]
     assert len(convs) == 16 and len(pools) == 2
     assert Backbone("vgg19").deconv7[0].out_channels == 96
+
+
+def test_dilated_backbone_and_1x1_conv8_round_trip_through_a_checkpoint(tmp_path):
+    from model.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = DRRConfig(**{**PRESETS["default"], "dilations": [1, 2, 4], "conv8_kernel": 1, "deconv_channels": 16})
+    assert cfg.dilations == (1, 2, 4)
+    model = DRR(cfg).eval()
+    convs = [m for m in model.backbone.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.dilation[0] for c in convs] == [1, 1, 1, 2, 4]
+    assert model.conv8.conv.kernel_size == (1, 1) and model.backbone.deconv7[0].out_channels == 16
+    x = torch.rand(1, 3, 128, 128) * 255
+    with torch.no_grad():
+        ref = model(x)
+    assert ref.logits.shape == (1, 68, 64, 64)  # dilation keeps the resolution
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded, _ = load_checkpoint(tmp_path / "m.pt", expect=cfg)
+    assert loaded.cfg == cfg
+    with torch.no_grad():
+        assert torch.equal(loaded(x).shapes, ref.shapes)
+    with pytest.raises(ValueError, match="dilations"):
+        DRRConfig(dilations=(1, 0, 1))
+    with pytest.raises(ValueError, match="conv8_kernel"):
+        DRRConfig(conv8_kernel=5)
 
 
 def test_layout_lookup():
