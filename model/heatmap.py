@@ -92,13 +92,24 @@ class Conv8(nn.Module):
             self._prior_key = key
         return self._prior_cache
 
+    def _inference_logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv.kernel_size == (1, 1) and x.is_contiguous(memory_format=torch.channels_last):
+            # a 1x1 conv is one product per face: weights (p, C) times the channels-last
+            # pixels (C, H W) taken as a transposed view, which writes (p, H W) maps directly
+            b, c, h, w = x.shape
+            pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)
+            out = torch.matmul(self.conv.weight.reshape(1, -1, c), pixels)
+            out.add_(self.conv.bias[:, None])
+            return out.reshape(b, -1, h, w)
+        return self.conv(x.contiguous())
+
     def forward(self, deconv7: torch.Tensor) -> torch.Tensor:
         """Logits (B, p, H, W), contiguous; softmax over pixels gives the probability maps."""
         if not (self.training or torch.is_grad_enabled()):
             # inference: the convolution writes plain (B, p, H, W) maps straight away, and the
             # prior is added in place; turning a channels-last result around cost more than
             # the convolution itself at batch 1
-            out = self.conv(deconv7.contiguous())
+            out = self._inference_logits(deconv7)
             if self.logit_scale != 1.0:
                 out.mul_(self.logit_scale)
             if self.prior is not None:

@@ -84,9 +84,10 @@ def test_half_resolution_heatmap_maps_cells_to_input_pixels():
     assert heatmap_loss(torch.log(q), pts + 4.0, stride=2) > best + 0.5
 
 
-def test_conv8_inference_path_matches_training_form():
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_conv8_inference_path_matches_training_form(kernel):
     torch.manual_seed(0)
-    head = Conv8(6, 5, coord_prior=True).eval()
+    head = Conv8(6, 5, coord_prior=True, kernel=kernel).eval()
     head.init_prior(torch.rand(5, 2) * 30 + 10, torch.full((5, 2), 6.0), 48, stride=2)
     torch.nn.init.normal_(head.conv.weight, std=0.1)
     x = torch.randn(2, 6, 24, 24).contiguous(memory_format=torch.channels_last)
