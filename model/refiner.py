@@ -55,20 +55,24 @@ class RecurrentRefiner(nn.Module):
             r.weight.mul_(scale)
             r.bias.mul_(scale)
         if self.lstm is not None:
-            w = torch.cat([self.lstm.weight_ih, self.lstm.weight_hh], dim=1)
+            # gate rows reordered from nn.LSTMCell's (i, f, g, o) to (i, f, o, g): the three
+            # sigmoid gates are then one slice
+            n = self.cfg.lstm_hidden
+            order = torch.cat([torch.arange(0, 2 * n), torch.arange(3 * n, 4 * n), torch.arange(2 * n, 3 * n)])
+            w = torch.cat([self.lstm.weight_ih, self.lstm.weight_hh], dim=1)[order]
             self.register_buffer("_gate_weight_t", w.t().contiguous(), persistent=False)
-            self.register_buffer("_gate_bias", self.lstm.bias_ih + self.lstm.bias_hh, persistent=False)
+            self.register_buffer("_gate_bias", (self.lstm.bias_ih + self.lstm.bias_hh)[order], persistent=False)
         self._fused = True
 
     def _lstm_step(self, f: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._fused or torch.is_grad_enabled():
             return self.lstm(f, (h, c))
-        # the same gates as nn.LSTMCell (order i, f, g, o), from one product
+        # the same gates as nn.LSTMCell, from one product, in the order i, f, o, g
         gates = torch.addmm(self._gate_bias, torch.cat([f, h], dim=-1), self._gate_weight_t)
         n = h.shape[-1]
-        in_forget = torch.sigmoid(gates[:, : 2 * n])
-        c = in_forget[:, n:] * c + in_forget[:, :n] * torch.tanh(gates[:, 2 * n : 3 * n])
-        return torch.sigmoid(gates[:, 3 * n :]) * torch.tanh(c), c
+        ifo = torch.sigmoid(gates[:, : 3 * n])
+        c = torch.addcmul(ifo[:, n : 2 * n] * c, ifo[:, :n], torch.tanh(gates[:, 3 * n :]))
+        return ifo[:, 2 * n :] * torch.tanh(c), c
 
     def forward(self, d6: torch.Tensor, d7: torch.Tensor, s0: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """s0 in input pixels (B, p, 2). Returns shapes S^0..S^K and the updates dS^0..dS^{K-1}

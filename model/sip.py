@@ -53,23 +53,27 @@ class BoxGather:
         r = torch.arange(box, device=dev, dtype=torch.float32) - box // 2
         dy, dx = torch.meshgrid(r, r, indexing="ij")
         self.offsets = torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=-1)  # (b*b, 2)
+        self.lower = torch.zeros(2, device=dev)
         self.upper = torch.tensor([w - 1.0, h - 1.0], device=dev)
-        self.width = float(w)
-        self.base = (torch.arange(b, device=dev, dtype=torch.float32) * (h * w))[:, None]
+        self.stride = torch.tensor([1.0, float(w)], device=dev)  # row of pixel (x, y) is x + y w
+        # first row of each face's map, added only for batches of several faces
+        self.base = (torch.arange(b, device=dev, dtype=torch.float32) * (h * w))[:, None] if b > 1 else None
         self.scale, self.shift = scale, 0.5 * (scale - 1.0) + 0.5
 
     def _centre(self, points: torch.Tensor) -> torch.Tensor:
         """Box centre pixel (B, p, 2) of points given in input pixels: floor(x + 0.5) on this
         map, moved into the map."""
-        p = points.detach().float()
+        p = points.detach()
         centre = (p * self.scale + self.shift if self.scale != 1.0 else p + 0.5).floor_()
-        return torch.minimum(centre.clamp_(min=0.0), self.upper)
+        return torch.clamp(centre, min=self.lower, max=self.upper)
 
     def _flat(self, xy: torch.Tensor) -> torch.Tensor:
         """Row index of pixel (x, y) in float32 element-wise arithmetic, exact below 2^24. Not a
         matmul: under bf16 autocast a matmul would round the indices to 8 significant bits."""
-        base = self.base.reshape(-1, *([1] * (xy.dim() - 2)))
-        return (xy[..., 0] + xy[..., 1] * self.width + base).long()
+        flat = (xy * self.stride).sum(-1)
+        if self.base is not None:
+            flat += self.base.reshape(-1, *([1] * (xy.dim() - 2)))
+        return flat.long()
 
     @torch.no_grad()
     def index(self, points: torch.Tensor) -> torch.Tensor:
@@ -81,7 +85,7 @@ class BoxGather:
         """Row indices (B, p, b*b) of every pixel of every point's box. Clamping each box pixel
         to the map repeats edge pixels, which leaves the max unchanged."""
         xy = self._centre(points)[:, :, None, :] + self.offsets
-        return self._flat(torch.minimum(xy.clamp_(min=0.0), self.upper))
+        return self._flat(torch.clamp(xy, min=self.lower, max=self.upper))
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """SIP features (B, p, C)."""
