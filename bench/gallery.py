@@ -19,15 +19,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from model import geometry
 from model.checkpoint import CheckpointError
-from model.detect import detect_raw, to_landmark_box
-from model.evaluate import match_detection
+from model.evaluate import evaluate
 from model.images import read_image
 from model.layout import layout_for
-from model.metrics import nme
 from model.predict import Predictor
 
 from .common import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_SPLIT, REPO, load_split, set_threads
@@ -67,30 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         predictor = Predictor.load(a.checkpoint, mirror_average=not a.no_mirror)
         samples, problems = load_split(a.data, a.names, a.limit)
+        for p in problems:
+            print(f"skipped: {p}", file=sys.stderr)
+        # the same pass over the faces as drr-eval (detector boxes: with the app's re-crop pass)
+        ev = evaluate(predictor, samples, "truth" if a.no_detector else "detector")
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"gallery: {exc}", file=sys.stderr)
         return 2
-    for p in problems:
-        print(f"skipped: {p}", file=sys.stderr)
-    layout = layout_for(predictor.config.num_points)
-    faces = []  # (error, name, picture path, points, truth)
-    missed = 0
-    for s in tqdm(samples, desc="predicting", unit="face"):
-        img = read_image(s.image)
-        truth_box = geometry.box_of_points(s.points)
-        if a.no_detector:
-            result = predictor.inference(img, [truth_box])[0]
-        else:
-            box = match_detection([(to_landmark_box(b), sc) for b, sc in detect_raw(img)], truth_box)
-            if box is None:
-                missed += 1
-                continue
-            result = predictor.inference(img, [box], recrop=True)[0]
-        err = float(nme(result.points[None], s.points[None], layout)[0]) * 100
-        faces.append((err, s.name, s.image, result.points, s.points))
-    if not faces:
-        print("gallery: no face was predicted", file=sys.stderr)
-        return 1
+    image_of = {s.name: s.image for s in samples}
+    errors = ev.errors("inter-pupil") * 100
+    faces = [(float(e), name, image_of[name], stages[-1], truth)
+             for e, name, stages, truth in zip(errors, ev.names, ev.stages, ev.truth)]
     faces.sort(key=lambda f: f[0])
     n, k = len(faces), min(a.per_row, len(faces))
     mid = max(0, n // 2 - k // 2)
@@ -107,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gallery: could not write {out}", file=sys.stderr)
         return 1
     tmp.replace(out)
-    errs = np.array([f[0] for f in faces])
-    print(f"{n} faces ({missed} missed by the detector): inter-pupil NME mean {errs.mean():.2f}%, "
-          f"median {np.median(errs):.2f}%; sheet written to {out}")
+    print(f"{n} faces ({len(ev.skipped)} skipped: missed by the detector or unreadable): inter-pupil NME "
+          f"mean {errors.mean():.2f}%, median {np.median(errors):.2f}%; sheet written to {out}")
     return 0
 
 
