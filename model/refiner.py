@@ -80,8 +80,10 @@ class RecurrentRefiner(nn.Module):
         size = float(self.cfg.input_size)
         b = s0.shape[0]
         # each step gathers only its boxes' pixels (see sip.py)
-        sip7 = BoxGather(d7.float(), self.box7)
-        sip6 = BoxGather(d6.float(), self.box6, scale=0.5) if self.cfg.sip_deconv6 else None
+        if torch.is_grad_enabled():  # training: fp32 maps (bf16 under CUDA autocast)
+            d6, d7 = d6.float(), d7.float()
+        sip7 = BoxGather(d7, self.box7)
+        sip6 = BoxGather(d6, self.box6, scale=0.5) if self.cfg.sip_deconv6 else None
         h = c = None
         if self.lstm is not None:
             h = s0.new_zeros(b, self.cfg.lstm_hidden)

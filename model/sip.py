@@ -16,6 +16,7 @@ as indices).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,25 +40,36 @@ def box_maxima(features: torch.Tensor, box: int) -> torch.Tensor:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _constants(box: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Box pixel offsets (b*b, 2), the map's lower and upper pixel (2,), and the row stride
+    (2,): the row of pixel (x, y) is x + y w. Cached: a forward would otherwise spend more on
+    making these small tensors than on a step's gather."""
+    with torch.inference_mode(False):
+        r = torch.arange(box, device=device, dtype=torch.float32) - box // 2
+        dy, dx = torch.meshgrid(r, r, indexing="ij")
+        offsets = torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=-1)
+        lower = torch.zeros(2, device=device)
+        upper = torch.tensor([w - 1.0, h - 1.0], device=device)
+        stride = torch.tensor([1.0, float(w)], device=device)
+    return offsets, lower, upper, stride
+
+
 class BoxGather:
     """SIP on one feature map (B, C, H, W): prepared once per forward, then one gather per step
     (of box maxima at inference, of the box pixels when gradients are needed)."""
 
     def __init__(self, features: torch.Tensor, box: int, scale: float = 1.0) -> None:
         b, c, h, w = features.shape
-        dev = features.device
         self.per_box = torch.is_grad_enabled() and features.requires_grad
+        # box maxima in the maps' own type (a bf16 backbone's maps: half the bytes, and a
+        # maximum rounds nothing); the gathered rows are made fp32 in __call__
         pooled = features if self.per_box else box_maxima(features, box)
         # rows of C-vectors (B H W, C): a view for channels-last maps, a copy otherwise
         self.rows = pooled.permute(0, 2, 3, 1).reshape(b * h * w, c)
-        r = torch.arange(box, device=dev, dtype=torch.float32) - box // 2
-        dy, dx = torch.meshgrid(r, r, indexing="ij")
-        self.offsets = torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=-1)  # (b*b, 2)
-        self.lower = torch.zeros(2, device=dev)
-        self.upper = torch.tensor([w - 1.0, h - 1.0], device=dev)
-        self.stride = torch.tensor([1.0, float(w)], device=dev)  # row of pixel (x, y) is x + y w
+        self.offsets, self.lower, self.upper, self.stride = _constants(box, h, w, features.device)
         # first row of each face's map, added only for batches of several faces
-        self.base = (torch.arange(b, device=dev, dtype=torch.float32) * (h * w))[:, None] if b > 1 else None
+        self.base = (torch.arange(b, device=features.device, dtype=torch.float32) * (h * w))[:, None] if b > 1 else None
         self.scale, self.shift = scale, 0.5 * (scale - 1.0) + 0.5
 
     def _centre(self, points: torch.Tensor) -> torch.Tensor:
@@ -94,7 +106,7 @@ class BoxGather:
             b, p, n = idx.shape
             return self.rows.index_select(0, idx.reshape(-1)).reshape(b, p, n, -1).amax(2)
         idx = self.index(points)
-        return self.rows.index_select(0, idx.reshape(-1)).reshape(*idx.shape, -1)
+        return self.rows.index_select(0, idx.reshape(-1)).reshape(*idx.shape, -1).float()
 
 
 def sip(features: torch.Tensor, points: torch.Tensor, box: int, scale: float = 1.0) -> torch.Tensor:

@@ -225,7 +225,9 @@ def test_predictor_folding_keeps_the_trace(stride, extra):
     x = torch.rand(2, 3, 128, 128) * 255
     with torch.no_grad():
         ref = model(x)
-    fast = Predictor(copy.deepcopy(model), device="cpu").run_crops(x)
+    predictor = Predictor(copy.deepcopy(model), device="cpu", precision="fp32")
+    assert predictor.model.backbone.packed is not None and predictor.model.conv8.packed is not None
+    fast = predictor.run_crops(x)
     assert torch.equal(fast.candidate_index, ref.candidate_index)
     assert torch.allclose(fast.logits, ref.logits, atol=1e-3)
     assert (ref.shapes[:, -1] - ref.shapes[:, 0]).abs().max() > 1.0
@@ -355,3 +357,70 @@ def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
     sym = avg_m.points[IBUG68.mirror_array()].copy()
     sym[:, 0] = 95.0 - sym[:, 0]
     np.testing.assert_allclose(sym, avg.points, atol=1e-3)
+
+
+def test_channels_last_2x2_pooling_matches_max_pool2d():
+    from model.onednn import max_pool_2x2
+
+    x = torch.randn(2, 5, 8, 6).contiguous(memory_format=torch.channels_last)
+    x[0, 1, 2, 3] = float("nan")
+    got, want = max_pool_2x2(x), torch.nn.functional.max_pool2d(x, 2, 2)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got.isnan(), want.isnan()) and got.isnan().any()
+    assert torch.equal(got.nan_to_num(), want.nan_to_num())
+    odd = torch.randn(1, 3, 7, 7).contiguous(memory_format=torch.channels_last)  # falls back
+    assert torch.equal(max_pool_2x2(odd), torch.nn.functional.max_pool2d(odd, 2, 2))
+
+
+def test_packing_refuses_a_backbone_it_does_not_know():
+    from model.backbone import Backbone, fold_batch_norm
+    from model.onednn import pack_backbone
+
+    bb = Backbone("small", width=0.125).eval()
+    assert pack_backbone(bb, 64) is None  # BatchNorm not folded: keep the eager layers
+    fold_batch_norm(bb)
+    packed = pack_backbone(bb, 64)
+    assert packed is not None
+    x = torch.randn(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for got, want in zip(packed(x), bb.forward_eager(x)):
+            assert torch.allclose(got, want, atol=1e-4)
+        bb.packed = packed
+        assert bb(x)[1] is not None and packed.accepts(x)
+    assert not packed.accepts(x.contiguous()) and not packed.accepts(x.bfloat16())
+
+
+def test_precision_option():
+    import copy
+
+    from model.predict import CheckpointError, Predictor
+
+    model = DRR(DRRConfig(num_candidates=3)).eval()
+    with pytest.raises(CheckpointError, match="precision"):
+        Predictor(copy.deepcopy(model), device="cpu", precision="fp16")
+    bf16 = Predictor(model, device="cpu", precision="bf16")
+    assert bf16.model.backbone.dtype == torch.bfloat16 and bf16.with_mirror_average(True).precision == "bf16"
+    trace = bf16.run_crops(torch.rand(1, 3, 128, 128) * 255)
+    assert trace.logits.dtype == torch.float32 and trace.shapes.dtype == torch.float32
+    with pytest.raises(CheckpointError, match="already bf16"):
+        Predictor(model, device="cpu", precision="fp32")
+
+
+def test_bf16_predictions_match_fp32_on_real_faces(shared_data):
+    """The bf16 backbone (the default on CPUs with native bf16) must not move the points:
+    validation faces, annotation boxes, the shipped model in both precisions."""
+    from model.data import find_samples, read_name_list
+    from model.evaluate import evaluate
+    from model.predict import DEFAULT_CHECKPOINT, Predictor
+
+    keep = sorted(read_name_list(DEFAULT_CHECKPOINT.parent / "val_split.txt"))[:12]
+    samples, _ = find_samples([shared_data], 68)
+    samples = [s for s in samples if s.name in set(keep)]
+    assert len(samples) == 12
+    runs = {p: evaluate(Predictor.load(None, "cpu", precision=p), samples, show_progress=False)
+            for p in ("fp32", "bf16")}
+    moved = np.linalg.norm(runs["bf16"].stages[:, -1] - runs["fp32"].stages[:, -1], axis=-1)
+    iod = np.linalg.norm(runs["fp32"].truth[:, 36] - runs["fp32"].truth[:, 45], axis=-1)
+    assert np.median(moved / iod[:, None]) < 0.005  # half a percent of the eye distance
+    assert runs["fp32"].errors().mean() < 0.10
+    assert abs(runs["bf16"].errors().mean() - runs["fp32"].errors().mean()) < 0.002
