@@ -424,3 +424,14 @@ def test_bf16_predictions_match_fp32_on_real_faces(shared_data):
     assert np.median(moved / iod[:, None]) < 0.005  # half a percent of the eye distance
     assert runs["fp32"].errors().mean() < 0.10
     assert abs(runs["bf16"].errors().mean() - runs["fp32"].errors().mean()) < 0.002
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_sip_numpy_index_matches_the_torch_one(scale):
+    from model.sip import BoxGather
+
+    torch.manual_seed(0)
+    g = BoxGather(torch.randn(3, 4, 40, 50), 3, scale=scale)
+    pts = torch.rand(3, 68, 2) * 140 - 20  # also outside the map, and on pixel edges
+    pts[0, :10] = torch.arange(10, dtype=torch.float32)[:, None] - 0.5
+    assert torch.equal(g._index_numpy(pts), g._flat(g._centre(pts)))
