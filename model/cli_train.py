@@ -73,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                    help="bf16 autocast; auto (default): on CUDA and on CPUs with native bf16")
     ap.add_argument("--export", metavar="PATH",
                     help="after training, also write OUT/last.pt here as a small fp16 file to ship")
     return ap
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                         heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
                         regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
-                        device=a.device, threads=a.threads)
+                        device=a.device, threads=a.threads, precision=a.precision)
     try:
         res = train(opts, train_s, val_s, progress)
     except (CheckpointError, ValueError) as exc:

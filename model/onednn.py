@@ -15,13 +15,26 @@ return None (keep the eager layers) when anything is missing or differs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the flags Linux reports.
+    Elsewhere bf16 is emulated and several times slower than fp32, so we answer False."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:

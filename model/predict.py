@@ -21,7 +21,7 @@ from .config import DRRConfig
 from .detect import detect_faces
 from .layout import Layout, can_mirror, layout_for
 from .network import DRR, Trace
-from .onednn import pack_backbone, pack_conv
+from .onednn import native_bf16, pack_backbone, pack_conv
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "drr_default.pt"
 
@@ -41,16 +41,6 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 64 << 20)) and bool(libc.mallopt(m_trim_threshold, 128 << 20))
     except (OSError, AttributeError):
         return False
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the flags Linux reports.
-    Elsewhere bf16 is emulated and several times slower than fp32, so we answer False."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
 
 PRECISIONS = ("auto", "fp32", "bf16")
 

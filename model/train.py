@@ -23,6 +23,7 @@ from .layout import can_mirror, layout_for
 from .losses import drr_loss
 from .metrics import nme
 from .network import DRR
+from .onednn import native_bf16
 
 
 @dataclass
@@ -53,6 +54,9 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # 0 = torch default
+    # bf16 autocast: "auto" uses it on CUDA and on CPUs with native bf16 (1.3x faster training
+    # steps on this project's AVX512-BF16 machine; emulated bf16 was slower than fp32)
+    precision: str = "auto"
 
 
 @dataclass
@@ -164,7 +168,9 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     per_epoch = max(1, len(train_set) // opts.batch_size)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
-    use_bf16 = device.type == "cuda"  # bf16 autocast measured slower than fp32 for this CPU model
+    if opts.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"unknown precision {opts.precision!r}: choose auto, fp32 or bf16")
+    use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
     t0 = time.monotonic()
     stopped = False
     meta_base = {"preset": opts.preset, "parent": opts.init, "parent_meta": parent_meta,

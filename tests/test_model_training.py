@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from model.checkpoint import load_checkpoint
@@ -29,14 +30,15 @@ def _fixed_batch_loss(model, faces):
         return drr_loss(model(x), y, 64, 1.0, 20.0)[1]
 
 
-def test_short_training_lowers_loss_and_error(shared_data, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_short_training_lowers_loss_and_error(shared_data, tmp_path, precision):
     """A few dozen steps on 32 real faces: the loss and the NME of the final shape fall on the
     faces it trains on (too short to generalise; the long run's held-out figures are in the
-    README), and the checkpoint and log are complete."""
+    README), and the checkpoint and log are complete; in fp32 and under bf16 autocast."""
     train_s, val_s = _faces(shared_data, 32, 8)
     opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 8},
                         epochs=6, batch_size=8, lr=3e-3, regression_weight=20.0, seed=0, augment=False,
-                        regressor_lr_mult=1.0)  # the slow regressor rate is for long runs
+                        regressor_lr_mult=1.0, precision=precision)  # slow regressor rate: long runs
     torch.manual_seed(0)
     before_model, _ = build_model(opts, train_s)
     loss0 = _fixed_batch_loss(before_model, train_s[:16])
@@ -69,3 +71,11 @@ def test_stop_flag_and_resume(shared_data, tmp_path):
     opts.resume = True
     r2 = train(opts, train_s, val_s)
     assert [h["epoch"] for h in r2.history] == [1, 2, 3]
+
+
+def test_unknown_training_precision_is_refused(shared_data, tmp_path):
+    train_s, val_s = _faces(shared_data, 8, 2)
+    opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 2},
+                        epochs=1, precision="fp16")
+    with pytest.raises(ValueError, match="precision"):
+        train(opts, train_s, val_s)
