@@ -20,6 +20,7 @@ from model.data import Sample, read_name_list
 from model.images import IMAGE_SUFFIXES
 from model.layout import layout_for
 from model.metrics import auc, failure_rate, nme
+from model.onednn import native_bf16
 from model.pts import PtsError, read_pts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,6 +189,9 @@ def environment(device: str = "cpu") -> dict:
         "torch": torch.__version__,
         "cpu": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
+        # the vector units decide the speed: AVX2 machines ran these models 2-3x slower
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "device": device,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

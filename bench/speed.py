@@ -122,7 +122,8 @@ def format_results(rows: list[dict], env: dict) -> str:
         ["model", "device", "dtype", "batch", "backbone ms/face", "full trace ms/face", "outside backbone", "params M"],
         [[r["model"], r["device"], r["dtype"], r["batch"], r["backbone_ms_per_face"], r["full_ms_per_face"],
           f"{r['outside_backbone_pct']:.0f}%", f"{r['params_m']:.2f}"] for r in rows])
-    out = [table, f"\n{env['cpu']}, {env['cpu_threads']} threads, torch {env['torch']}, cuda {env['cuda']}, "
+    out = [table, f"\n{env['cpu']} ({env['cpu_capability']}, native bf16: {env['native_bf16']}), "
+                  f"{env['cpu_threads']} threads, torch {env['torch']}, cuda {env['cuda']}, "
                   f"load average {env['load_average']}"]
     target = [r for r in rows if r["model"] == "default" and r["device"] == "cpu" and r["batch"] == 1]
     if target:
