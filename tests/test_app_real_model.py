@@ -92,6 +92,7 @@ def test_mirror_averaging_is_a_model_menu_switch(qtbot, window):
     qtbot.waitUntil(lambda: w.entry is not None and w.entry.predicted, timeout=60000)
     assert w.mirror_action.isChecked() and w.predictor.mirror_average  # the default: better points
     assert "mirror-averaged" in w.status_model.text()
+    assert ("bf16" in w.status_model.text()) == (w.predictor.precision == "bf16")
     averaged = w.entry.faces[0].points.copy()
     first = w.predictor
     w.mirror_action.trigger()  # off: the model is loaded again and the untouched face predicted again
