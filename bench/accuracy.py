@@ -236,7 +236,7 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         "dlib_hog_detection_ms": median_ms(res.times["detection"]),
     }
     return {
-        "checkpoint": str(predictor.path), "config": predictor.config.to_dict(),
+        "checkpoint": str(predictor.path), "precision": predictor.precision, "config": predictor.config.to_dict(),
         "dlib_model": str(dlib_model) if dlib_model else None,
         "faces": len(res.names), "detected": int(det.sum()), "missed_by_detector": res.missed,
         "methods": methods, "speed_ms_per_face": speed, "per_face_nme": per_face,
@@ -259,7 +259,8 @@ def format_report(rep: dict) -> str:
     rows.append(["median NME %"] + [ms[m][k]["median"] for m in cols for k in KINDS])
     rows.append(["AUC@0.08"] + [f"{ms[m][k]['auc@0.08']:.3f}" for m in cols for k in KINDS])
     rows.append(["failure > 0.08"] + [f"{ms[m][k]['failure@0.08'] * 100:.1f}%" for m in cols for k in KINDS])
-    out = [f"Checkpoint {rep['checkpoint']}: {rep['faces']} validation faces; dlib HOG found {rep['detected']}, "
+    out = [f"Checkpoint {rep['checkpoint']} ({rep.get('precision', 'fp32')}): {rep['faces']} validation faces; "
+           f"dlib HOG found {rep['detected']}, "
            f"missed {len(rep['missed_by_detector'])} (excluded from both detector-box columns)", "",
            md_table(header, rows)]
     if "drr_truth_on_detected" in ms:
@@ -274,7 +275,8 @@ def format_report(rep: dict) -> str:
              ["dlib HOG detection, per picture (shared by both)", sp["dlib_hog_detection_ms"]]]
     env = rep["environment"]
     out += ["", md_table(["speed (median)", "ms/face"], srows),
-            f"\n{env['device']}, {env['cpu_threads']} threads, load average {env['load_average']}"]
+            f"\n{env['device']} ({env.get('cpu_capability')}, native bf16: {env.get('native_bf16')}), "
+            f"{env['cpu_threads']} threads, load average {env['load_average']}"]
     if rep["missed_by_detector"]:
         out.append("missed by the detector: " + ", ".join(rep["missed_by_detector"]))
     if rep.get("caveat"):
