@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                    help="bf16 autocast; auto (default): on CUDA and on CPUs with native bf16")
+                    help="bf16 autocast; auto (default): on CUDA and on CPUs with native bf16 "
+                         "(fine-tunes with --init always train in fp32)")
     ap.add_argument("--export", metavar="PATH",
                     help="after training, also write OUT/last.pt here as a small fp16 file to ship")
     return ap
