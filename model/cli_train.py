@@ -14,6 +14,7 @@ from .data import find_samples, read_name_list, split_by_names
 from .export import main as export_main
 from .finetune import FineTuneOptions, fine_tune
 from .losses import REGRESSION_LOSSES
+from .onednn import PRECISIONS
 from .train import TrainOptions, train
 
 DEFAULT_SPLIT = Path(__file__).resolve().parent.parent / "resources" / "val_split.txt"
@@ -73,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="bf16 autocast; auto (default): on CUDA and on CPUs with native bf16 "
                          "(fine-tunes with --init always train in fp32)")
     ap.add_argument("--export", metavar="PATH",

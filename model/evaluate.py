@@ -19,6 +19,7 @@ from .data import Sample, find_samples, read_name_list
 from .images import ImageError, read_image
 from .layout import layout_for
 from .metrics import auc, ced, failure_rate, nme
+from .onednn import PRECISIONS
 from .predict import Predictor
 
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"])
     ap.add_argument("--mirror-average", action="store_true",
                     help="also run each face mirrored and average the two shapes (more accurate, slower)")
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--json", help="write the summary as JSON here")
     ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")

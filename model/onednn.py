@@ -26,6 +26,9 @@ from torch import nn
 Layer = Callable[[torch.Tensor], torch.Tensor]
 
 
+PRECISIONS = ("auto", "fp32", "bf16")  # what --precision accepts, for inference and training
+
+
 @functools.lru_cache(maxsize=1)
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): the flags Linux reports.
@@ -64,6 +67,18 @@ def _packed_conv(conv: nn.Conv2d | nn.ConvTranspose2d, relu: bool, input_shape: 
     return lambda x: mkldnn._convolution_pointwise(x, weight, bias, pad, stride, dil, groups, attr, [], "")
 
 
+def _accepts(x: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Packed layers take channels-last CPU maps of their weights' type, outside autograd."""
+    return (x.device.type == "cpu" and x.dtype == dtype and not torch.is_grad_enabled()
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def _probe(shape: list[int], dtype: torch.dtype) -> torch.Tensor:
+    """A fixed random channels-last input to check packed layers against the eager ones."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    return x.to(dtype).contiguous(memory_format=torch.channels_last)
+
+
 class PackedConv:
     """One packed convolution (no activation), for conv8: channels-last maps in and out."""
 
@@ -71,8 +86,7 @@ class PackedConv:
         self.layer, self.dtype = layer, dtype
 
     def accepts(self, x: torch.Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype == self.dtype and not torch.is_grad_enabled()
-                and x.is_contiguous(memory_format=torch.channels_last))
+        return _accepts(x, self.dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(x)
@@ -85,8 +99,7 @@ def pack_conv(conv: nn.Conv2d, input_shape: list[int]) -> PackedConv | None:
     if conv.weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return None
     dtype = conv.weight.dtype
-    probe = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
-    probe = probe.to(dtype).contiguous(memory_format=torch.channels_last)
+    probe = _probe(input_shape, dtype)
     try:
         packed = PackedConv(_packed_conv(conv, False, input_shape), dtype)
         ok = _agree([packed(probe)], [conv(probe)], dtype)
@@ -111,8 +124,7 @@ class PackedBackbone:
         self.features, self.deconv6, self.deconv7, self.dtype = features, deconv6, deconv7, dtype
 
     def accepts(self, x: torch.Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype == self.dtype and not torch.is_grad_enabled()
-                and x.is_contiguous(memory_format=torch.channels_last))
+        return _accepts(x, self.dtype)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for layer in self.features:
@@ -149,12 +161,10 @@ def pack_backbone(backbone: nn.Module, input_size: int) -> PackedBackbone | None
     """The packed inference pass of a backbone whose BatchNorms are folded, for its current
     weights and dtype on the CPU; None where oneDNN's fused kernels are missing or disagree with
     the eager layers on a probe. Packing copies the weights: pack again after changing them."""
-    weight = backbone.deconv7[0].weight
-    if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+    if backbone.deconv7[0].weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return None
-    dtype = weight.dtype
-    probe = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-    probe = probe.to(dtype).contiguous(memory_format=torch.channels_last)
+    dtype = backbone.dtype
+    probe = _probe([1, 3, input_size, input_size], dtype)
     try:
         feats = _pack_sequence(list(backbone.features), probe)
         d6 = _pack_sequence(list(backbone.deconv6), feats[1]) if feats else None

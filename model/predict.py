@@ -21,7 +21,7 @@ from .config import DRRConfig
 from .detect import detect_faces
 from .layout import Layout, can_mirror, layout_for
 from .network import DRR, Trace
-from .onednn import native_bf16, pack_backbone, pack_conv
+from .onednn import PRECISIONS, native_bf16, pack_backbone, pack_conv
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "drr_default.pt"
 
@@ -41,9 +41,6 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 64 << 20)) and bool(libc.mallopt(m_trim_threshold, 128 << 20))
     except (OSError, AttributeError):
         return False
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
 
 def resolve_precision(precision: str, device: str) -> str:
     """auto: bf16 backbone on a CPU with native bf16, fp32 everywhere else."""

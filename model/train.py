@@ -23,7 +23,7 @@ from .layout import can_mirror, layout_for
 from .losses import drr_loss
 from .metrics import nme
 from .network import DRR
-from .onednn import native_bf16
+from .onednn import PRECISIONS, native_bf16
 
 
 @dataclass
@@ -168,8 +168,8 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     per_epoch = max(1, len(train_set) // opts.batch_size)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
-    if opts.precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"unknown precision {opts.precision!r}: choose auto, fp32 or bf16")
+    if opts.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
     t0 = time.monotonic()
     stopped = False
