@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes preparing augmented crops (0: in the training loop; use several on a GPU)")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="bf16 autocast; auto (default): on CUDA and on CPUs with native bf16 "
                          "(fine-tunes with --init always train in fp32)")
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                         heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
                         regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
-                        device=a.device, threads=a.threads, precision=a.precision)
+                        device=a.device, threads=a.threads, precision=a.precision,
+                        workers=a.workers)
     try:
         res = train(opts, train_s, val_s, progress)
     except (CheckpointError, ValueError) as exc:

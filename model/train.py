@@ -57,6 +57,9 @@ class TrainOptions:
     # bf16 autocast: "auto" uses it on CUDA and on CPUs with native bf16 (1.3x faster training
     # steps on this project's AVX512-BF16 machine; emulated bf16 was slower than fp32)
     precision: str = "auto"
+    # background processes cutting and augmenting crops; 0 = in the training loop (the CPU
+    # recipe: its two cores are busy with the model). A GPU waits on one Python loop.
+    workers: int = 0
 
 
 @dataclass
@@ -122,6 +125,28 @@ def build_model(opts: TrainOptions, train: list[Sample]) -> tuple[DRR, dict]:
     return model, {}
 
 
+def _seed_worker(worker_id: int) -> None:
+    """Each loader process draws its own augmentations (each holds a copy of the dataset, which would
+    otherwise repeat its parent's random stream) and warps with one OpenCV thread."""
+    import cv2
+
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(info.seed % 2**32)
+    cv2.setNumThreads(1)
+
+
+def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device) -> torch.utils.data.DataLoader | None:
+    if opts.workers <= 0 or len(data) < opts.batch_size:
+        return None
+    return torch.utils.data.DataLoader(
+        data, batch_size=opts.batch_size, shuffle=True, drop_last=True, num_workers=opts.workers,
+        persistent_workers=True, worker_init_fn=_seed_worker, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(opts.seed),
+        # fresh processes: a forked child of a parent whose OpenCV or OpenMP thread pools have
+        # run can deadlock on its first parallel call (seen here in cv2.setNumThreads)
+        multiprocessing_context="spawn")
+
+
 def _lr_factor(frac: float, it: int, warmup: int = 100) -> float:
     return min(1.0, (it + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
 
@@ -146,6 +171,9 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     model, parent_meta = build_model(opts, train_samples)
     cfg = model.cfg
     model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest kernels once
+        model.to(memory_format=torch.channels_last)
     if opts.train_layers == "refiner":
         for p in model.backbone.parameters():
             p.requires_grad_(False)
@@ -166,6 +194,7 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed)
     val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
     per_epoch = max(1, len(train_set) // opts.batch_size)
+    loader = _loader(train_set, opts, device)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
     if opts.precision not in PRECISIONS:
@@ -196,13 +225,16 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             for m in model.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
-        order = torch.randperm(len(train_set)).tolist()
+        order = torch.randperm(len(train_set)).tolist() if loader is None else []
+        batches = iter(loader) if loader is not None else None
         run_loss, seen, te = 0.0, 0, time.monotonic()
         for b in range(per_epoch):
-            idx = order[b * opts.batch_size : (b + 1) * opts.batch_size]
-            items = [train_set[i] for i in idx]
-            x = torch.stack([a for a, _ in items]).to(device)
-            y = torch.stack([t for _, t in items]).to(device)
+            if batches is not None:
+                x, y = (t.to(device, non_blocking=True) for t in next(batches))
+            else:
+                items = [train_set[i] for i in order[b * opts.batch_size : (b + 1) * opts.batch_size]]
+                x = torch.stack([a for a, _ in items]).to(device)
+                y = torch.stack([t for _, t in items]).to(device)
             frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
             for g in optim.param_groups:
                 g["lr"] = opts.lr * _lr_factor(frac, it, warmup) * g["lr_mult"]
@@ -215,7 +247,7 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optim.step()
             it += 1
-            seen += len(idx)
+            seen += len(x)
             run_loss = 0.9 * run_loss + 0.1 * parts["loss"] if b else parts["loss"]
             if progress:
                 progress({"event": "step", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,

@@ -79,3 +79,22 @@ def test_unknown_training_precision_is_refused(shared_data, tmp_path):
                         epochs=1, precision="fp16")
     with pytest.raises(ValueError, match="precision"):
         train(opts, train_s, val_s)
+
+
+def test_loader_processes_draw_their_own_augmentations(shared_data, tmp_path):
+    """--workers: each loader process must draw fresh augmentations. Copies of the
+    dataset would share one random stream, so two processes cutting the same face would hand
+    over identical "random" crops; and a run with workers trains like one without."""
+    from model.train import _loader
+
+    train_s, val_s = _faces(shared_data, 16, 4)
+    same_face = FaceDataset([train_s[0]] * 8, 64, augment=True, seed=0)
+    loader = _loader(same_face, TrainOptions(batch_size=4, workers=2), pick_device("cpu"))
+    first, second = (x for x, _ in loader)  # worker 0's batch, then worker 1's
+    assert not torch.equal(first, second)
+    assert len({tuple(x.flatten()[:64].tolist()) for x in torch.cat([first, second])}) == 8
+
+    opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 4},
+                        epochs=2, batch_size=4, workers=2, precision="fp32")
+    result = train(opts, train_s, val_s)
+    assert len(result.history) == 2 and all(np.isfinite(h["val_nme"]) for h in result.history)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Trains the paper's VGG-19 and VGG-S configurations (256 input) and the default preset side by
+# side on one CUDA GPU, then evaluates each on the committed validation split (truth boxes,
+# plain and mirror-averaged). Written for a lent GPU whose call may run 10 minutes at most:
+#
+#   python -m bench.gpu.pack_faces ../shared/data/300w_train .gpu_data/300w_train   # here
+#   bash bench/gpu/train_paper_configs.sh .gpu_data/300w_train OUT 6                 # there
+#
+# OUT receives results.tgz (logs, evaluations, the tail of each run's output) and the default
+# preset's exported weights. Checkpoints stay in /dev/shm: VGG-19's is 170 MB without Adam state.
+set -u
+DATA=${1:-.gpu_data/300w_train}
+OUT=${2:-out}
+MINUTES=${3:-6}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu tries the script out on a machine without one
+export PYTHONUNBUFFERED=1
+RUNS=/dev/shm/drr_runs
+W=/dev/shm/drr_results
+mkdir -p "$OUT" "$RUNS" "$W"
+# the loader processes hand batches over in shared memory, and the checkpoints live there
+df -h /dev/shm
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import torch, numpy, cv2; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cv2', cv2.__version__)"
+  nproc; } > "$W/environment.txt" 2>&1
+cat "$W/environment.txt"
+
+train() {  # name, then drr-train options
+    local name=$1; shift
+    timeout $((${MINUTES%.*} * 60 + 150)) python3 -m model.cli_train --data "$DATA" --out "$RUNS/$name" --epochs 5000 --max-minutes "$MINUTES" \
+        --device "$DEVICE" --precision bf16 --threads 2 "$@" > "$W/$name.out" 2>&1
+    echo "$name: drr-train exited $?" >> "$W/status.txt"
+}
+train vgg19 --preset vgg19 --batch-size 32 --lr 1e-3 --workers 5 &
+train vgg-s --preset vgg-s --batch-size 32 --lr 1e-3 --workers 5 &
+train default --preset default --batch-size 32 --lr 2e-3 --workers 4 --export "$OUT/drr_default_gpu.pt" &
+wait
+
+for name in vgg19 vgg-s default; do
+    cp "$RUNS/$name/log.jsonl" "$W/${name}_log.jsonl" 2>/dev/null
+    for mirror in "" "--mirror-average"; do
+        timeout 60 python3 -m model.evaluate "$DATA" --names resources/val_split.txt --checkpoint "$RUNS/$name/last.pt" \
+            --device "$DEVICE" --precision fp32 $mirror --json "$W/eval_${name}${mirror:+_mirror}.json" \
+            > "$W/eval_${name}${mirror:+_mirror}.txt" 2>&1
+        echo "eval $name $mirror: exited $?" >> "$W/status.txt"
+    done
+done
+for f in "$W"/*.out; do tr '\r' '\n' < "$f" | grep -v "batch/s\|it/s\|s/batch" | tail -40 > "${f%.out}.tail"; rm "$f"; done
+tar czf "$OUT/results.tgz" -C "$W" .
+cat "$W/status.txt"
+for name in vgg19 vgg-s default; do echo "== $name"; tail -2 "$W/${name}_log.jsonl" 2>/dev/null | cut -c1-400; cat "$W/eval_$name.txt" "$W/eval_${name}_mirror.txt" 2>/dev/null | tr '\r' '\n' | grep -v "face/s"; done
