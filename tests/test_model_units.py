@@ -435,3 +435,20 @@ def test_sip_numpy_index_matches_the_torch_one(scale):
     pts = torch.rand(3, 68, 2) * 140 - 20  # also outside the map, and on pixel edges
     pts[0, :10] = torch.arange(10, dtype=torch.float32)[:, None] - 0.5
     assert torch.equal(g._index_numpy(pts), g._flat(g._centre(pts)))
+
+
+def test_detection_matching_needs_overlap_not_just_a_near_centre():
+    """A small spurious box around one eye (lfpw image_0601's case) lies near the face's centre
+    but is not a detection of that face; the best-overlapping box is taken, and none below
+    IoU 0.3."""
+    from model.evaluate import box_iou, match_detection
+
+    face = np.array([107.0, 96.0, 278.0, 288.0])
+    eye_box = np.array([156.0, 90.0, 223.0, 157.0])
+    assert box_iou(eye_box, face) < 0.3
+    assert match_detection([(eye_box, 0.2)], face) is None
+    good = face + np.array([8.0, -6.0, 12.0, 4.0])
+    other = face + 200.0
+    assert match_detection([(other, 1.5), (eye_box, 0.2), (good, 0.9)], face) is good
+    assert match_detection([], face) is None
+    assert box_iou(face, face) == 1.0
