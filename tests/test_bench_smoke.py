@@ -202,3 +202,29 @@ def test_speed_quick(tiny_checkpoint: Path, tmp_path: Path) -> None:
         assert r["full_ms_per_face"] > 0 and r["backbone_ms_per_face"] > 0 and r["device"] == "cpu"
     assert rows[2]["config"]["input_size"] == SIZE
     assert_all_finite(rep)
+
+
+def test_gpu_helpers_on_cpu(shared_data: Path, tmp_path: Path) -> None:
+    """bench.gpu: the face packer keeps names and .pts (so the committed split still applies)
+    and re-encodes the pictures; the throughput probe gives finite faces/s for each variant."""
+    import shutil
+
+    from bench.gpu import pack_faces, throughput
+
+    src = tmp_path / "src" / "lfpw_train"
+    src.mkdir(parents=True)
+    for jpg in sorted((shared_data / "lfpw_train").glob("*.jpg"))[:2]:
+        shutil.copy(jpg, src)
+        shutil.copy(jpg.with_suffix(".pts"), src)
+    assert pack_faces.main([str(tmp_path / "src"), str(tmp_path / "dst"), "--quality", "60"]) == 0
+    for jpg in src.glob("*.jpg"):
+        out = tmp_path / "dst" / "lfpw_train" / jpg.name
+        assert out.with_suffix(".pts").read_bytes() == jpg.with_suffix(".pts").read_bytes()
+        assert 0 < out.stat().st_size < jpg.stat().st_size
+    assert pack_faces.main([str(tmp_path / "empty"), str(tmp_path / "dst2")]) == 2
+
+    js = tmp_path / "throughput.json"
+    assert throughput.main(["--presets", "default", "--batch-sizes", "2", "--steps", "1", "--device", "cpu",
+                            "--fp32", "--json", str(js)]) == 0
+    row = json.loads(js.read_text())["rows"][0]
+    assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("step", "no-sync", "backbone"))
