@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
                     help="learning-rate factor of the per-step regressors (see train.py)")
     ap.add_argument("--train-layers", choices=["all", "refiner"], default="all")
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--rotate-prob", type=float, default=0.7,
+                    help="share of training crops rotated by 5-30 degrees (the rest stay upright)")
     ap.add_argument("--val-split", default=str(DEFAULT_SPLIT), help="file of held-out names")
     ap.add_argument("--val-fraction", type=float, default=0.1,
                     help="held-out fraction when the split file does not match the data")
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                         regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
                         device=a.device, threads=a.threads, precision=a.precision,
-                        workers=a.workers)
+                        workers=a.workers, rotate_prob=a.rotate_prob)
     try:
         res = train(opts, train_s, val_s, progress)
     except (CheckpointError, ValueError) as exc:

@@ -71,11 +71,12 @@ class FaceDataset(torch.utils.data.Dataset):
     it is jittered in scale and position, rotated and mirrored."""
 
     def __init__(self, samples: list[Sample], size: int, augment: bool = False, seed: int = 0,
-                 colour: bool = True, cache: bool = True) -> None:
+                 colour: bool = True, cache: bool = True, rotate_prob: float = 0.7) -> None:
         self.samples = samples
         self.size = size
         self.augment = augment
         self.colour = colour
+        self.rotate_prob = rotate_prob  # share of augmented crops given one of ROTATIONS
         self.rng = np.random.default_rng(seed)
         n = len(samples[0].points) if samples else 0
         self.layout = layout_for(n)
@@ -105,7 +106,7 @@ class FaceDataset(torch.utils.data.Dataset):
             cx = (box[0] + box[2]) / 2 + r.uniform(-0.08, 0.08) * w
             cy = (box[1] + box[3]) / 2 + r.uniform(-0.08, 0.08) * h
             box = np.array([cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2])
-            angle = float(r.choice(ROTATIONS)) if r.random() < 0.7 else 0.0
+            angle = float(r.choice(ROTATIONS)) if r.random() < self.rotate_prob else 0.0
             flip = self.mirror and r.random() < 0.5
         m = geometry.crop_matrix(box, self.size, angle, flip)
         crop = geometry.warp(self.image(i), m, self.size)

@@ -51,6 +51,7 @@ class TrainOptions:
     # statistics of 8 faces would overwrite what was learned from thousands
     freeze_batchnorm: bool = False
     augment: bool = True
+    rotate_prob: float = 0.7  # share of training crops rotated by one of data.ROTATIONS
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # 0 = torch default
@@ -191,12 +192,15 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
         start_epoch, it, elapsed0, best = st["epoch"], st["iteration"], st["elapsed"], st["best"]
         history = json.loads(st["history"])
 
-    train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed)
+    train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed,
+                            rotate_prob=opts.rotate_prob)
     val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
     per_epoch = max(1, len(train_set) // opts.batch_size)
     loader = _loader(train_set, opts, device)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
+    if not 0.0 <= opts.rotate_prob <= 1.0:
+        raise ValueError(f"rotate_prob must lie in [0, 1], got {opts.rotate_prob}")
     if opts.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))

@@ -98,3 +98,20 @@ def test_loader_processes_draw_their_own_augmentations(shared_data, tmp_path):
                         epochs=2, batch_size=4, workers=2, precision="fp32")
     result = train(opts, train_s, val_s)
     assert len(result.history) == 2 and all(np.isfinite(h["val_nme"]) for h in result.history)
+
+
+def test_rotate_prob_sets_the_share_of_rotated_crops(shared_data, tmp_path):
+    """--rotate-prob: 0 keeps every augmented crop upright (jitter and mirroring only), 1
+    rotates nearly all (0 degrees is one of the 13 angles); outside [0, 1] is refused."""
+    train_s, val_s = _faces(shared_data, 16, 4)
+
+    def rotated(p: float) -> int:
+        ds = FaceDataset(train_s, 64, augment=True, seed=1, rotate_prob=p)
+        return sum(abs(ds.crop(i % len(ds))[2][0, 1]) > 1e-6 for i in range(64))
+
+    assert rotated(0.0) == 0
+    assert rotated(1.0) >= 48
+    opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 2},
+                        epochs=1, rotate_prob=1.5)
+    with pytest.raises(ValueError, match="rotate_prob"):
+        train(opts, train_s, val_s)
