@@ -65,10 +65,8 @@ def match_detection(found: list[tuple[np.ndarray, float]], truth_box: np.ndarray
     overlaps it by IoU >= 0.3. The centre-distance rule this replaces accepted a spurious box a
     third of the face's size around one eye (lfpw image_0601, IoU 0.12), which no landmark
     model can work from; on the validation split the true matches all have IoU >= 0.49."""
-    best = max(found, key=lambda f: box_iou(f[0], truth_box), default=None)
-    if best is None or box_iou(best[0], truth_box) < MIN_MATCH_IOU:
-        return None
-    return best[0]
+    iou, best = max(((box_iou(b, truth_box), b) for b, _ in found), key=lambda t: t[0], default=(0.0, None))
+    return best if iou >= MIN_MATCH_IOU else None
 
 
 def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",

@@ -148,6 +148,14 @@ def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device) -> torc
         multiprocessing_context="spawn")
 
 
+def _batches(data: FaceDataset, batch_size: int, count: int):
+    """One epoch of shuffled batches cut in this process (the CPU recipe, workers=0)."""
+    order = torch.randperm(len(data)).tolist()
+    for b in range(count):
+        items = [data[i] for i in order[b * batch_size : (b + 1) * batch_size]]
+        yield torch.stack([a for a, _ in items]), torch.stack([t for _, t in items])
+
+
 def _lr_factor(frac: float, it: int, warmup: int = 100) -> float:
     return min(1.0, (it + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
 
@@ -160,6 +168,10 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     returning True ends the run cleanly after the current batch (checkpoints stay valid)."""
     if not train_samples:
         raise ValueError("no training faces")
+    if not 0.0 <= opts.rotate_prob <= 1.0:
+        raise ValueError(f"rotate_prob must lie in [0, 1], got {opts.rotate_prob}")
+    if opts.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
     torch.manual_seed(opts.seed)
     random.seed(opts.seed)
     if opts.threads:
@@ -199,10 +211,6 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     loader = _loader(train_set, opts, device)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
-    if not 0.0 <= opts.rotate_prob <= 1.0:
-        raise ValueError(f"rotate_prob must lie in [0, 1], got {opts.rotate_prob}")
-    if opts.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
     t0 = time.monotonic()
     stopped = False
@@ -229,16 +237,9 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             for m in model.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
-        order = torch.randperm(len(train_set)).tolist() if loader is None else []
-        batches = iter(loader) if loader is not None else None
         run_loss, seen, te = 0.0, 0, time.monotonic()
-        for b in range(per_epoch):
-            if batches is not None:
-                x, y = (t.to(device, non_blocking=True) for t in next(batches))
-            else:
-                items = [train_set[i] for i in order[b * opts.batch_size : (b + 1) * opts.batch_size]]
-                x = torch.stack([a for a, _ in items]).to(device)
-                y = torch.stack([t for _, t in items]).to(device)
+        for b, (x, y) in enumerate(loader if loader is not None else _batches(train_set, opts.batch_size, per_epoch)):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
             for g in optim.param_groups:
                 g["lr"] = opts.lr * _lr_factor(frac, it, warmup) * g["lr_mult"]
