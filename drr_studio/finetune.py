@@ -76,7 +76,7 @@ class FineTuneDialog(QDialog):
         self.use_corrected.setChecked(True)
         self.use_approved.setChecked(True)
         self.held_out = QSpinBox(suffix=" %", minimum=0, maximum=50, value=10)
-        self.epochs = QSpinBox(minimum=1, maximum=500, value=10)
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=FineTuneOptions.epochs)
         self.minutes = QDoubleSpinBox(minimum=0.0, maximum=600.0, value=0.0, decimals=1, suffix=" min")
         self.minutes.setSpecialValueText("no limit")
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1e-2, singleStep=1e-4, value=3e-4)

@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--candidates", type=int, help="number of k-means candidate shapes (default 50)")
     ap.add_argument("--init", help="fine-tune from this checkpoint (its architecture is kept)")
     ap.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, help="default 30; 40 when fine-tuning (--init)")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="time budget; the LR schedule fits it")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, help="learning rate (default 1e-3; 3e-4 when fine-tuning)")
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     train_s, val_s = split_samples(samples, a.val_split, a.val_fraction, a.seed)
     print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
     opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
-                        epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
+                        epochs=30 if a.epochs is None else a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
                         heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
                         regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 def _fine_tune(a: argparse.Namespace, samples, progress) -> int:
     """--init: the same code path as the app's Model -> Fine-tune dialog."""
     opts = FineTuneOptions(checkpoint=a.init, models_dir=a.out, held_out_fraction=a.val_fraction,
-                           epochs=a.epochs, max_minutes=a.max_minutes, lr=a.lr or 3e-4,
+                           epochs=FineTuneOptions.epochs if a.epochs is None else a.epochs, max_minutes=a.max_minutes, lr=a.lr or 3e-4,
                            batch_size=a.batch_size, train_layers=a.train_layers, seed=a.seed, device=a.device)
     try:
         res = fine_tune(opts, samples, progress)

@@ -9,45 +9,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
+from bench.finetune import tilted_validation_faces
 from model.cli_train import main as train_main
-from model.data import find_samples, read_name_list
+from model.data import find_samples
 from model.finetune import FineTuneOptions, fine_tune, split_held_out
-from model.images import read_image
 from model.predict import DEFAULT_CHECKPOINT
-from model.pts import write_pts
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def tilted_faces(shared_data, tmp_path_factory):
-    names = read_name_list(ROOT / "resources" / "val_split.txt")
-    samples, _ = find_samples([shared_data / "helen_train"], 68)
-    faces = [s for s in samples if s.name in {n.split("/", 1)[1] for n in names if n.startswith("helen_train/")}][:28]
-    d = tmp_path_factory.mktemp("tilted")
-    for i, s in enumerate(faces):
-        img = read_image(s.image)
-        h, w = img.shape[:2]
-        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 60.0 if i % 2 else -60.0, 1.0)
-        cv2.imwrite(str(d / f"tilted{i:02d}.jpg"), cv2.cvtColor(cv2.warpAffine(img, m, (w, h)), cv2.COLOR_RGB2BGR))
-        write_pts(d / f"tilted{i:02d}.pts", s.points @ m[:2, :2].T + m[:, 2])
-    return d
+    return tilted_validation_faces(shared_data, ROOT / "resources" / "val_split.txt", tmp_path_factory.mktemp("f") / "tilted")
 
 
 def test_fine_tuning_lowers_held_out_error(tilted_faces, tmp_path):
     samples, problems = find_samples([tilted_faces], 68)
     assert not problems and len(samples) == 28
     opts = FineTuneOptions(checkpoint=str(DEFAULT_CHECKPOINT), models_dir=str(tmp_path / "models"),
-                           held_out_fraction=0.3)  # the app's settings
+                           held_out_fraction=0.3)  # the app's settings otherwise
     result = fine_tune(opts, samples)
     assert result.held_out_faces == 8 and result.train_faces == 20
     assert result.checkpoint is not None and result.checkpoint.exists()
-    # a real improvement, not noise: at least 10% lower held-out error
-    assert result.new_error < 0.9 * result.old_error, (result.old_error, result.new_error)
+    # a real improvement, not noise: at least 20% lower held-out error (seeds 0-2 give 40%,
+    # python -m bench.finetune)
+    assert result.new_error < 0.8 * result.old_error, (result.old_error, result.new_error)
     print("held-out inter-ocular NME before/after:", result.old_error, result.new_error)
     assert DEFAULT_CHECKPOINT.exists()  # the shipped model is never overwritten
 
