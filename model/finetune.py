@@ -68,6 +68,17 @@ def split_held_out(samples: list[Sample], fraction: float) -> tuple[list[Sample]
     return [s for s in samples if id(s) not in held], [s for s in samples if id(s) in held]
 
 
+# what a fine-tune keeps from the options the checkpoint was trained with: the same objective
+# (a model trained on the distance loss is not fine-tuned on the squared one) and augmentation
+INHERITED_OPTIONS = ("heatmap_weight", "regression_weight", "regression_loss", "regressor_lr_mult", "rotate_prob")
+
+
+def training_objective(blob: dict) -> dict:
+    """The INHERITED_OPTIONS recorded in a checkpoint's meta; those it lacks keep their defaults."""
+    trained = (blob.get("meta") or {}).get("options") or {}
+    return {k: trained[k] for k in INHERITED_OPTIONS if k in trained}
+
+
 def held_out_errors(checkpoint: str | Path, faces: list[Sample], device: str | None = None) -> tuple[float, float]:
     """(inter-ocular, inter-pupil) NME in % of a checkpoint on faces, annotation-box protocol."""
     predictor = Predictor.load(checkpoint, None if device in (None, "auto") else device)
@@ -80,7 +91,7 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
               should_stop: Callable[[], bool] | None = None) -> FineTuneResult:
     if not samples:
         raise ValueError("no corrected faces to fine-tune on")
-    load_checkpoint(opts.checkpoint)  # fail early, with the checkpoint's own message
+    _, parent = load_checkpoint(opts.checkpoint)  # fail early, with the checkpoint's own message
     train_s, held = split_held_out(samples, opts.held_out_fraction)
     result = FineTuneResult(None, None, None, train_faces=len(train_s), held_out_faces=len(held))
     models = Path(opts.models_dir)
@@ -92,7 +103,7 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
         topts = TrainOptions(out=str(work), init=str(opts.checkpoint), epochs=opts.epochs,
                              max_minutes=opts.max_minutes, batch_size=opts.batch_size, lr=opts.lr,
                              train_layers=opts.train_layers, seed=opts.seed, device=opts.device,
-                             freeze_batchnorm=True, precision="fp32")
+                             freeze_batchnorm=True, precision="fp32", **training_objective(parent))
         run = train(topts, train_s, held, progress, should_stop)
         result.history = run.history
         if run.stopped:

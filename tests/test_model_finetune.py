@@ -59,3 +59,12 @@ def test_cli_fine_tune_prints_before_and_after(tilted_faces, tmp_path, capsys):
     assert "held-out inter-ocular NME" in out and "before" in out and "after" in out
     written = list((tmp_path / "m").glob("finetuned-*.pt"))
     assert len(written) == 1 and not list((tmp_path / "m").glob(".finetune-*"))
+
+
+def test_fine_tune_keeps_the_checkpoint_training_objective():
+    from model.finetune import training_objective
+
+    blob = {"meta": {"options": {"regression_loss": "distance", "regression_weight": 1.0, "rotate_prob": 0.3,
+                                 "lr": 1.5e-3, "max_minutes": 95.0}}}
+    assert training_objective(blob) == {"regression_loss": "distance", "regression_weight": 1.0, "rotate_prob": 0.3}
+    assert training_objective({"meta": {}}) == {} and training_objective({}) == {}
