@@ -12,6 +12,7 @@ Prints the held-out inter-ocular NME (%) before and after, and writes bench/resu
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -86,22 +87,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench.finetune: {exc}", file=sys.stderr)
             return 2
         faces, _ = find_samples([folder], 68)
-        for ckpt in checkpoints:
-            for epochs in a.epochs:
-                for seed in a.seeds:
-                    opts = FineTuneOptions(checkpoint=ckpt, models_dir=str(Path(tmp) / "models"), held_out_fraction=0.3,
-                                           epochs=epochs, seed=seed)
-                    t0 = time.perf_counter()
-                    try:
-                        r = fine_tune(opts, faces)
-                    except (CheckpointError, ValueError) as exc:
-                        print(f"bench.finetune: {exc}", file=sys.stderr)
-                        return 2
-                    runs.append({"checkpoint": ckpt, "epochs": epochs, "seed": seed, "train_faces": r.train_faces,
-                                 "held_out_faces": r.held_out_faces, "before_ocular": r.old_error,
-                                 "after_ocular": r.new_error, "before_pupil": r.old_error_pupil,
-                                 "after_pupil": r.new_error_pupil, "seconds": time.perf_counter() - t0})
-                    print(f"{ckpt} epochs {epochs} seed {seed}: {r.old_error:.2f} -> {r.new_error:.2f}", file=sys.stderr)
+        for ckpt, epochs, seed in itertools.product(checkpoints, a.epochs, a.seeds):
+            opts = FineTuneOptions(checkpoint=ckpt, models_dir=str(Path(tmp) / "models"), held_out_fraction=0.3,
+                                   epochs=epochs, seed=seed)
+            t0 = time.perf_counter()
+            try:
+                r = fine_tune(opts, faces)
+            except (CheckpointError, ValueError) as exc:
+                print(f"bench.finetune: {exc}", file=sys.stderr)
+                return 2
+            runs.append({"checkpoint": ckpt, "epochs": epochs, "seed": seed, "train_faces": r.train_faces,
+                         "held_out_faces": r.held_out_faces, "before_ocular": r.old_error,
+                         "after_ocular": r.new_error, "before_pupil": r.old_error_pupil,
+                         "after_pupil": r.new_error_pupil, "seconds": time.perf_counter() - t0})
+            print(f"{ckpt} epochs {epochs} seed {seed}: {r.old_error:.2f} -> {r.new_error:.2f}", file=sys.stderr)
     rows = [[r["checkpoint"], r["epochs"], r["seed"], f"{r['before_ocular']:.2f}", f"{r['after_ocular']:.2f}",
              f"{r['after_ocular'] / r['before_ocular']:.2f}", f"{r['seconds']:.0f}"] for r in runs]
     print(f"\n{len(faces)} validation faces tilted by ±{TILT_DEGREES:.0f}°, 20 trained on, 8 held out; "

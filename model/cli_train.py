@@ -55,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--candidates", type=int, help="number of k-means candidate shapes (default 50)")
     ap.add_argument("--init", help="fine-tune from this checkpoint (its architecture is kept)")
     ap.add_argument("--resume", action="store_true", help="continue OUT/last.pt")
-    ap.add_argument("--epochs", type=int, help="default 30; 40 when fine-tuning (--init)")
+    ap.add_argument("--epochs", type=int,
+                    help=f"default {TrainOptions.epochs}; {FineTuneOptions.epochs} when fine-tuning (--init)")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="time budget; the LR schedule fits it")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, help="learning rate (default 1e-3; 3e-4 when fine-tuning)")
@@ -68,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
                     help="learning-rate factor of the per-step regressors (see train.py)")
     ap.add_argument("--train-layers", choices=["all", "refiner"], default="all")
     ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--rotate-prob", type=float, default=0.7,
+    ap.add_argument("--rotate-prob", type=float, default=TrainOptions.rotate_prob,
                     help="share of training crops rotated by 5-30 degrees (the rest stay upright)")
     ap.add_argument("--val-split", default=str(DEFAULT_SPLIT), help="file of held-out names")
     ap.add_argument("--val-fraction", type=float, default=0.1,
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     train_s, val_s = split_samples(samples, a.val_split, a.val_fraction, a.seed)
     print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
     opts = TrainOptions(out=a.out, preset=a.preset, overrides=overrides, init=a.init, resume=a.resume,
-                        epochs=30 if a.epochs is None else a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
+                        epochs=TrainOptions.epochs if a.epochs is None else a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr or 1e-3,
                         heatmap_weight=a.heatmap_weight, regression_weight=a.regression_weight,
                         regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
