@@ -77,6 +77,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--balance", type=float, default=TrainOptions.balance,
+                    help="draw faces of rare head poses more often: weight (faces in the same candidate "
+                         "cluster) ** -BALANCE (0: plain shuffling)")
+    ap.add_argument("--ema", type=float, default=TrainOptions.ema,
+                    help="decay of a moving average of the weights, e.g. 0.999; the average is what is "
+                         "validated and saved (0: off)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes preparing augmented crops (0: in the training loop; use several on a GPU)")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -140,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                         regression_loss=a.regression_loss,
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
                         device=a.device, threads=a.threads, precision=a.precision,
-                        workers=a.workers, rotate_prob=a.rotate_prob)
+                        workers=a.workers, rotate_prob=a.rotate_prob,
+                        balance=a.balance, ema=a.ema)
     try:
         res = train(opts, train_s, val_s, progress)
     except (CheckpointError, ValueError) as exc:

@@ -3,6 +3,7 @@ app's fine-tune dialog both call it, with a progress callback and a stop flag.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -19,6 +20,7 @@ from .candidates import kmeans
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import PRESETS, DRRConfig
 from .data import FaceDataset, Sample
+from .ema import WeightAverage
 from .layout import can_mirror, layout_for
 from .losses import drr_loss
 from .metrics import nme
@@ -52,6 +54,13 @@ class TrainOptions:
     freeze_batchnorm: bool = False
     augment: bool = True
     rotate_prob: float = 0.7  # share of training crops rotated by one of data.ROTATIONS
+    # Rare head poses are where the shipped model fails (turned faces drawn nearer to frontal).
+    # balance > 0 draws each epoch's faces with replacement, a face's chance proportional to
+    # (faces in its nearest candidate shape's cluster) ** -balance: 0 = plain shuffling.
+    balance: float = 0.0
+    # decay of an exponential moving average of the weights (0 = off); with it on, the
+    # checkpoints' weights (what is validated, exported and shipped) are the average
+    ema: float = 0.0
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # 0 = torch default
@@ -136,11 +145,17 @@ def _seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
-def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device) -> torch.utils.data.DataLoader | None:
+def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device,
+            weights: np.ndarray | None = None) -> torch.utils.data.DataLoader | None:
     if opts.workers <= 0 or len(data) < opts.batch_size:
         return None
+    sampler = None
+    if weights is not None:
+        sampler = torch.utils.data.WeightedRandomSampler(
+            torch.from_numpy(weights), len(data), generator=torch.Generator().manual_seed(opts.seed))
     return torch.utils.data.DataLoader(
-        data, batch_size=opts.batch_size, shuffle=True, drop_last=True, num_workers=opts.workers,
+        data, batch_size=opts.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
+        num_workers=opts.workers,
         persistent_workers=True, worker_init_fn=_seed_worker, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(opts.seed),
         # fresh processes: a forked child of a parent whose OpenCV or OpenMP thread pools have
@@ -148,9 +163,25 @@ def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device) -> torc
         multiprocessing_context="spawn")
 
 
-def _batches(data: FaceDataset, batch_size: int, count: int):
-    """One epoch of shuffled batches cut in this process (the CPU recipe, workers=0)."""
-    order = torch.randperm(len(data)).tolist()
+def balance_weights(samples: list[Sample], candidates: np.ndarray, size: int, power: float) -> np.ndarray:
+    """Sampling weight of each training face: (faces sharing its nearest candidate shape) **
+    -power, normalised to sum to 1. Shapes are compared in the crop of their annotation box."""
+    shapes = np.stack([geometry.apply(geometry.crop_matrix(geometry.box_of_points(s.points), size, 0.0, False),
+                                      s.points) for s in samples])
+    dist = np.linalg.norm(shapes[:, None] - candidates[None], axis=-1).mean(-1)  # (faces, candidates)
+    nearest = dist.argmin(1)
+    counts = np.bincount(nearest, minlength=len(candidates))
+    w = counts[nearest].astype(np.float64) ** -power
+    return w / w.sum()
+
+
+def _batches(data: FaceDataset, batch_size: int, count: int, weights: np.ndarray | None = None):
+    """One epoch of shuffled batches cut in this process (the CPU recipe, workers=0); with
+    weights, faces are drawn with replacement in proportion to them."""
+    if weights is None:
+        order = torch.randperm(len(data)).tolist()
+    else:
+        order = torch.multinomial(torch.from_numpy(weights), batch_size * count, replacement=True).tolist()
     for b in range(count):
         items = [data[i] for i in order[b * batch_size : (b + 1) * batch_size]]
         yield torch.stack([a for a, _ in items]), torch.stack([t for _, t in items])
@@ -196,9 +227,16 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
               {"params": [p for p in params if id(p) in reg_ids], "lr_mult": opts.regressor_lr_mult}]
     optim = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
     start_epoch, it, elapsed0, best, history = 0, 0, 0.0, math.inf, []
+    ema = WeightAverage(model, opts.ema) if opts.ema else None
     if opts.resume and last_path.exists():
         blob = read_checkpoint(last_path)
         model.load_state_dict(blob["state_dict"])
+        if ema is not None:  # the checkpoint holds the average; the raw weights are kept beside it
+            if "raw_state" not in blob:
+                raise ValueError(f"{last_path}: was trained without --ema, resume it without --ema")
+            ema.state = {k: v.to(device) for k, v in blob["state_dict"].items()}
+            ema.updates = blob["train_state"]["iteration"]
+            model.load_state_dict(blob["raw_state"])
         optim.load_state_dict(blob["optimizer"])
         st = blob["train_state"]
         start_epoch, it, elapsed0, best = st["epoch"], st["iteration"], st["elapsed"], st["best"]
@@ -208,7 +246,10 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
                             rotate_prob=opts.rotate_prob)
     val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
     per_epoch = max(1, len(train_set) // opts.batch_size)
-    loader = _loader(train_set, opts, device)
+    weights = None
+    if opts.balance > 0:
+        weights = balance_weights(train_samples, model.candidates.cpu().numpy(), cfg.input_size, opts.balance)
+    loader = _loader(train_set, opts, device, weights)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
@@ -225,9 +266,13 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
         meta = {**meta_base, "epoch": epoch, "iteration": it, "minutes": round(elapsed(), 2),
                 "val": val, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
         state = {"epoch": epoch, "iteration": it, "elapsed": elapsed(), "best": best, "history": json.dumps(history)}
-        save_checkpoint(last_path, model, meta, {"optimizer": optim.state_dict(), "train_state": state})
-        if is_best:
-            save_checkpoint(best_path, model, meta)
+        extra = {"optimizer": optim.state_dict(), "train_state": state}
+        if ema is not None:
+            extra["raw_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        with ema.applied(model) if ema is not None else contextlib.nullcontext():
+            save_checkpoint(last_path, model, meta, extra)
+            if is_best:
+                save_checkpoint(best_path, model, meta)
 
     for epoch in range(start_epoch, opts.epochs):
         model.train()
@@ -238,7 +283,8 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
         run_loss, seen, te = 0.0, 0, time.monotonic()
-        for b, (x, y) in enumerate(loader if loader is not None else _batches(train_set, opts.batch_size, per_epoch)):
+        batches = loader if loader is not None else _batches(train_set, opts.batch_size, per_epoch, weights)
+        for b, (x, y) in enumerate(batches):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
             for g in optim.param_groups:
@@ -251,6 +297,8 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optim.step()
+            if ema is not None:
+                ema.update(model)
             it += 1
             seen += len(x)
             run_loss = 0.9 * run_loss + 0.1 * parts["loss"] if b else parts["loss"]
@@ -263,12 +311,20 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             if (should_stop and should_stop()) or out_of_time:
                 stopped = bool(should_stop and should_stop())
                 break
-        val = validate(model, val_set, device) if len(val_set) else None
+        val = val_raw = None
+        if len(val_set):
+            if ema is not None:
+                val_raw = validate(model, val_set, device)
+                with ema.applied(model):
+                    val = validate(model, val_set, device)
+            else:
+                val = validate(model, val_set, device)
         score = val["nme"] if val else run_loss
         is_best = score < best
         best = min(best, score)
         history.append({"epoch": epoch + 1, "loss": run_loss, "minutes": round(elapsed(), 2),
-                        **({"val_nme": val["nme"], "val_steps": val["nme_steps"]} if val else {})})
+                        **({"val_nme": val["nme"], "val_steps": val["nme_steps"]} if val else {}),
+                        **({"val_nme_raw": val_raw["nme"]} if val_raw else {})})
         save(epoch + 1, val, is_best)
         with open(out / "log.jsonl", "a") as fh:
             fh.write(json.dumps(history[-1]) + "\n")

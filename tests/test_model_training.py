@@ -115,3 +115,55 @@ def test_rotate_prob_sets_the_share_of_rotated_crops(shared_data, tmp_path):
                         epochs=1, rotate_prob=1.5)
     with pytest.raises(ValueError, match="rotate_prob"):
         train(opts, train_s, val_s)
+
+
+def test_weight_average_follows_the_weights_and_restores_them():
+    """--ema: the average moves towards the weights at (1 - decay) per update (faster while it
+    is young), integer buffers are copied, and applied() swaps the average in and back out."""
+    from model.ema import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    avg = WeightAverage(net, 0.9)
+    w0 = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net[1].num_batches_tracked += 5
+    for _ in range(200):
+        avg.update(net)
+    # young average: decay min(0.9, (1 + n) / (10 + n)); after 200 updates it has converged
+    assert torch.allclose(avg.state["0.weight"], w0 + 1.0, atol=1e-6)
+    assert int(avg.state["1.num_batches_tracked"]) == 5
+    avg.state["0.weight"].fill_(7.0)
+    with avg.applied(net):
+        assert torch.all(net[0].weight == 7.0)
+    assert torch.allclose(net[0].weight, w0 + 1.0)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(net, 1.0)
+
+
+def test_balanced_sampling_draws_rare_shapes_more_often(shared_data, tmp_path):
+    """--balance: a face alone in its candidate cluster weighs more than one of a crowded
+    cluster, by (crowd size) ** balance; a run with balance and an average trains, validates
+    both the average and the raw weights, and resumes."""
+    from model.train import balance_weights
+
+    train_s, val_s = _faces(shared_data, 16, 4)
+    crowd = [train_s[0]] * 9  # nine copies of one face share its nearest candidate
+    loner = train_s[1]
+    shapes = np.stack([train_s[0].points, loner.points]).astype(np.float64)
+    from model import geometry
+
+    cands = np.stack([geometry.apply(geometry.crop_matrix(geometry.box_of_points(p), 64, 0.0, False), p)
+                      for p in shapes])
+    w = balance_weights(crowd + [loner], cands, 64, 0.5)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[-1] / w[0] == pytest.approx(3.0)  # 9 ** 0.5
+
+    opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 4},
+                        epochs=2, batch_size=8, seed=0, balance=0.5, ema=0.99, precision="fp32")
+    r = train(opts, train_s, val_s)
+    assert all(np.isfinite(h["val_nme"]) and np.isfinite(h["val_nme_raw"]) for h in r.history)
+    blob = torch.load(r.last_path, weights_only=True)
+    assert set(blob["raw_state"]) == set(blob["state_dict"])
+    opts.epochs, opts.resume = 3, True
+    assert [h["epoch"] for h in train(opts, train_s, val_s).history] == [1, 2, 3]
