@@ -28,6 +28,7 @@ POINT_PX = 7.0
 _drag_ids = itertools.count(1)
 STATUS_PEN = {Status.PENDING: (200, 200, 200), Status.PREDICTED: (90, 170, 255),
               Status.CORRECTED: (255, 190, 60), Status.APPROVED: (60, 230, 90)}
+UNCERTAIN_PEN = (255, 80, 200)  # model points the model doubts (Face.uncertain)
 
 
 def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
@@ -175,7 +176,7 @@ class Canvas(pg.GraphicsView):
         face, items = self._faces[i], self._face_items[i]
         x0, y0, x1, y1 = (float(v) for v in face.box)
         items.box.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-        pen = pg.mkPen(STATUS_PEN[face.status], width=2 if i == self.active else 1,
+        pen = pg.mkPen(UNCERTAIN_PEN if face.uncertain else STATUS_PEN[face.status], width=2 if i == self.active else 1,
                        style=Qt.PenStyle.SolidLine if i == self.active else Qt.PenStyle.DashLine, cosmetic=True)
         items.box.setPen(pen)
         pts = face.points

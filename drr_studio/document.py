@@ -85,6 +85,12 @@ class Face:
         self.occluded = set(state.occluded)
         self.box = state.box.copy()
 
+    @property
+    def uncertain(self) -> bool:
+        """Model points the model itself doubts (its mirror passes disagree, see
+        FaceResult.needs_review): worth checking first. Human points never are."""
+        return not self.human and self.points is not None and bool(getattr(self.result, "needs_review", False))
+
     def reference(self) -> np.ndarray | None:
         """The human shape to measure the model against, if there is one."""
         if self.annotation is not None:
@@ -114,6 +120,11 @@ class ImageEntry:
         if self.predicted:
             return Status.PREDICTED.value
         return Status.PENDING.value
+
+    @property
+    def to_check(self) -> int:
+        """How many of its faces carry model points the model doubts."""
+        return sum(f.uncertain for f in self.faces)
 
     def face_by_uid(self, uid: int) -> Face | None:
         return next((f for f in self.faces if f.uid == uid), None)

@@ -376,7 +376,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                     self.statusBar().showMessage(
                         f"No face found in {e.path.name} ({ms}). Press B and drag a box around a face.", 10000)
                 else:
-                    self.statusBar().showMessage(f"{len(e.faces)} face(s) in {e.path.name} ({ms})", 5000)
+                    doubt = (f"; the model is unsure of {e.to_check} (pink box): check it first"
+                             if e.to_check else "")
+                    self.statusBar().showMessage(f"{len(e.faces)} face(s) in {e.path.name} ({ms}){doubt}",
+                                                 10000 if doubt else 5000)
         if self.batch is not None:
             self._batch_progress(job.path)
         self._update_busy()

@@ -25,8 +25,10 @@ from .document import ERROR_STATUS, ImageEntry, Status
 
 STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
                 Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050"}
-FILTERS = ["all", Status.PENDING.value, Status.PREDICTED.value, Status.CORRECTED.value,
+TO_CHECK = "to check"  # images with a face the model doubts
+FILTERS = ["all", TO_CHECK, Status.PENDING.value, Status.PREDICTED.value, Status.CORRECTED.value,
            Status.APPROVED.value, ERROR_STATUS]
+CHECK_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class ImageListPanel(QWidget):
@@ -38,7 +40,8 @@ class ImageListPanel(QWidget):
         super().__init__()
         self.filter = QComboBox()
         self.filter.addItems(FILTERS)
-        self.filter.setToolTip("Show only images with this status")
+        self.filter.setToolTip("Show only images with this status; 'to check': images with a face "
+                               "the model is unsure of")
         self.list = QListWidget()
         self.count = QLabel()
         lay = QVBoxLayout(self)
@@ -68,25 +71,32 @@ class ImageListPanel(QWidget):
         item = self.list.item(index)
         if item is not None:
             self._style(item, entry)
-            item.setHidden(not self._passes(entry.status))
+            item.setHidden(not self._passes(item))
         self._count()
 
     def _style(self, item: QListWidgetItem, e: ImageEntry) -> None:
         status = e.status
         marker = "*" if e.dirty else ""
-        item.setText(f"{e.path.name}{marker}   [{status}]")
+        check = e.to_check
+        item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   [{status}{f', check {check}' if check else ''}]")
         item.setForeground(QBrush(QColor(STATUS_COLOR.get(status, "#ffffff"))))
         item.setData(Qt.ItemDataRole.UserRole, status)
-        item.setToolTip(f"{e.path}\n{e.error}" if e.error else str(e.path))
+        item.setData(CHECK_ROLE, bool(check))
+        tip = f"{e.path}\n{e.error}" if e.error else str(e.path)
+        if check:
+            tip += f"\n{check} face(s) the model is unsure of: its mirror-image pass disagrees"
+        item.setToolTip(tip)
 
-    def _passes(self, status: str) -> bool:
+    def _passes(self, item: QListWidgetItem) -> bool:
         f = self.filter.currentText()
-        return f == "all" or f == status
+        if f == TO_CHECK:
+            return bool(item.data(CHECK_ROLE))
+        return f == "all" or f == item.data(Qt.ItemDataRole.UserRole)
 
     def apply_filter(self) -> None:
         for i in range(self.list.count()):
             item = self.list.item(i)
-            item.setHidden(not self._passes(item.data(Qt.ItemDataRole.UserRole)))
+            item.setHidden(not self._passes(item))
         self._count()
 
     def _count(self) -> None:
@@ -214,6 +224,10 @@ class InitPanel(QWidget):
         else:
             self.info.setText(f"Chosen candidate #{chosen + 1} of {len(cands)}, "
                               f"distance to Ŝ {dist[chosen]:.1f} crop px.")
+        gap = getattr(result, "uncertainty", None)
+        if gap is not None:
+            self.info.setText(self.info.text() + f"\nMirror passes {gap:.1f}% of the eye distance apart"
+                              + (" — unsure, check this face." if getattr(result, "needs_review", False) else "."))
         for i in np.argsort(dist, kind="stable") if len(dist) == len(cands) else range(len(cands)):
             d = f"{dist[i]:.1f}" if i < len(dist) else "?"
             item = QListWidgetItem(QIcon(shape_thumbnail(cands[i], lines, i == chosen)), f"#{i + 1} d={d}")

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError
 from .images import ImageError, is_image_file, list_images, read_image
+from .metrics import REVIEW_MIRROR_GAP
 from .onednn import PRECISIONS
 from .predict import FaceResult, Predictor
 from .pts import write_pts
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", help="default: the shipped model")
     ap.add_argument("--device", choices=["cpu", "cuda"])
     ap.add_argument("--mirror-average", action="store_true",
-                    help="also run each face mirrored and average the two shapes (more accurate, slower)")
+                    help="also run each face mirrored and average the two shapes (more accurate, slower); "
+                         "faces whose two passes disagree are listed to check first")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"drr-predict: {out}: cannot create the output folder ({exc.strerror})", file=sys.stderr)
         return 2
-    failed, faces = len(problems), 0
+    failed, faces, doubtful = len(problems), 0, []
     for f in tqdm(files, desc="predicting", unit="image"):
         try:
             img = read_image(f)
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             for i, r in enumerate(results):
                 stem = f.stem if len(results) == 1 else f"{f.stem}_{i + 1}"
                 write_pts(out / f"{stem}.pts", r.points)
+                if r.needs_review:
+                    doubtful.append(f"{stem}.pts ({r.uncertainty:.1f}%)")
                 if a.trace:
                     save_trace(out / f"{stem}.trace.npz", r)
             if a.draw:
@@ -141,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     done = len(files) - (failed - len(problems))
     print(f"drr-predict: {faces} faces from {done} pictures written to {out}"
           + (f"; {failed} problems (see above)" if failed else ""))
+    if doubtful:
+        print(f"drr-predict: check first, the mirror passes disagree by {REVIEW_MIRROR_GAP:.0f}% of the eye "
+              f"distance or more: {', '.join(doubtful)}")
     return 1 if failed else 0
 
 

@@ -6,6 +6,12 @@ import numpy as np
 
 from .layout import Layout
 
+# A face whose mirror-averaged prediction has its two passes further apart than this (% of the
+# eye-centre distance) is flagged for review. On the validation split, as the app runs
+# (`python -m bench.uncertainty`), it flagged 19 of 188 faces, 6 of the 14 failures among them
+# (inter-pupil NME > 8%); mean NME 7.5% flagged, 5.0% not.
+REVIEW_MIRROR_GAP = 5.0
+
 
 def normaliser(gt: np.ndarray, layout: Layout, kind: str = "inter-pupil") -> np.ndarray:
     """Per-face distance D for (n, p, 2) ground truth: between the eye centres (inter-pupil) or

@@ -29,6 +29,9 @@ class Trace:
     shapes: torch.Tensor  # (B, K + 1, p, 2): S^0, S^1 ... S^K
     updates: list[torch.Tensor]  # dS^0 ... dS^{K-1}, with gradients (training)
     sip_box: float  # side of the SIP box in crop pixels
+    # mirror averaging only: (B,) mean distance between the final points of each crop and of its
+    # mirror image, crop pixels (where the two passes disagree, the points are often wrong)
+    mirror_gap: torch.Tensor | None = None
 
     @property
     def final(self) -> torch.Tensor:

@@ -20,6 +20,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import DRRConfig
 from .detect import detect_faces
 from .layout import Layout, can_mirror, layout_for
+from .metrics import REVIEW_MIRROR_GAP, normaliser
 from .network import DRR, Trace
 from .onednn import PRECISIONS, native_bf16, pack_backbone, pack_conv
 
@@ -70,6 +71,14 @@ class FaceResult:
     crop_to_image: np.ndarray  # (2, 3) affine crop -> picture
     sip_box_image: float  # SIP box side in picture pixels
     detector_score: float | None = None
+    # mirror averaging only: how far the crop's and its mirror image's final points lie apart,
+    # in % of the eye-centre distance of the points (see model.metrics.REVIEW_MIRROR_GAP)
+    uncertainty: float | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        """The model is unsure of this face: its two mirror passes disagree."""
+        return self.uncertainty is not None and self.uncertainty >= REVIEW_MIRROR_GAP
 
 
 class Predictor:
@@ -195,17 +204,21 @@ class Predictor:
         s_hat = trace.s_hat.float().cpu().numpy()
         dist = np.sqrt(trace.candidate_distances.float().cpu().numpy())
         cands = self.model.candidates.cpu().numpy()
+        gaps = None if trace.mirror_gap is None else trace.mirror_gap.float().cpu().numpy()
         out = []
         for i, (box, m) in enumerate(zip(boxes, mats)):
             inv = geometry.invert(m)
             scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
             steps = np.stack([geometry.apply(inv, s) for s in shapes[i]])
+            uncertainty = None
+            if gaps is not None:  # crop pixels -> % of the eye-centre distance of the points
+                uncertainty = float(100.0 * gaps[i] * scale / normaliser(steps[-1][None], self.layout)[0])
             out.append(FaceResult(
                 box=np.asarray(box, dtype=np.float64), points=steps[-1], s_hat=geometry.apply(inv, s_hat[i]),
                 s0=steps[0], steps=steps, candidate_index=int(trace.candidate_index[i]),
                 candidate_distances=dist[i], candidates=np.stack([geometry.apply(inv, c) for c in cands]),
                 heatmaps=probs[i], crop_to_image=inv, sip_box_image=trace.sip_box * scale,
-                detector_score=scores[i]))
+                detector_score=scores[i], uncertainty=uncertainty))
         return out
 
 
@@ -216,7 +229,8 @@ def average_mirrored(trace: Trace, b: int, size: int, mirror: np.ndarray) -> Tra
     pass's; every step is the mean of the two passes' steps, so S^K is the final shape."""
     flipped = trace.shapes[b:][:, :, torch.as_tensor(mirror, device=trace.shapes.device)].clone()
     flipped[..., 0] = (size - 1) - flipped[..., 0]
-    return replace(trace, logits=trace.logits[:b], s_hat=trace.s_hat[:b],
+    gap = (trace.shapes[:b, -1] - flipped[:, -1]).norm(dim=-1).mean(-1)
+    return replace(trace, logits=trace.logits[:b], s_hat=trace.s_hat[:b], mirror_gap=gap,
                    candidate_index=trace.candidate_index[:b], candidate_distances=trace.candidate_distances[:b],
                    shapes=0.5 * (trace.shapes[:b] + flipped), updates=[u[:b] for u in trace.updates])
 

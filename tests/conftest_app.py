@@ -15,6 +15,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from model.layout import layout_for  # noqa: E402
+from model.metrics import REVIEW_MIRROR_GAP  # noqa: E402
 
 K_STEPS = 4
 CROP = 32
@@ -52,6 +53,11 @@ class FakeResult:
     crop_to_image: np.ndarray
     sip_box_image: float
     detector_score: float | None = None
+    uncertainty: float | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        return self.uncertainty is not None and self.uncertainty >= REVIEW_MIRROR_GAP
 
 
 @dataclass
@@ -65,8 +71,9 @@ class FakePredictor:
     """Deterministic: the template fitted to the box, approached over K steps from a shifted
     start. `delay` simulates model time; `calls` records every inference."""
 
-    def __init__(self, name: str = "fake", delay: float = 0.0, faces: int = 1) -> None:
-        self.name, self.delay, self.faces = name, delay, faces
+    def __init__(self, name: str = "fake", delay: float = 0.0, faces: int = 1,
+                 uncertainty: float | None = None) -> None:
+        self.name, self.delay, self.faces, self.uncertainty = name, delay, faces, uncertainty
         self.path = Path(f"/nowhere/{name}.pt")
         self.device = "cpu"
         self.config = FakeConfig()
@@ -107,7 +114,8 @@ class FakePredictor:
         cands = np.stack([s0 + [dx, 0] for dx in (0.0, 5.0, -5.0)])
         return FakeResult(box=box, points=final, s_hat=final + 0.5, s0=s0, steps=steps, candidate_index=0,
                           candidate_distances=np.array([1.0, 3.0, 4.0]), candidates=cands, heatmaps=heat,
-                          crop_to_image=a, sip_box_image=0.06 * w, detector_score=1.0)
+                          crop_to_image=a, sip_box_image=0.06 * w, detector_score=1.0,
+                          uncertainty=self.uncertainty)
 
 
 def fake_factory(predictor: FakePredictor | None = None, fail: str | None = None):

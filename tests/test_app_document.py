@@ -139,3 +139,21 @@ def test_face_image_helper_is_readable(tmp_path):
     from model.images import read_image
 
     assert read_image(face_image(tmp_path / "a.png")).shape == (240, 320, 3)
+
+
+def test_faces_the_model_doubts_are_flagged_until_a_human_edits_them(tmp_path):
+    """A result whose mirror passes disagree (needs_review) marks its face 'uncertain' and
+    counts in the image's to_check; once a human corrects the points it no longer does."""
+    folder = make_folder(tmp_path / "imgs", 1)
+    doc = Document.from_paths([folder])
+    e = doc.entries[0]
+    doc.load_annotations(e, 68)
+    img = np.full((240, 320, 3), 128, np.uint8)
+    img[::2] = 0
+    doc.apply_prediction(e, None, None, FakePredictor(faces=2, uncertainty=9.0).inference(img))
+    assert [f.uncertain for f in e.faces] == [True, True] and e.to_check == 2
+    e.faces[0].status = Status.CORRECTED
+    assert not e.faces[0].uncertain and e.to_check == 1
+    sure = FakePredictor(uncertainty=1.0).inference(img, boxes=[e.faces[1].box])
+    doc.apply_prediction(e, [e.faces[1].uid], [e.faces[1].box_version], sure)
+    assert e.to_check == 0

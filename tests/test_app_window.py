@@ -81,6 +81,30 @@ def test_open_folder_predicts_and_navigates(qtbot, open_window, tmp_path):
     assert 0 in w.image_panel.visible_rows()
 
 
+def test_faces_the_model_doubts_are_shown_and_filtered(qtbot, open_window, tmp_path):
+    """The review flag: a pink box, a marked row, the 'to check' filter, the status bar and
+    the initialisation panel all say which face the model is unsure of."""
+    from drr_studio.canvas import UNCERTAIN_PEN
+    from drr_studio.panels import TO_CHECK
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=FakePredictor(uncertainty=7.5))
+    wait_predicted(qtbot, w)
+    assert w.entry.to_check == 1
+    row = w.image_panel.list.item(0).text()
+    assert row.startswith("⚠") and row.endswith("[predicted, check 1]")
+    assert w.canvas._face_items[0].box.pen().color().getRgb()[:3] == UNCERTAIN_PEN
+    assert "unsure of 1" in w.statusBar().currentMessage()
+    w.docks["Initialisation"].show()
+    w.canvas.set_active(0)
+    w.update_overlays()
+    assert "7.5% of the eye distance" in w.init_panel.info.text() and "check" in w.init_panel.info.text()
+    w.image_panel.filter.setCurrentText(TO_CHECK)
+    assert w.image_panel.visible_rows() == [0]
+    w.entry.faces[0].status = Status.CORRECTED  # a human took it over
+    w.image_panel.update_entry(0, w.entry)
+    assert w.image_panel.visible_rows() == []
+
+
 def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)

@@ -357,6 +357,13 @@ def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
     sym = avg_m.points[IBUG68.mirror_array()].copy()
     sym[:, 0] = 95.0 - sym[:, 0]
     np.testing.assert_allclose(sym, avg.points, atol=1e-3)
+    # the review flag's figure: the passes' mean final-point distance over the eye-centre distance
+    from model.metrics import REVIEW_MIRROR_GAP, normaliser
+
+    gap = np.linalg.norm(back[-1] - a.steps[-1], axis=-1).mean() / normaliser(avg.points[None], IBUG68)[0]
+    assert a.uncertainty is None and not a.needs_review  # one pass: nothing to compare
+    assert avg.uncertainty == pytest.approx(100 * gap, rel=1e-3)
+    assert avg.needs_review == (avg.uncertainty >= REVIEW_MIRROR_GAP)
 
 
 def test_channels_last_2x2_pooling_matches_max_pool2d():
