@@ -176,7 +176,8 @@ class Canvas(pg.GraphicsView):
         face, items = self._faces[i], self._face_items[i]
         x0, y0, x1, y1 = (float(v) for v in face.box)
         items.box.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-        pen = pg.mkPen(UNCERTAIN_PEN if face.uncertain else STATUS_PEN[face.status], width=2 if i == self.active else 1,
+        pen = pg.mkPen(UNCERTAIN_PEN if face.uncertain else STATUS_PEN[face.status],
+                       width=2 if i == self.active or face.uncertain else 1,
                        style=Qt.PenStyle.SolidLine if i == self.active else Qt.PenStyle.DashLine, cosmetic=True)
         items.box.setPen(pen)
         pts = face.points
