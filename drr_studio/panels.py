@@ -78,7 +78,8 @@ class ImageListPanel(QWidget):
         status = e.status
         marker = "*" if e.dirty else ""
         check = e.to_check
-        item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   [{status}{f', check {check}' if check else ''}]")
+        # the count of doubted faces is in the tooltip: a longer row would be cut off in the dock
+        item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   [{status}]")
         item.setForeground(QBrush(QColor(STATUS_COLOR.get(status, "#ffffff"))))
         item.setData(Qt.ItemDataRole.UserRole, status)
         item.setData(CHECK_ROLE, bool(check))

@@ -91,7 +91,8 @@ def test_faces_the_model_doubts_are_shown_and_filtered(qtbot, open_window, tmp_p
     wait_predicted(qtbot, w)
     assert w.entry.to_check == 1
     row = w.image_panel.list.item(0).text()
-    assert row.startswith("⚠") and row.endswith("[predicted, check 1]")
+    assert row.startswith("⚠") and row.endswith("[predicted]")
+    assert "1 face(s) the model is unsure of" in w.image_panel.list.item(0).toolTip()
     assert w.canvas._face_items[0].box.pen().color().getRgb()[:3] == UNCERTAIN_PEN
     assert "unsure of 1" in w.statusBar().currentMessage()
     w.docks["Initialisation"].show()
