@@ -231,11 +231,14 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     if opts.resume and last_path.exists():
         blob = read_checkpoint(last_path)
         model.load_state_dict(blob["state_dict"])
-        if ema is not None:  # the checkpoint holds the average; the raw weights are kept beside it
+        # with --ema the checkpoint holds the average and the raw weights beside it: training
+        # goes on from the raw ones (without --ema the average is then dropped)
+        if ema is not None:
             if "raw_state" not in blob:
                 raise ValueError(f"{last_path}: was trained without --ema, resume it without --ema")
             ema.state = {k: v.to(device) for k, v in blob["state_dict"].items()}
             ema.updates = blob["train_state"]["iteration"]
+        if "raw_state" in blob:
             model.load_state_dict(blob["raw_state"])
         optim.load_state_dict(blob["optimizer"])
         st = blob["train_state"]
