@@ -228,3 +228,38 @@ def test_gpu_helpers_on_cpu(shared_data: Path, tmp_path: Path) -> None:
                             "--fp32", "--json", str(js)]) == 0
     row = json.loads(js.read_text())["rows"][0]
     assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("step", "no-sync", "backbone"))
+
+
+def test_pack_weights_round_trip(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    """bench.gpu.pack_weights: parts no larger than PART_BYTES, joined in any order, give back a
+    loadable checkpoint whose large weights are within int8 rounding of the original's."""
+    from bench.gpu import pack_weights
+    from model.checkpoint import load_checkpoint
+
+    monkeypatch.setattr(pack_weights, "PART_BYTES", 200_000)
+    parts = pack_weights.pack(str(tiny_checkpoint), str(tmp_path / "tiny"))
+    assert len(parts) >= 2 and all(p.stat().st_size <= 200_000 for p in parts)
+    out = tmp_path / "tiny_int8.pt"
+    assert pack_weights.main(["unpack", str(out), *[str(p) for p in reversed(parts)]]) == 0
+    original, _ = load_checkpoint(tiny_checkpoint)
+    restored, blob = load_checkpoint(out)
+    assert blob["meta"]["weights"] == "int8 per-channel"
+    for name, value in original.state_dict().items():
+        back = restored.state_dict()[name]
+        if value.is_floating_point() and value.dim() >= 2 and value.numel() > pack_weights.MIN_QUANTISED:
+            step = value.float().reshape(value.shape[0], -1).abs().amax(1) / 127
+            assert ((back - value).abs().reshape(value.shape[0], -1) <= step[:, None] * 0.5 + 1e-3).all(), name
+        elif value.is_floating_point():
+            assert torch.allclose(back, value, atol=1e-2, rtol=1e-2), name
+        else:
+            assert torch.equal(back, value), name
+    assert pack_weights.main(["unpack", str(out), str(tmp_path / "missing.part0")]) == 2
+
+
+def test_precision_agreement(shared_data: Path, capsys) -> None:
+    from bench import precision_agreement
+
+    assert precision_agreement.main(["--data", str(shared_data), "--faces", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("| afw/") == 2 and "faces started from another candidate" in text
+    assert precision_agreement.main(["--data", str(shared_data.parent / "nowhere")]) == 2

@@ -430,7 +430,14 @@ def test_bf16_predictions_match_fp32_on_real_faces(shared_data):
     iod = np.linalg.norm(runs["fp32"].truth[:, 36] - runs["fp32"].truth[:, 45], axis=-1)
     assert np.median(moved / iod[:, None]) < 0.005  # half a percent of the eye distance
     assert runs["fp32"].errors().mean() < 0.10
-    assert abs(runs["bf16"].errors().mean() - runs["fp32"].errors().mean()) < 0.002
+    # S0 is the candidate nearest to Ŝ, a discontinuous choice: where two candidates are almost
+    # equally near, a rounding in Ŝ can pick the other one. Seen once in these 12 faces on an
+    # AMX Xeon (torch 2.11; afw/2120936774_2, Ŝ moved 0.4% of the eye distance, S8 6.9%), never
+    # on this project's machine. Drift would move every face; a near-tie moves one.
+    same_start = np.all(runs["bf16"].stages[:, 1] == runs["fp32"].stages[:, 1], axis=(1, 2))
+    assert same_start.sum() >= 11
+    gap = runs["bf16"].errors()[same_start].mean() - runs["fp32"].errors()[same_start].mean()
+    assert abs(gap) < 0.002
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
