@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from model import geometry
-from model.data import find_samples, read_name_list
 from model.images import read_image
-from model.onednn import native_bf16
-from model.predict import DEFAULT_CHECKPOINT, Predictor
+from model.predict import Predictor
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "300w_train"
+from .common import DEFAULT_DATA, DEFAULT_SPLIT, environment, load_split
 
 
 def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,14 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--faces", type=int, default=12, help="the first N names of resources/val_split.txt")
     a = ap.parse_args(argv)
-    keep = set(sorted(read_name_list(DEFAULT_CHECKPOINT.parent / "val_split.txt"))[: a.faces])
-    samples, _ = find_samples([Path(a.data)], 68)
-    samples = [s for s in samples if s.name in keep]
-    if not samples:
-        print(f"precision_agreement: no validation faces found under {a.data}", file=sys.stderr)
+    try:
+        samples, _ = load_split(a.data, DEFAULT_SPLIT, a.faces)
+    except (OSError, ValueError) as exc:
+        print(f"precision_agreement: {exc}", file=sys.stderr)
         return 2
-    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
-    print(f"torch {torch.__version__}, native bf16 {native_bf16()}, flags {sorted(f for f in flags if 'amx' in f or 'bf16' in f)}")
+    env = environment()
+    print(f"torch {env['torch']}, {env['cpu']}, {env['cpu_capability']}, native bf16 {env['native_bf16']}")
     preds = {p: Predictor.load(None, "cpu", precision=p) for p in ("fp32", "bf16")}
     print("| face | candidate fp32 / bf16 | Ŝ moved % | S0 moved % | S8 moved % | error fp32 → bf16 % |")
     print("|---|---|---|---|---|---|")

@@ -64,6 +64,11 @@ def read_checkpoint(path: str | Path) -> dict:
 def load_checkpoint(path: str | Path, expect: DRRConfig | None = None) -> tuple[DRR, dict]:
     """Rebuild the network from a checkpoint; returns (model in eval mode, the whole blob)."""
     blob = read_checkpoint(path)
+    return model_from_blob(blob, path, expect), blob
+
+
+def model_from_blob(blob: dict, path: str | Path, expect: DRRConfig | None = None) -> DRR:
+    """The network (eval mode) of a checkpoint's contents; path names it in the messages."""
     try:
         cfg = DRRConfig.from_dict(dict(blob["config"]))
     except (ValueError, TypeError, KeyError) as exc:
@@ -80,4 +85,4 @@ def load_checkpoint(path: str | Path, expect: DRRConfig | None = None) -> tuple[
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the architecture "
                               f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
-    return model.eval(), blob
+    return model.eval()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, model_from_blob, read_checkpoint, save_checkpoint
 
 PART_BYTES = 15 * 2**20
 MIN_QUANTISED = 4096
@@ -73,16 +73,9 @@ def pack(checkpoint: str, prefix: str) -> list[Path]:
 def unpack(out: str, parts: list[str]) -> None:
     ordered = sorted(parts, key=lambda p: int(p.rsplit(".part", 1)[1]))
     blob = torch.load(io.BytesIO(b"".join(Path(p).read_bytes() for p in ordered)), weights_only=True)
-    state = dequantise(blob["packed"])
-    full = {"format": blob["format"], "version": blob["version"], "config": blob["config"],
-            "state_dict": state, "meta": blob["meta"]}
-    tmp = Path(out).with_suffix(".full.tmp")
-    torch.save(full, tmp)
-    try:
-        model, loaded = load_checkpoint(tmp)  # checks the architecture against the weights
-    finally:
-        tmp.unlink(missing_ok=True)
-    meta = {**loaded.get("meta", {}), "weights": "int8 per-channel", "unpacked_from": [Path(p).name for p in ordered]}
+    full = {"config": blob["config"], "state_dict": dequantise(blob["packed"])}
+    model = model_from_blob(full, ordered[0])  # checks the architecture against the weights
+    meta = {**blob["meta"], "weights": "int8 per-channel", "unpacked_from": [Path(p).name for p in ordered]}
     save_checkpoint(out, model, meta, half=True)
 
 
