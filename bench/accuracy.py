@@ -5,15 +5,18 @@ fixed validation split of ../shared/data/300w_train (resources/val_split.txt).
     python -m bench.accuracy --checkpoint runs/default/best.pt --out /tmp/acc
     python -m bench.accuracy --no-dlib --limit 20              # quick look, DRR only
 
-Methods (one pass over the faces, each picture read once, dlib's HOG detector run once):
+Methods (one pass over the faces, each picture read once, each detector run once):
   DRR, truth boxes   the training protocol: crop from the tight box of the annotated landmarks
+                     (an eye-levelled model adds its levelled second pass, as it always does)
   DRR, mirror-avg    the same, each crop also run mirrored and the two shapes averaged
                      (Predictor(mirror_average=True), drr-eval --mirror-average)
-  DRR, dlib boxes    dlib HOG detector (model.detect: calibrated to the landmark-box convention),
-                     the detection nearest the annotated face (model.evaluate.match_detection)
-  dlib 68, dlib box  shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
-                     face (the same detection, uncalibrated, as dlib users call it)
-Faces the detector misses are listed and left out of both detector-box methods.
+  DRR, YuNet boxes   the app's detector (model.detect: calibrated to the landmark-box
+                     convention, its eye line for eye-levelled models), the detection overlapping
+                     the annotated face most (model.evaluate.match_detection)
+  dlib 68, HOG box   shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
+                     face (uncalibrated, as dlib users call it)
+Faces a detector misses are listed and left out of its methods; "DRR as the app, on the faces
+dlib's HOG found" compares the two on the same faces.
 Reported: inter-pupil and inter-ocular NME (%) per refinement stage (S_hat, S0 .. SK, as the
 paper's Table XII), AUC@0.08, failure rate (> 0.08), and ms/face measured in the same run.
 Writes OUT/accuracy.json and OUT/ced_{inter-pupil,inter-ocular}.{csv,png}.
@@ -41,12 +44,12 @@ from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
 from model.data import Sample
-from model.detect import detect_raw, to_landmark_box
-from model.evaluate import match_detection, write_ced
+from model.detect import detect_faces
+from model.evaluate import MIN_MATCH_IOU, box_iou, match_detection, write_ced
 from model.geometry import box_of_points
 from model.images import read_image
 from model.onednn import PRECISIONS
-from model.predict import Predictor, refined_box
+from model.predict import Predictor
 
 from .common import (
     DEFAULT_CHECKPOINT,
@@ -54,6 +57,7 @@ from .common import (
     DEFAULT_OUT,
     DEFAULT_SPLIT,
     KINDS,
+    dlib_hog_boxes,
     environment,
     face_errors,
     load_split,
@@ -76,9 +80,11 @@ CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W
           "very faces (LFPW, HELEN and AFW training images), so its figures here are optimistic; the DRR "
           "checkpoint never saw the validation faces.")
 METHODS = {"drr_truth": "DRR, truth boxes", "drr_truth_mirror": "DRR, truth boxes, mirror-averaged",
-           "drr_detector_one_pass": "DRR, dlib boxes, one pass",
-           "drr_detector": "DRR, dlib boxes + re-crop",
-           "drr_detector_mirror": "DRR, dlib boxes + re-crop, mirror-averaged (the app)", "dlib_detector": "dlib 68, dlib boxes"}
+           "drr_detector_one_pass": "DRR, YuNet boxes, one pass",
+           "drr_detector": "DRR, YuNet boxes + re-crop",
+           "drr_detector_mirror": "DRR, YuNet boxes + re-crop, mirror-averaged (the app)",
+           "drr_app_on_dlib_faces": "DRR as the app, on the faces dlib's HOG found",
+           "dlib_detector": "dlib 68, dlib HOG boxes"}
 
 
 def find_dlib_model(explicit: str | None = None) -> Path | None:
@@ -117,11 +123,12 @@ class AccuracyRun:
     truth: np.ndarray  # (n, p, 2) picture pixels
     drr_truth: np.ndarray  # (n, K + 2, p, 2): S_hat, S0 .. SK with truth boxes
     drr_truth_mirror: np.ndarray | None  # the same, mirror-averaged (None when not asked for)
-    detected: np.ndarray  # (n,) bool: the detector found this face
+    detected: np.ndarray  # (n,) bool: YuNet (model.detect) found this face
     drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (the app's way)
     drr_detector_one_pass: np.ndarray  # the same without it
     drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged, as the app does by default
-    dlib: np.ndarray | None  # (m, 1, p, 2) on the same faces, or None without dlib
+    dlib_found: np.ndarray  # (n,) bool: dlib's HOG detector found this face
+    dlib: np.ndarray | None  # (d, 1, p, 2) dlib 68-point on the faces HOG found, or None without dlib
     missed: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
 
@@ -129,12 +136,13 @@ class AccuracyRun:
 def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable | None = None,
         progress: bool = True, mirror: Predictor | None = None) -> AccuracyRun:
     """Every method on every face; shape_predictor is a dlib.shape_predictor (or a stand-in
-    with the same call: (rgb image, dlib.rectangle) -> object with num_parts and part(i))."""
-    import dlib
-
-    names, truth, drr_truth, detected, drr_det, dl, missed = [], [], [], [], [], [], []
+    with the same call: (rgb image, dlib.rectangle) -> object with num_parts and part(i)).
+    DRR's detector-box columns use the app's detector (YuNet); dlib's 68-point predictor gets
+    dlib's own HOG box, as dlib users call it."""
+    names, truth, drr_truth, detected, drr_det, dl, missed, dlib_found = [], [], [], [], [], [], [], []
     drr_one, drr_mirror, drr_det_mirror = [], [], []
-    times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": []}
+    times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": [], "dlib_hog": []}
+    level = predictor.config.level_eyes
     for s in tqdm(samples, desc="accuracy", unit="face", disable=not progress):
         img = read_image(s.image)
         tb = box_of_points(s.points)
@@ -147,32 +155,36 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         if mirror is not None:
             rm = mirror.inference(img, [tb])[0]
             drr_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
+        if shape_predictor is not None:
+            import dlib
+
+            t0 = time.perf_counter()
+            hog = dlib_hog_boxes(img)
+            times["dlib_hog"].append(time.perf_counter() - t0)
+            iou, raw = max(((box_iou(c, tb), raw) for raw, c, _ in hog), key=lambda t: t[0], default=(0.0, None))
+            dlib_found.append(iou >= MIN_MATCH_IOU)
+            if iou >= MIN_MATCH_IOU:
+                x0, y0, x1, y1 = (int(round(v)) for v in raw)
+                t0 = time.perf_counter()
+                shape = shape_predictor(img, dlib.rectangle(x0, y0, x1, y1))
+                times["dlib_predictor"].append(time.perf_counter() - t0)
+                dl.append(dlib_points(shape)[None])
         t0 = time.perf_counter()
-        raw = detect_raw(img)
+        found = match_detection(detect_faces(img), tb)
         times["detection"].append(time.perf_counter() - t0)
-        calibrated = [(to_landmark_box(b), sc) for b, sc in raw]
-        box = match_detection(calibrated, tb)
-        if box is None:
+        if found is None:
             detected.append(False)
             missed.append(s.name)
             continue
         detected.append(True)
-        index = next(i for i, (b, _) in enumerate(calibrated) if b is box)
-        rd = predictor.inference(img, [box], recrop=False)[0]
+        rolls = [found.roll] if level else None
+        rd = predictor.first_pass(img, [found.box], rolls)[0]
         drr_one.append(np.concatenate([rd.s_hat[None], rd.steps]))
-        # the app's re-crop pass, from this first pass rather than running it again
-        rd = predictor.inference(img, [refined_box(box, rd.points)])[0]
+        rd = predictor.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
         drr_det.append(np.concatenate([rd.s_hat[None], rd.steps]))
         if mirror is not None:
-            rm = mirror.inference(img, [box], recrop=True)[0]
+            rm = mirror.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
             drr_det_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
-        if shape_predictor is not None:
-            x0, y0, x1, y1 = (int(round(v)) for v in raw[index][0])
-            rect = dlib.rectangle(x0, y0, x1, y1)
-            t0 = time.perf_counter()
-            shape = shape_predictor(img, rect)
-            times["dlib_predictor"].append(time.perf_counter() - t0)
-            dl.append(dlib_points(shape)[None])
     p = len(samples[0].points)
     k = drr_truth[0].shape[0]
     return AccuracyRun(
@@ -181,6 +193,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         drr_detector=np.stack(drr_det) if drr_det else np.zeros((0, k, p, 2)),
         drr_detector_one_pass=np.stack(drr_one) if drr_one else np.zeros((0, k, p, 2)),
         drr_detector_mirror=np.stack(drr_det_mirror) if drr_det_mirror else None,
+        dlib_found=np.array(dlib_found if shape_predictor is not None else [False] * len(names), dtype=bool),
         dlib=(np.stack(dl) if dl else np.zeros((0, 1, p, 2))) if shape_predictor is not None else None,
         missed=missed, times=times)
 
@@ -208,8 +221,12 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         methods["drr_detector"] = summarise(res.drr_detector, res.truth[det])
         if res.drr_detector_mirror is not None:
             methods["drr_detector_mirror"] = summarise(res.drr_detector_mirror, res.truth[det])
-        if res.dlib is not None:
-            methods["dlib_detector"] = summarise(res.dlib, res.truth[det], ["final"])
+    both = det & res.dlib_found
+    if res.dlib is not None and both.any():
+        app = res.drr_detector_mirror if res.drr_detector_mirror is not None else res.drr_detector
+        methods["drr_app_on_dlib_faces"] = summarise(app[both[det]], res.truth[both])
+    if res.dlib is not None and res.dlib_found.any():
+        methods["dlib_detector"] = summarise(res.dlib, res.truth[res.dlib_found], ["final"])
     per_face: dict[str, dict] = {}
     for kind in KINDS:
         cols = {"drr_truth": face_errors(res.drr_truth, res.truth, kind)}
@@ -220,13 +237,14 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
             cols["drr_detector"] = face_errors(res.drr_detector, res.truth[det], kind)
             if res.drr_detector_mirror is not None:
                 cols["drr_detector_mirror"] = face_errors(res.drr_detector_mirror, res.truth[det], kind)
-            if res.dlib is not None:
-                cols["dlib_detector"] = face_errors(res.dlib, res.truth[det], kind)
+        dlib_err = face_errors(res.dlib, res.truth[res.dlib_found], kind) if res.dlib is not None and res.dlib_found.any() else None
         per_face[kind] = {}
-        for name, idx_all, idx_det in zip(res.names, range(len(det)), np.cumsum(det) - 1):
-            row = {m: float(cols[m][idx_all]) for m in ("drr_truth", "drr_truth_mirror") if m in cols}
-            if det[idx_all]:
-                row.update({m: float(cols[m][idx_det]) for m in cols if m.startswith(("drr_detector", "dlib"))})
+        for i, (name, idx_det, idx_dlib) in enumerate(zip(res.names, np.cumsum(det) - 1, np.cumsum(res.dlib_found) - 1)):
+            row = {m: float(cols[m][i]) for m in ("drr_truth", "drr_truth_mirror") if m in cols}
+            if det[i]:
+                row.update({m: float(cols[m][idx_det]) for m in cols if m.startswith("drr_detector")})
+            if dlib_err is not None and res.dlib_found[i]:
+                row["dlib_detector"] = float(dlib_err[idx_dlib])
             per_face[kind][name] = row
     speed = {
         "drr_trace_batch1_ms": trace["median_ms"] if trace else None,
@@ -234,12 +252,14 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         "drr_mirror_trace_batch1_ms": mirror_trace["median_ms"] if mirror_trace else None,
         "drr_inference_ms": median_ms(res.times["drr_inference"]),
         "dlib_predictor_ms": median_ms(res.times["dlib_predictor"]),
-        "dlib_hog_detection_ms": median_ms(res.times["detection"]),
+        "yunet_detection_ms": median_ms(res.times["detection"]),
+        "dlib_hog_detection_ms": median_ms(res.times["dlib_hog"]),
     }
     return {
         "checkpoint": str(predictor.path), "precision": predictor.precision, "config": predictor.config.to_dict(),
         "dlib_model": str(dlib_model) if dlib_model else None,
         "faces": len(res.names), "detected": int(det.sum()), "missed_by_detector": res.missed,
+        "dlib_hog_found": int(res.dlib_found.sum()),
         "methods": methods, "speed_ms_per_face": speed, "per_face_nme": per_face,
         "caveat": CAVEAT if res.dlib is not None else None, "environment": environment(predictor.device),
     }
@@ -261,8 +281,8 @@ def format_report(rep: dict) -> str:
     rows.append(["AUC@0.08"] + [f"{ms[m][k]['auc@0.08']:.3f}" for m in cols for k in KINDS])
     rows.append(["failure > 0.08"] + [f"{ms[m][k]['failure@0.08'] * 100:.1f}%" for m in cols for k in KINDS])
     out = [f"Checkpoint {rep['checkpoint']} ({rep.get('precision', 'fp32')}): {rep['faces']} validation faces; "
-           f"dlib HOG found {rep['detected']}, "
-           f"missed {len(rep['missed_by_detector'])} (excluded from both detector-box columns)", "",
+           f"YuNet found {rep['detected']} (missed {len(rep['missed_by_detector'])}, excluded from DRR's detector-box "
+           f"columns); dlib's HOG found {rep.get('dlib_hog_found', 0)} (dlib's column)", "",
            md_table(header, rows)]
     if "drr_truth_on_detected" in ms:
         d = ms["drr_truth_on_detected"]
@@ -273,7 +293,8 @@ def format_report(rep: dict) -> str:
              ["DRR full trace mirror-averaged, batch 1 (two crops in one batch)", sp.get("drr_mirror_trace_batch1_ms")],
              ["DRR per face incl. crop and result mapping (Predictor.inference)", sp["drr_inference_ms"]],
              ["dlib 68-point shape predictor (excluding detection)", sp["dlib_predictor_ms"]],
-             ["dlib HOG detection, per picture (shared by both)", sp["dlib_hog_detection_ms"]]]
+             ["YuNet detection, per picture (the app's detector)", sp.get("yunet_detection_ms")],
+             ["dlib HOG detection, per picture (what dlib's predictor needs)", sp["dlib_hog_detection_ms"]]]
     env = rep["environment"]
     out += ["", md_table(["speed (median)", "ms/face"], srows),
             f"\n{env['device']} ({env.get('cpu_capability')}, native bf16: {env.get('native_bf16')}), "
@@ -294,11 +315,12 @@ def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
         curves = {}
         if det.any():
             # the app's way: with mirror averaging when it was measured
-            app, label = ((res.drr_detector_mirror, "DRR as the app: dlib boxes + re-crop + mirror")
-                          if res.drr_detector_mirror is not None else (res.drr_detector, "DRR, dlib boxes + re-crop"))
+            app, label = ((res.drr_detector_mirror, "DRR as the app: YuNet boxes + re-crop + mirror")
+                          if res.drr_detector_mirror is not None else (res.drr_detector, "DRR, YuNet boxes + re-crop"))
             curves[f"{label} (n={int(det.sum())})"] = face_errors(app, res.truth[det], kind)
-            if res.dlib is not None:
-                curves[f"dlib 68, dlib boxes (n={int(det.sum())})"] = face_errors(res.dlib, res.truth[det], kind)
+        if res.dlib is not None and res.dlib_found.any():
+            n = int(res.dlib_found.sum())
+            curves[f"dlib 68, dlib HOG boxes (n={n})"] = face_errors(res.dlib, res.truth[res.dlib_found], kind)
         curves[f"DRR, truth boxes (n={len(det)})"] = face_errors(res.drr_truth, res.truth, kind)
         csv_path, png_path = out / f"ced_{kind}.csv", out / f"ced_{kind}.png"
         write_ced(curves, csv_path, png_path, kind)

@@ -224,3 +224,36 @@ def checkpoint_label(spec: str) -> tuple[str, Path]:
         return label, Path(path)
     p = Path(spec)
     return (f"{p.parent.name}/{p.stem}" if p.stem in ("best", "last") else p.stem), p
+
+
+# dlib's HOG detector, kept in the benchmarks for the comparison (dlib is in the `bench` extra,
+# not a runtime dependency). Its box is related to the landmark box by the calibration the app
+# used before YuNet (median over 345 training faces).
+DLIB_CALIBRATION = {"dx": -0.024, "dy": 0.085, "side": 0.893}
+
+
+def dlib_hog_boxes(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """dlib HOG faces as (raw box, box in the landmark convention, score), best first; as the
+    app ran it (pictures over 1600 px reduced, one upsampling below 800 px)."""
+    import cv2
+    import dlib
+
+    global _HOG
+    if _HOG is None:
+        _HOG = dlib.get_frontal_face_detector()
+    h, w = image.shape[:2]
+    f = min(1.0, 1600 / max(h, w))
+    img = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else image
+    dets, scores, _ = _HOG.run(np.ascontiguousarray(img), 1 if max(img.shape[:2]) < 800 else 0, 0.0)
+    out = []
+    for d, s in zip(dets, scores):
+        raw = np.array([d.left(), d.top(), d.right(), d.bottom()], dtype=np.float64) / f
+        bw = raw[2] - raw[0]
+        cx = (raw[0] + raw[2]) / 2 + DLIB_CALIBRATION["dx"] * bw
+        cy = (raw[1] + raw[3]) / 2 + DLIB_CALIBRATION["dy"] * bw
+        half = DLIB_CALIBRATION["side"] * bw / 2
+        out.append((raw, np.array([cx - half, cy - half, cx + half, cy + half]), float(s)))
+    return sorted(out, key=lambda t: -t[2])
+
+
+_HOG = None

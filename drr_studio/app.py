@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def warm_up() -> None:
-    """Import torch and build dlib's detector before the window exists. Both hold Python's
+    """Import torch and build the face detector before the window exists. Both hold Python's
     GIL for a long time (torch's import ~1 s, the detector's first construction ~0.3 s): done in
     the worker they would freeze the visible window instead; done here the window opens a
     moment later and then never stutters."""

@@ -71,6 +71,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--rotate-prob", type=float, default=TrainOptions.rotate_prob,
                     help="share of training crops rotated by 5-30 degrees (the rest stay upright)")
+    ap.add_argument("--level-eyes", action="store_true",
+                    help="rotate every crop so that the eye line is level (annotated eyes in training; "
+                         "detector eyes or a first pass at test time)")
+    ap.add_argument("--roll-jitter", type=float, default=TrainOptions.roll_jitter,
+                    help="with --level-eyes: Gaussian residual roll of training crops, degrees")
+    ap.add_argument("--occlude-prob", type=float, default=TrainOptions.occlude_prob,
+                    help="share of training crops with an occluding box of noise or flat colour")
+    ap.add_argument("--blur-prob", type=float, default=TrainOptions.blur_prob,
+                    help="share of training crops blurred (Gaussian or motion)")
     ap.add_argument("--val-split", default=str(DEFAULT_SPLIT), help="file of held-out names")
     ap.add_argument("--val-fraction", type=float, default=0.1,
                     help="held-out fraction when the split file does not match the data")
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["init"] = "mean"
     if a.sip_deconv6:
         overrides["sip_deconv6"] = True
+    if a.level_eyes:
+        overrides["level_eyes"] = True
     samples, problems = find_samples(a.data)
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
@@ -147,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                         regressor_lr_mult=a.regressor_lr_mult, train_layers=a.train_layers, augment=not a.no_augment, seed=a.seed,
                         device=a.device, threads=a.threads, precision=a.precision,
                         workers=a.workers, rotate_prob=a.rotate_prob,
+                        roll_jitter=a.roll_jitter, occlude_prob=a.occlude_prob, blur_prob=a.blur_prob,
                         balance=a.balance, ema=a.ema)
     try:
         res = train(opts, train_s, val_s, progress)

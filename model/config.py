@@ -29,6 +29,10 @@ class DRRConfig:
     dilations: tuple[int, int, int] = (1, 1, 1)
     conv8_kernel: int = 3  # 1 = a per-pixel linear map (a ninth of the cost at batch 1)
     deconv_channels: int = 0  # channels of deconv6/7 (what SIP pools); 0 = 96 * width for "small"
+    # crops are rotated so that the eye line is level (in training from the annotated eyes plus
+    # a small jitter, at test time from the detector's eye points or a first pass), so the
+    # network spends no capacity on in-plane rotation; see geometry.levelled_box
+    level_eyes: bool = False
 
     def __post_init__(self) -> None:
         self.dilations = tuple(int(d) for d in self.dilations)  # a list after a checkpoint round trip

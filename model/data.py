@@ -1,5 +1,6 @@
 """Training data: folders of pictures with same-stem iBUG .pts, the paper's crop protocol and
-augmentation (rotations in {0, +-5, ..., +-30} degrees, box jitter, mirroring, colour jitter).
+augmentation (rotations in {0, +-5, ..., +-30} degrees, box jitter, mirroring, colour jitter),
+optionally eye-levelled crops with a small roll jitter, occlusion boxes and blur.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -71,12 +73,21 @@ class FaceDataset(torch.utils.data.Dataset):
     it is jittered in scale and position, rotated and mirrored."""
 
     def __init__(self, samples: list[Sample], size: int, augment: bool = False, seed: int = 0,
-                 colour: bool = True, cache: bool = True, rotate_prob: float = 0.7) -> None:
+                 colour: bool = True, cache: bool = True, rotate_prob: float = 0.7,
+                 level_eyes: bool = False, roll_jitter: float = 0.0, occlude_prob: float = 0.0,
+                 blur_prob: float = 0.0) -> None:
         self.samples = samples
         self.size = size
         self.augment = augment
         self.colour = colour
         self.rotate_prob = rotate_prob  # share of augmented crops given one of ROTATIONS
+        # level_eyes: crops are rotated so that the annotated eye line is level, then (when
+        # augmenting) by a Gaussian residual of roll_jitter degrees (the error of the test-time
+        # eye line: the detector's eyes or a first pass)
+        self.level_eyes = level_eyes
+        self.roll_jitter = roll_jitter
+        self.occlude_prob = occlude_prob  # share of crops with a box of noise or flat colour
+        self.blur_prob = blur_prob  # share of crops blurred (Gaussian or motion)
         self.rng = np.random.default_rng(seed)
         n = len(samples[0].points) if samples else 0
         self.layout = layout_for(n)
@@ -97,8 +108,13 @@ class FaceDataset(torch.utils.data.Dataset):
     def crop(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(crop uint8 (S,S,3), points in crop pixels, picture->crop matrix)."""
         s = self.samples[i]
-        box = geometry.box_of_points(s.points)
         angle, flip = 0.0, False
+        if self.level_eyes:
+            angle = geometry.eye_angle(*self.layout.eye_centres(s.points))
+            if self.augment and self.roll_jitter > 0:
+                angle += float(np.clip(self.rng.normal(0.0, self.roll_jitter), -3 * self.roll_jitter,
+                                       3 * self.roll_jitter))
+        box = geometry.levelled_box(s.points, angle) if angle else geometry.box_of_points(s.points)
         if self.augment:
             r = self.rng
             w, h = box[2] - box[0], box[3] - box[1]
@@ -106,7 +122,8 @@ class FaceDataset(torch.utils.data.Dataset):
             cx = (box[0] + box[2]) / 2 + r.uniform(-0.08, 0.08) * w
             cy = (box[1] + box[3]) / 2 + r.uniform(-0.08, 0.08) * h
             box = np.array([cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2])
-            angle = float(r.choice(ROTATIONS)) if r.random() < self.rotate_prob else 0.0
+            if r.random() < self.rotate_prob:
+                angle += float(r.choice(ROTATIONS))
             flip = self.mirror and r.random() < 0.5
         m = geometry.crop_matrix(box, self.size, angle, flip)
         crop = geometry.warp(self.image(i), m, self.size)
@@ -115,7 +132,44 @@ class FaceDataset(torch.utils.data.Dataset):
             pts = pts[self.layout.mirror_array()]
         if self.augment and self.colour:
             crop = self._colour(crop)
+        if self.augment and self.blur_prob and self.rng.random() < self.blur_prob:
+            crop = self._blur(crop)
+        if self.augment and self.occlude_prob and self.rng.random() < self.occlude_prob:
+            crop = self._occlude(crop)
         return crop, pts, m
+
+    def crop_at(self, i: int, box: np.ndarray, angle: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The un-augmented crop of face i for a given box and roll (test-time protocol)."""
+        m = geometry.crop_matrix(box, self.size, angle)
+        return geometry.warp(self.image(i), m, self.size), geometry.apply(m, self.samples[i].points), m
+
+    def _blur(self, crop: np.ndarray) -> np.ndarray:
+        """Out of focus or moving: a Gaussian of sigma 0.5-2 px, or a 3-9 px line in any direction."""
+        r = self.rng
+        if r.random() < 0.5:
+            return cv2.GaussianBlur(crop, (0, 0), float(r.uniform(0.5, 2.0)))
+        n = int(r.integers(3, 10))
+        k = np.zeros((n, n), np.float32)
+        k[n // 2, :] = 1.0 / n
+        k = cv2.warpAffine(k, cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), float(r.uniform(0, 180)), 1.0), (n, n))
+        return cv2.filter2D(crop, -1, k / max(k.sum(), 1e-6))
+
+    def _occlude(self, crop: np.ndarray) -> np.ndarray:
+        """A box over 5-25% of the crop (a hand, hair, a microphone): flat colour or noise. The
+        points under it keep their annotated positions: the network learns to infer them."""
+        r = self.rng
+        s = self.size
+        area = r.uniform(0.05, 0.25) * s * s
+        aspect = np.exp(r.uniform(-0.8, 0.8))
+        w = int(min(s, np.sqrt(area * aspect)))
+        h = int(min(s, area / max(w, 1)))
+        x0, y0 = int(r.integers(0, s - w + 1)), int(r.integers(0, s - h + 1))
+        out = crop.copy()
+        if r.random() < 0.5:
+            out[y0:y0 + h, x0:x0 + w] = r.integers(0, 256, size=3, dtype=np.uint8)
+        else:
+            out[y0:y0 + h, x0:x0 + w] = r.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        return out
 
     def _colour(self, crop: np.ndarray) -> np.ndarray:
         r = self.rng

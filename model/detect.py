@@ -1,41 +1,122 @@
-"""Face detection with dlib's HOG detector (ships inside the dlib-bin wheel, no model file).
+"""Face detection with OpenCV's YuNet (`cv2.FaceDetectorYN`, the MIT-licensed model in
+resources/): boxes with five points (eyes, nose tip, mouth corners) for every face.
 
-Chosen by recall: on real held-out pictures it found 30 of 31 annotated faces where OpenCV's
-Haar cascade found 27. Its boxes are converted to the box convention the network is trained
-with (the tight box of the 68 landmarks) by a fixed calibration measured on the training
-split: median over 345 faces of `python -m model.detect --calibrate`.
+YuNet finds faces of about 10 to 300 pixels at the scale it runs at, frontal or turned, so a
+picture is searched at up to three scales and the detections merged by non-maximum
+suppression: reduced to at most MAX_SIDE (speed, and faces up to ~300 px there), reduced again
+by LARGE_FACE_SCALE when there is room for larger faces, and doubled when the picture is small
+(tiny faces). Boxes are converted to the box convention the network is trained with (the tight
+box of the 68 landmarks) by a calibration measured on the training split:
+`python -m model.detect --calibrate FOLDER`. The eye points give the face's roll, which
+eye-levelled models (DRRConfig.level_eyes) use to level the crop of their first pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from functools import lru_cache
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-# landmark-box centre offset and side, in units of the dlib box width
-CALIBRATION = {"dx": -0.024, "dy": 0.085, "side": 0.893}
-MAX_SIDE = 1600  # larger pictures are reduced before detection (speed); boxes scaled back
+DETECTOR_MODEL = Path(__file__).resolve().parent.parent / "resources" / "face_detection_yunet_2023mar.onnx"
+
+# landmark-box centre offset and side, in units of the YuNet box width (python -m model.detect --calibrate)
+# on the 1,810 training faces (all found): {'dx': -0.0003, 'dy': 0.1645, 'side': 1.0464}
+CALIBRATION = {"dx": -0.0003, "dy": 0.1645, "side": 1.0464}
+MAX_SIDE = 1000  # pictures are reduced to this before detection; boxes are mapped back
+LARGE_FACE_SCALE = 0.4  # second scale for faces larger than YuNet's ~300 px range
+SMALL_PICTURE = 256  # pictures smaller than this are also searched at twice their size
+SCORE_THRESHOLD = 0.6  # chosen with python -m bench.detection (see README)
+NMS_IOU = 0.3
 
 
-@lru_cache(maxsize=1)
-def _detector():
-    import dlib  # imported lazily: it costs start-up time and only detection needs it
-
-    return dlib.get_frontal_face_detector()
+class DetectorError(RuntimeError):
+    pass
 
 
-def detect_raw(image: np.ndarray, min_score: float = 0.0) -> list[tuple[np.ndarray, float]]:
-    """dlib boxes [x0, y0, x1, y1] in picture pixels with their scores, best first."""
+@dataclass
+class Detection:
+    """One face; picture pixels, 0-based."""
+
+    box: np.ndarray  # (4,) x0, y0, x1, y1 in the network's convention (tight landmark box)
+    score: float
+    raw_box: np.ndarray  # (4,) YuNet's own box
+    points: np.ndarray  # (5, 2) right eye (image left), left eye, nose tip, right and left mouth corner
+
+    @property
+    def eyes(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.points[0], self.points[1]
+
+    @property
+    def roll(self) -> float:
+        """In-plane rotation of the eye line, degrees (geometry.eye_angle)."""
+        d = self.points[1] - self.points[0]
+        return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+_local = threading.local()  # cv2.FaceDetectorYN is not thread-safe: one instance per thread
+
+
+def _yunet():
+    det = getattr(_local, "det", None)
+    if det is None:
+        if not DETECTOR_MODEL.is_file():
+            raise DetectorError(f"{DETECTOR_MODEL}: face detector model missing (reinstall drr-studio)")
+        # threshold 0.3 here: detections are filtered after merging the scales
+        det = cv2.FaceDetectorYN.create(str(DETECTOR_MODEL), "", (320, 320), 0.3, NMS_IOU, 5000)
+        _local.det = det
+    return det
+
+
+def _detect_at(image: np.ndarray, f: float) -> np.ndarray:
+    """YuNet rows (x, y, w, h, 10 point coordinates, score) in picture pixels, the picture
+    resized by f for detection."""
     h, w = image.shape[:2]
-    f = min(1.0, MAX_SIDE / max(h, w))
-    img = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else image
-    upsample = 1 if max(img.shape[:2]) < 800 else 0  # find small faces in small pictures
-    dets, scores, _ = _detector().run(np.ascontiguousarray(img), upsample, min_score)
-    out = [(np.array([d.left(), d.top(), d.right(), d.bottom()], dtype=np.float64) / f, float(s))
-           for d, s in zip(dets, scores)]
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    img = image if f == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    det = _yunet()
+    det.setInputSize(size)
+    _, faces = det.detect(np.ascontiguousarray(img[:, :, ::-1]))  # YuNet wants BGR
+    if faces is None:
+        return np.zeros((0, 15), np.float32)
+    faces = faces.astype(np.float64)
+    # resized pixel centre u is picture coordinate (u + 0.5) / f - 0.5
+    faces[:, :14] = faces[:, :14] / f
+    faces[:, [0, 1]] += 0.5 / f - 0.5
+    faces[:, 4:14:2] += 0.5 / f - 0.5
+    faces[:, 5:14:2] += 0.5 / f - 0.5
+    return faces
+
+
+def scales_for(shape: tuple[int, ...]) -> list[float]:
+    """Detection scales for a picture of this shape (see the module docstring)."""
+    side = max(shape[:2])
+    base = min(1.0, MAX_SIDE / side)
+    scales = [base]
+    if side * base * LARGE_FACE_SCALE >= 160:  # room for a face larger than ~300 px at base
+        scales.append(base * LARGE_FACE_SCALE)
+    if side < SMALL_PICTURE:
+        scales.append(2.0)
+    return scales
+
+
+def detect_raw(image: np.ndarray, min_score: float = SCORE_THRESHOLD) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """YuNet's faces (box x0, y0, x1, y1, score, (5, 2) points), best first, over all scales."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB picture (h, w, 3), got shape {image.shape}")
+    rows = np.concatenate([_detect_at(image, f) for f in scales_for(image.shape)])
+    rows = rows[rows[:, 14] >= min_score]
+    if not len(rows):
+        return []
+    keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), min_score, NMS_IOU)
+    out = []
+    for i in np.asarray(keep, dtype=np.int64).reshape(-1):
+        x, y, w, h = rows[i, :4]
+        out.append((np.array([x, y, x + w, y + h]), float(rows[i, 14]), rows[i, 4:14].reshape(5, 2)))
     return sorted(out, key=lambda t: -t[1])
 
 
@@ -48,43 +129,46 @@ def to_landmark_box(box: np.ndarray) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
-RELATIVE_SCORE = 0.3  # in a picture with a clear face, far weaker detections are mostly false
+def detect_faces(image: np.ndarray, min_score: float = SCORE_THRESHOLD) -> list[Detection]:
+    """Every face of an RGB picture, best first, with its box in the network's convention.
+    This is the one detector of drr-predict, drr-eval, the benchmarks and the app."""
+    return [Detection(to_landmark_box(b), s, b, p) for b, s, p in detect_raw(image, min_score)]
 
 
-def detect_faces(image: np.ndarray, min_score: float = 0.0) -> list[tuple[np.ndarray, float]]:
-    """Face boxes in the network's convention (tight landmark box), with detector scores.
-    Detections scoring under 30% of the best one in the same picture are dropped (e.g. the
-    badge on the astronaut's suit, 0.12 beside her face's 1.16); the best one is always kept."""
-    found = detect_raw(image, min_score)
-    if found:
-        best = found[0][1]
-        found = [(b, s) for b, s in found if s >= RELATIVE_SCORE * best or s == best]
-    return [(to_landmark_box(b), s) for b, s in found]
-
-
-def calibrate(folder: str) -> dict:
-    """Median relation between dlib's box and the landmark box on annotated faces."""
+def calibrate(folder: str, names: set[str] | None = None) -> dict:
+    """Median relation between YuNet's box and the landmark box on annotated faces."""
     from .data import find_samples
+    from .evaluate import box_iou
     from .geometry import box_of_points
     from .images import read_image
 
     samples, _ = find_samples([folder])
+    if names is not None:
+        samples = [s for s in samples if s.name not in names]
     rows = []
     for s in samples:
         lb = box_of_points(s.points)
         c = np.array([(lb[0] + lb[2]) / 2, (lb[1] + lb[3]) / 2])
-        for b, _ in detect_raw(read_image(s.image)):
-            w = b[2] - b[0]
-            dc = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
-            if np.linalg.norm(dc - c) < 0.5 * w:
-                rows.append([(c[0] - dc[0]) / w, (c[1] - dc[1]) / w, max(lb[2] - lb[0], lb[3] - lb[1]) / w])
-                break
+        found = detect_raw(read_image(s.image))
+        if not found:
+            continue
+        b = max(found, key=lambda t: box_iou(t[0], lb))[0]
+        if box_iou(b, lb) < 0.3:
+            continue
+        w = b[2] - b[0]
+        dc = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+        rows.append([(c[0] - dc[0]) / w, (c[1] - dc[1]) / w, max(lb[2] - lb[0], lb[3] - lb[1]) / w])
     r = np.median(np.array(rows), axis=0)
-    return {"dx": float(r[0]), "dy": float(r[1]), "side": float(r[2]), "faces": len(rows)}
+    return {"dx": round(float(r[0]), 4), "dy": round(float(r[1]), 4), "side": round(float(r[2]), 4),
+            "faces": len(rows), "of": len(samples)}
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description="calibrate dlib boxes against annotated faces")
+    ap = argparse.ArgumentParser(description="calibrate YuNet boxes against annotated faces")
     ap.add_argument("--calibrate", required=True, help="folder of pictures with .pts")
-    print(calibrate(ap.parse_args().calibrate))
+    ap.add_argument("--exclude", help="file of names to leave out (e.g. resources/val_split.txt)")
+    a = ap.parse_args()
+    from .data import read_name_list
+
+    print(calibrate(a.calibrate, read_name_list(a.exclude) if a.exclude else None))
     sys.exit(0)

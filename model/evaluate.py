@@ -16,6 +16,7 @@ from tqdm import tqdm
 from . import geometry
 from .checkpoint import CheckpointError
 from .data import Sample, find_samples, read_name_list
+from .detect import Detection
 from .images import ImageError, read_image
 from .layout import layout_for
 from .metrics import auc, ced, failure_rate, nme
@@ -60,20 +61,20 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(w * h / union) if union > 0 else 0.0
 
 
-def match_detection(found: list[tuple[np.ndarray, float]], truth_box: np.ndarray) -> np.ndarray | None:
-    """The detected box (landmark-box convention) that overlaps the annotated face most, if it
+def match_detection(found: list[Detection], truth_box: np.ndarray) -> Detection | None:
+    """The detection (box in the landmark-box convention) that overlaps the annotated face most, if it
     overlaps it by IoU >= 0.3. The centre-distance rule this replaces accepted a spurious box a
     third of the face's size around one eye (lfpw image_0601, IoU 0.12), which no landmark
     model can work from; on the validation split the true matches all have IoU >= 0.49."""
-    iou, best = max(((box_iou(b, truth_box), b) for b, _ in found), key=lambda t: t[0], default=(0.0, None))
+    iou, best = max(((box_iou(d.box, truth_box), d) for d in found), key=lambda t: t[0], default=(0.0, None))
     return best if iou >= MIN_MATCH_IOU else None
 
 
 def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
              box_file: dict | None = None, show_progress: bool = True) -> Evaluation:
     """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector'
-    (dlib, matched to the annotated face, with the app's re-crop pass; faces it misses are
-    skipped and listed) or 'file'."""
+    (model.detect, matched to the annotated face, with the app's re-crop pass and the
+    detector's eye line; faces it misses are skipped and listed) or 'file'."""
     names, stages, truth, skipped = [], [], [], []
     for s in tqdm(samples, desc="evaluating", unit="face", disable=not show_progress):
         try:
@@ -82,6 +83,7 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
             skipped.append(str(exc))
             continue
         tb = geometry.box_of_points(s.points)
+        rolls = None
         if boxes == "truth":
             box = tb
         elif boxes == "file":
@@ -90,11 +92,12 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
                 skipped.append(f"{s.image}: no box in the boxes file")
                 continue
         else:
-            box = match_detection(predictor.detect(img), tb)
-            if box is None:
+            found = match_detection(predictor.detect(img), tb)
+            if found is None:
                 skipped.append(f"{s.image}: no face detected")
                 continue
-        r = predictor.inference(img, [box], recrop=boxes == "detector")[0]  # as the app does
+            box, rolls = found.box, [found.roll]
+        r = predictor.inference(img, [box], recrop=boxes == "detector", rolls=rolls)[0]  # as the app does
         names.append(s.name)
         stages.append(np.concatenate([r.s_hat[None], r.steps]))
         truth.append(s.points)

@@ -63,3 +63,24 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         m = (np.vstack([m, [0, 0, 1.0]]) @ to_pic)[:2]
         image = small
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def eye_angle(right_eye: np.ndarray, left_eye: np.ndarray) -> float:
+    """Roll of a face in degrees: the angle of the line from the subject's right eye (the
+    image's left) to the left eye. crop_matrix(..., angle_deg=eye_angle(...)) levels it."""
+    d = np.asarray(left_eye, dtype=np.float64) - np.asarray(right_eye, dtype=np.float64)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def levelled_box(points: np.ndarray, angle_deg: float) -> np.ndarray:
+    """The box to give crop_matrix(box, size, angle_deg) so that the crop frames the tight box
+    of the points as seen in the rotated (levelled) frame: its sides are those of the rotated
+    shape's tight box, its centre that box's centre mapped back into the picture."""
+    p = np.asarray(points, dtype=np.float64)
+    t = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # crop_matrix's rotation
+    q = p @ rot.T
+    lo, hi = q.min(0), q.max(0)
+    centre = rot.T @ ((lo + hi) / 2)  # rot is orthonormal: its inverse is its transpose
+    half = (hi - lo) / 2
+    return np.array([centre[0] - half[0], centre[1] - half[1], centre[0] + half[0], centre[1] + half[1]])

@@ -64,6 +64,11 @@ class Layout:
     def mirror_array(self) -> np.ndarray:
         return np.asarray(self.mirror, dtype=np.int64)
 
+    def eye_centres(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(right pupil, left pupil) of a (p, 2) shape: the means of each eye's points."""
+        p = np.asarray(points, dtype=np.float64)
+        return p[list(self.right_eye)].mean(0), p[list(self.left_eye)].mean(0)
+
 
 def _r(a: int, b: int) -> tuple[int, ...]:
     return tuple(range(a, b))

@@ -18,7 +18,7 @@ from . import geometry
 from .backbone import fold_batch_norm
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import DRRConfig
-from .detect import detect_faces
+from .detect import Detection, detect_faces
 from .layout import Layout, can_mirror, layout_for
 from .metrics import REVIEW_MIRROR_GAP, normaliser
 from .network import DRR, Trace
@@ -152,7 +152,7 @@ class Predictor:
     def layout(self) -> Layout:
         return layout_for(self.model.cfg.num_points)
 
-    def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    def detect(self, image: np.ndarray) -> list[Detection]:
         return detect_faces(image)
 
     @torch.inference_mode()
@@ -166,33 +166,51 @@ class Predictor:
         return average_mirrored(both, b, self.model.cfg.input_size, self.layout.mirror_array())
 
     def inference(self, image: np.ndarray, boxes=None, batch_size: int = 8,
-                  recrop: bool | None = None) -> list[FaceResult]:
+                  recrop: bool | None = None, rolls=None) -> list[FaceResult]:
         """Landmarks and trace for every face of an RGB uint8 picture. boxes: face boxes
         [x0, y0, x1, y1] in the network's convention (tight landmark box); None runs the
         face detector. recrop (default: only for detector boxes) runs each face a second time
         on the tight box of its first points, the framing the network was trained on; the
         result, box and trace are those of the second pass. A detector box frames faces less
         consistently than an annotation: on the validation split the second pass took the
-        dlib-box inter-pupil error from 6.9 to 6.5% (`python -m bench.accuracy`)."""
+        dlib-box inter-pupil error from 6.9 to 6.5% (`python -m bench.accuracy`).
+
+        An eye-levelled model (config.level_eyes) always runs twice: the first pass's crop is
+        rotated by `rolls` (degrees per box; the detector's eye line when it found the faces,
+        upright otherwise), the second pass's crop is the levelled box of the first points."""
         if boxes is None:
             found = self.detect(image)
-            boxes, scores = [b for b, _ in found], [s for _, s in found]
+            boxes, scores = [d.box for d in found], [d.score for d in found]
+            rolls = [d.roll for d in found] if rolls is None else rolls
             recrop = True if recrop is None else recrop
         else:
             boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
             scores = [None] * len(boxes)
-        results = self._run(image, boxes, scores, batch_size)
-        if recrop and results:
+        level = self.model.cfg.level_eyes
+        angles = [float(a) for a in rolls] if (level and rolls is not None) else [0.0] * len(boxes)
+        results = self._run(image, boxes, angles, scores, batch_size)
+        if level and results:
+            second = [levelled_recrop(b, a, r.points, self.layout) for b, a, r in zip(boxes, angles, results)]
+            results = self._run(image, [b for b, _ in second], [a for _, a in second], scores, batch_size)
+        elif recrop and results:
             refined = [refined_box(b, r.points) for b, r in zip(boxes, results)]
-            results = self._run(image, refined, scores, batch_size)
+            results = self._run(image, refined, [0.0] * len(refined), scores, batch_size)
         return results
 
-    def _run(self, image: np.ndarray, boxes: list[np.ndarray], scores: list, batch_size: int) -> list[FaceResult]:
+    def first_pass(self, image: np.ndarray, boxes, rolls=None) -> list[FaceResult]:
+        """One pass of the network on the given boxes (rotated by rolls, degrees), without the
+        second pass that inference() adds: for benchmarks that report both."""
+        boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+        angles = [float(a) for a in rolls] if rolls is not None else [0.0] * len(boxes)
+        return self._run(image, boxes, angles, [None] * len(boxes), 8)
+
+    def _run(self, image: np.ndarray, boxes: list[np.ndarray], angles: list[float], scores: list,
+             batch_size: int) -> list[FaceResult]:
         size = self.model.cfg.input_size
         results: list[FaceResult] = []
         for start in range(0, len(boxes), batch_size):
             chunk = boxes[start : start + batch_size]
-            mats = [geometry.crop_matrix(b, size) for b in chunk]
+            mats = [geometry.crop_matrix(b, size, a) for b, a in zip(chunk, angles[start : start + batch_size])]
             crops = np.stack([geometry.warp(image, m, size) for m in mats])
             trace = self.run_crops(torch.from_numpy(crops).permute(0, 3, 1, 2))
             results += self._to_results(trace, chunk, mats, scores[start : start + batch_size])
@@ -243,3 +261,17 @@ def refined_box(box: np.ndarray, points: np.ndarray) -> np.ndarray:
     new_side = max(new[2] - new[0], new[3] - new[1])
     ok = np.isfinite(new).all() and 0.5 * side <= new_side <= 2.0 * side
     return new if ok else np.asarray(box, dtype=np.float64)
+
+
+def levelled_recrop(box: np.ndarray, angle: float, points: np.ndarray, layout: Layout) -> tuple[np.ndarray, float]:
+    """(box, roll) of an eye-levelled model's second pass: the levelled tight box of the first
+    pass's points, unless they collapsed or spread implausibly; then the first crop stays."""
+    if not np.isfinite(points).all():
+        return np.asarray(box, dtype=np.float64), angle
+    roll = geometry.eye_angle(*layout.eye_centres(points))
+    new = geometry.levelled_box(points, roll)
+    side = max(box[2] - box[0], box[3] - box[1])
+    new_side = max(new[2] - new[0], new[3] - new[1])
+    if 0.5 * side <= new_side <= 2.0 * side:
+        return new, roll
+    return np.asarray(box, dtype=np.float64), angle

@@ -91,7 +91,7 @@ def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp
     assert rc == 0
     rep = json.loads((tmp_path / "accuracy.json").read_text())
     assert rep["faces"] == FACES and rep["detected"] + len(rep["missed_by_detector"]) == FACES
-    assert rep["detected"] >= 1, "dlib's HOG detector found none of the first validation faces"
+    assert rep["detected"] >= 1, "YuNet found none of the first validation faces"
     assert set(rep["methods"]) == {"drr_truth", "drr_truth_mirror", "drr_truth_on_detected",
                                    "drr_detector_one_pass", "drr_detector", "drr_detector_mirror"}
     check_summary(rep["methods"]["drr_truth"], FACES, STAGES)
@@ -101,7 +101,9 @@ def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp
     assert rep["caveat"] is None and rep["dlib_model"] is None
     assert rep["speed_ms_per_face"]["drr_trace_batch1_ms"] > 0 and rep["speed_ms_per_face"]["dlib_predictor_ms"] is None
     assert len(rep["per_face_nme"]["inter-pupil"]) == FACES
-    rep["speed_ms_per_face"]["dlib_predictor_ms"] = 0.0  # the only null, by design without dlib
+    assert rep["speed_ms_per_face"]["yunet_detection_ms"] > 0 and rep["speed_ms_per_face"]["dlib_hog_detection_ms"] is None
+    # the only nulls, by design without dlib
+    rep["speed_ms_per_face"]["dlib_predictor_ms"] = rep["speed_ms_per_face"]["dlib_hog_detection_ms"] = 0.0
     rep["caveat"] = rep["dlib_model"] = rep["limit"] = None
     assert_all_finite(rep)
     for kind in ("inter-pupil", "inter-ocular"):
@@ -131,19 +133,23 @@ def test_accuracy_dlib_path_with_stand_in(tiny_checkpoint: Path, samples: list, 
     lo, hi = pts.min(1, keepdims=True), pts.max(1, keepdims=True)
     fake = StandInShapePredictor(((pts - lo) / (hi - lo)).mean(0))
     res = accuracy.run(predictor, samples, fake, progress=False)
-    det = int(res.detected.sum())
-    assert det >= 1 and fake.calls == det and res.dlib is not None and res.dlib.shape == (det, 1, 68, 2)
+    det, hog = int(res.detected.sum()), int(res.dlib_found.sum())
+    assert det >= 1 and hog >= 1, "YuNet and dlib's HOG should each find some of these real faces"
+    # dlib's predictor gets dlib's own HOG boxes, one call per face HOG found
+    assert fake.calls == hog and res.dlib is not None and res.dlib.shape == (hog, 1, 68, 2)
     rep = accuracy.build_report(res, predictor, accuracy.trace_speed(predictor, samples[0], 2), Path("stand-in"))
-    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector_one_pass", "drr_detector", "dlib_detector"}
-    check_summary(rep["methods"]["dlib_detector"], det, ["final"])
-    assert rep["methods"]["dlib_detector"]["faces"] == rep["methods"]["drr_detector"]["faces"]
-    expected = nme(res.dlib[:, 0], res.truth[res.detected], IBUG68).mean() * 100
+    assert set(rep["methods"]) == {"drr_truth", "drr_truth_on_detected", "drr_detector_one_pass", "drr_detector",
+                                   "drr_app_on_dlib_faces", "dlib_detector"}
+    check_summary(rep["methods"]["dlib_detector"], hog, ["final"])
+    both = int((res.detected & res.dlib_found).sum())
+    assert rep["methods"]["drr_app_on_dlib_faces"]["faces"] == both
+    expected = nme(res.dlib[:, 0], res.truth[res.dlib_found], IBUG68).mean() * 100
     assert rep["methods"]["dlib_detector"]["inter-pupil"]["nme"] == pytest.approx(expected)
     assert rep["caveat"] and rep["speed_ms_per_face"]["dlib_predictor_ms"] > 0
     rep["limit"] = 0
     assert_all_finite(rep)
     table = accuracy.format_report(rep)
-    assert "dlib 68, dlib boxes" in table and "Caveat" in table and "| S3 |" in table
+    assert "dlib 68, dlib HOG boxes" in table and "Caveat" in table and "| S3 |" in table
     accuracy.write_outputs(rep, res, tmp_path)
     assert len(next(csv.reader((tmp_path / "ced_inter-pupil.csv").open()))) == 4
 

@@ -455,14 +455,18 @@ def test_detection_matching_needs_overlap_not_just_a_near_centre():
     """A small spurious box around one eye (lfpw image_0601's case) lies near the face's centre
     but is not a detection of that face; the best-overlapping box is taken, and none below
     IoU 0.3."""
+    from model.detect import Detection
     from model.evaluate import box_iou, match_detection
+
+    def det(box, score):
+        return Detection(box, score, box, np.zeros((5, 2)))
 
     face = np.array([107.0, 96.0, 278.0, 288.0])
     eye_box = np.array([156.0, 90.0, 223.0, 157.0])
     assert box_iou(eye_box, face) < 0.3
-    assert match_detection([(eye_box, 0.2)], face) is None
-    good = face + np.array([8.0, -6.0, 12.0, 4.0])
-    other = face + 200.0
-    assert match_detection([(other, 1.5), (eye_box, 0.2), (good, 0.9)], face) is good
+    assert match_detection([det(eye_box, 0.2)], face) is None
+    good = det(face + np.array([8.0, -6.0, 12.0, 4.0]), 0.9)
+    other = det(face + 200.0, 1.5)
+    assert match_detection([other, det(eye_box, 0.2), good], face) is good
     assert match_detection([], face) is None
     assert box_iou(face, face) == 1.0
