@@ -39,6 +39,7 @@ class Status(str, Enum):
 
 HUMAN = (Status.CORRECTED, Status.APPROVED)
 ERROR_STATUS = "error"
+NO_FACE_STATUS = "no face found"  # the detector ran and found none: draw a box (B)
 
 
 class SaveError(OSError):
@@ -117,6 +118,8 @@ class ImageEntry:
             return Status.APPROVED.value
         if any(f.human for f in self.faces):
             return Status.CORRECTED.value
+        if self.predicted and not self.faces:
+            return NO_FACE_STATUS
         if self.predicted:
             return Status.PREDICTED.value
         return Status.PENDING.value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QMenu
 
+from model.detect import drawn_box_to_landmark_box
+
 from .commands import FaceEdit, FaceListEdit
 from .document import Face, FaceState, ImageEntry, Status
 from .workers import NOW, Job
@@ -168,7 +170,8 @@ class EditingMixin:
         e = self.entry
         if e is None:
             return
-        face = Face(box=np.asarray(box, float))
+        # a drawn box frames the face as a detector's does: convert it to the network's convention
+        face = Face(box=drawn_box_to_landmark_box(np.asarray(box, float)))
         self.stack_for(self.current).push(FaceListEdit(e, face, True, self.refresh))
         self.box_action.setChecked(False)
         self.canvas.box_mode = False

@@ -21,12 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document import ERROR_STATUS, ImageEntry, Status
+from .document import ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
 
 STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
-                Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050"}
+                Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050",
+                NO_FACE_STATUS: "#d070ff"}
 TO_CHECK = "to check"  # images with a face the model doubts
-FILTERS = ["all", TO_CHECK, Status.PENDING.value, Status.PREDICTED.value, Status.CORRECTED.value,
+FILTERS = ["all", TO_CHECK, Status.PENDING.value, Status.PREDICTED.value, NO_FACE_STATUS, Status.CORRECTED.value,
            Status.APPROVED.value, ERROR_STATUS]
 CHECK_ROLE = Qt.ItemDataRole.UserRole + 1
 

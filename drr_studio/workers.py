@@ -209,7 +209,8 @@ class PredictionWorker(QThread):
         t0 = time.perf_counter()
         try:
             boxes = None if job.boxes is None else [np.asarray(b, dtype=np.float64) for b in job.boxes]
-            results = predictor.inference(image, boxes=boxes)
+            # a box from the user (drawn, moved) frames a face loosely: always add the re-crop pass
+            results = predictor.inference(image, boxes=boxes, recrop=True)
         except Exception as exc:  # noqa: BLE001 - a model failure on one picture is a message
             self.predictFailed.emit(job, f"{job.path.name}: prediction failed ({describe_error(exc)})")
             return

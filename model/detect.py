@@ -129,6 +129,17 @@ def to_landmark_box(box: np.ndarray) -> np.ndarray:
     return np.array([cx - half, cy - half, cx + half, cy + half])
 
 
+def drawn_box_to_landmark_box(box: np.ndarray) -> np.ndarray:
+    """A box a person drags around a face spans it from the forehead to the chin, as YuNet's
+    box does, not the landmark box (brows to chin) the network is trained on: it is converted
+    with the detector's calibration, and the app then runs the re-crop pass on it."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    # the calibration is per box width; a drawn box may be any shape, so use its mean side
+    side = ((x1 - x0) + (y1 - y0)) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return to_landmark_box(np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]))
+
+
 def detect_faces(image: np.ndarray, min_score: float = SCORE_THRESHOLD) -> list[Detection]:
     """Every face of an RGB picture, best first, with its box in the network's convention.
     This is the one detector of drr-predict, drr-eval, the benchmarks and the app."""

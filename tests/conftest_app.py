@@ -91,7 +91,7 @@ class FakePredictor:
             out.append((np.array([cx - side / 2, h / 2 - side / 2, cx + side / 2, h / 2 + side / 2]), 1.0))
         return out
 
-    def inference(self, image: np.ndarray, boxes=None) -> list[FakeResult]:
+    def inference(self, image: np.ndarray, boxes=None, recrop=None) -> list[FakeResult]:
         if self.delay:
             time.sleep(self.delay)
         kind = "detect" if boxes is None else "boxes"

@@ -207,14 +207,37 @@ def test_draw_box_adds_face_and_delete(qtbot, open_window, tmp_path):
     wait_predicted(qtbot, w)
     key(w, Qt.Key.Key_B)
     assert w.canvas.box_mode
+    drawn = []
+    w.canvas.boxDrawn.connect(drawn.append)
     drag(qtbot, w, (10, 10), (70, 80))
     assert len(w.entry.faces) == 2
+    # a drawn box frames the face like the detector's box: it is stored in the network's convention
+    from model.detect import drawn_box_to_landmark_box
+
+    assert len(drawn) == 1 and np.allclose(w.entry.faces[1].box, drawn_box_to_landmark_box(drawn[0]))
     qtbot.waitUntil(lambda: w.entry.faces[1].points is not None, timeout=5000)
     assert w.entry.faces[1].points[:, 0].max() < 80
     key(w, Qt.Key.Key_Delete)
     assert len(w.entry.faces) == 1
     key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert len(w.entry.faces) == 2
+
+
+def test_a_picture_without_faces_gets_a_status_of_its_own(qtbot, open_window, tmp_path):
+    import cv2
+
+    folder = make_folder(tmp_path / "imgs", 1)
+    cv2.imwrite(str(folder / "blank.png"), np.full((200, 300, 3), 90, np.uint8))  # the fake finds no face
+    w = open_window([folder])
+    names = [e.path.name for e in w.document.entries]
+    w.go_to(names.index("blank.png"))
+    wait_predicted(qtbot, w)
+    assert w.entry.status == "no face found" and not w.entry.faces
+    row = w.image_panel.list.item(names.index("blank.png")).text()
+    assert row.endswith("[no face found]"), row
+    w.image_panel.filter.setCurrentText("no face found")
+    assert w.image_panel.visible_rows() == [names.index("blank.png")]
+    assert "No face found in blank.png" in w.statusBar().currentMessage()
 
 
 def test_bad_files_give_messages_and_the_rest_works(qtbot, open_window, tmp_path):
