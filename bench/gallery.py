@@ -3,7 +3,7 @@
     python -m bench.gallery                       # runs/gallery.png (runs/ is not committed)
     python -m bench.gallery --checkpoint my.pt --out /tmp/sheet.png --no-detector
 
-Every face of the validation split is predicted as the app does (dlib's detector, the re-crop
+Every face of the validation split is predicted as the app does (the YuNet detector, the re-crop
 pass, mirror averaging; --no-detector uses the annotation's box instead, --no-mirror one pass),
 its inter-pupil NME is measured, and the sheet shows the best, the median and the worst faces
 (--per-row of each), each with the model's points (green, joined as in the editor) and the

@@ -4,7 +4,7 @@ The app predicts each face twice, on the crop and on its mirror image, and shows
 (mirror averaging). Where the two passes disagree the points are often wrong: the flag
 (`FaceResult.needs_review`) marks faces whose passes lie further apart than
 `model.metrics.REVIEW_MIRROR_GAP` % of the eye distance. This script runs the app's pipeline
-(dlib boxes, re-crop, mirror averaging) on the validation split and reports, for several
+(YuNet boxes, re-crop, mirror averaging) on the validation split and reports, for several
 thresholds, how many faces are flagged and how many of the failures (inter-pupil NME > 8%)
 are among them.
 
@@ -61,11 +61,11 @@ def measure(predictor: Predictor, samples, quiet: bool = False) -> tuple[np.ndar
         except ImageError as exc:
             skipped.append(str(exc))
             continue
-        box = match_detection(predictor.detect(img), box_of_points(s.points))
-        if box is None:
+        found = match_detection(predictor.detect(img), box_of_points(s.points))
+        if found is None:
             skipped.append(f"{s.image}: no face detected")
             continue
-        r = predictor.inference(img, [box], recrop=True)[0]
+        r = predictor.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
         gaps.append(r.uncertainty)
         errors.append(float(nme(r.points[None], s.points[None], layout)[0] * 100))
     return np.array(gaps), np.array(errors), skipped

@@ -172,8 +172,8 @@ class Predictor:
         face detector. recrop (default: only for detector boxes) runs each face a second time
         on the tight box of its first points, the framing the network was trained on; the
         result, box and trace are those of the second pass. A detector box frames faces less
-        consistently than an annotation: on the validation split the second pass took the
-        dlib-box inter-pupil error from 6.9 to 6.5% (`python -m bench.accuracy`).
+        consistently than an annotation: on the validation split the second pass took an
+        earlier model's detector-box inter-pupil error from 6.9 to 6.5% (`python -m bench.accuracy`).
 
         An eye-levelled model (config.level_eyes) always runs twice: the first pass's crop is
         rotated by `rolls` (degrees per box; the detector's eye line when it found the faces,
