@@ -22,11 +22,12 @@ from model.layout import layout_for
 from model.metrics import auc, failure_rate, nme
 from model.onednn import native_bf16
 from model.pts import PtsError, read_pts
+from model.resources import DEFAULT_WEIGHTS, VAL_SPLIT, resource
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "300w_train"
-DEFAULT_SPLIT = REPO / "resources" / "val_split.txt"
-DEFAULT_CHECKPOINT = REPO / "resources" / "drr_default.pt"
+DEFAULT_SPLIT = resource(VAL_SPLIT)
+DEFAULT_CHECKPOINT = resource(DEFAULT_WEIGHTS)
 DEFAULT_OUT = REPO / "bench" / "results"
 KINDS = ("inter-pupil", "inter-ocular")
 

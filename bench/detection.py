@@ -32,8 +32,9 @@ from model import detect
 from model.evaluate import MIN_MATCH_IOU, box_iou
 from model.geometry import box_of_points
 from model.images import read_image
+from model.resources import SAMPLE, resource
 
-from .common import DEFAULT_DATA, DEFAULT_OUT, DEFAULT_SPLIT, REPO, dlib_hog_boxes, load_split, md_table, write_json
+from .common import DEFAULT_DATA, DEFAULT_OUT, DEFAULT_SPLIT, dlib_hog_boxes, load_split, md_table, write_json
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
 CANVAS = (1200, 1600)  # h, w
@@ -66,7 +67,7 @@ def face_free_pictures(rng: np.random.Generator) -> dict[str, np.ndarray]:
     yy, xx = np.mgrid[0:h, 0:w]
     stripes = ((xx // 12) % 2 * 255).astype(np.uint8)
     checker = (((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)
-    astronaut = read_image(REPO / "resources" / "astronaut.png")
+    astronaut = read_image(resource(SAMPLE))
     return {
         "blank frame": np.zeros((h, w, 3), np.uint8),
         "grey frame": np.full((h, w, 3), 128, np.uint8),

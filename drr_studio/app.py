@@ -10,7 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parent.parent / "resources" / "astronaut.png"
+from model.resources import SAMPLE as SAMPLE_PICTURE
+from model.resources import resource
+
+SAMPLE = resource(SAMPLE_PICTURE)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

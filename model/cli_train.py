@@ -15,9 +15,10 @@ from .export import main as export_main
 from .finetune import FineTuneOptions, fine_tune
 from .losses import REGRESSION_LOSSES
 from .onednn import PRECISIONS
+from .resources import VAL_SPLIT, resource
 from .train import TrainOptions, train
 
-DEFAULT_SPLIT = Path(__file__).resolve().parent.parent / "resources" / "val_split.txt"
+DEFAULT_SPLIT = resource(VAL_SPLIT)
 
 
 def split_samples(samples, val_split: str | None, val_fraction: float, seed: int):

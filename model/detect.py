@@ -17,12 +17,13 @@ import argparse
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-DETECTOR_MODEL = Path(__file__).resolve().parent.parent / "resources" / "face_detection_yunet_2023mar.onnx"
+from .resources import DETECTOR, resource
+
+DETECTOR_MODEL = resource(DETECTOR)
 
 # landmark-box centre offset and side, in units of the YuNet box width (python -m model.detect --calibrate)
 # on the 1,810 training faces (all found): {'dx': -0.0003, 'dy': 0.1645, 'side': 1.0464}

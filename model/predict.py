@@ -23,8 +23,9 @@ from .layout import Layout, can_mirror, layout_for
 from .metrics import REVIEW_MIRROR_GAP, normaliser
 from .network import DRR, Trace
 from .onednn import PRECISIONS, native_bf16, pack_backbone, pack_conv
+from .resources import DEFAULT_WEIGHTS, resource
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "drr_default.pt"
+DEFAULT_CHECKPOINT = resource(DEFAULT_WEIGHTS)
 
 
 def keep_freed_memory() -> bool:

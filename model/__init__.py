@@ -1,0 +1,2 @@
+"""DRR, Deep Recurrent Regression for facial landmarks (Lai et al.): the network, its training,
+evaluation and prediction. `model.predict.Predictor` is the front door for inference."""
