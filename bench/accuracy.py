@@ -48,7 +48,7 @@ from model.detect import detect_faces
 from model.evaluate import MIN_MATCH_IOU, box_iou, match_detection, write_ced
 from model.geometry import box_of_points
 from model.images import read_image
-from model.onednn import PRECISIONS
+from model.inference import PRECISIONS
 from model.predict import Predictor
 
 from .common import (

@@ -18,9 +18,9 @@ import torch
 from model import geometry
 from model.data import Sample, read_name_list
 from model.images import IMAGE_SUFFIXES
+from model.inference import keep_freed_memory, native_bf16
 from model.layout import layout_for
 from model.metrics import auc, failure_rate, nme
-from model.onednn import native_bf16
 from model.pts import PtsError, read_pts
 from model.resources import DEFAULT_WEIGHTS, VAL_SPLIT, resource
 
@@ -117,6 +117,7 @@ def pick_device(name: str | None) -> str:
 
 def set_threads(n: int = 0) -> int:
     """Use n CPU threads (0 = every core this process may run on)."""
+    keep_freed_memory()  # every benchmark predicts in a loop, as the CLI tools do
     if n <= 0:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(n)

@@ -24,7 +24,6 @@ each other): measure on an idle machine, or compare with --threads 1.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from contextlib import nullcontext
 
@@ -74,19 +73,19 @@ def devices(choice: str) -> list[str]:
 def measure(model: DRR, device: str, dtype: str, batch: int, opts: argparse.Namespace) -> dict:
     """ms/face of the backbone and of the full trace for one setting. dtype is the Predictor's
     precision (bf16: backbone and conv8 in bfloat16); on CUDA bf16 means autocast."""
-    model = copy.deepcopy(model)  # the Predictor rounds the weights in place for bf16
     cuda_bf16 = device == "cuda" and dtype == "bf16"
     predictor = Predictor(model, device=device, precision="fp32" if cuda_bf16 else dtype)
     size = model.cfg.input_size
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(device)
-    xn = ((x - model.pixel_mean) / model.pixel_std).to(model.backbone.dtype)
+    frozen = predictor.model  # the frozen copy the Predictor runs (model.inference)
+    xn = ((x - frozen.pixel_mean) / frozen.pixel_std).to(frozen.dtype)
     if device == "cpu":
         xn = xn.contiguous(memory_format=torch.channels_last)
     amp = torch.autocast(device_type=device, dtype=torch.bfloat16) if cuda_bf16 else nullcontext()
     kw = dict(warmup=opts.warmup, repeats=opts.repeats, max_seconds=opts.max_seconds, sync=synchroniser(device))
     with torch.inference_mode(), amp:
-        bb = time_ms(lambda: model.backbone(xn), **kw)
+        bb = time_ms(lambda: frozen.backbone(xn), **kw)
         full = time_ms(lambda: predictor.run_crops(x), **kw)
     return {
         "backbone_ms_per_face": bb["median_ms"] / batch, "full_ms_per_face": full["median_ms"] / batch,

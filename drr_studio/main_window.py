@@ -402,7 +402,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         dev = str(getattr(predictor, "device", "cpu"))
         where = "GPU" if dev.startswith("cuda") else "CPU"
         mirrored = ", mirror-averaged" if getattr(predictor, "mirror_average", False) else ""
-        # bf16 on CPUs with native bf16 (model.predict.resolve_precision), said so it is no surprise
+        # bf16 on CPUs with native bf16 (model.inference.resolve_precision), said so it is no surprise
         bf16 = ", bf16" if getattr(predictor, "precision", "fp32") == "bf16" else ""
         self.status_model.setText(f"Model: {predictor.name} ({where}{bf16}{mirrored})")
         self.status_model.setToolTip(str(getattr(predictor, "path", "")))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .onednn import PackedBackbone
-
 
 def _conv(cin: int, cout: int, k: int, bn: bool, dilation: int = 1) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=not bn)]
@@ -61,39 +59,8 @@ class Backbone(nn.Module):
         self.deconv_channels = deconv_channels or (_w(96, width) if kind == "small" else 96)
         self.deconv6 = _deconv(cin, self.deconv_channels, bn)
         self.deconv7 = _deconv(self.deconv_channels, self.deconv_channels, bn)
-        self.packed: PackedBackbone | None = None
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The weights' type: float32, or bfloat16 after Predictor(precision="bf16")."""
-        return self.deconv7[0].weight.dtype
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # the Predictor may attach a packed oneDNN pass for CPU inference (model/onednn.py)
-        if self.packed is not None and not self.training and self.packed.accepts(x):
-            return self.packed(x)
-        return self.forward_eager(x)
-
-    def forward_eager(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d6 = self.deconv6(self.features(x))
         return d6, self.deconv7(d6)
 
-
-@torch.no_grad()
-def fold_batch_norm(seq: nn.Module) -> None:
-    """Fold every BatchNorm into the (de)convolution before it, in place (inference only):
-    the same function with one pass over the maps fewer per layer."""
-    for module in seq.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        layers = list(module)
-        for i in range(len(layers) - 1):
-            conv, bn = layers[i], layers[i + 1]
-            if not isinstance(bn, nn.BatchNorm2d) or not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
-                continue
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
-            conv.weight.mul_(scale.reshape(shape))
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
-            module[i + 1] = nn.Identity()

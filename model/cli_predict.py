@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError
 from .images import ImageError, is_image_file, list_images, read_image
+from .inference import PRECISIONS, keep_freed_memory
 from .metrics import REVIEW_MIRROR_GAP
-from .onednn import PRECISIONS
 from .predict import FaceResult, Predictor
 from .pts import write_pts
 
@@ -92,6 +92,7 @@ def draw_faces(path: Path, image: np.ndarray, results: list[FaceResult], layout)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drr-predict", description=__doc__)
+    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
     ap.add_argument("images", nargs="+", help="pictures or folders of pictures")
     ap.add_argument("--out", required=True, help="folder for the .pts files")
     ap.add_argument("--boxes", help="JSON mapping a file name to its face box [x0, y0, x1, y1] (pixels)")

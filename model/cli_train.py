@@ -13,8 +13,8 @@ from .config import PRESETS
 from .data import find_samples, read_name_list, split_by_names
 from .export import main as export_main
 from .finetune import FineTuneOptions, fine_tune
+from .inference import PRECISIONS
 from .losses import REGRESSION_LOSSES
-from .onednn import PRECISIONS
 from .resources import VAL_SPLIT, resource
 from .train import TrainOptions, train
 

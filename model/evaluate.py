@@ -18,9 +18,9 @@ from .checkpoint import CheckpointError
 from .data import Sample, find_samples, read_name_list
 from .detect import Detection
 from .images import ImageError, read_image
+from .inference import PRECISIONS, keep_freed_memory
 from .layout import layout_for
 from .metrics import auc, ced, failure_rate, nme
-from .onednn import PRECISIONS
 from .predict import Predictor
 
 
@@ -149,6 +149,7 @@ def write_ced(curves: dict[str, np.ndarray], csv_path: Path, png_path: Path | No
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drr-eval", description=__doc__)
+    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
     ap.add_argument("data", nargs="+", help="folders of pictures with same-stem .pts")
     ap.add_argument("--checkpoint", help="default: the shipped model")
     ap.add_argument("--names", help="evaluate only these names (e.g. resources/val_split.txt)")

@@ -13,8 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .onednn import PackedConv
-
 
 def to_map(points: torch.Tensor, stride: int) -> torch.Tensor:
     """Input-pixel coordinates -> heatmap-pixel coordinates (both pixel-centre)."""
@@ -48,14 +46,6 @@ class Conv8(nn.Module):
         if self.prior is not None:
             nn.init.zeros_(self.prior.weight)
         self._grid: torch.Tensor | None = None
-        self.packed: PackedConv | None = None  # set by the Predictor for CPU inference (onednn.py)
-
-    @torch.no_grad()
-    def fold_scale(self) -> None:
-        """Inference only: multiply the logit scale into the weights (one pass fewer)."""
-        self.conv.weight.mul_(self.logit_scale)
-        self.conv.bias.mul_(self.logit_scale)
-        self.logit_scale = 1.0
 
     @torch.no_grad()
     def init_prior(self, mean: torch.Tensor, std: torch.Tensor, size: int, stride: int = 1) -> None:
@@ -83,47 +73,12 @@ class Conv8(nn.Module):
         return g.to(like.dtype)
 
     def prior_map(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
-        """The position prior (1, p, H, W); it does not depend on the picture, so outside
-        training it is computed once and kept until the weights change."""
+        """The position prior (1, p, H, W); it does not depend on the picture."""
         assert self.prior is not None
-        if self.training or torch.is_grad_enabled():
-            return self.prior(self._coords(h, w, like))
-        key = (h, w, like.device, like.dtype, self.prior.weight._version, self.prior.weight.data_ptr())
-        if getattr(self, "_prior_key", None) != key:
-            with torch.inference_mode(False), torch.no_grad():
-                self._prior_cache = self.prior(self._coords(h, w, like)).to(like.dtype)
-            self._prior_key = key
-        return self._prior_cache
-
-    def _inference_logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.conv.weight.dtype)  # bf16 under Predictor(precision="bf16")
-        if self.conv.kernel_size == (1, 1) and x.is_contiguous(memory_format=torch.channels_last):
-            # a 1x1 conv is one product per face: weights (p, C) times the channels-last
-            # pixels (C, H W) taken as a transposed view, which writes (p, H W) maps directly
-            b, c, h, w = x.shape
-            pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)
-            out = torch.matmul(self.conv.weight.reshape(1, -1, c), pixels)
-            out.add_(self.conv.bias[:, None])
-            return out.reshape(b, -1, h, w).float()
-        if self.packed is not None and self.packed.accepts(x):
-            # oneDNN's convolution is fastest on channels-last maps; its channels-last result
-            # is turned to plain fp32 maps in one copy (0.3 ms in all at bf16, against 0.5 ms
-            # for an fp32 convolution on plain maps)
-            return self.packed(x).to(torch.float32, memory_format=torch.contiguous_format)
-        return self.conv(x.contiguous()).float()
+        return self.prior(self._coords(h, w, like))
 
     def forward(self, deconv7: torch.Tensor) -> torch.Tensor:
         """Logits (B, p, H, W), contiguous; softmax over pixels gives the probability maps."""
-        if not (self.training or torch.is_grad_enabled()):
-            # inference: the convolution writes plain (B, p, H, W) maps straight away, and the
-            # prior is added in place; turning a channels-last result around cost more than
-            # the convolution itself at batch 1
-            out = self._inference_logits(deconv7)
-            if self.logit_scale != 1.0:
-                out.mul_(self.logit_scale)
-            if self.prior is not None:
-                out.add_(self.prior_map(out.shape[-2], out.shape[-1], out))
-            return out
         # contiguous (not channels-last): the softmax and arg-max run over each map's pixels
         out = (self.conv(deconv7) * self.logit_scale).contiguous()
         if self.prior is not None:
@@ -158,11 +113,5 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 def argmax_shape(logits: torch.Tensor, stride: int = 1) -> torch.Tensor:
     """S_hat: the arg-max pixel of each map, (B, p, 2) as (x, y) in input pixels."""
     b, p, h, w = logits.shape
-    flat = logits.reshape(b, p, h * w)
-    if flat.device.type == "cpu" and flat.dtype == torch.float32 and not flat.requires_grad:
-        # numpy's arg-max is about 7x faster than torch's here (0.02 vs 0.14 ms for 68 maps of
-        # 64 x 64); both return the first maximum
-        idx = torch.from_numpy(flat.numpy().argmax(-1))
-    else:
-        idx = flat.argmax(-1)
+    idx = logits.reshape(b, p, h * w).argmax(-1)
     return from_map(torch.stack([(idx % w).float(), (idx // w).float()], dim=-1), stride)

@@ -67,8 +67,7 @@ class DRR(nn.Module):
 
     def forward(self, images: torch.Tensor, init_override: torch.Tensor | None = None) -> Trace:
         """images: (B, 3, S, S) RGB 0..255 float. init_override replaces S^0 (ablations)."""
-        x = ((images - self.pixel_mean) / self.pixel_std).to(self.backbone.dtype)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = ((images - self.pixel_mean) / self.pixel_std).contiguous(memory_format=torch.channels_last)
         d6, d7 = self.backbone(x)
         logits = self.conv8(d6 if self.cfg.heatmap_stride == 2 else d7)
         s_hat = argmax_shape(logits, self.cfg.heatmap_stride)

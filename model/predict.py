@@ -6,8 +6,6 @@ mapped back to picture coordinates, so the CLI, the evaluation and the app read 
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,43 +13,16 @@ import numpy as np
 import torch
 
 from . import geometry
-from .backbone import fold_batch_norm
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import DRRConfig
 from .detect import Detection, detect_faces
+from .inference import FrozenDRR, freeze, resolve_precision
 from .layout import Layout, can_mirror, layout_for
 from .metrics import REVIEW_MIRROR_GAP, normaliser
 from .network import DRR, Trace
-from .onednn import PRECISIONS, native_bf16, pack_backbone, pack_conv
 from .resources import DEFAULT_WEIGHTS, resource
 
 DEFAULT_CHECKPOINT = resource(DEFAULT_WEIGHTS)
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed blocks of up to 64 MB for reuse instead of handing them back
-    to the system. Every forward pass allocates maps of a few hundred kB; by default each
-    comes fresh from the kernel and is paid for again in page faults, which cost about a
-    quarter of a batch-1 prediction here (measured with bench/speed.py). The price is that
-    the process keeps its peak memory (tens of MB for this model). Linux with glibc only;
-    elsewhere this does nothing and returns False."""
-    if sys.platform != "linux":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 64 << 20)) and bool(libc.mallopt(m_trim_threshold, 128 << 20))
-    except (OSError, AttributeError):
-        return False
-
-def resolve_precision(precision: str, device: str) -> str:
-    """auto: bf16 backbone on a CPU with native bf16, fp32 everywhere else."""
-    if precision not in PRECISIONS:
-        raise CheckpointError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if device == "cpu" and native_bf16() else "fp32"
-    return precision
-
 
 __all__ = ["Predictor", "FaceResult", "CheckpointError", "DEFAULT_CHECKPOINT"]
 
@@ -83,37 +54,24 @@ class FaceResult:
 
 
 class Predictor:
-    def __init__(self, model: DRR, path: Path | None = None, meta: dict | None = None,
+    """load -> freeze -> crop, run, map back. The network given is never changed: the
+    Predictor runs a frozen copy of it (model.inference.freeze)."""
+
+    def __init__(self, model: DRR | FrozenDRR, path: Path | None = None, meta: dict | None = None,
                  device: str | None = None, mirror_average: bool = False, precision: str = "auto") -> None:
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = dev
-        # precision "bf16": the backbone's and conv8's weights and maps in bfloat16, and the
-        # refiner's matrix-vector products with fp16 weights (the shipped file stores fp16;
-        # bf16 products were slower). The arg-max, LayerNorm, LSTM state and shapes stay fp32.
-        # On a CPU with native bf16 this is faster (bench/speed.py) and moves the validation
-        # error by 0.01 (README, "Speed").
-        self.precision = resolve_precision(precision, dev)
-        if self.precision == "fp32" and model.backbone.dtype == torch.bfloat16:
-            # the weights were rounded in place by an earlier bf16 Predictor
-            raise CheckpointError("this model's weights are already bf16: load the checkpoint again for fp32")
-        if dev == "cpu":
-            keep_freed_memory()
-        # BatchNorm folded into the convolutions: same outputs, fewer passes. The predictor's
-        # model is for inference only; training always starts from a checkpoint file.
-        fold_batch_norm(model.backbone)
-        model.conv8.fold_scale()
-        model.refiner.fuse_for_inference()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        model.backbone.to(dtype)
-        model.conv8.conv.to(dtype)
-        model.refiner.set_product_dtype(torch.float16 if self.precision == "bf16" else torch.float32)
-        self.model = model.to(dev).eval()
-        cfg = model.cfg
-        conv8_input = [1, model.backbone.deconv_channels, cfg.input_size // cfg.heatmap_stride,
-                       cfg.input_size // cfg.heatmap_stride]
-        cpu = dev == "cpu"
-        model.backbone.packed = pack_backbone(model.backbone, cfg.input_size) if cpu else None
-        model.conv8.packed = pack_conv(model.conv8.conv, conv8_input) if cpu else None
+        try:
+            self.precision = resolve_precision(precision, dev)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+        if isinstance(model, FrozenDRR):  # another front door to an already frozen copy
+            if model.precision != self.precision:
+                raise CheckpointError(f"this frozen model is {model.precision}, not {self.precision}: "
+                                      "freeze the network again")
+            self.model = model.to(dev)
+        else:
+            self.model = freeze(model, self.precision, dev)
         # mirror_average: also run the mirrored crop and average the two shapes at every step
         # (test-time augmentation; the two crops go through the network as one batch)
         self.mirror_average = mirror_average

@@ -3,15 +3,11 @@
 For each landmark, the C channels of the feature map are max-pooled over a b x b box around
 it, giving a C-vector per landmark. The box of a point at x covers the b pixels starting at
 c - b // 2 with c = floor(x + 0.5) (centred for odd b), clipped to the map; a point outside the
-map is first moved to the nearest edge pixel. Two equal implementations, chosen by speed:
-- inference: the box maxima of the whole map are computed once per forward, separably (b - 1
-  element-wise maxima along x, then along y: a 3 x 3 max-pool cost five times more), and each
-  of the K steps is one gather of p rows of the channels-last map;
-- training: each step gathers only the b x b pixels of the p boxes and takes their max, because
-  the backward of whole-map maxima cost a tenth of a training step, the box gather's almost
-  nothing.
-Gradients go to the arg-max feature of each box; the coordinates get none (they are only used
-as indices).
+map is first moved to the nearest edge pixel. Each step gathers the b x b pixels of the p boxes
+and takes their max (the backward of whole-map maxima cost a tenth of a training step, this
+gather's almost nothing; inference.BoxMaxGather computes the whole map's box maxima once
+instead). Gradients go to the arg-max feature of each box; the coordinates get none (they are
+only used as indices).
 """
 
 from __future__ import annotations
@@ -19,28 +15,7 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 import torch
-
-
-def box_maxima(features: torch.Tensor, box: int) -> torch.Tensor:
-    """Max over every b x b window, same size as the map: entry [i, j] covers rows
-    i - b//2 .. i - b//2 + b - 1 (and likewise columns), clipped to the map. Separable, each
-    shift an in-place maximum of overlapping views (no padded copy)."""
-    if box == 1:
-        return features
-    lo, hi = box // 2, box - 1 - box // 2
-    rows = features.clone()
-    for d in range(1, lo + 1):
-        torch.maximum(rows[..., d:], features[..., :-d], out=rows[..., d:])
-    for d in range(1, hi + 1):
-        torch.maximum(rows[..., :-d], features[..., d:], out=rows[..., :-d])
-    out = rows.clone()
-    for d in range(1, lo + 1):
-        torch.maximum(out[..., d:, :], rows[..., :-d, :], out=out[..., d:, :])
-    for d in range(1, hi + 1):
-        torch.maximum(out[..., :-d, :], rows[..., d:, :], out=out[..., :-d, :])
-    return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -59,16 +34,13 @@ def _constants(box: int, h: int, w: int, device: torch.device) -> tuple[torch.Te
 
 
 class BoxGather:
-    """SIP on one feature map (B, C, H, W): prepared once per forward, then one gather per step
-    (of box maxima at inference, of the box pixels when gradients are needed)."""
+    """SIP on one feature map (B, C, H, W): prepared once per forward, then one gather of the
+    box pixels per step."""
 
     def __init__(self, features: torch.Tensor, box: int, scale: float = 1.0) -> None:
         b, c, h, w = features.shape
-        self.per_box = torch.is_grad_enabled() and features.requires_grad
-        # box maxima in fp32: element-wise maxima of bf16 maps were slower than converting first
-        pooled = features if self.per_box else box_maxima(features.float(), box)
         # rows of C-vectors (B H W, C): a view for channels-last maps, a copy otherwise
-        self.rows = pooled.permute(0, 2, 3, 1).reshape(b * h * w, c)
+        self.rows = features.permute(0, 2, 3, 1).reshape(b * h * w, c)
         self.offsets, self.lower, self.upper, self.stride = _constants(box, h, w, features.device)
         # first row of each face's map, added only for batches of several faces
         self.base = (torch.arange(b, device=features.device, dtype=torch.float32) * (h * w))[:, None] if b > 1 else None
@@ -90,29 +62,6 @@ class BoxGather:
         return flat.long()
 
     @torch.no_grad()
-    def index(self, points: torch.Tensor) -> torch.Tensor:
-        """Row index (B, p) of the box centre of every point (B, p, 2)."""
-        if points.device.type == "cpu" and points.dtype == torch.float32:
-            return self._index_numpy(points)
-        return self._flat(self._centre(points))
-
-    def _index_numpy(self, points: torch.Tensor) -> torch.Tensor:
-        """index() in numpy, with the same float32 roundings: the seven tiny element-wise
-        operations cost about a microsecond each here against 3-5 us each through torch, and
-        the refiner runs them at each of its eight steps."""
-        p = points.detach().numpy()
-        if self.scale != 1.0:
-            centre = np.floor(p * np.float32(self.scale) + np.float32(self.shift))
-        else:
-            centre = np.floor(p + np.float32(0.5))
-        upper = self.upper.numpy()
-        np.clip(centre, 0.0, upper, out=centre)
-        flat = (centre[..., 0] + centre[..., 1] * (upper[0] + 1)).astype(np.int64)
-        if self.base is not None:
-            flat += self.base.numpy().astype(np.int64).reshape(-1, *([1] * (flat.ndim - 1)))
-        return torch.from_numpy(flat)
-
-    @torch.no_grad()
     def box_index(self, points: torch.Tensor) -> torch.Tensor:
         """Row indices (B, p, b*b) of every pixel of every point's box. Clamping each box pixel
         to the map repeats edge pixels, which leaves the max unchanged."""
@@ -121,12 +70,9 @@ class BoxGather:
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """SIP features (B, p, C)."""
-        if self.per_box:
-            idx = self.box_index(points)
-            b, p, n = idx.shape
-            return self.rows.index_select(0, idx.reshape(-1)).reshape(b, p, n, -1).amax(2)
-        idx = self.index(points)
-        return self.rows.index_select(0, idx.reshape(-1)).reshape(*idx.shape, -1).float()
+        idx = self.box_index(points)
+        b, p, n = idx.shape
+        return self.rows.index_select(0, idx.reshape(-1)).reshape(b, p, n, -1).amax(2)
 
 
 def sip(features: torch.Tensor, points: torch.Tensor, box: int, scale: float = 1.0) -> torch.Tensor:

@@ -21,11 +21,11 @@ from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import PRESETS, DRRConfig
 from .data import FaceDataset, Sample
 from .ema import WeightAverage
+from .inference import PRECISIONS, native_bf16
 from .layout import can_mirror, layout_for
 from .losses import drr_loss
 from .metrics import nme
 from .network import DRR
-from .onednn import PRECISIONS, native_bf16
 
 
 @dataclass

@@ -90,14 +90,15 @@ def test_conv8_inference_path_matches_training_form(kernel):
     head = Conv8(6, 5, coord_prior=True, kernel=kernel).eval()
     head.init_prior(torch.rand(5, 2) * 30 + 10, torch.full((5, 2), 6.0), 48, stride=2)
     torch.nn.init.normal_(head.conv.weight, std=0.1)
+    from model.inference import FrozenConv8
+
     x = torch.randn(2, 6, 24, 24).contiguous(memory_format=torch.channels_last)
-    ref = head(x).detach()  # gradient mode: the training path
+    ref = head(x).detach()  # the training form
+    frozen = FrozenConv8(head, 24, torch.float32)
     with torch.inference_mode():
-        out = head(x)
-        head.fold_scale()
-        folded = head(x)
-    assert out.is_contiguous() and torch.allclose(out, ref, atol=1e-4)
-    assert torch.allclose(folded, ref, atol=1e-4)
+        out = frozen(x)
+    assert out.is_contiguous() and out.dtype == torch.float32 and torch.allclose(out, ref, atol=1e-4)
+    assert head.logit_scale == Conv8.LOGIT_SCALE  # the layer itself is left as it was
 
 
 def test_flip_permutation_is_an_involution_that_swaps_the_eyes():
@@ -225,9 +226,13 @@ def test_predictor_folding_keeps_the_trace(stride, extra):
     x = torch.rand(2, 3, 128, 128) * 255
     with torch.no_grad():
         ref = model(x)
-    predictor = Predictor(copy.deepcopy(model), device="cpu", precision="fp32")
-    assert predictor.model.backbone.packed is not None and predictor.model.conv8.packed is not None
+    before = copy.deepcopy(model.state_dict())
+    predictor = Predictor(model, device="cpu", precision="fp32")
     fast = predictor.run_crops(x)
+    # freeze(m)(x) == m(x), and the Predictor never changes the network it was given
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert torch.equal(fast.candidate_index, ref.candidate_index)
     assert torch.allclose(fast.logits, ref.logits, atol=1e-3)
     assert (ref.shapes[:, -1] - ref.shapes[:, 0]).abs().max() > 1.0
@@ -317,16 +322,17 @@ def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
 
 
 def test_sip_indices_stay_exact_under_bf16_autocast():
-    from model.sip import BoxGather
+    from model.inference import BoxMaxGather
 
     torch.manual_seed(0)
     f = torch.randn(2, 4, 64, 64)
     pts = torch.rand(2, 68, 2) * 64
-    g = BoxGather(f, 3)
+    g = BoxMaxGather(f, 3)
     ref, ref_box = g.index(pts), g.box_index(pts)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(g.index(pts), ref) and torch.equal(g.box_index(pts), ref_box)
         assert torch.allclose(sip(f, pts, 3), sip_brute_force(f, pts, 3))
+        assert torch.allclose(g(pts), sip_brute_force(f, pts, 3))  # the inference form too
 
 
 def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
@@ -367,7 +373,7 @@ def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
 
 
 def test_channels_last_2x2_pooling_matches_max_pool2d():
-    from model.onednn import max_pool_2x2
+    from model.inference import max_pool_2x2
 
     x = torch.randn(2, 5, 8, 6).contiguous(memory_format=torch.channels_last)
     x[0, 1, 2, 3] = float("nan")
@@ -379,22 +385,26 @@ def test_channels_last_2x2_pooling_matches_max_pool2d():
     assert torch.equal(max_pool_2x2(odd), torch.nn.functional.max_pool2d(odd, 2, 2))
 
 
-def test_packing_refuses_a_backbone_it_does_not_know():
-    from model.backbone import Backbone, fold_batch_norm
-    from model.onednn import pack_backbone
+def test_frozen_copy_folds_the_backbone_and_cannot_be_trained():
+    from model.inference import freeze
 
-    bb = Backbone("small", width=0.125).eval()
-    assert pack_backbone(bb, 64) is None  # BatchNorm not folded: keep the eager layers
-    fold_batch_norm(bb)
-    packed = pack_backbone(bb, 64)
-    assert packed is not None
+    torch.manual_seed(0)
+    model = DRR(DRRConfig(input_size=64, num_candidates=3))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    frozen = freeze(model, "fp32")
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.MaxPool2d)) for m in frozen.modules())
     x = torch.randn(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        for got, want in zip(packed(x), bb.forward_eager(x)):
+        for got, want in zip(frozen.backbone(x), model.backbone(x)):
             assert torch.allclose(got, want, atol=1e-4)
-        bb.packed = packed
-        assert bb(x)[1] is not None and packed.accepts(x)
-    assert not packed.accepts(x.contiguous()) and not packed.accepts(x.bfloat16())
+    assert not any(p.requires_grad for p in frozen.parameters())
+    with pytest.raises(RuntimeError, match="inference"):
+        frozen.train()
 
 
 def test_precision_option():
@@ -406,11 +416,14 @@ def test_precision_option():
     with pytest.raises(CheckpointError, match="precision"):
         Predictor(copy.deepcopy(model), device="cpu", precision="fp16")
     bf16 = Predictor(model, device="cpu", precision="bf16")
-    assert bf16.model.backbone.dtype == torch.bfloat16 and bf16.with_mirror_average(True).precision == "bf16"
+    assert bf16.model.dtype == torch.bfloat16 and bf16.with_mirror_average(True).precision == "bf16"
     trace = bf16.run_crops(torch.rand(1, 3, 128, 128) * 255)
     assert trace.logits.dtype == torch.float32 and trace.shapes.dtype == torch.float32
-    with pytest.raises(CheckpointError, match="already bf16"):
-        Predictor(model, device="cpu", precision="fp32")
+    # the network itself stays fp32: an fp32 front door can follow
+    assert model.backbone.deconv7[0].weight.dtype == torch.float32
+    assert Predictor(model, device="cpu", precision="fp32").model.dtype == torch.float32
+    with pytest.raises(CheckpointError, match="frozen model is bf16"):
+        Predictor(bf16.model, device="cpu", precision="fp32")
 
 
 def test_bf16_predictions_match_fp32_on_real_faces(shared_data):
@@ -442,10 +455,10 @@ def test_bf16_predictions_match_fp32_on_real_faces(shared_data):
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_sip_numpy_index_matches_the_torch_one(scale):
-    from model.sip import BoxGather
+    from model.inference import BoxMaxGather
 
     torch.manual_seed(0)
-    g = BoxGather(torch.randn(3, 4, 40, 50), 3, scale=scale)
+    g = BoxMaxGather(torch.randn(3, 4, 40, 50), 3, scale=scale)
     pts = torch.rand(3, 68, 2) * 140 - 20  # also outside the map, and on pixel edges
     pts[0, :10] = torch.arange(10, dtype=torch.float32)[:, None] - 0.5
     assert torch.equal(g._index_numpy(pts), g._flat(g._centre(pts)))
