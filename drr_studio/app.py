@@ -7,6 +7,8 @@ face with the default model's points.
 from __future__ import annotations
 
 import argparse
+import ctypes.util
+import os
 import sys
 from pathlib import Path
 
@@ -24,11 +26,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+# system libraries Qt's X11 platform plugin loads (Qt 6.5+), with their Debian/Ubuntu packages.
+# Without them Qt aborts with a long plugin message; we say what to install instead.
+QT_XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4",
+                    "xcb-keysyms": "libxcb-keysyms1", "xkbcommon-x11": "libxkbcommon-x11-0"}
+
+
+def missing_qt_libraries() -> list[str]:
+    """Packages to install before Qt can open a window on this Linux box (empty elsewhere, and
+    when another platform plugin such as offscreen or wayland was asked for)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or (platform and not platform.startswith("xcb")):
+        return []
+    return [pkg for lib, pkg in QT_XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
+
+
 def warm_up() -> None:
-    """Import torch and build the face detector before the window exists. Both hold Python's
-    GIL for a long time (torch's import ~1 s, the detector's first construction ~0.3 s): done in
-    the worker they would freeze the visible window instead; done here the window opens a
-    moment later and then never stutters."""
+    """Import torch and OpenCV's DNN module before the window exists: torch's import holds
+    Python's GIL for about a second, which done in the worker would freeze the visible window;
+    done here the window opens a moment later and then never stutters."""
     try:
         import numpy as np
 
@@ -42,6 +58,11 @@ def warm_up() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    missing = missing_qt_libraries()
+    if missing:
+        print(f"drr-studio: Qt cannot open a window without these system packages: {' '.join(missing)} "
+              f"(on Debian/Ubuntu: sudo apt-get install {' '.join(missing)})", file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow

@@ -388,6 +388,22 @@ def test_command_line(tmp_path):
     assert args.paths == [tmp_path] and args.output == tmp_path / "o" and args.checkpoint is None
 
 
+def test_missing_qt_system_library_is_one_clear_line(monkeypatch, capsys):
+    import ctypes.util
+
+    from drr_studio import app
+
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else real(name))
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert app.main([]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "libxcb-cursor0" in err and "apt-get install" in err and len(err.splitlines()) == 1
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # other platform plugins need none of them
+    assert app.missing_qt_libraries() == []
+
+
 def test_moving_a_face_box_runs_the_model_again(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
