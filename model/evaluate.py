@@ -3,10 +3,7 @@ the CED curve of a checkpoint on a folder of annotated pictures."""
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +11,9 @@ import numpy as np
 from tqdm import tqdm
 
 from . import geometry
-from .checkpoint import CheckpointError
-from .data import Sample, find_samples, read_name_list
+from .data import Sample
 from .detect import Detection
 from .images import ImageError, read_image
-from .inference import PRECISIONS, keep_freed_memory
 from .layout import layout_for
 from .metrics import auc, ced, failure_rate, nme
 from .predict import Predictor
@@ -145,67 +140,3 @@ def write_ced(curves: dict[str, np.ndarray], csv_path: Path, png_path: Path | No
     fig.tight_layout()
     fig.savefig(png_path)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="drr-eval", description=__doc__)
-    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
-    ap.add_argument("data", nargs="+", help="folders of pictures with same-stem .pts")
-    ap.add_argument("--checkpoint", help="default: the shipped model")
-    ap.add_argument("--names", help="evaluate only these names (e.g. resources/val_split.txt)")
-    ap.add_argument("--boxes", default="truth", help="'truth' (annotation box), 'detector', or a boxes.json")
-    ap.add_argument("--device", choices=["cpu", "cuda"])
-    ap.add_argument("--mirror-average", action="store_true",
-                    help="also run each face mirrored and average the two shapes (more accurate, slower)")
-    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
-                    help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
-    ap.add_argument("--json", help="write the summary as JSON here")
-    ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")
-    a = ap.parse_args(argv)
-    try:
-        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average, a.precision)
-    except CheckpointError as exc:
-        print(f"drr-eval: {exc}", file=sys.stderr)
-        return 2
-    samples, problems = find_samples(a.data, predictor.config.num_points)
-    for p in problems:
-        print(f"skipped: {p}", file=sys.stderr)
-    if a.names:
-        keep = read_name_list(a.names)
-        samples = [s for s in samples if s.name in keep]
-    if not samples:
-        print(f"drr-eval: no annotated pictures found in {', '.join(a.data)}", file=sys.stderr)
-        return 2
-    box_file = None
-    mode = a.boxes
-    if mode not in ("truth", "detector"):
-        try:
-            box_file = {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(Path(mode).read_text()).items()}
-        except (OSError, ValueError, TypeError) as exc:
-            print(f"drr-eval: {mode}: not a usable boxes file ({exc})", file=sys.stderr)
-            return 2
-        mode = "file"
-    try:
-        ev = evaluate(predictor, samples, mode, box_file)
-    except ValueError as exc:
-        print(f"drr-eval: {exc}", file=sys.stderr)
-        return 2
-    for s in ev.skipped:
-        print(f"skipped: {s}", file=sys.stderr)
-    summary = ev.summary()
-    summary["checkpoint"] = str(predictor.path)
-    summary["boxes"] = a.boxes
-    summary["mirror_average"] = predictor.mirror_average
-    print(f"{summary['faces']} faces ({summary['skipped']} skipped), checkpoint {predictor.path}")
-    print(format_table(summary))
-    if a.json:
-        Path(a.json).write_text(json.dumps(summary, indent=2))
-    if a.ced:
-        e = ev.errors("inter-pupil")
-        write_ced({predictor.name: e}, Path(a.ced + ".csv"), Path(a.ced + ".png"), "inter-pupil")
-        print(f"CED written to {a.ced}.csv and {a.ced}.png")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

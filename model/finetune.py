@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -24,20 +24,24 @@ from .train import TrainOptions, train
 
 
 @dataclass
-class FineTuneOptions:
-    checkpoint: str  # starting weights
-    models_dir: str  # where the new versioned checkpoint goes
-    held_out_fraction: float = 0.1
+class FineTuneOptions(TrainOptions):
+    """A fine-tune is a training run (every TrainOptions field applies) with its own defaults,
+    the starting checkpoint, and a held-out part of the faces instead of a split file."""
+
+    checkpoint: str = ""  # starting weights (drr-train --init)
+    models_dir: str = ""  # where the new versioned checkpoint goes (drr-train --out)
+    held_out_fraction: float = 0.1  # drr-train --val-fraction
+    name_prefix: str = "finetuned"
     # 10 epochs of 20 faces (30 steps) left the held-out error at the mercy of the seed;
     # 40 converge (bench/finetune.py)
     epochs: int = 40
-    max_minutes: float = 0.0
     lr: float = 3e-4
     batch_size: int = 8
-    train_layers: str = "all"  # or "refiner" (refiner + conv8 head)
-    seed: int = 0
-    device: str = "auto"
-    name_prefix: str = "finetuned"
+    # with a handful of faces, batch statistics of 8 faces would overwrite those of thousands
+    freeze_batchnorm: bool = True
+    # fp32 even where bf16 autocast is faster: a fine-tune is a few minutes of small updates,
+    # and under bf16 the test's tilted faces gained 5% instead of over 10%
+    precision: str = "fp32"
 
 
 @dataclass
@@ -70,7 +74,8 @@ def split_held_out(samples: list[Sample], fraction: float) -> tuple[list[Sample]
 
 # what a fine-tune keeps from the options the checkpoint was trained with: the same objective
 # (a model trained on the distance loss is not fine-tuned on the squared one) and augmentation
-INHERITED_OPTIONS = ("heatmap_weight", "regression_weight", "regression_loss", "regressor_lr_mult", "rotate_prob")
+INHERITED_OPTIONS = ("heatmap_weight", "regression_weight", "regression_loss", "regressor_lr_mult", "rotate_prob",
+                     "roll_jitter", "occlude_prob", "blur_prob")
 
 
 def training_objective(blob: dict) -> dict:
@@ -98,12 +103,10 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
     models.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".finetune-", dir=models))
     try:
-        # fp32 even where bf16 autocast is faster: a fine-tune is a few minutes of small updates,
-        # and under bf16 the test's tilted faces gained 5% instead of over 10%
-        topts = TrainOptions(out=str(work), init=str(opts.checkpoint), epochs=opts.epochs,
-                             max_minutes=opts.max_minutes, batch_size=opts.batch_size, lr=opts.lr,
-                             train_layers=opts.train_layers, seed=opts.seed, device=opts.device,
-                             freeze_batchnorm=True, precision="fp32", **training_objective(parent))
+        # every training option as given, the checkpoint's objective and augmentation kept
+        given = {f.name: getattr(opts, f.name) for f in fields(TrainOptions)}
+        topts = TrainOptions(**{**given, "out": str(work), "init": str(opts.checkpoint), "resume": False,
+                                **training_objective(parent)})
         run = train(topts, train_s, held, progress, should_stop)
         result.history = run.history
         if run.stopped:

@@ -26,8 +26,10 @@ def regression_losses(trace: Trace, target: torch.Tensor, size: int, kind: str =
     return torch.stack(losses)
 
 
-def drr_loss(trace: Trace, target: torch.Tensor, size: int, heatmap_weight: float = 1.0,
-             regression_weight: float = 100.0, regression_loss: str = "l2") -> tuple[torch.Tensor, dict[str, float]]:
+def drr_loss(trace: Trace, target: torch.Tensor, size: int, heatmap_weight: float, regression_weight: float,
+             regression_loss: str = "l2") -> tuple[torch.Tensor, dict[str, float]]:
+    """The weights have no defaults of their own: they are TrainOptions.heatmap_weight and
+    regression_weight."""
     hm = heatmap_loss(trace.logits, target, size // trace.logits.shape[-1])
     reg = regression_losses(trace, target, size, regression_loss)
     total = heatmap_weight * hm + regression_weight * reg.sum()

@@ -23,59 +23,67 @@ from .data import FaceDataset, Sample
 from .ema import WeightAverage
 from .inference import PRECISIONS, native_bf16
 from .layout import can_mirror, layout_for
-from .losses import drr_loss
+from .losses import REGRESSION_LOSSES, drr_loss
 from .metrics import nme
 from .network import DRR
+from .options import option
 
 
 @dataclass
 class TrainOptions:
-    out: str = "runs/default"
-    preset: str = "default"
-    overrides: dict = field(default_factory=dict)  # DRRConfig fields over the preset
-    init: str | None = None  # start from this checkpoint (fine-tuning)
-    resume: bool = False  # continue out/last.pt
-    epochs: int = 30
-    max_minutes: float = 0.0  # 0 = no time budget
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    heatmap_weight: float = 1.0
-    regression_weight: float = 20.0
-    regression_loss: str = "l2"  # "l2" (paper) or "distance" (see losses.py)
+    """Every training option, with its command-line help: drr-train's flags are made from these
+    fields (model/options.py), and FineTuneOptions inherits them."""
+
+    out: str = option("runs/default", "folder for best.pt, last.pt and log.jsonl")
+    preset: str = option("default", "architecture preset (model.config.PRESETS)", choices=tuple(sorted(PRESETS)))
+    overrides: dict = field(default_factory=dict)  # DRRConfig fields over the preset (drr-train's architecture flags)
+    init: str | None = option(None, "fine-tune from this checkpoint (its architecture and objective are kept)")
+    resume: bool = option(False, "continue OUT/last.pt")
+    epochs: int = option(30, "epochs (with --max-minutes, whichever ends first)")
+    max_minutes: float = option(0.0, "time budget in minutes; the learning-rate schedule fits it (0: none)")
+    batch_size: int = option(16, "faces per step")
+    lr: float = option(1e-3, "peak learning rate (AdamW, cosine schedule)")
+    weight_decay: float = option(1e-4, "AdamW weight decay")
+    heatmap_weight: float = option(1.0, "weight of conv8's cross-entropy")
+    regression_weight: float = option(20.0, "weight of the K steps' regression losses")
+    regression_loss: str = option("l2", "l2: squared error per step (paper); distance: Euclidean distance per "
+                                  "point (what NME measures; use a regression weight near 1)", choices=REGRESSION_LOSSES)
     # Adam moves every weight by ~lr per step even when its gradient is pure noise. The K
     # regressors see ~1000 inputs each and the later steps have little signal, so at the full
     # rate their weights random-walk and each late step added ~2 px of noise (S3 best, S8 worse
     # on training faces too). A lower rate for the regressors keeps that walk small.
-    regressor_lr_mult: float = 0.1
-    train_layers: str = "all"  # "all" or "refiner" (refiner + conv8 head; backbone frozen)
+    regressor_lr_mult: float = option(0.1, "learning-rate factor of the per-step regressors")
+    train_layers: str = option("all", "all, or refiner (refiner + conv8 head; backbone frozen)",
+                               choices=("all", "refiner"))
     # keep BatchNorm statistics as they are: with a handful of faces (fine-tuning) batch
     # statistics of 8 faces would overwrite what was learned from thousands
-    freeze_batchnorm: bool = False
-    augment: bool = True
-    rotate_prob: float = 0.7  # share of training crops rotated by one of data.ROTATIONS
+    freeze_batchnorm: bool = option(False, "keep the BatchNorm statistics as they are")
+    augment: bool = option(True, "no augmentation (crops from the annotation box as at test time)", flag="--no-augment")
+    rotate_prob: float = option(0.7, "share of training crops rotated by 5-30 degrees (data.ROTATIONS)")
     # eye-levelled models (DRRConfig.level_eyes): Gaussian roll residual, degrees. On the shared
     # crops the detector's eye line is within ~2 degrees of the annotation's at the median and
     # ~7 at the 90th percentile; a first pass's eye line is closer.
-    roll_jitter: float = 4.0
-    occlude_prob: float = 0.0  # share of training crops with an occluding box (data.py)
-    blur_prob: float = 0.0  # share of training crops blurred
+    roll_jitter: float = option(4.0, "with --level-eyes: Gaussian residual roll of training crops, degrees")
+    occlude_prob: float = option(0.0, "share of training crops with an occluding box of noise or flat colour")
+    blur_prob: float = option(0.0, "share of training crops blurred (Gaussian or motion)")
     # Rare head poses are where the shipped model fails (turned faces drawn nearer to frontal).
     # balance > 0 draws each epoch's faces with replacement, a face's chance proportional to
     # (faces in its nearest candidate shape's cluster) ** -balance: 0 = plain shuffling.
-    balance: float = 0.0
+    balance: float = option(0.0, "draw faces of rare head poses more often: weight (faces in the same candidate "
+                            "cluster) ** -BALANCE (0: plain shuffling)")
     # decay of an exponential moving average of the weights (0 = off); with it on, the
     # checkpoints' weights (what is validated, exported and shipped) are the average
-    ema: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0  # 0 = torch default
+    ema: float = option(0.0, "decay of a moving average of the weights, e.g. 0.999; the average is what is "
+                        "validated and saved (0: off)")
+    seed: int = option(0, "random seed")
+    device: str = option("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
+    threads: int = option(0, "CPU threads for torch (0: torch's default)")
     # bf16 autocast: "auto" uses it on CUDA and on CPUs with native bf16 (1.3x faster training
-    # steps on this project's AVX512-BF16 machine; emulated bf16 was slower than fp32)
-    precision: str = "auto"
+    # steps on an AVX512-BF16 machine; emulated bf16 was slower than fp32)
+    precision: str = option("auto", "bf16 autocast; auto: on CUDA and on CPUs with native bf16", choices=PRECISIONS)
     # background processes cutting and augmenting crops; 0 = in the training loop (the CPU
     # recipe: its two cores are busy with the model). A GPU waits on one Python loop.
-    workers: int = 0
+    workers: int = option(0, "processes preparing augmented crops (0: in the training loop; several on a GPU)")
 
 
 @dataclass

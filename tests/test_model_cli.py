@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from model.cli_predict import main as predict_main
+from model.cli.evaluate import main as eval_main
+from model.cli.predict import main as predict_main
 from model.config import DRRConfig
-from model.evaluate import main as eval_main
 from model.network import DRR
 from model.predict import Predictor
 from model.pts import read_pts
@@ -128,7 +128,7 @@ def test_eval_on_empty_folder_is_a_clear_error(tmp_path, tiny_checkpoint, capsys
 
 def test_train_command_exports_a_small_fp16_file(folder, tmp_path, capsys):
     from model.checkpoint import read_checkpoint
-    from model.cli_train import main as train_main
+    from model.cli.train import main as train_main
 
     d, _ = folder
     ship = tmp_path / "ship" / "model.pt"
@@ -141,3 +141,51 @@ def test_train_command_exports_a_small_fp16_file(folder, tmp_path, capsys):
     assert ship.stat().st_size < (tmp_path / "run" / "last.pt").stat().st_size
     model, _ = load_checkpoint(ship)
     assert model.cfg.heatmap_stride == 2 and model.cfg.input_size == 64
+
+
+def test_every_training_option_is_one_flag_made_from_its_dataclass_field():
+    """TrainOptions and DRRConfig are the one definition: drr-train has a flag per field with a
+    help text, and a given flag reaches the field unchanged."""
+    from dataclasses import fields
+
+    from model.cli.train import ARCH_PREFIX, parser
+    from model.config import DRRConfig
+    from model.options import given
+    from model.train import TrainOptions
+
+    ap = parser()
+    dests = {a.dest for a in ap._actions}
+    train_fields = [f.name for f in fields(TrainOptions) if "help" in f.metadata]
+    arch_fields = [f.name for f in fields(DRRConfig) if "help" in f.metadata]
+    assert set(train_fields) <= dests and {ARCH_PREFIX + n for n in arch_fields} <= dests
+    assert {"ema", "balance", "threads", "precision", "roll_jitter", "occlude_prob"} <= set(train_fields)
+    a = ap.parse_args(["--ema", "0.99", "--no-augment", "--lr", "0.002", "--dilations", "1", "2", "4",
+                       "--level-eyes", "--candidates", "7", "--initial-shape", "mean"])
+    opts = TrainOptions(**given(a, train_fields), overrides=given(a, arch_fields, ARCH_PREFIX))
+    assert opts.ema == 0.99 and opts.augment is False and opts.lr == 0.002 and opts.epochs == TrainOptions.epochs
+    assert opts.overrides == {"dilations": (1, 2, 4), "level_eyes": True, "num_candidates": 7, "init": "mean"}
+    DRRConfig(**opts.overrides)  # a valid architecture
+
+
+def test_fine_tune_honours_or_refuses_every_flag(monkeypatch, folder, tmp_path, capsys):
+    import model.cli.train as cli
+
+    seen = {}
+
+    def fake_fine_tune(opts, samples, progress=None):
+        seen["opts"] = opts
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(cli, "fine_tune", fake_fine_tune)
+    d, _ = folder
+    base = ["--init", "x.pt", "--data", str(d), "--out", str(tmp_path / "m")]
+    assert cli.main(base + ["--threads", "1", "--ema", "0.9", "--balance", "0.5", "--precision", "bf16",
+                            "--epochs", "3"]) == 2
+    o = seen["opts"]
+    assert (o.threads, o.ema, o.balance, o.precision, o.epochs) == (1, 0.9, 0.5, "bf16", 3)
+    assert o.checkpoint == "x.pt" and o.models_dir == str(tmp_path / "m") and o.lr == 3e-4  # fine-tune default
+    for refused in (["--width", "0.2"], ["--regression-weight", "5"], ["--rotate-prob", "0.5"], ["--resume"],
+                    ["--level-eyes"], ["--export", "a.pt"]):
+        seen.clear()
+        assert cli.main(base + refused) == 2
+        assert "cannot be used with --init" in capsys.readouterr().err and not seen

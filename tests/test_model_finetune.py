@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bench.finetune import tilted_validation_faces
-from model.cli_train import main as train_main
+from model.cli.train import main as train_main
 from model.data import find_samples
 from model.finetune import FineTuneOptions, fine_tune, split_held_out
 from model.predict import DEFAULT_CHECKPOINT

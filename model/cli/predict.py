@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError
-from .images import ImageError, is_image_file, list_images, read_image
-from .inference import PRECISIONS, keep_freed_memory
-from .metrics import REVIEW_MIRROR_GAP
-from .predict import FaceResult, Predictor
-from .pts import write_pts
+from ..checkpoint import CheckpointError
+from ..images import ImageError, is_image_file, list_images, read_image
+from ..inference import PRECISIONS, keep_freed_memory
+from ..metrics import REVIEW_MIRROR_GAP
+from ..predict import FaceResult, Predictor
+from ..pts import write_pts
 
 
 def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:

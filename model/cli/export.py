@@ -1,7 +1,7 @@
 """Turn a training checkpoint into a small file to ship: weights in fp16 (widened back to fp32 on
 load), no optimizer state, the training metadata kept.
 
-    python -m model.export runs/default/last.pt resources/drr_default.pt
+    python -m model.cli.export runs/default/last.pt resources/drr_default.pt
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m model.export", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m model.cli.export", description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("out")
     a = ap.parse_args(argv)

@@ -1,0 +1,81 @@
+"""drr-eval: inter-pupil and inter-ocular NME per step (S_hat, S0 .. SK), AUC@0.08, failure rate
+and CED of a checkpoint on annotated pictures (model.evaluate does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import CheckpointError
+from ..data import find_samples, read_name_list
+from ..evaluate import evaluate, format_table, write_ced
+from ..inference import PRECISIONS, keep_freed_memory
+from ..predict import Predictor
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="drr-eval", description=__doc__)
+    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
+    ap.add_argument("data", nargs="+", help="folders of pictures with same-stem .pts")
+    ap.add_argument("--checkpoint", help="default: the shipped model")
+    ap.add_argument("--names", help="evaluate only these names (e.g. resources/val_split.txt)")
+    ap.add_argument("--boxes", default="truth", help="'truth' (annotation box), 'detector', or a boxes.json")
+    ap.add_argument("--device", choices=["cpu", "cuda"])
+    ap.add_argument("--mirror-average", action="store_true",
+                    help="also run each face mirrored and average the two shapes (more accurate, slower)")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
+    ap.add_argument("--json", help="write the summary as JSON here")
+    ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")
+    a = ap.parse_args(argv)
+    try:
+        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average, a.precision)
+    except CheckpointError as exc:
+        print(f"drr-eval: {exc}", file=sys.stderr)
+        return 2
+    samples, problems = find_samples(a.data, predictor.config.num_points)
+    for p in problems:
+        print(f"skipped: {p}", file=sys.stderr)
+    if a.names:
+        keep = read_name_list(a.names)
+        samples = [s for s in samples if s.name in keep]
+    if not samples:
+        print(f"drr-eval: no annotated pictures found in {', '.join(a.data)}", file=sys.stderr)
+        return 2
+    box_file = None
+    mode = a.boxes
+    if mode not in ("truth", "detector"):
+        try:
+            box_file = {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(Path(mode).read_text()).items()}
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"drr-eval: {mode}: not a usable boxes file ({exc})", file=sys.stderr)
+            return 2
+        mode = "file"
+    try:
+        ev = evaluate(predictor, samples, mode, box_file)
+    except ValueError as exc:
+        print(f"drr-eval: {exc}", file=sys.stderr)
+        return 2
+    for s in ev.skipped:
+        print(f"skipped: {s}", file=sys.stderr)
+    summary = ev.summary()
+    summary["checkpoint"] = str(predictor.path)
+    summary["boxes"] = a.boxes
+    summary["mirror_average"] = predictor.mirror_average
+    print(f"{summary['faces']} faces ({summary['skipped']} skipped), checkpoint {predictor.path}")
+    print(format_table(summary))
+    if a.json:
+        Path(a.json).write_text(json.dumps(summary, indent=2))
+    if a.ced:
+        e = ev.errors("inter-pupil")
+        write_ced({predictor.name: e}, Path(a.ced + ".csv"), Path(a.ced + ".png"), "inter-pupil")
+        print(f"CED written to {a.ced}.csv and {a.ced}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
