@@ -84,3 +84,36 @@ def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, shared_data, monke
     assert w.predictor.path == result.checkpoint
     assert {p.name: p.read_bytes() for p in folder.glob("*.pts")} == before  # annotations intact
     w.worker.stop()
+
+
+def test_fine_tune_is_not_started_when_the_image_cannot_be_saved(qtbot, tmp_path, monkeypatch):
+    from conftest_app import fake_factory, make_folder
+
+    w = MainWindow([make_folder(tmp_path / "imgs", 1)], settings=QSettings(str(tmp_path / "s.ini"),
+                   QSettings.Format.IniFormat), factory=fake_factory(None, None))
+    qtbot.addWidget(w)
+    problems = []
+    monkeypatch.setattr(w, "autosave_current", lambda: False)
+    monkeypatch.setattr(w, "show_problem", problems.append)
+    started = []
+    monkeypatch.setattr(ft.FineTuneWorker, "start", lambda self: started.append(self))
+    tuner = w.fine_tuner
+    assert tuner.start(ft.FineTuneOptions(checkpoint="x.pt", models_dir=str(tmp_path / "m")), []) is None
+    assert problems and "not started" in problems[0] and not started
+    w.worker.stop()
+
+
+def test_fine_tune_dialog_warns_about_few_faces(qtbot, tmp_path, shared_data):
+    from drr_studio.document import Document
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for f in sorted((shared_data / "afw").glob("*.jpg"))[:4]:
+        shutil.copy(f, folder / f.name)
+        shutil.copy(f.with_suffix(".pts"), folder / f.with_suffix(".pts").name)
+    d = ft.FineTuneDialog(Document.from_paths([folder]), 68)
+    qtbot.addWidget(d)
+    assert d.count.text().startswith("4 faces")
+    assert not d.warning.isHidden() and "only 3 faces to train on" in d.warning.text() and "1 held out" in d.warning.text()
+    assert ft.few_faces_warning(40, 8) == ""
+    assert "none held out" in ft.few_faces_warning(30, 0)
