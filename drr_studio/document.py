@@ -40,6 +40,7 @@ class Status(str, Enum):
 HUMAN = (Status.CORRECTED, Status.APPROVED)
 ERROR_STATUS = "error"
 NO_FACE_STATUS = "no face found"  # the detector ran and found none: draw a box (B)
+BAD_FILE_STATUS = "bad annotation file"  # a malformed .pts or side file, left as it is
 
 
 class SaveError(OSError):
@@ -114,6 +115,8 @@ class ImageEntry:
     def status(self) -> str:
         if self.error and not self.faces and self.size is None:
             return ERROR_STATUS
+        if self.unreadable and not any(f.human for f in self.faces):
+            return BAD_FILE_STATUS
         if self.faces and all(f.status == Status.APPROVED for f in self.faces):
             return Status.APPROVED.value
         if any(f.human for f in self.faces):
@@ -144,6 +147,7 @@ class Document:
         self.entries = [ImageEntry(Path(p)) for p in images]
         self.root = root
         self.output_dir = output_dir
+        self.backups: list[Path] = []  # malformed files the last save() moved aside as NAME.bak
 
     @classmethod
     def from_paths(cls, paths: list[Path]) -> Document:
@@ -273,6 +277,7 @@ class Document:
     def save(self, entry: ImageEntry) -> list[Path]:
         """Write the human faces of one image atomically. Predicted-only faces are not written
         (they are reproducible), so a prediction can never replace a file on disk."""
+        self.backups = []
         if not entry.dirty:
             return []
         d = self.target_dir(entry)
@@ -284,8 +289,10 @@ class Document:
             for k, face in enumerate(human):
                 path = self.pts_path(entry, k, d)
                 if path in entry.unreadable and path.exists():
-                    os.replace(path, path.with_name(path.name + ".bak"))  # keep what we could not read
+                    backup = path.with_name(path.name + ".bak")
+                    os.replace(path, backup)  # keep what we could not read
                     entry.unreadable.discard(path)
+                    self.backups.append(backup)
                 write_pts(path, face.points)
                 written.append(path)
                 meta.append({

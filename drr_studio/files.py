@@ -103,7 +103,13 @@ class FilesMixin:
                               "to save them somewhere writable.")
             return False
         if written:
-            self.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)}", 3000)
+            kept = self.document.backups
+            note = f"; the malformed file was kept as {', '.join(p.name for p in kept)}" if kept else ""
+            self.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
+            if kept and not entry.unreadable:
+                entry.error = None  # the malformed annotation is replaced by the saved one
+                if self.message_bar.owner == entry.path:
+                    self.message_bar.clear()
         i = self.document.entries.index(entry)
         self.image_panel.update_entry(i, entry)
         return True

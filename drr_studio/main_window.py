@@ -45,10 +45,12 @@ GUI_CACHE = 6  # decoded pictures kept for instant switching
 
 class MessageBar(QWidget):
     """A dismissable line above the canvas for problems the user must see (bad files, save
-    failures) without a modal dialog interrupting the work."""
+    failures) without a modal dialog interrupting the work. A problem of one picture belongs to
+    it (owner): the line goes when another picture is shown and comes back with it."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.owner: Path | None = None
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -63,9 +65,15 @@ class MessageBar(QWidget):
         self.setStyleSheet("background:#5a2a22; color:#ffe9e0;")
         self.hide()
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, owner: Path | None = None) -> None:
         self.label.setText(text)
+        self.owner = owner
         self.show()
+
+    def clear(self) -> None:
+        self.owner = None
+        self.label.clear()
+        self.hide()
 
 
 class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
@@ -254,13 +262,15 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             self.stacks[index] = stack
         return self.stacks[index]
 
-    def show_problem(self, text: str) -> None:
-        self.message_bar.show_message(text)
+    def show_problem(self, text: str, picture: Path | None = None) -> None:
+        """A problem the user must see; with picture, a problem of that picture only."""
+        self.message_bar.show_message(text, picture)
         self.statusBar().showMessage(text, 8000)
 
     # --- navigation ---------------------------------------------------------------------------
     def set_document(self, document: Document) -> None:
         self.worker.cancel()
+        self.message_bar.clear()  # the old folder's problems are not the new one's
         self.document = document
         self.stacks.clear()
         for stack in self.undo_group.stacks():
@@ -291,17 +301,19 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.current = index
         self.switch_time = time.perf_counter()
         entry = self.entry
+        if self.message_bar.owner is not None and self.message_bar.owner != entry.path:
+            self.message_bar.clear()  # that problem belongs to the picture left behind
         problems = self.document.load_annotations(entry, self.num_points())
         if problems:
-            self.show_problem("Annotation problem: " + "; ".join(problems))
+            self.show_problem("Annotation problem: " + "; ".join(problems), entry.path)
+        elif entry.error:  # back on a picture with a known problem: say it again
+            self.show_problem(entry.error, entry.path)
         self.undo_group.setActiveStack(self.stack_for(index))
         self.image_panel.set_current(index)
         self.canvas.active, self.canvas.selection = -1, set()
         self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})")
         image = self.images.get(entry.path)
         self.show_picture(image)
-        if image is None and entry.error and entry.size is None:
-            self.show_problem(entry.error)
         self.refresh(entry)
         self.request(index, NOW)
         for k in range(1, PREDICT_AHEAD + 1):
@@ -352,7 +364,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                 self.image_panel.update_entry(i, e)
                 if i == self.current:
                     self.canvas.set_image(None)
-                    self.show_problem(message)
+                    self.show_problem(message, path)
         if self.batch is not None:
             self._batch_progress(path)
         self._update_busy()
@@ -390,7 +402,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                 e.error = message
                 self.image_panel.update_entry(i, e)
                 if i == self.current:
-                    self.show_problem(message)
+                    self.show_problem(message, job.path)
         if self.batch is not None:
             self._batch_progress(job.path)
         self._update_busy()

@@ -21,14 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document import ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
+from .document import BAD_FILE_STATUS, ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
 
 STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
                 Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050",
-                NO_FACE_STATUS: "#d070ff"}
+                NO_FACE_STATUS: "#d070ff", BAD_FILE_STATUS: "#ff8c50"}
 TO_CHECK = "to check"  # images with a face the model doubts
 FILTERS = ["all", TO_CHECK, Status.PENDING.value, Status.PREDICTED.value, NO_FACE_STATUS, Status.CORRECTED.value,
-           Status.APPROVED.value, ERROR_STATUS]
+           Status.APPROVED.value, BAD_FILE_STATUS, ERROR_STATUS]
 CHECK_ROLE = Qt.ItemDataRole.UserRole + 1
 
 

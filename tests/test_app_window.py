@@ -240,6 +240,37 @@ def test_a_picture_without_faces_gets_a_status_of_its_own(qtbot, open_window, tm
     assert "No face found in blank.png" in w.statusBar().currentMessage()
 
 
+def test_problem_banner_belongs_to_its_picture(qtbot, open_window, tmp_path):
+    """The red line names the picture it is about, goes when another picture is shown, comes
+    back with it, and a new folder starts without it; a malformed .pts gets its own row status,
+    and saving over it says where the old file went."""
+    folder = make_folder(tmp_path / "imgs", 3)
+    (folder / "img01.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    w = open_window([folder])
+    bar = w.message_bar
+    wait_predicted(qtbot, w)
+    assert not bar.isVisible()
+    w.go_to(1)
+    assert bar.isVisible() and "img01.pts" in bar.label.text()
+    wait_predicted(qtbot, w)
+    assert w.image_panel.list.item(1).text().endswith("[bad annotation file]")
+    w.go_to(2)
+    assert not bar.isVisible()  # a good picture: no stale banner
+    w.go_to(1)
+    assert bar.isVisible() and "img01.pts" in bar.label.text()
+    # correct the face and save: the malformed file is kept aside, and the status bar says so
+    w.entry.faces[0].status = Status.CORRECTED
+    w.entry.dirty = True
+    w.save_current()
+    assert (folder / "img01.pts.bak").exists() and "img01.pts.bak" in w.statusBar().currentMessage()
+    assert not bar.isVisible() and w.entry.status == "corrected"
+    # a new folder starts clean
+    w.go_to(0)
+    w.show_problem("something about img00", w.entry.path)
+    w.open_paths([make_folder(tmp_path / "other", 1)])
+    assert not bar.isVisible()
+
+
 def test_bad_files_give_messages_and_the_rest_works(qtbot, open_window, tmp_path):
     folder = make_folder(tmp_path / "imgs", 2)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
