@@ -110,6 +110,7 @@ class ImageEntry:
     loaded: bool = False  # annotation files have been read
     size: tuple[int, int] | None = None  # (width, height) once the picture was decoded
     unreadable: set[Path] = field(default_factory=set)  # malformed annotation files seen on load
+    saved_status: str | None = None  # from the side file, before the annotations are read (peek_statuses)
 
     @property
     def status(self) -> str:
@@ -121,6 +122,8 @@ class ImageEntry:
             return Status.APPROVED.value
         if any(f.human for f in self.faces):
             return Status.CORRECTED.value
+        if not self.loaded and self.saved_status:
+            return self.saved_status
         if self.predicted and not self.faces:
             return NO_FACE_STATUS
         if self.predicted:
@@ -320,6 +323,35 @@ class Document:
             face.annotation = face.points.copy()
         entry.dirty = False
         return written
+
+    def peek_statuses(self) -> None:
+        """The saved status of every picture (approved when all its faces were, else
+        corrected) from its side file or .pts, without reading the points: the image list
+        shows a reopened folder's progress at once. A malformed side file counts as corrected
+        here; reading it properly (load_annotations) reports it."""
+        for entry in self.entries:
+            if entry.loaded:
+                continue
+            for d in dict.fromkeys([self.target_dir(entry), entry.path.parent]):
+                side, first = self.sidecar_path(entry, d), self.pts_path(entry, 0, d)
+                if side.exists():
+                    try:
+                        faces = json.loads(side.read_text(encoding="utf-8")).get("faces", [])
+                        approved = bool(faces) and all(f.get("status") == Status.APPROVED.value for f in faces)
+                    except (OSError, ValueError, AttributeError):
+                        approved = False
+                    entry.saved_status = Status.APPROVED.value if approved else Status.CORRECTED.value
+                    break
+                if first.exists():
+                    entry.saved_status = Status.CORRECTED.value
+                    break
+
+    def counts(self) -> dict[str, int]:
+        """How many pictures have each status."""
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e.status] = out.get(e.status, 0) + 1
+        return out
 
     def dirty_entries(self) -> list[ImageEntry]:
         return [e for e in self.entries if e.dirty]

@@ -276,6 +276,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         for stack in self.undo_group.stacks():
             self.undo_group.removeStack(stack)
         self.current = -1
+        document.peek_statuses()  # reopened folders show their approved and corrected pictures at once
         self.image_panel.set_entries(document.entries)
         self.canvas.set_faces([], None)
         self.canvas.set_image(None)

@@ -103,7 +103,10 @@ class ImageListPanel(QWidget):
 
     def _count(self) -> None:
         shown = sum(not self.list.item(i).isHidden() for i in range(self.list.count()))
-        self.count.setText(f"{shown} of {self.list.count()} images")
+        statuses = [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+        done = [f"{statuses.count(st)} {st}" for st in (Status.APPROVED.value, Status.CORRECTED.value)
+                if st in statuses]
+        self.count.setText(f"{shown} of {self.list.count()} images" + (" · " + ", ".join(done) if done else ""))
 
     def visible_rows(self) -> list[int]:
         return [i for i in range(self.list.count()) if not self.list.item(i).isHidden()]

@@ -184,6 +184,31 @@ def test_drag_undo_redo_approve_save_reload(qtbot, open_window, tmp_path):
     assert f2.result is not None  # but the model's trace is there to compare
 
 
+def test_reopened_folder_shows_each_pictures_status_before_it_is_visited(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 4)
+    w = open_window([folder])
+    for i, approve in ((1, True), (2, False)):
+        w.go_to(i)
+        wait_predicted(qtbot, w)
+        face = w.entry.faces[0]
+        face.status = Status.APPROVED if approve else Status.CORRECTED
+        w.entry.dirty = True
+        w.save_current()
+    w.close()
+    w2 = open_window([folder], settings_name="s2.ini")
+    rows = [w2.image_panel.list.item(i).text() for i in range(4)]
+    assert rows[1].endswith("[approved]") and rows[2].endswith("[corrected]"), rows
+    from drr_studio.document import Document
+
+    fresh = Document.from_paths([folder])
+    fresh.peek_statuses()  # from the side files alone, no points read
+    assert [e.status for e in fresh.entries] == ["not predicted", "approved", "corrected", "not predicted"]
+    assert not any(e.loaded for e in fresh.entries)
+    assert "1 approved, 1 corrected" in w2.image_panel.count.text()
+    w2.image_panel.filter.setCurrentText("approved")
+    assert w2.image_panel.visible_rows() == [1]
+
+
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
