@@ -113,6 +113,8 @@ class EditingMixin:
         st = face.state()
         status = st.status if st.status in (Status.CORRECTED, Status.APPROVED) else Status.CORRECTED
         self.edit_face(face, FaceState(st.points, status, frozenset(occl), st.box), "toggle occluded")
+        state = "occluded" if sel <= occl else "visible"
+        self.statusBar().showMessage(f"{len(sel)} point(s) marked {state} (O again to undo that, Ctrl+Z)", 4000)
 
     def reset_face(self) -> None:
         faces = [f for f in self.target_faces() if f.result is not None]
@@ -147,8 +149,12 @@ class EditingMixin:
         face = self.active_face()
         layout = self.layout
         if face is None or layout is None or face.points is None or len(face.points) != layout.num_points:
+            self.statusBar().showMessage("Select points of a face first: M adds their left/right counterparts", 3000)
             return
+        before = len(self.canvas.selection)
         self.canvas.select_points(self.canvas.selection | {layout.mirror[i] for i in self.canvas.selection})
+        self.statusBar().showMessage(f"Selection: {before} -> {len(self.canvas.selection)} points "
+                                     "(their mirrored counterparts added)", 3000)
 
     def clear_selection(self) -> None:
         self.box_action.setChecked(False)
@@ -208,6 +214,7 @@ class EditingMixin:
             return
         self.canvas.set_active(-1)
         self.stack_for(self.current).push(FaceListEdit(self.entry, face, False, self.refresh))
+        self.statusBar().showMessage("Face deleted (Ctrl+Z brings it back)", 4000)
 
     def rerun_current(self) -> None:
         """Run the model again on the current image (e.g. after changing boxes)."""

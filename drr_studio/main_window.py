@@ -34,6 +34,7 @@ from .canvas import Canvas
 from .document import Document, ImageEntry
 from .editing import EditingMixin
 from .files import FilesMixin
+from .help import ShortcutsDialog, show_about
 from .overlays import OverlayMixin
 from .panels import HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
 from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
@@ -173,6 +174,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.view_menu = bar.addMenu("&View")
         self.go_menu = bar.addMenu("&Go")
         self.model_menu = bar.addMenu("&Model")
+        self.help_menu = bar.addMenu("&Help")
         self.build_file_menu(self.file_menu)
         self.build_edit_menu(self.edit_menu)
         for dock in self.docks.values():
@@ -197,6 +199,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             tip="Also run each face mirrored and average the two shapes at every step: more accurate "
                 "points (validation error 5.9 -> 5.6%), a few ms more per face")
         self.mirror_action.setChecked(self.settings.value("model/mirror_average", True, type=bool))
+        self.action(self.help_menu, "Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
+        self.action(self.help_menu, "About DRR Studio", lambda: show_about(self))
 
     def _install_extensions(self) -> None:
         """Optional feature modules (e.g. `drr_studio.finetune`) add their actions here: each

@@ -209,6 +209,31 @@ def test_reopened_folder_shows_each_pictures_status_before_it_is_visited(qtbot, 
     assert w2.image_panel.visible_rows() == [1]
 
 
+def test_help_lists_every_shortcut_and_keys_say_what_they_did(qtbot, open_window, tmp_path):
+    from drr_studio.help import ShortcutsDialog, about_text, shortcut_rows
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    rows = shortcut_rows(w)
+    keys = {(a, k) for _, a, k in rows}
+    assert ("Toggle occluded", "O") in keys and ("Approve face", "A") in keys and ("Draw face box", "B") in keys
+    assert any(a == "Keyboard shortcuts" and k == "F1" for a, k in keys)
+    d = ShortcutsDialog(w)
+    qtbot.addWidget(d)
+    assert d.table.rowCount() >= len(rows) + 3
+    text = about_text(w)
+    assert "research-use-only" in text and "YuNet" in text and "fake" in text
+    # single-letter keys say what they did
+    key(w, Qt.Key.Key_Tab)
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    key(w, Qt.Key.Key_M)
+    assert "mirrored" in w.statusBar().currentMessage()
+    key(w, Qt.Key.Key_O)
+    assert "marked occluded" in w.statusBar().currentMessage()
+    key(w, Qt.Key.Key_Delete)
+    assert "deleted" in w.statusBar().currentMessage() and not w.entry.faces
+
+
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
