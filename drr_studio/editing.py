@@ -40,6 +40,8 @@ class EditingMixin:
         self.box_action = self.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
                                       tip="Drag a rectangle around a face the detector missed")
         self.action(menu, "Delete face", self.delete_face, ["Delete", "Backspace"])
+        self.action(menu, "Copy faces from the previous image", self.copy_previous_faces, "Ctrl+Shift+V",
+                    tip="Place the previous image's points here (video frames, bursts): then correct them")
         self.action(menu, "Clear selection", self.clear_selection, "Esc")
         menu.addSeparator()
         for key, d in (("Alt+Left", (-1, 0)), ("Alt+Right", (1, 0)), ("Alt+Up", (0, -1)), ("Alt+Down", (0, 1))):
@@ -206,6 +208,29 @@ class EditingMixin:
             return
         self.worker.submit(Job(NOW, path=e.path, boxes=[face.box.copy()], uids=[face.uid],
                                versions=[face.box_version], want_image=False))
+
+    def copy_previous_faces(self) -> None:
+        """The faces of the previous image in the list, copied here as corrected faces (a
+        person chose to place them), as one undo step."""
+        e, i = self.entry, self.current
+        if e is None or i <= 0:
+            self.statusBar().showMessage("No previous image to copy from", 3000)
+            return
+        prev = self.document.entries[i - 1]
+        self.document.load_annotations(prev, self.num_points())
+        faces = [f for f in prev.faces if f.points is not None]
+        if not faces:
+            self.statusBar().showMessage(f"{prev.path.name} has no faces to copy", 3000)
+            return
+        stack = self.stack_for(i)
+        stack.beginMacro(f"copy {len(faces)} face(s) from {prev.path.name}")
+        for f in faces:
+            copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded))
+            stack.push(FaceListEdit(e, copy, True, self.refresh))
+            self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
+        stack.endMacro()
+        self.statusBar().showMessage(f"Copied {len(faces)} face(s) from {prev.path.name}: correct them, "
+                                     "Ctrl+Z takes them back", 5000)
 
     def delete_face(self) -> None:
         face = self.active_face()

@@ -234,6 +234,29 @@ def test_help_lists_every_shortcut_and_keys_say_what_they_did(qtbot, open_window
     assert "deleted" in w.statusBar().currentMessage() and not w.entry.faces
 
 
+def test_copy_the_previous_images_faces(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 2)])
+    wait_predicted(qtbot, w)
+    prev = [f.points.copy() for f in w.entry.faces]
+    w.go_to(1)
+    wait_predicted(qtbot, w)
+    key(w, Qt.Key.Key_Tab)
+    key(w, Qt.Key.Key_Delete)
+    assert not w.entry.faces
+    key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(w.entry.faces) == len(prev) and "Copied" in w.statusBar().currentMessage()
+    for f, p in zip(w.entry.faces, prev):
+        np.testing.assert_array_equal(f.points, p)
+        assert f.status == Status.CORRECTED
+    qtbot.waitUntil(lambda: all(f.result is not None for f in w.entry.faces), timeout=5000)
+    np.testing.assert_array_equal(w.entry.faces[0].points, prev[0])  # the model's trace did not move them
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # one step takes them all back
+    assert not w.entry.faces
+    w.go_to(0)
+    key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert "No previous image" in w.statusBar().currentMessage()
+
+
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
