@@ -10,6 +10,7 @@ anything app-specific), `NAME_face2.pts`, ... for further faces, and a side file
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -266,6 +267,22 @@ class Document:
             changed.append(face)
         entry.predicted = all(f.result is not None for f in entry.faces)
         return changed
+
+    def trim_traces(self, keep: set[Path]) -> int:
+        """Drop the conv8 maps (about 1.1 MB a face, most of a trace) of every picture not in
+        keep; points, status, provenance and the rest of the trace stay. A panel that needs
+        the maps of a trimmed face asks for them again (MainWindow.refresh_trace). Returns the
+        number of faces trimmed."""
+        n = 0
+        for entry in self.entries:
+            if entry.path in keep:
+                continue
+            for f in entry.faces:
+                r = f.result
+                if r is not None and getattr(r, "heatmaps", None) is not None and dataclasses.is_dataclass(r):
+                    f.result = dataclasses.replace(r, heatmaps=None)
+                    n += 1
+        return n
 
     def forget_predictions(self) -> None:
         """A new model: every trace is stale; untouched faces go back to 'not predicted'."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_
 EXTENSIONS = ("drr_studio.finetune",)  # installed when present, see _install_extensions
 PREDICT_AHEAD = 2  # images after the current one predicted in the background
 GUI_CACHE = 6  # decoded pictures kept for instant switching
+TRACE_KEEP = 4  # recently shown pictures whose faces keep their conv8 maps (see Document.trim_traces)
 
 
 class MessageBar(QWidget):
@@ -90,6 +91,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.predictor: Any = None
         self.model_error: str | None = None
         self.images: OrderedDict[Path, Picture] = OrderedDict()
+        self.recent: deque[Path] = deque(maxlen=TRACE_KEEP)  # pictures shown last, newest at the right
         self.undo_group = QUndoGroup(self)
         self.stacks: dict[int, QUndoStack] = {}
         self.switch_time: float | None = None  # when the user asked for the current image
@@ -306,6 +308,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.current = index
         self.switch_time = time.perf_counter()
         entry = self.entry
+        self.recent.append(entry.path)
         if self.message_bar.owner is not None and self.message_bar.owner != entry.path:
             self.message_bar.clear()  # that problem belongs to the picture left behind
         problems = self.document.load_annotations(entry, self.num_points())
@@ -381,6 +384,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             if e.path != job.path:
                 continue
             self.document.apply_prediction(e, job.uids, job.versions, results)
+            self._trim_traces()
             self.image_panel.update_entry(i, e)
             if i == self.current:
                 self.refresh(e)
@@ -400,6 +404,21 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         if self.batch is not None:
             self._batch_progress(job.path)
         self._update_busy()
+
+    def _trim_traces(self) -> None:
+        """Keep whole traces only for the pictures shown last and those predicted ahead: memory
+        stays flat over a folder of thousands of pictures."""
+        ahead = self.document.entries[max(self.current, 0):self.current + PREDICT_AHEAD + 1] if self.current >= 0 else []
+        self.document.trim_traces(set(self.recent) | {e.path for e in ahead})
+
+    def refresh_trace(self, entry: ImageEntry) -> None:
+        """Run the model again on faces whose conv8 maps were trimmed (a panel wants them);
+        human points stay as they are, the model's own points come back the same."""
+        faces = [f for f in entry.faces if f.result is not None and getattr(f.result, "heatmaps", 0) is None]
+        if faces and self.predictor is not None:
+            self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces],
+                                   uids=[f.uid for f in faces], versions=[f.box_version for f in faces],
+                                   want_image=False))
 
     def _predict_failed(self, job: Job, message: str) -> None:
         for i, e in enumerate(self.document.entries):

@@ -95,6 +95,11 @@ class OverlayMixin:
             if res is None:
                 panel.info.setText("No model result for this face yet.")
             return
+        if res.heatmaps is None:  # trimmed to save memory: computed again on demand
+            self.canvas.set_heatmap(None)
+            panel.info.setText("Computing this face's heatmaps again…")
+            self.refresh_trace(self.entry)
+            return
         maps = np.asarray(res.heatmaps)
         k = panel.landmark_index()
         if k is not None and not 0 <= k < len(maps):

@@ -257,6 +257,27 @@ def test_copy_the_previous_images_faces(qtbot, open_window, tmp_path):
     assert "No previous image" in w.statusBar().currentMessage()
 
 
+def test_traces_are_kept_for_recent_pictures_only_and_come_back_on_demand(qtbot, open_window, tmp_path):
+    from drr_studio.main_window import PREDICT_AHEAD, TRACE_KEEP
+
+    n = TRACE_KEEP + PREDICT_AHEAD + 4
+    w = open_window([make_folder(tmp_path / "imgs", n)])
+    for i in range(n):
+        w.go_to(i)
+        wait_predicted(qtbot, w)
+    kept = [e for e in w.document.entries if e.faces and e.faces[0].result.heatmaps is not None]
+    assert w.entry in kept and len(kept) <= TRACE_KEEP + PREDICT_AHEAD
+    first = w.document.entries[0]
+    assert first.faces[0].result.heatmaps is None and first.faces[0].result.steps is not None  # points and steps stay
+    points = first.faces[0].points.copy()
+    # the heatmap panel on an old picture asks for its maps again
+    w.docks["Heatmaps"].show()
+    w.docks["Heatmaps"].raise_()
+    w.go_to(0)
+    qtbot.waitUntil(lambda: first.faces[0].result.heatmaps is not None, timeout=5000)
+    np.testing.assert_array_equal(first.faces[0].points, points)
+
+
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
