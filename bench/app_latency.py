@@ -1,0 +1,100 @@
+"""How soon the points are on screen after switching to a picture the model has not seen, and
+the longest the Qt event loop was held meanwhile (offscreen, default model).
+
+    python -m bench.app_latency                   # 12 jumps, table + bench/results/app_latency.json
+
+The app predicts the next two pictures ahead; the benchmark jumps PREDICT_AHEAD + 2 pictures at
+a time, so that every picture it lands on is one nothing has predicted yet, and waits until its
+points are shown. A 5 ms timer measures the event loop: any gap beyond its period is time the
+loop was held. Targets (issue 20): points on screen <= 150 ms, loop never held > 50 ms; an idle
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from .app_memory import make_folder  # noqa: E402
+from .common import DEFAULT_OUT, md_table, write_json  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.app_latency", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jumps", type=int, default=12)
+    ap.add_argument("--json", default=str(DEFAULT_OUT / "app_latency.json"))
+    a = ap.parse_args(argv)
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from drr_studio.main_window import PREDICT_AHEAD, MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    stride = PREDICT_AHEAD + 2
+    with tempfile.TemporaryDirectory(prefix="drr-app-latency-") as tmp:
+        folder = make_folder(Path(tmp) / "pictures", stride * (a.jumps + 1) + 1, faces=12)
+        w = MainWindow([folder], settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+        w.resize(1200, 800)
+        w.show()
+
+        def wait(cond, limit=60.0) -> bool:
+            t = time.monotonic()
+            while not cond() and time.monotonic() - t < limit:
+                app.processEvents()
+                time.sleep(0.001)
+            return cond()
+
+        if not wait(lambda: w.predictor is not None and w.entry is not None and w.entry.predicted, 120):
+            print(f"bench.app_latency: the model did not load ({w.model_error})", file=sys.stderr)
+            return 2
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.timeout.connect(tick)
+        timer.start(5)
+        latencies = []
+        for j in range(1, a.jumps + 1):
+            # the previous picture's predict-ahead finishes first: the worker is idle
+            wait(lambda: w.worker.busy_path is None and not w.worker.pending(), 30)
+            target = j * stride
+            gaps.clear()
+            last[0] = time.perf_counter()
+            w.go_to(target)
+            t0 = time.perf_counter()
+            if not wait(lambda: w.entry.predicted and w.last_latency is not None and w.switch_time is None, 30):
+                print(f"bench.app_latency: picture {target} was not predicted in 30 s", file=sys.stderr)
+                return 1
+            latencies.append(w.last_latency * 1000)
+            held = max(gaps, default=0.0) * 1000
+            latencies[-1] = (latencies[-1], held, (time.perf_counter() - t0) * 1000)
+        timer.stop()
+        w.worker.stop()
+    shown = [x[0] for x in latencies]
+    held = [x[1] for x in latencies]
+    rep = {"jumps": a.jumps, "points_on_screen_ms": shown, "loop_held_ms": held,
+           "median_points_on_screen_ms": statistics.median(shown), "max_points_on_screen_ms": max(shown),
+           "max_loop_held_ms": max(held), "model": w.predictor.name, "mirror_average": w.predictor.mirror_average}
+    print(md_table(["switch to a picture not yet predicted", "median", "max"],
+                   [["points on screen, ms", f"{statistics.median(shown):.0f}", f"{max(shown):.0f}"],
+                    ["event loop held, ms", f"{statistics.median(held):.0f}", f"{max(held):.0f}"]]))
+    write_json(a.json, rep)
+    print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
