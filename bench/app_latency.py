@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jumps", type=int, default=12)
     ap.add_argument("--json", default=str(DEFAULT_OUT / "app_latency.json"))
     a = ap.parse_args(argv)
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from drr_studio.loop_monitor import LoopMonitor
     from drr_studio.main_window import PREDICT_AHEAD, MainWindow
 
     app = QApplication.instance() or QApplication([])
@@ -55,33 +56,22 @@ def main(argv: list[str] | None = None) -> int:
         if not wait(lambda: w.predictor is not None and w.entry is not None and w.entry.predicted, 120):
             print(f"bench.app_latency: the model did not load ({w.model_error})", file=sys.stderr)
             return 2
-        gaps: list[float] = []
-        last = [time.perf_counter()]
-
-        def tick() -> None:
-            now = time.perf_counter()
-            gaps.append(now - last[0])
-            last[0] = now
-
-        timer = QTimer()
-        timer.timeout.connect(tick)
-        timer.start(5)
+        loop = LoopMonitor()
         latencies = []
         for j in range(1, a.jumps + 1):
             # the previous picture's predict-ahead finishes first: the worker is idle
             wait(lambda: w.worker.busy_path is None and not w.worker.pending(), 30)
             target = j * stride
-            gaps.clear()
-            last[0] = time.perf_counter()
+            loop.reset()
             w.go_to(target)
             t0 = time.perf_counter()
             if not wait(lambda: w.entry.predicted and w.last_latency is not None and w.switch_time is None, 30):
                 print(f"bench.app_latency: picture {target} was not predicted in 30 s", file=sys.stderr)
                 return 1
             latencies.append(w.last_latency * 1000)
-            held = max(gaps, default=0.0) * 1000
+            held = loop.longest_ms()
             latencies[-1] = (latencies[-1], held, (time.perf_counter() - t0) * 1000)
-        timer.stop()
+        loop.stop()
         w.worker.stop()
     shown = [x[0] for x in latencies]
     held = [x[1] for x in latencies]
