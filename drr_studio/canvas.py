@@ -149,6 +149,20 @@ class Canvas(pg.GraphicsView):
             self.vb.setRange(QRectF(-0.5, -0.5, shape[1], shape[0]), padding=0.02)
         self._image_shape = shape
 
+    point_px = POINT_PX  # marker diameter on screen; View -> Larger / Smaller points
+
+    def set_point_size(self, px: float) -> None:
+        self.point_px = float(min(max(px, 2.0), 24.0))
+        for i in range(len(self._face_items)):
+            self._draw_face(i)
+
+    def zoom_to(self, box, margin: float = 0.35) -> None:
+        """Show a face box with a margin of its size around it."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        w, h = x1 - x0, y1 - y0
+        self.vb.setRange(QRectF(x0 - margin * w, y0 - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)),
+                         padding=0.0)
+
     def set_faces(self, faces: list[Face], layout: Layout | None) -> None:
         self._faces = faces
         self.layout = layout
@@ -194,7 +208,7 @@ class Canvas(pg.GraphicsView):
             occluded = k in face.occluded
             brushes.append(self._brush(c, 60 if occluded else 255))
             pens.append(self._pen_selected if k in sel else self._pen_point)
-            sizes.append(POINT_PX + 4 if k in sel else POINT_PX)
+            sizes.append(self.point_px + 4 if k in sel else self.point_px)
             symbols.append("s" if occluded else "o")
         items.points.setData(pos=pts, brush=brushes, pen=pens, size=sizes, symbol=symbols, data=list(range(len(pts))))
         if layout:

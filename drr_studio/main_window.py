@@ -99,6 +99,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.batch: dict | None = None
 
         self.canvas = Canvas()
+        self.canvas.point_px = self.settings.value("view/point_px", self.canvas.point_px, type=float)
         self.message_bar = MessageBar()
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -119,7 +120,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self._add_dock("Refinement", self.refine_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         # the research panels share one column; the canvas keeps most of the width
         self.tabifyDockWidget(self.docks["Heatmaps"], self.docks["Initialisation"])
-        self.resizeDocks([self.docks["Images"], self.docks["Refinement"]], [230, 330], Qt.Orientation.Horizontal)
+        # wide enough for "name.jpg*   [bad annotation file]"; a saved layout may change it
+        self.resizeDocks([self.docks["Images"], self.docks["Refinement"]], [320, 330], Qt.Orientation.Horizontal)
 
         self.status_model = QLabel("Model: loading…")
         self.status_busy = QLabel()
@@ -187,6 +189,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                                         tip="Draw the model's points (red x) on faces a human annotated")
         self.ghost_action.setChecked(True)
         self.action(self.view_menu, "Fit picture", self.fit_picture, "F")
+        self.action(self.view_menu, "Zoom to face", self.zoom_to_face, "Z",
+                    tip="The selected face (or the first) fills the view")
+        self.action(self.view_menu, "Larger points", lambda: self.change_point_size(2), "Ctrl+=")
+        self.action(self.view_menu, "Smaller points", lambda: self.change_point_size(-2), "Ctrl+-")
         self.action(self.go_menu, "Next image", lambda: self.step_image(1), ["PgDown", "Ctrl+Right"])
         self.action(self.go_menu, "Previous image", lambda: self.step_image(-1), ["PgUp", "Ctrl+Left"])
         self.action(self.go_menu, "Next refinement step", lambda: self.step_refinement(1), "]")
@@ -260,6 +266,19 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
     def fit_picture(self) -> None:
         self.show_picture(self.current_image())
+
+    def zoom_to_face(self) -> None:
+        e = self.entry
+        if e is None or not e.faces:
+            self.statusBar().showMessage("No face on this picture to zoom to", 3000)
+            return
+        face = e.faces[self.canvas.active] if 0 <= self.canvas.active < len(e.faces) else e.faces[0]
+        self.canvas.zoom_to(face.box)
+
+    def change_point_size(self, delta: float) -> None:
+        self.canvas.set_point_size(self.canvas.point_px + delta)
+        self.settings.setValue("view/point_px", self.canvas.point_px)
+        self.statusBar().showMessage(f"Points drawn {self.canvas.point_px:.0f} px wide", 2000)
 
     def stack_for(self, index: int) -> QUndoStack:
         if index not in self.stacks:

@@ -278,6 +278,19 @@ def test_traces_are_kept_for_recent_pictures_only_and_come_back_on_demand(qtbot,
     np.testing.assert_array_equal(first.faces[0].points, points)
 
 
+def test_point_size_and_zoom_to_face(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    px = w.canvas.point_px
+    key(w, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert w.canvas.point_px == px + 2 and w.settings.value("view/point_px", type=float) == px + 2
+    key(w, Qt.Key.Key_Z)
+    (vx0, vx1), (vy0, vy1) = w.canvas.vb.viewRange()
+    x0, y0, x1, y1 = w.entry.faces[0].box
+    assert vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1
+    assert (vx1 - vx0) < 2.5 * (x1 - x0)  # the face fills most of the view
+
+
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
