@@ -128,8 +128,9 @@ def _run_crops(model: DRR, crops: list[np.ndarray], device: torch.device) -> np.
 @torch.no_grad()
 def validate(model: DRR, data: FaceDataset, device: torch.device, batch_size: int = 32) -> dict:
     """Inter-pupil NME (%) of S_hat, S^0 .. S^K on crops cut with the ground-truth box. An
-    eye-levelled model is validated as it predicts: a first pass on the upright crop gives the
-    eye line and the box of its points, the second pass on that levelled crop is scored."""
+    eye-levelled model is validated as Predictor.inference runs it on a given box: a first pass
+    on the upright crop gives the eye line, the second pass on the same box rotated by it is
+    scored."""
     model.eval()
     preds, gts = [], []
     for i in range(0, len(data), batch_size):
@@ -139,10 +140,10 @@ def validate(model: DRR, data: FaceDataset, device: torch.device, batch_size: in
         if model.cfg.level_eyes:
             layout = layout_for(model.cfg.num_points)
             items2 = []
-            for (_, _, m), p in zip(items, pred):
+            for j, (_, _, m), p in zip(idx, items, pred):
                 first = geometry.apply(geometry.invert(m), p[-1])
                 angle = geometry.eye_angle(*layout.eye_centres(first))
-                items2.append((geometry.levelled_box(first, angle), angle))
+                items2.append((geometry.box_of_points(data.samples[j].points), angle))
             items = [data.crop_at(j, b, a) for j, (b, a) in zip(idx, items2)]
             pred = _run_crops(model, [c for c, _, _ in items], device)
         preds.append(pred)

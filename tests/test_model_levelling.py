@@ -86,14 +86,20 @@ def _level_predictor() -> Predictor:
     return Predictor(model, device="cpu", precision="fp32")
 
 
-def test_levelled_model_runs_a_second_pass_on_the_levelled_crop_of_its_first(faces):
+def test_levelled_model_runs_a_second_pass_levelled_by_its_first(faces):
     pred = _level_predictor()
     img = read_image(faces[0].image)
     box = geometry.box_of_points(faces[0].points)
     first = pred.first_pass(img, [box])[0]
+    roll = geometry.eye_angle(*IBUG68.eye_centres(first.points))
+    # a given box (training convention): the same box, rotated by the first pass's eye line
     r = pred.inference(img, [box])[0]
+    assert np.allclose(r.box, box)
+    assert np.allclose(r.crop_to_image, geometry.invert(geometry.crop_matrix(box, 64, roll)), atol=1e-9)
+    # with recrop (a loose box): the levelled tight box of the first points
+    r = pred.inference(img, [box], recrop=True)[0]
     want_box, want_roll = levelled_recrop(box, 0.0, first.points, IBUG68)
-    assert np.allclose(r.box, want_box)
+    assert np.allclose(r.box, want_box) and want_roll == pytest.approx(roll)
     want = geometry.invert(geometry.crop_matrix(want_box, 64, want_roll))
     assert np.allclose(r.crop_to_image, want, atol=1e-9)
     # a given roll rotates the first pass; the second depends on the first pass only
