@@ -1,0 +1,284 @@
+"""Annotation formats: iBUG .pts folders (with DRR Studio's side files), COCO keypoints, labelme
+JSON and CVAT for images 1.1 XML, read and written through one in-memory form.
+
+Coordinate conventions (in memory: 0-based, the centre of the top-left pixel at (0, 0)):
+- iBUG .pts: 1-based, that centre at (1, 1) (model/pts.py);
+- COCO keypoints: 0-based pixel indices, the same as in memory (detectron2 and mmpose add 0.5
+  themselves when they need pixel corners);
+- labelme and CVAT: pixel-corner coordinates from their canvases, that centre at (0.5, 0.5).
+Occluded points: COCO v = 1 (labelled, not visible) against 2 (visible); labelme
+`flags.occluded`; CVAT `occluded="1"` on a skeleton's point; the side file's `occluded` list.
+Faces of one picture stay grouped: one COCO annotation, one labelme group_id, one CVAT skeleton.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .images import list_images
+from .layout import Layout, layout_for
+from .pts import PtsError, atomic_write_text, read_pts, write_pts
+
+FORMATS = ("pts", "coco", "labelme", "cvat")
+SIDECAR_SUFFIX = ".drr.json"  # DRR Studio's side file (drr_studio/document.py writes the same)
+CORNER = 0.5  # labelme and CVAT: pixel-corner coordinates
+FACE_SIGMA = 0.025  # COCOeval's per-point sigma for face landmarks (COCO-WholeBody's face value)
+
+
+class FormatError(ValueError):
+    """A file that cannot be converted; the message names it and what is wrong."""
+
+
+@dataclass
+class FaceAnnotation:
+    points: np.ndarray  # (p, 2) 0-based pixel centres
+    occluded: set[int] = field(default_factory=set)
+
+    @property
+    def box(self) -> list[float]:
+        lo, hi = self.points.min(0), self.points.max(0)
+        return [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]  # x, y, w, h
+
+
+@dataclass
+class AnnotatedImage:
+    path: Path  # the picture (its name is what the formats store)
+    faces: list[FaceAnnotation]
+    size: tuple[int, int] | None = None  # (width, height) when known
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return None if img is None else (int(img.shape[1]), int(img.shape[0]))
+
+
+# --- iBUG .pts folders --------------------------------------------------------------------------
+
+
+def _pts_name(stem: str, k: int) -> str:
+    return f"{stem}.pts" if k == 0 else f"{stem}_face{k + 1}.pts"
+
+
+def read_pts_folder(folder: Path) -> Iterator[AnnotatedImage]:
+    """Pictures with NAME.pts (and NAME_face2.pts, ...); occluded points from the side file."""
+    for img in list_images(folder):
+        faces, k = [], 0
+        while (img.parent / _pts_name(img.stem, k)).is_file():
+            faces.append(FaceAnnotation(read_pts(img.parent / _pts_name(img.stem, k))))
+            k += 1
+        side = img.with_name(img.stem + SIDECAR_SUFFIX)
+        if side.is_file():
+            try:
+                meta = json.loads(side.read_text(encoding="utf-8")).get("faces", [])
+            except (OSError, ValueError, AttributeError) as exc:
+                raise FormatError(f"{side}: unreadable side file ({exc})") from None
+            for face, m in zip(faces, meta):
+                face.occluded = {int(i) for i in m.get("occluded", []) if 0 <= int(i) < len(face.points)}
+        if faces:
+            yield AnnotatedImage(img, faces)
+
+
+def write_pts_folder(images: list[AnnotatedImage], out: Path) -> list[Path]:
+    """One NAME.pts per face (NAME_face2.pts, ...) and a side file with the occluded points."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for im in images:
+        meta = []
+        for k, face in enumerate(im.faces):
+            path = out / _pts_name(im.path.stem, k)
+            write_pts(path, face.points)
+            written.append(path)
+            meta.append({"pts": path.name, "status": "corrected", "occluded": sorted(face.occluded)})
+        if any(f.occluded for f in im.faces):
+            side = out / (im.path.stem + SIDECAR_SUFFIX)
+            atomic_write_text(side, json.dumps({"version": 1, "image": im.path.name, "faces": meta}, indent=1))
+    return written
+
+
+# --- COCO keypoints -----------------------------------------------------------------------------
+
+
+def coco_category(layout: Layout) -> dict:
+    return {"id": 1, "name": "face", "supercategory": "person", "keypoints": layout.point_names(),
+            "skeleton": [[a + 1, b + 1] for a, b in layout.lines()]}  # COCO's skeleton is 1-based
+
+
+def to_coco(images: list[AnnotatedImage]) -> dict:
+    p = len(images[0].faces[0].points) if images and images[0].faces else 68
+    out = {"info": {"description": "DRR Studio export"}, "images": [], "annotations": [],
+           "categories": [coco_category(layout_for(p))]}
+    for i, im in enumerate(images, start=1):
+        w, h = im.size or _image_size(im.path) or (0, 0)
+        out["images"].append({"id": i, "file_name": im.path.name, "width": w, "height": h})
+        for face in im.faces:
+            kps = []
+            for k, (x, y) in enumerate(face.points):
+                kps += [round(float(x), 4), round(float(y), 4), 1 if k in face.occluded else 2]
+            x, y, bw, bh = face.box
+            out["annotations"].append({"id": len(out["annotations"]) + 1, "image_id": i, "category_id": 1,
+                                       "keypoints": kps, "num_keypoints": len(face.points), "bbox": face.box,
+                                       "area": bw * bh, "iscrowd": 0})
+    return out
+
+
+def from_coco(data: dict, image_root: Path, source: Path) -> list[AnnotatedImage]:
+    try:
+        by_id = {im["id"]: im for im in data["images"]}
+        faces: dict[int, list[FaceAnnotation]] = {i: [] for i in by_id}
+        for a in data["annotations"]:
+            kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+            faces[a["image_id"]].append(FaceAnnotation(kp[:, :2].copy(), {int(i) for i in np.flatnonzero(kp[:, 2] == 1)}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{source}: not a COCO keypoints file ({exc.__class__.__name__}: {exc})") from None
+    return [AnnotatedImage(image_root / by_id[i]["file_name"], f, (by_id[i].get("width"), by_id[i].get("height")))
+            for i, f in faces.items() if f]
+
+
+# --- labelme ------------------------------------------------------------------------------------
+
+
+def to_labelme(im: AnnotatedImage) -> dict:
+    w, h = im.size or _image_size(im.path) or (0, 0)
+    names = layout_for(len(im.faces[0].points)).point_names() if im.faces else []
+    shapes = []
+    for g, face in enumerate(im.faces):
+        for k, (x, y) in enumerate(face.points):
+            shapes.append({"label": names[k], "points": [[float(x) + CORNER, float(y) + CORNER]], "group_id": g,
+                           "shape_type": "point", "flags": {"occluded": k in face.occluded}, "description": ""})
+    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": im.path.name, "imageData": None,
+            "imageHeight": h, "imageWidth": w}
+
+
+def from_labelme(data: dict, json_path: Path) -> AnnotatedImage:
+    try:
+        groups: dict[int, dict[int, tuple[np.ndarray, bool]]] = {}
+        n = 68  # the point names of model/layout.py's 68-point scheme
+        names = {name: i for i, name in enumerate(layout_for(n).point_names())}
+        for s in data["shapes"]:
+            if s.get("shape_type", "point") != "point":
+                continue
+            k = names.get(s["label"])
+            if k is None:
+                raise FormatError(f"{json_path}: unknown point label {s['label']!r}")
+            g = int(s.get("group_id") or 0)
+            groups.setdefault(g, {})[k] = (np.asarray(s["points"][0], dtype=np.float64) - CORNER,
+                                           bool((s.get("flags") or {}).get("occluded", False)))
+        image = json_path.parent / data["imagePath"]
+        size = (data.get("imageWidth"), data.get("imageHeight"))
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(f"{json_path}: not a labelme file ({exc.__class__.__name__}: {exc})") from None
+    faces = []
+    for g in sorted(groups):
+        pts = groups[g]
+        if len(pts) != n:
+            raise FormatError(f"{json_path}: face group {g} has {len(pts)} of the {n} points")
+        faces.append(FaceAnnotation(np.stack([pts[k][0] for k in range(n)]), {k for k in range(n) if pts[k][1]}))
+    return AnnotatedImage(image, faces, size)
+
+
+# --- CVAT for images 1.1 ------------------------------------------------------------------------
+
+
+def to_cvat(images: list[AnnotatedImage]) -> str:
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    names = layout_for(len(images[0].faces[0].points)).point_names() if images and images[0].faces else []
+    for i, im in enumerate(images):
+        w, h = im.size or _image_size(im.path) or (0, 0)
+        node = ET.SubElement(root, "image", id=str(i), name=im.path.name, width=str(w), height=str(h))
+        for g, face in enumerate(im.faces):
+            sk = ET.SubElement(node, "skeleton", label="face", source="manual", z_order="0", group_id=str(g))
+            for k, (x, y) in enumerate(face.points):
+                ET.SubElement(sk, "points", label=names[k], source="manual", outside="0",
+                              occluded="1" if k in face.occluded else "0",
+                              points=f"{float(x) + CORNER:.4f},{float(y) + CORNER:.4f}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def from_cvat(xml_path: Path, image_root: Path) -> list[AnnotatedImage]:
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise FormatError(f"{xml_path}: not readable XML ({exc})") from None
+    names = {name: i for i, name in enumerate(layout_for(68).point_names())}
+    out = []
+    for node in root.iter("image"):
+        faces = []
+        for sk in node.iter("skeleton"):
+            pts, occl = {}, set()
+            for p in sk.iter("points"):
+                k = names.get(p.get("label"))
+                if k is None:
+                    raise FormatError(f"{xml_path}: unknown point label {p.get('label')!r}")
+                x, y = (float(v) for v in p.get("points", "").split(";")[0].split(","))
+                pts[k] = np.array([x - CORNER, y - CORNER])
+                if p.get("occluded") == "1":
+                    occl.add(k)
+            if len(pts) != len(names):
+                raise FormatError(f"{xml_path}: a face in {node.get('name')} has {len(pts)} of {len(names)} points")
+            faces.append(FaceAnnotation(np.stack([pts[k] for k in range(len(names))]), occl))
+        if faces:
+            out.append(AnnotatedImage(image_root / node.get("name", ""), faces,
+                                      (int(node.get("width", 0)), int(node.get("height", 0)))))
+    return out
+
+
+# --- front doors ------------------------------------------------------------------------------
+
+
+def read_annotations(src: Path, images: Path | None = None) -> list[AnnotatedImage]:
+    """A folder of pictures with .pts, a folder of labelme .json, a COCO .json or a CVAT .xml.
+    images: where the pictures of a COCO or CVAT file are (default: the file's folder)."""
+    src = Path(src)
+    root = Path(images) if images else (src if src.is_dir() else src.parent)
+    try:
+        if src.is_dir():
+            labelme = [p for p in sorted(src.rglob("*.json")) if not p.name.endswith(SIDECAR_SUFFIX)]
+            if labelme and not any(src.rglob("*.pts")):
+                return [from_labelme(json.loads(p.read_text(encoding="utf-8")), p) for p in labelme]
+            return list(read_pts_folder(src))
+        if src.suffix.lower() == ".xml":
+            return from_cvat(src, root)
+        if src.suffix.lower() == ".json":
+            data = json.loads(src.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and "annotations" in data:
+                return from_coco(data, root, src)
+            return [from_labelme(data, src)]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{src}: cannot read ({exc})") from None
+    except PtsError as exc:
+        raise FormatError(str(exc)) from None
+    raise FormatError(f"{src}: not a folder, .json or .xml")
+
+
+def write_annotations(images: list[AnnotatedImage], fmt: str, out: Path) -> list[Path]:
+    """pts and labelme: a folder; coco and cvat: one file (.json / .xml) or a folder for it."""
+    out = Path(out)
+    if fmt == "pts":
+        return write_pts_folder(images, out)
+    if fmt == "labelme":
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for im in images:
+            paths.append(out / (im.path.stem + ".json"))
+            atomic_write_text(paths[-1], json.dumps(to_labelme(im), indent=1))
+        return paths
+    if fmt in ("coco", "cvat"):
+        if out.suffix.lower() not in (".json", ".xml"):
+            out.mkdir(parents=True, exist_ok=True)
+            out = out / ("coco_keypoints.json" if fmt == "coco" else "annotations.xml")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(to_coco(images)) if fmt == "coco" else to_cvat(images))
+        return [out]
+    raise FormatError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
