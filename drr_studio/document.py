@@ -374,6 +374,46 @@ class Document:
         return [e for e in self.entries if e.dirty]
 
     # --- export ---------------------------------------------------------------------------
+    def export_as(self, fmt: str, out: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
+        """Every corrected (or only approved) face in another tool's format (model.formats):
+        a generator yielding (done, total, name) per picture, then writing the files; returns
+        the number of faces."""
+        from model.formats import AnnotatedImage, FaceAnnotation, write_annotations
+
+        wanted = (Status.APPROVED,) if approved_only else HUMAN
+        for e in self.entries:
+            self.load_annotations(e)
+        todo = [e for e in self.entries if any(f.status in wanted and f.points is not None for f in e.faces)]
+        images = []
+        for n, e in enumerate(todo):
+            faces = [FaceAnnotation(np.asarray(f.points, dtype=np.float64), set(f.occluded))
+                     for f in e.faces if f.status in wanted and f.points is not None]
+            images.append(AnnotatedImage(e.path, faces, e.size))
+            yield n + 1, len(todo), e.path.name
+        write_annotations(images, fmt, out)
+        return sum(len(im.faces) for im in images)
+
+    def import_annotations(self, images: list[Any]) -> tuple[int, list[str]]:
+        """Faces from another tool (model.formats.AnnotatedImage, matched by picture name) as
+        corrected faces. A picture whose faces a person already edited here is left alone.
+        Returns (faces imported, names left alone or not in this folder)."""
+        by_name = {e.path.name: e for e in self.entries}
+        count, skipped = 0, []
+        for im in images:
+            e = by_name.get(im.path.name)
+            if e is None:
+                skipped.append(f"{im.path.name} (not in this folder)")
+                continue
+            self.load_annotations(e)
+            if any(f.human for f in e.faces):
+                skipped.append(f"{im.path.name} (already corrected here)")
+                continue
+            e.faces = [Face(box=box_of_points(f.points), points=f.points.copy(), status=Status.CORRECTED,
+                            occluded=set(f.occluded)) for f in im.faces]
+            e.dirty, e.predicted = True, False
+            count += len(im.faces)
+        return count, skipped
+
     def export_training(self, folder: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
         """Write one image + .pts pair per reviewed face, the layout `drr-train` reads.
         A generator yielding (done, total, name) so that a worker can report and cancel."""

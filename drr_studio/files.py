@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox, QProgressDialog
 
 from model.images import IMAGE_SUFFIXES, is_image_file
 
@@ -29,6 +29,10 @@ class FilesMixin:
                     tip="Write .pts files into another folder instead of beside the images")
         self.action(menu, "Export training folder…", self.export_training,
                     tip="Corrected/approved faces as image + .pts pairs that drr-train reads")
+        self.action(menu, "Export as…", self.export_as,
+                    tip="Corrected/approved faces as an iBUG folder, COCO keypoints, labelme or CVAT 1.1")
+        self.action(menu, "Import annotations…", self.import_annotations,
+                    tip="Faces from a COCO .json, a CVAT .xml, labelme .json or .pts, matched by picture name")
         menu.addSeparator()
         self.action(menu, "Quit", self.close, "Ctrl+Q")
 
@@ -168,11 +172,52 @@ class FilesMixin:
             return
         self.run_export(Path(folder), answer == QMessageBox.StandardButton.Yes)
 
-    def run_export(self, folder: Path, approved_only: bool = False) -> GeneratorWorker:
+    EXPORT_FORMATS = {"iBUG .pts folder": "pts", "COCO keypoints (.json)": "coco",
+                      "labelme (a .json per picture)": "labelme", "CVAT for images 1.1 (.xml)": "cvat"}
+
+    def export_as(self) -> None:
+        label, ok = QInputDialog.getItem(self, "Export as", "Format:", list(self.EXPORT_FORMATS), 1, False)
+        if not ok:
+            return
+        fmt = self.EXPORT_FORMATS[label]
+        if fmt in ("coco", "cvat"):
+            suffix = ".json" if fmt == "coco" else ".xml"
+            target, _ = QFileDialog.getSaveFileName(self, "Export as", str(Path(self._last_dir()) / f"annotations{suffix}"),
+                                                    f"*{suffix}")
+        else:
+            target = QFileDialog.getExistingDirectory(self, "Export into folder", self._last_dir())
+        if target:
+            self.run_export(Path(target), fmt=fmt)
+
+    def import_annotations(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import annotations", self._last_dir(),
+                                              "Annotations (*.json *.xml);;All files (*)")
+        if path:
+            self.import_from(Path(path))
+
+    def import_from(self, path: Path) -> int:
+        from model.formats import FormatError, read_annotations
+
+        try:
+            images = read_annotations(path, self.document.root)
+        except FormatError as exc:
+            self.show_problem(f"Import failed: {exc}")
+            return 0
+        count, skipped = self.document.import_annotations(images)
+        for i, e in enumerate(self.document.entries):
+            self.image_panel.update_entry(i, e)
+        if self.entry is not None:
+            self.refresh(self.entry)
+        note = f"; left alone: {', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}" if skipped else ""
+        self.statusBar().showMessage(f"Imported {count} face(s) from {path.name}{note}", 10000)
+        return count
+
+    def run_export(self, folder: Path, approved_only: bool = False, fmt: str | None = None) -> GeneratorWorker:
         dialog = QProgressDialog("Exporting…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
-        worker = GeneratorWorker(self.document.export_training, folder, approved_only)
+        worker = (GeneratorWorker(self.document.export_training, folder, approved_only) if fmt is None
+                  else GeneratorWorker(self.document.export_as, fmt, folder, approved_only))
 
         def progress(v: tuple[int, int, str]) -> None:
             dialog.setMaximum(v[1])

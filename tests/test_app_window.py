@@ -3,6 +3,7 @@ reload, bad input."""
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -289,6 +290,33 @@ def test_point_size_and_zoom_to_face(qtbot, open_window, tmp_path):
     x0, y0, x1, y1 = w.entry.faces[0].box
     assert vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1
     assert (vx1 - vx0) < 2.5 * (x1 - x0)  # the face fills most of the view
+
+
+def test_export_as_coco_and_import_it_elsewhere(qtbot, open_window, tmp_path):
+    import shutil
+
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    face.status, face.occluded = Status.CORRECTED, {5}
+    points = face.points.copy()
+    worker = w.run_export(tmp_path / "out" / "coco.json", fmt="coco")
+    qtbot.waitUntil(worker.isFinished, timeout=10000)
+    coco = json.loads((tmp_path / "out" / "coco.json").read_text())
+    assert len(coco["annotations"]) == 1 and coco["images"][0]["file_name"] == "img00.png"
+    other = tmp_path / "copy"
+    other.mkdir()
+    for f in folder.glob("*.png"):
+        shutil.copy(f, other / f.name)
+    w2 = open_window([other], settings_name="s2.ini")
+    assert w2.import_from(tmp_path / "out" / "coco.json") == 1
+    e = w2.document.entries[0]
+    assert e.faces[0].status == Status.CORRECTED and e.faces[0].occluded == {5} and e.dirty
+    np.testing.assert_allclose(e.faces[0].points, points, atol=1e-3)
+    assert "Imported 1 face" in w2.statusBar().currentMessage()
+    assert w2.import_from(tmp_path / "out" / "coco.json") == 0  # a person's faces are not replaced
+    assert "already corrected" in w2.statusBar().currentMessage()
 
 
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):
