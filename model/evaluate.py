@@ -26,6 +26,7 @@ class Evaluation:
     stages: np.ndarray
     truth: np.ndarray  # (n, p, 2)
     skipped: list[str] = field(default_factory=list)
+    gaps: list[float | None] = field(default_factory=list)  # mirror-pass gap per face (mirror averaging)
 
     def stage_names(self) -> list[str]:
         return ["S_hat"] + [f"S{k}" for k in range(self.stages.shape[1] - 1)]
@@ -70,7 +71,7 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
     """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector'
     (model.detect, matched to the annotated face, with the app's re-crop pass and the
     detector's eye line; faces it misses are skipped and listed) or 'file'."""
-    names, stages, truth, skipped = [], [], [], []
+    names, stages, truth, skipped, gaps = [], [], [], [], []
     for s in tqdm(samples, desc="evaluating", unit="face", disable=not show_progress):
         try:
             img = read_image(s.image)
@@ -94,11 +95,12 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
             box, rolls = found.box, [found.roll]
         r = predictor.inference(img, [box], recrop=boxes == "detector", rolls=rolls)[0]  # as the app does
         names.append(s.name)
+        gaps.append(r.uncertainty)
         stages.append(np.concatenate([r.s_hat[None], r.steps]))
         truth.append(s.points)
     if not names:
         raise ValueError("no face could be evaluated")
-    return Evaluation(names, np.stack(stages), np.stack(truth), skipped)
+    return Evaluation(names, np.stack(stages), np.stack(truth), skipped, gaps)
 
 
 def format_table(summary: dict) -> str:

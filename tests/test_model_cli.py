@@ -189,3 +189,16 @@ def test_fine_tune_honours_or_refuses_every_flag(monkeypatch, folder, tmp_path, 
         seen.clear()
         assert cli.main(base + refused) == 2
         assert "cannot be used with --init" in capsys.readouterr().err and not seen
+
+
+def test_eval_qa_writes_a_ranking(folder, tiny_checkpoint, tmp_path, capsys):
+    import csv
+
+    d, names = folder
+    out = tmp_path / "qa.csv"
+    assert eval_main([str(d), "--checkpoint", str(tiny_checkpoint), "--qa", str(out)]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0][:3] == ["rank", "face", "score"] and len(rows) == 1 + len(names)
+    assert [float(r[2]) for r in rows[1:]] == sorted((float(r[2]) for r in rows[1:]), reverse=True)
+    assert rows[1][5] != ""  # the mirror gap is there: --qa averages the mirrored pass
+    assert "most suspicious" in capsys.readouterr().out

@@ -14,7 +14,9 @@ from ..checkpoint import CheckpointError
 from ..data import find_samples, read_name_list
 from ..evaluate import evaluate, format_table, write_ced
 from ..inference import PRECISIONS, keep_freed_memory
+from ..layout import layout_for
 from ..predict import Predictor
+from ..qa import rank_faces, write_qa_csv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +33,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--json", help="write the summary as JSON here")
     ap.add_argument("--ced", help="write the CED curve as PREFIX.csv and PREFIX.png")
+    ap.add_argument("--qa", metavar="CSV",
+                    help="annotation QA: rank the faces by how far the model disagrees with their points "
+                         "(discounted by its own doubt; implies --mirror-average), most suspicious first")
     a = ap.parse_args(argv)
     try:
-        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average, a.precision)
+        predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average or bool(a.qa), a.precision)
     except CheckpointError as exc:
         print(f"drr-eval: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(summary))
     if a.json:
         Path(a.json).write_text(json.dumps(summary, indent=2))
+    if a.qa:
+        layout = layout_for(ev.truth.shape[1])
+        ranked = rank_faces(ev.names, ev.stages[:, -1], ev.truth, layout, ev.gaps)
+        write_qa_csv(a.qa, ranked, layout)
+        top = ", ".join(f"{f.name} ({f.score:.1f})" for f in ranked[:3])
+        print(f"QA ranking written to {a.qa}; most suspicious: {top}")
     if a.ced:
         e = ev.errors("inter-pupil")
         write_ced({predictor.name: e}, Path(a.ced + ".csv"), Path(a.ced + ".png"), "inter-pupil")
