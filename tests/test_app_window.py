@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from conftest_app import FakePredictor, fake_factory, make_folder  # noqa: E402
 from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from drr_studio.document import Status  # noqa: E402
 from drr_studio.main_window import MainWindow  # noqa: E402
@@ -450,7 +451,10 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
     wait_predicted(qtbot, w)
     w.predict_all()
     qtbot.waitUntil(lambda: all(e.predicted for e in w.document.entries), timeout=8000)
+    # on a loaded machine the modal progress dialog shows up; keys reach the window once it is gone
+    qtbot.waitUntil(lambda: w.batch is None and QApplication.activeModalWidget() is None, timeout=8000)
     key(w, Qt.Key.Key_A)
+    assert w.entry.faces[0].status == Status.APPROVED
     worker = w.run_export(tmp_path / "train")
     with qtbot.waitSignal(worker.done, timeout=5000) as blocker:
         pass
