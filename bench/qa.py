@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -78,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=0.2, help="share of faces corrupted")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--json", default=str(DEFAULT_OUT / "qa.json"))
+    ap.add_argument("--cache", help="predictions saved here (.npz) and read back on the next run")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     samples, _ = load_split(a.data, a.names, a.limit)
     predictor = Predictor.load(a.checkpoint, "cpu", mirror_average=True)
     names, pred, truth, gaps = [], [], [], []
+    if a.cache and Path(a.cache).is_file():
+        z = np.load(a.cache)
+        names, pred, truth, gaps = list(z["names"]), list(z["pred"]), list(z["truth"]), list(z["gaps"])
+        samples = []
     for s in tqdm(samples, desc="faces", unit="face", disable=a.quiet):
         img = read_image(s.image)
         found = match_detection(detect_faces(img), box_of_points(s.points))
@@ -94,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         truth.append(s.points)
         gaps.append(r.uncertainty)
     pred, truth = np.stack(pred), np.stack(truth)
+    if a.cache and not Path(a.cache).is_file():
+        np.savez(a.cache, names=np.array(names), pred=pred, truth=truth, gaps=np.array(gaps, dtype=np.float64))
     layout = layout_for(truth.shape[1])
     runs = []
-    for seed in a.seeds:
+    for seed, per_point in [(s, p) for p in (True, False) for s in a.seeds]:
         bad, what = corrupt(truth, a.rate, np.random.default_rng(seed))
-        ranked = rank_faces(names, pred, bad, layout, gaps)
+        ranked = rank_faces(names, pred, bad, layout, [float(g) for g in gaps], per_point=per_point)
         order = [names.index(f.name) for f in ranked]
         scores = np.array([f.score for f in ranked])
         positive = np.array([i in what for i in order])
@@ -109,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         for kind in KINDS:
             faces = [i for i, w in what.items() if w == kind]
             per_kind[kind] = float(np.mean([i in in_top for i in faces])) if faces else None
-        runs.append({"seed": seed, "corrupted": k, "precision_at_k": float(top.mean()), "recall_at_k": float(top.mean()),
+        runs.append({"seed": seed, "per_point": per_point, "corrupted": k, "precision_at_k": float(top.mean()), "recall_at_k": float(top.mean()),
                      "recall_at_2k": float(positive[: 2 * k].sum() / max(k, 1)), "roc_auc": roc_auc(scores, positive),
                      "recall_by_kind_at_k": per_kind})
-    rows = [[r["seed"], r["corrupted"], f"{r['precision_at_k']:.2f}", f"{r['recall_at_2k']:.2f}", f"{r['roc_auc']:.3f}",
+    rows = [["per point" if r["per_point"] else "plain", r["seed"], r["corrupted"], f"{r['precision_at_k']:.2f}", f"{r['recall_at_2k']:.2f}", f"{r['roc_auc']:.3f}",
              " ".join(f"{k} {v:.2f}" for k, v in r["recall_by_kind_at_k"].items() if v is not None)] for r in runs]
     print(f"{len(names)} faces (YuNet found), {a.rate:.0%} corrupted per seed; checkpoint {predictor.path}")
-    print(md_table(["seed", "corrupted faces k", "precision = recall at k", "recall at 2k", "ROC AUC", "recall at k by kind"],
+    print(md_table(["score", "seed", "corrupted faces k", "precision = recall at k", "recall at 2k", "ROC AUC", "recall at k by kind"],
                    rows))
     write_json(a.json, {"checkpoint": str(predictor.path), "faces": len(names), "rate": a.rate, "runs": runs})
     print(f"wrote {a.json}")

@@ -39,13 +39,23 @@ def point_scores(predicted: np.ndarray, annotated: np.ndarray, layout: Layout,
 
 
 def rank_faces(names: list[str], predicted: np.ndarray, annotated: np.ndarray, layout: Layout,
-               gaps: list[float | None] | None = None) -> list[FaceQA]:
-    """Faces most suspicious first."""
-    out = []
-    for i, name in enumerate(names):
+               gaps: list[float | None] | None = None, per_point: bool = True) -> list[FaceQA]:
+    """Faces most suspicious first. per_point: each point's score is also divided by that
+    point's median disagreement over the folder (times the median of those), so that a jaw
+    point, which the model places less surely than an eye corner, needs a larger disagreement
+    to count; the folder calibrates itself, mistakes being the minority."""
+    scores, dists = [], []
+    for i in range(len(names)):
         gap = gaps[i] if gaps is not None else None
         score, dist = point_scores(predicted[i], annotated[i], layout, gap)
-        out.append(FaceQA(name, float(score.max()), score, dist, gap))
+        scores.append(score)
+        dists.append(dist)
+    scores = np.stack(scores) if scores else np.zeros((0, layout.num_points))
+    if per_point and len(scores) >= 5:
+        typical = np.median(scores, axis=0)
+        scores = scores / np.maximum(typical, 1e-6) * float(np.median(typical))
+    out = [FaceQA(name, float(scores[i].max()), scores[i], dists[i], gaps[i] if gaps is not None else None)
+           for i, name in enumerate(names)]
     return sorted(out, key=lambda f: -f.score)
 
 
