@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -92,6 +93,7 @@ class TrainResult:
     last_path: Path
     history: list[dict]
     stopped: bool
+    model: DRR | None = None  # the trained network as it ended (raw weights, not the average)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -181,12 +183,14 @@ def _seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
-def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device,
-            weights: np.ndarray | None = None) -> torch.utils.data.DataLoader | None:
-    if opts.workers <= 0 or len(data) < opts.batch_size:
+def _loader(data: FaceDataset, opts: TrainOptions, device: torch.device, weights: np.ndarray | None = None,
+            rank: int = 0, world: int = 1) -> torch.utils.data.DataLoader | None:
+    if opts.workers <= 0 or len(data) < opts.batch_size * world:
         return None
     sampler = None
-    if weights is not None:
+    if world > 1:  # each rank its share of a per-epoch order (set_epoch), the same seed on all
+        sampler = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=opts.seed, drop_last=True)
+    elif weights is not None:
         sampler = torch.utils.data.WeightedRandomSampler(
             torch.from_numpy(weights), len(data), generator=torch.Generator().manual_seed(opts.seed))
     return torch.utils.data.DataLoader(
@@ -211,16 +215,35 @@ def balance_weights(samples: list[Sample], candidates: np.ndarray, size: int, po
     return w / w.sum()
 
 
-def _batches(data: FaceDataset, batch_size: int, count: int, weights: np.ndarray | None = None):
+def _batches(data: FaceDataset, batch_size: int, count: int, weights: np.ndarray | None = None,
+             epoch: int = 0, seed: int = 0, rank: int = 0, world: int = 1):
     """One epoch of shuffled batches cut in this process (the CPU recipe, workers=0); with
-    weights, faces are drawn with replacement in proportion to them."""
+    weights, faces are drawn with replacement in proportion to them. The order depends on the
+    seed and the epoch only, so every rank of a distributed run draws the same global batches
+    of world x batch_size faces and takes its own slice of each."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    step = batch_size * world
     if weights is None:
-        order = torch.randperm(len(data)).tolist()
+        order = torch.randperm(len(data), generator=g).tolist()
     else:
-        order = torch.multinomial(torch.from_numpy(weights), batch_size * count, replacement=True).tolist()
+        order = torch.multinomial(torch.from_numpy(weights), step * count, replacement=True, generator=g).tolist()
     for b in range(count):
-        items = [data[i] for i in order[b * batch_size : (b + 1) * batch_size]]
+        mine = order[b * step + rank * batch_size : b * step + (rank + 1) * batch_size]
+        items = [data[i] for i in mine]
         yield torch.stack([a for a, _ in items]), torch.stack([t for _, t in items])
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size) under torchrun (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT set);
+    (0, 1) otherwise. Joins the process group: NCCL on CUDA, gloo on the CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def _lr_factor(frac: float, it: int, warmup: int = 100) -> float:
@@ -244,6 +267,13 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = pick_device(opts.device)
+    if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
+        torch.cuda.set_device(device)
+    joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _group_initialized()
+    rank, world = _distributed(device)
+    if world > 1 and opts.balance > 0:
+        raise ValueError("--balance draws faces with replacement in one process; it is not supported with torchrun")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -281,15 +311,23 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
         start_epoch, it, elapsed0, best = st["epoch"], st["iteration"], st["elapsed"], st["best"]
         history = json.loads(st["history"])
 
-    train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed,
+    # every rank draws its own augmentations (the batches it sees already differ)
+    train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed + 1000 * rank,
                             rotate_prob=opts.rotate_prob, level_eyes=cfg.level_eyes, roll_jitter=opts.roll_jitter,
                             occlude_prob=opts.occlude_prob, blur_prob=opts.blur_prob)
     val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
-    per_epoch = max(1, len(train_set) // opts.batch_size)
+    per_epoch = max(1, len(train_set) // (opts.batch_size * world))
     weights = None
     if opts.balance > 0:
         weights = balance_weights(train_samples, model.candidates.cpu().numpy(), cfg.input_size, opts.balance)
-    loader = _loader(train_set, opts, device, weights)
+    loader = _loader(train_set, opts, device, weights, rank, world)
+    net: torch.nn.Module = model
+    if world > 1:
+        # gradients averaged over the ranks: one step is one batch of world x batch_size faces
+        # at --lr, not scaled (state the rate for the effective batch)
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     total_it = per_epoch * opts.epochs
     warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
     use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
@@ -297,7 +335,10 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     stopped = False
     meta_base = {"preset": opts.preset, "parent": opts.init, "parent_meta": parent_meta,
                  "train_faces": len(train_samples), "val_faces": len(val_samples),
-                 "options": asdict(opts)}
+                 "options": asdict(opts), "processes": world, "effective_batch": opts.batch_size * world,
+                 "lr_scaling": "none: --lr is the rate for the effective batch"}
+    if progress and rank == 0:
+        progress({"event": "setup", "processes": world, "effective_batch": opts.batch_size * world, "lr": opts.lr})
 
     def elapsed() -> float:
         return elapsed0 + (time.monotonic() - t0) / 60.0
@@ -323,14 +364,17 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
         run_loss, seen, te = 0.0, 0, time.monotonic()
-        batches = loader if loader is not None else _batches(train_set, opts.batch_size, per_epoch, weights)
+        if loader is not None and world > 1:
+            loader.sampler.set_epoch(epoch)  # a new order each epoch, the same on every rank
+        batches = loader if loader is not None else _batches(train_set, opts.batch_size, per_epoch, weights,
+                                                             epoch, opts.seed, rank, world)
         for b, (x, y) in enumerate(batches):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
             for g in optim.param_groups:
                 g["lr"] = opts.lr * _lr_factor(frac, it, warmup) * g["lr_mult"]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                trace = model(x)
+                trace = net(x)
             loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight,
                                    opts.regression_loss)
             optim.zero_grad(set_to_none=True)
@@ -342,15 +386,23 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             it += 1
             seen += len(x)
             run_loss = 0.9 * run_loss + 0.1 * parts["loss"] if b else parts["loss"]
-            if progress:
+            if progress and rank == 0:
                 progress({"event": "step", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,
                           "batches": per_epoch, "loss": run_loss, **parts,
                           "faces_per_s": seen / max(time.monotonic() - te, 1e-6),
                           "minutes": elapsed(), "lr": optim.param_groups[0]["lr"]})
-            out_of_time = opts.max_minutes and elapsed() >= opts.max_minutes
-            if (should_stop and should_stop()) or out_of_time:
-                stopped = bool(should_stop and should_stop())
+            out_of_time = bool(opts.max_minutes and elapsed() >= opts.max_minutes)
+            asked = bool(should_stop and should_stop())
+            if world > 1:  # every rank stops after the same step, or the next all-reduce would hang
+                out_of_time, asked = _agree_to_stop(out_of_time, asked)
+            if asked or out_of_time:
+                stopped = asked
                 break
+        if rank != 0:  # validation, checkpoints and the log are rank 0's
+            _barrier(world)
+            if stopped or (opts.max_minutes and elapsed() >= opts.max_minutes):
+                break
+            continue
         val = val_raw = None
         if len(val_set):
             if ema is not None:
@@ -370,8 +422,36 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
             fh.write(json.dumps(history[-1]) + "\n")
         if progress:
             progress({"event": "epoch", **history[-1], "best": best})
+        _barrier(world)
         if stopped or (opts.max_minutes and elapsed() >= opts.max_minutes):
             break
-    if not best_path.exists():
+    if rank == 0 and not best_path.exists():
         save(len(history), None, True)
-    return TrainResult(best_path, last_path, history, stopped)
+    _barrier(world)
+    if joined:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return TrainResult(best_path, last_path, history, stopped, model)
+
+
+def _group_initialized() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _agree_to_stop(out_of_time: bool, asked: bool) -> tuple[bool, bool]:
+    """Any rank's reason to stop, on every rank (rank 0's clock and stop flag may differ)."""
+    import torch.distributed as dist
+
+    flags = torch.tensor([float(out_of_time), float(asked)])
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0]), bool(flags[1])

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             if steps:
                 msg += f", val NME {ev['val_nme']:.2f}% (" + " ".join(f"{k} {v:.2f}" for k, v in steps.items()) + ")"
             tqdm.write(msg)
+        elif ev["event"] == "setup" and ev["processes"] > 1:
+            tqdm.write(f"drr-train: {ev['processes']} processes, effective batch {ev['effective_batch']} "
+                       f"(--batch-size per process), learning rate {ev['lr']} as given (not scaled)")
         elif ev["event"] == "evaluating":
             tqdm.write("measuring the old and the new model on the held-out faces ...")
 
