@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.init:
         return _fine_tune(a, samples, progress, train_flags)
     train_s, val_s = split_samples(samples, a.val_split or str(DEFAULT_SPLIT), a.val_fraction, train_flags.get("seed", 0))
-    print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, one process speaks
+    if main_rank:
+        print(f"drr-train: {len(train_s)} training faces, {len(val_s)} held out")
     opts = TrainOptions(**train_flags, overrides=overrides)
     try:
         res = train(opts, train_s, val_s, progress)
@@ -122,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ndrr-train: interrupted; the last completed epoch is in " + str(Path(opts.out) / "last.pt"), file=sys.stderr)
         return 130
-    print(f"drr-train: best checkpoint {res.best_path}")
-    if a.export:
+    if main_rank:
+        print(f"drr-train: best checkpoint {res.best_path}")
+    if a.export and main_rank:
         # the last epoch, not the best: the validation faces judge the model, they do not pick it
         return export_main([str(res.last_path), a.export])
     return 0
