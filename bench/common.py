@@ -3,6 +3,7 @@ markdown tables and a description of the machine the numbers were taken on."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -238,15 +239,11 @@ def dlib_hog_boxes(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, floa
     """dlib HOG faces as (raw box, box in the landmark convention, score), best first; as the
     app ran it (pictures over 1600 px reduced, one upsampling below 800 px)."""
     import cv2
-    import dlib
 
-    global _HOG
-    if _HOG is None:
-        _HOG = dlib.get_frontal_face_detector()
     h, w = image.shape[:2]
     f = min(1.0, 1600 / max(h, w))
     img = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA) if f < 1 else image
-    dets, scores, _ = _HOG.run(np.ascontiguousarray(img), 1 if max(img.shape[:2]) < 800 else 0, 0.0)
+    dets, scores, _ = _hog().run(np.ascontiguousarray(img), 1 if max(img.shape[:2]) < 800 else 0, 0.0)
     out = []
     for d, s in zip(dets, scores):
         raw = np.array([d.left(), d.top(), d.right(), d.bottom()], dtype=np.float64) / f
@@ -258,4 +255,8 @@ def dlib_hog_boxes(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, floa
     return sorted(out, key=lambda t: -t[2])
 
 
-_HOG = None
+@functools.lru_cache(maxsize=1)
+def _hog():
+    import dlib  # the bench extra only
+
+    return dlib.get_frontal_face_detector()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .geometry import eye_angle
 from .resources import DETECTOR, resource
 
 DETECTOR_MODEL = resource(DETECTOR)
@@ -54,9 +55,8 @@ class Detection:
 
     @property
     def roll(self) -> float:
-        """In-plane rotation of the eye line, degrees (geometry.eye_angle)."""
-        d = self.points[1] - self.points[0]
-        return float(np.degrees(np.arctan2(d[1], d[0])))
+        """In-plane rotation of the eye line, degrees."""
+        return eye_angle(*self.eyes)
 
 
 _local = threading.local()  # cv2.FaceDetectorYN is not thread-safe: one instance per thread
@@ -87,9 +87,7 @@ def _detect_at(image: np.ndarray, f: float) -> np.ndarray:
     faces = faces.astype(np.float64)
     # resized pixel centre u is picture coordinate (u + 0.5) / f - 0.5
     faces[:, :14] = faces[:, :14] / f
-    faces[:, [0, 1]] += 0.5 / f - 0.5
-    faces[:, 4:14:2] += 0.5 / f - 0.5
-    faces[:, 5:14:2] += 0.5 / f - 0.5
+    faces[:, [0, 1, *range(4, 14)]] += 0.5 / f - 0.5  # positions, not the box's width and height
     return faces
 
 
