@@ -19,6 +19,7 @@ from model.layout import Layout
 
 from .document import Face, Status
 from .qt_compat import pin_singletons
+from .session import Session
 
 pin_singletons()  # before any pyqtgraph item exists: see qt_compat
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -29,6 +30,7 @@ _drag_ids = itertools.count(1)
 STATUS_PEN = {Status.PENDING: (200, 200, 200), Status.PREDICTED: (90, 170, 255),
               Status.CORRECTED: (255, 190, 60), Status.APPROVED: (60, 230, 90)}
 UNCERTAIN_PEN = (255, 80, 200)  # model points the model doubts (Face.uncertain)
+SUSPICIOUS_COLOR = (255, 60, 60)  # human points far from the model's (Face.suspicious)
 
 
 def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
@@ -62,15 +64,18 @@ class _FaceItems:
         self.ghost = _PassiveScatter(pxMode=True, size=4, symbol="x", pen=pg.mkPen((255, 80, 80, 200)),
                                         brush=None)
         self.points = _PassiveScatter(pxMode=True)
+        # rings around human points the model disagrees with most (review.Review)
+        self.flags = _PassiveScatter(pxMode=True, symbol="o", pen=pg.mkPen(SUSPICIOUS_COLOR, width=2), brush=None)
         self.box = QGraphicsRectItem()
-        for item in (self.box, self.lines, self.ghost, self.points):
+        for item in (self.box, self.lines, self.ghost, self.flags, self.points):
             vb.addItem(item)
         self.points.setZValue(20)
+        self.flags.setZValue(19)
         self.lines.setZValue(15)
         self.ghost.setZValue(14)
 
     def remove(self, vb: pg.ViewBox) -> None:
-        for item in (self.box, self.lines, self.ghost, self.points):
+        for item in (self.box, self.lines, self.ghost, self.flags, self.points):
             vb.removeItem(item)
 
 
@@ -97,8 +102,11 @@ class Canvas(pg.GraphicsView):
     boxEdited = Signal(int, object)  # face index, new box
     hoverText = Signal(str)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, session: Session | None = None, parent=None) -> None:
         super().__init__(parent, background=(30, 30, 34))
+        # the active face and the selection are the session's (views other than this one read
+        # them there); the canvas only draws them and turns clicks into changes of them
+        self.session = session or Session()
         self.vb = EditViewBox(self)
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(autoDownsample=False)
@@ -116,8 +124,6 @@ class Canvas(pg.GraphicsView):
         self._faces: list[Face] = []
         self._face_items: list[_FaceItems] = []
         self.layout: Layout | None = None
-        self.active = -1  # index of the face being edited
-        self.selection: set[int] = set()  # point indices of the active face
         self.box_mode = False
         self.show_ghost = True
         self._drag: dict | None = None
@@ -199,6 +205,7 @@ class Canvas(pg.GraphicsView):
             items.points.clear()
             items.lines.setData([], [])
             items.ghost.clear()
+            items.flags.clear()
             return
         layout = self.layout if self.layout and self.layout.num_points == len(pts) else None
         colors = layout.point_colors() if layout else [(255, 255, 0)] * len(pts)
@@ -222,12 +229,34 @@ class Canvas(pg.GraphicsView):
             items.ghost.setData(pos=np.asarray(model))
         else:
             items.ghost.clear()
+        flagged = sorted(k for k in face.suspicious if k < len(pts)) if self.show_ghost else []
+        if flagged:
+            items.flags.setData(pos=pts[flagged], size=self.point_px + 10)
+        else:
+            items.flags.clear()
 
     # --- selection --------------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        """Index of the face being edited (-1: none), Session.active."""
+        return self.session.active
+
+    @active.setter
+    def active(self, index: int) -> None:
+        self.session.set_active(index, self.session.selection if index == self.session.active else frozenset())
+
+    @property
+    def selection(self) -> set[int]:
+        """Point indices selected in the active face (a copy), Session.selection."""
+        return set(self.session.selection)
+
+    @selection.setter
+    def selection(self, indices: set[int]) -> None:
+        self.session.set_selection(indices)
+
     def set_active(self, index: int, selection: set[int] | None = None) -> None:
         old = self.active
-        self.active = index
-        self.selection = set(selection or ())
+        self.session.set_active(index, set(selection or ()))
         for i in {old, index}:
             self.refresh_face(i)
         self._update_roi()

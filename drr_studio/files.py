@@ -114,8 +114,7 @@ class FilesMixin:
                 entry.error = None  # the malformed annotation is replaced by the saved one
                 if self.message_bar.owner == entry.path:
                     self.message_bar.clear()
-        i = self.document.entries.index(entry)
-        self.image_panel.update_entry(i, entry)
+        self.session.touch(entry)
         return True
 
     def autosave_current(self) -> bool:
@@ -204,10 +203,7 @@ class FilesMixin:
             self.show_problem(f"Import failed: {exc}")
             return 0
         count, skipped = self.document.import_annotations(images)
-        for i, e in enumerate(self.document.entries):
-            self.image_panel.update_entry(i, e)
-        if self.entry is not None:
-            self.refresh(self.entry)
+        self.session.touch_all()
         note = f"; left alone: {', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}" if skipped else ""
         self.statusBar().showMessage(f"Imported {count} face(s) from {path.name}{note}", 10000)
         return count

@@ -37,6 +37,7 @@ from .files import FilesMixin
 from .help import ShortcutsDialog, show_about
 from .overlays import OverlayMixin
 from .panels import HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
+from .session import Session
 from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
 
 EXTENSIONS = ("drr_studio.finetune",)  # installed when present, see _install_extensions
@@ -85,9 +86,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         super().__init__()
         self.setWindowTitle("DRR Studio")
         self.settings = settings or QSettings("drr-studio", "DRR Studio")
-        self.document = Document([])
+        # the document, the picture shown, the active face and the selection, with the change
+        # events the views subscribe to (see _subscribe)
+        self.session = Session()
         self.output_dir: Path | None = None  # where .pts go; None = beside each image
-        self.current = -1
         self.predictor: Any = None
         self.model_error: str | None = None
         self.images: OrderedDict[Path, Picture] = OrderedDict()
@@ -98,7 +100,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.last_latency: float | None = None  # switch -> points on screen, seconds
         self.batch: dict | None = None
 
-        self.canvas = Canvas()
+        self.canvas = Canvas(self.session)
         self.canvas.point_px = self.settings.value("view/point_px", self.canvas.point_px, type=float)
         self.message_bar = MessageBar()
         central = QWidget()
@@ -131,6 +133,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
         self._build_menus()
         self._connect()
+        self._subscribe()
 
         self.worker = PredictionWorker(factory)
         self.worker.mirror_average = self.mirror_action.isChecked()
@@ -237,10 +240,31 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.init_panel.changed.connect(self.update_overlays)
         self.refine_panel.stepChanged.connect(lambda _: self.update_overlays())
 
+    def _subscribe(self) -> None:
+        """The views follow the session's events: whoever changes a picture calls
+        session.touch(entry), and its row, the canvas and the review follow."""
+        self.session.entry_changed.connect(self._entry_changed)
+
+    def _entry_changed(self, index: int) -> None:
+        entry = self.document.entries[index]
+        self.image_panel.update_entry(index, entry)
+        if index == self.current:
+            self.canvas.set_faces(entry.faces, self.layout)
+            self.update_overlays()
+
     # --- state helpers ------------------------------------------------------------------------
     @property
+    def document(self) -> Document:
+        return self.session.document
+
+    @property
+    def current(self) -> int:
+        """Index of the picture shown (-1: none), Session.current."""
+        return self.session.current
+
+    @property
     def entry(self) -> ImageEntry | None:
-        return self.document.entries[self.current] if 0 <= self.current < len(self.document) else None
+        return self.session.entry
 
     @property
     def layout(self) -> Layout | None:
@@ -296,11 +320,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
     def set_document(self, document: Document) -> None:
         self.worker.cancel()
         self.message_bar.clear()  # the old folder's problems are not the new one's
-        self.document = document
+        self.session.set_document(document)
         self.stacks.clear()
         for stack in self.undo_group.stacks():
             self.undo_group.removeStack(stack)
-        self.current = -1
         document.peek_statuses()  # reopened folders show their approved and corrected pictures at once
         self.image_panel.set_entries(document.entries)
         self.canvas.set_faces([], None)
@@ -324,7 +347,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         if not (0 <= index < len(self.document)) or index == self.current:
             return
         self.autosave_current()
-        self.current = index
+        self.session.set_current(index)  # no face active, nothing selected
         self.switch_time = time.perf_counter()
         entry = self.entry
         self.recent.append(entry.path)
@@ -337,7 +360,6 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             self.show_problem(entry.error, entry.path)
         self.undo_group.setActiveStack(self.stack_for(index))
         self.image_panel.set_current(index)
-        self.canvas.active, self.canvas.selection = -1, set()
         self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})")
         image = self.images.get(entry.path)
         self.show_picture(image)
@@ -388,7 +410,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         for i, e in enumerate(self.document.entries):
             if e.path == path:
                 e.error = message
-                self.image_panel.update_entry(i, e)
+                self.session.touch(i)
                 if i == self.current:
                     self.canvas.set_image(None)
                     self.show_problem(message, path)
@@ -404,9 +426,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                 continue
             self.document.apply_prediction(e, job.uids, job.versions, results)
             self._trim_traces()
-            self.image_panel.update_entry(i, e)
+            self.session.touch(i)
             if i == self.current:
-                self.refresh(e)
                 if self.switch_time is not None:
                     self.last_latency = time.perf_counter() - self.switch_time
                     self.switch_time = None
@@ -443,7 +464,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         for i, e in enumerate(self.document.entries):
             if e.path == job.path:
                 e.error = message
-                self.image_panel.update_entry(i, e)
+                self.session.touch(i)
                 if i == self.current:
                     self.show_problem(message, job.path)
         if self.batch is not None:
@@ -464,10 +485,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.refine_panel.set_steps(int(predictor.config.steps))
         self.heat_panel.landmark.setRange(1, int(predictor.config.num_points))
         self.document.forget_predictions()
-        for i, e in enumerate(self.document.entries):
-            self.image_panel.update_entry(i, e)
+        self.session.touch_all()
         if self.entry is not None:
-            self.refresh(self.entry)
             self.switch_time = time.perf_counter()
             self.request(self.current, NOW)
             for k in range(1, PREDICT_AHEAD + 1):
@@ -497,13 +516,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
     # --- refresh ------------------------------------------------------------------------------
     def refresh(self, entry: ImageEntry) -> None:
-        """Redraw after any change to an entry (edits, undo, predictions)."""
-        i = self.document.entries.index(entry) if entry in self.document.entries else -1
-        if i >= 0:
-            self.image_panel.update_entry(i, entry)
-        if i == self.current:
-            self.canvas.set_faces(entry.faces, self.layout)
-            self.update_overlays()
+        """After any change to an entry (edits, undo): announce it, the views follow."""
+        self.session.touch(entry)
 
     def _toggle_mirror(self) -> None:
         """Takes effect like a model switch (same network, new setting): untouched faces are

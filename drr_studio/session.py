@@ -1,0 +1,88 @@
+"""The editing session: which picture is shown, which face is active, which of its points are
+selected and which refinement step the panels show, over one `Document`.
+
+Plain Python, no Qt (like napari's viewer model): every change is announced with a psygnal
+event, and the views (image list, canvas, panels, review) subscribe to what they draw, so
+that nothing has to remember to refresh them. Code that changes a picture's faces, points or
+status in the document calls `touch(entry)` afterwards: that is the one event they all hear.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from psygnal import Signal
+
+from .document import Document, ImageEntry
+
+
+class Session:
+    document_changed = Signal()  # another document (a folder opened): views rebuild
+    entry_changed = Signal(int)  # picture i's faces, points, status or error changed
+    current_changed = Signal(int)  # the picture shown (-1: none)
+    face_changed = Signal(int)  # the active face of the current picture (-1: none)
+    selection_changed = Signal()  # the selected points of the active face
+    step_changed = Signal(int)  # the refinement step the panels show
+
+    def __init__(self, document: Document | None = None) -> None:
+        self.document = document or Document([])
+        self.current = -1
+        self.active = -1
+        self.selection: frozenset[int] = frozenset()
+        self.step = 0
+
+    @property
+    def entry(self) -> ImageEntry | None:
+        return self.document.entries[self.current] if 0 <= self.current < len(self.document) else None
+
+    def set_document(self, document: Document) -> None:
+        self.document = document
+        self.current, self.active, self.selection = -1, -1, frozenset()
+        self.document_changed.emit()
+
+    def set_current(self, index: int) -> None:
+        """Show picture index; its face and point selection start empty."""
+        if index == self.current:
+            return
+        self.current = index
+        self.active, self.selection = -1, frozenset()
+        self.current_changed.emit(index)
+
+    def set_active(self, face: int, selection: set[int] | frozenset[int] = frozenset()) -> None:
+        changed_face = face != self.active
+        changed_sel = frozenset(selection) != self.selection
+        self.active, self.selection = face, frozenset(selection)
+        if changed_face:
+            self.face_changed.emit(face)
+        if changed_sel or changed_face:
+            self.selection_changed.emit()
+
+    def set_selection(self, selection: set[int] | frozenset[int]) -> None:
+        if frozenset(selection) != self.selection:
+            self.selection = frozenset(selection)
+            self.selection_changed.emit()
+
+    def set_step(self, step: int) -> None:
+        if step != self.step:
+            self.step = step
+            self.step_changed.emit(step)
+
+    def touch(self, entry: ImageEntry | int) -> None:
+        """Announce that this picture's faces, points, status or error changed."""
+        i = entry if isinstance(entry, int) else self.index_of(entry)
+        if 0 <= i < len(self.document):
+            self.entry_changed.emit(i)
+
+    def touch_all(self) -> None:
+        for i in range(len(self.document)):
+            self.entry_changed.emit(i)
+
+    def index_of(self, entry: ImageEntry) -> int:
+        for i, e in enumerate(self.document.entries):
+            if e is entry:
+                return i
+        return -1
+
+    def status_counts(self) -> Counter[str]:
+        """How many pictures have each status (approved, corrected, predicted, ...)."""
+        return Counter(e.status for e in self.document.entries)
