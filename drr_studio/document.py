@@ -26,6 +26,7 @@ import numpy as np
 from model.geometry import box_of_points
 from model.images import list_images
 from model.pts import PtsError, atomic_write_text, read_pts, write_pts
+from model.qa import SUSPICIOUS
 
 SIDECAR_SUFFIX = ".drr.json"
 SIDECAR_VERSION = 1
@@ -71,6 +72,7 @@ class Face:
     annotation: np.ndarray | None = None  # points as read from disk, to compare with the model
     uid: int = field(default_factory=lambda: next(_uids))
     box_version: int = 0  # bumped when the box changes so that stale predictions are dropped
+    qa_scores: np.ndarray | None = None  # (p,) model-annotation disagreement (review.Review); never saved
 
     @property
     def human(self) -> bool:
@@ -93,6 +95,14 @@ class Face:
         """Model points the model itself doubts (its mirror passes disagree, see
         FaceResult.needs_review): worth checking first. Human points never are."""
         return not self.human and self.points is not None and bool(getattr(self.result, "needs_review", False))
+
+    @property
+    def suspicious(self) -> set[int]:
+        """Human points the model disagrees with most (model.qa.SUSPICIOUS or more): a possible
+        labelling mistake, worth a second look."""
+        if self.qa_scores is None or not self.human:
+            return set()
+        return {int(k) for k in np.flatnonzero(self.qa_scores >= SUSPICIOUS)}
 
     def reference(self) -> np.ndarray | None:
         """The human shape to measure the model against, if there is one."""

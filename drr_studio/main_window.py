@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoGroup, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -36,13 +36,16 @@ from .editing import EditingMixin
 from .files import FilesMixin
 from .help import ShortcutsDialog, show_about
 from .overlays import OverlayMixin
-from .panels import HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
+from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
+from .review import Review
+from .review_panel import ReviewPanel
 from .session import Session
 from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
 
 EXTENSIONS = ("drr_studio.finetune",)  # installed when present, see _install_extensions
 PREDICT_AHEAD = 2  # images after the current one predicted in the background
 GUI_CACHE = 6  # decoded pictures kept for instant switching
+REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
 TRACE_KEEP = 4  # recently shown pictures whose faces keep their conv8 maps (see Document.trim_traces)
 
 
@@ -115,11 +118,19 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.heat_panel = HeatmapPanel()
         self.init_panel = InitPanel()
         self.refine_panel = RefinePanel()
+        self.review_panel = ReviewPanel()
+        self.review = Review()
+        self._review_ordered = False
+        self._review_timer = QTimer(self)  # at most one review update per REVIEW_DELAY_MS
+        self._review_timer.setSingleShot(True)
+        self._review_timer.setInterval(REVIEW_DELAY_MS)
+        self._review_timer.timeout.connect(self.update_review)
         self.docks: dict[str, QDockWidget] = {}
         self._add_dock("Images", self.image_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Heatmaps", self.heat_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         self._add_dock("Initialisation", self.init_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         self._add_dock("Refinement", self.refine_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
+        self._add_dock("Review", self.review_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         # the research panels share one column; the canvas keeps most of the width
         self.tabifyDockWidget(self.docks["Heatmaps"], self.docks["Initialisation"])
         # wide enough for "name.jpg*   [bad annotation file]"; a saved layout may change it
@@ -244,6 +255,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         """The views follow the session's events: whoever changes a picture calls
         session.touch(entry), and its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
+        self.session.entry_changed.connect(lambda _: self.schedule_review())
+        self.session.document_changed.connect(self.schedule_review)
+        self.image_panel.orderChanged.connect(lambda _: self.update_review())
+        self.docks["Review"].visibilityChanged.connect(lambda on: on and self.update_review())
 
     def _entry_changed(self, index: int) -> None:
         entry = self.document.entries[index]
@@ -251,6 +266,29 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         if index == self.current:
             self.canvas.set_faces(entry.faces, self.layout)
             self.update_overlays()
+
+    def schedule_review(self) -> None:
+        if not self._review_timer.isActive():
+            self._review_timer.start()
+
+    def update_review(self) -> None:
+        """Model against human points over the folder: rings on suspicious points, the
+        'suspicious first' order, the Review dock's curve."""
+        self._review_timer.stop()
+        layout = self.layout
+        if layout is None:
+            return
+        self.review.update(self.document, layout)
+        by_review = self.image_panel.order.currentText() == SUSPICIOUS_FIRST
+        if by_review:
+            self.image_panel.set_order(self.review.order(len(self.document)), self.review.picture_scores)
+        elif self._review_ordered:  # back to the folder's order, once
+            self.image_panel.set_order(list(range(len(self.document))))
+        self._review_ordered = by_review
+        if self.docks["Review"].isVisible():
+            self.review_panel.set_review(self.review)
+        if self.entry is not None:
+            self.canvas.set_faces(self.entry.faces, layout)
 
     # --- state helpers ------------------------------------------------------------------------
     @property

@@ -30,12 +30,19 @@ TO_CHECK = "to check"  # images with a face the model doubts
 FILTERS = ["all", TO_CHECK, Status.PENDING.value, Status.PREDICTED.value, NO_FACE_STATUS, Status.CORRECTED.value,
            Status.APPROVED.value, BAD_FILE_STATUS, ERROR_STATUS]
 CHECK_ROLE = Qt.ItemDataRole.UserRole + 1
+INDEX_ROLE = Qt.ItemDataRole.UserRole + 2  # the picture's index in the document
+TIP_ROLE = Qt.ItemDataRole.UserRole + 3
+FOLDER_ORDER, SUSPICIOUS_FIRST = "folder order", "suspicious first"
+ORDERS = [FOLDER_ORDER, SUSPICIOUS_FIRST]
 
 
 class ImageListPanel(QWidget):
-    """Every image with its status; the filter hides rows but keeps indices stable."""
+    """Every image with its status. The filter hides rows; the order is the folder's or the
+    review's (most suspicious annotations first). Rows carry their picture's index, so that
+    navigation (visible_rows) follows what the list shows."""
 
     imageChosen = Signal(int)
+    orderChanged = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +50,10 @@ class ImageListPanel(QWidget):
         self.filter.addItems(FILTERS)
         self.filter.setToolTip("Show only images with this status; 'to check': images with a face "
                                "the model is unsure of")
+        self.order = QComboBox()
+        self.order.addItems(ORDERS)
+        self.order.setToolTip("suspicious first: pictures whose human points the model disagrees with "
+                              "most come first (annotation review; run Model → Predict all first)")
         self.list = QListWidget()
         self.count = QLabel()
         lay = QVBoxLayout(self)
@@ -51,29 +62,54 @@ class ImageListPanel(QWidget):
         row.addWidget(QLabel("Show:"))
         row.addWidget(self.filter, 1)
         lay.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Order:"))
+        row.addWidget(self.order, 1)
+        lay.addLayout(row)
         lay.addWidget(self.list, 1)
         lay.addWidget(self.count)
         self.filter.currentTextChanged.connect(lambda _: self.apply_filter())
+        self.order.currentTextChanged.connect(self.orderChanged.emit)
         self.list.currentRowChanged.connect(self._chosen)
+        self._items: list[QListWidgetItem] = []  # by picture index
+        self._scores: dict[int, float] = {}
         self._updating = False
 
     def set_entries(self, entries: list[ImageEntry]) -> None:
         self._updating = True
         self.list.clear()
-        for e in entries:
+        self._items, self._scores = [], {}
+        for i, e in enumerate(entries):
             item = QListWidgetItem(e.path.name)
-            item.setToolTip(str(e.path))
+            item.setData(INDEX_ROLE, i)
             self.list.addItem(item)
+            self._items.append(item)
             self._style(item, e)
         self._updating = False
         self.apply_filter()
 
     def update_entry(self, index: int, entry: ImageEntry) -> None:
-        item = self.list.item(index)
-        if item is not None:
+        if 0 <= index < len(self._items):
+            item = self._items[index]
             self._style(item, entry)
             item.setHidden(not self._passes(item))
         self._count()
+
+    def set_order(self, order: list[int], scores: dict[int, float] | None = None) -> None:
+        """Show the pictures in this order (a permutation of their indices); scores: each
+        picture's review score, shown in its tooltip."""
+        self._scores = dict(scores or {})
+        current = self.current_index()
+        self._updating = True
+        while self.list.count():
+            self.list.takeItem(0)
+        for i in order:
+            self.list.addItem(self._items[i])
+            self._style_review(self._items[i])
+        if current is not None:
+            self.list.setCurrentItem(self._items[current])
+        self._updating = False
+        self.apply_filter()
 
     def _style(self, item: QListWidgetItem, e: ImageEntry) -> None:
         status = e.status
@@ -87,6 +123,15 @@ class ImageListPanel(QWidget):
         tip = f"{e.path}\n{e.error}" if e.error else str(e.path)
         if check:
             tip += f"\n{check} face(s) the model is unsure of: its mirror-image pass disagrees"
+        item.setData(TIP_ROLE, tip)
+        self._style_review(item)
+
+    def _style_review(self, item: QListWidgetItem) -> None:
+        tip = item.data(TIP_ROLE) or ""
+        score = self._scores.get(item.data(INDEX_ROLE))
+        if score is not None:
+            tip += (f"\nreview score {score:.1f}: its worst human point lies that far from the model's "
+                    "(% of the eye distance, discounted by the model's doubt)")
         item.setToolTip(tip)
 
     def _passes(self, item: QListWidgetItem) -> bool:
@@ -96,29 +141,35 @@ class ImageListPanel(QWidget):
         return f == "all" or f == item.data(Qt.ItemDataRole.UserRole)
 
     def apply_filter(self) -> None:
-        for i in range(self.list.count()):
-            item = self.list.item(i)
+        for item in self._items:
             item.setHidden(not self._passes(item))
         self._count()
 
     def _count(self) -> None:
-        shown = sum(not self.list.item(i).isHidden() for i in range(self.list.count()))
-        statuses = [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+        shown = sum(not item.isHidden() for item in self._items)
+        statuses = [item.data(Qt.ItemDataRole.UserRole) for item in self._items]
         done = [f"{statuses.count(st)} {st}" for st in (Status.APPROVED.value, Status.CORRECTED.value)
                 if st in statuses]
-        self.count.setText(f"{shown} of {self.list.count()} images" + (" · " + ", ".join(done) if done else ""))
+        self.count.setText(f"{shown} of {len(self._items)} images" + (" · " + ", ".join(done) if done else ""))
 
     def visible_rows(self) -> list[int]:
-        return [i for i in range(self.list.count()) if not self.list.item(i).isHidden()]
+        """Picture indices of the shown rows, top to bottom."""
+        rows = (self.list.item(r) for r in range(self.list.count()))
+        return [item.data(INDEX_ROLE) for item in rows if not item.isHidden()]
+
+    def current_index(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else item.data(INDEX_ROLE)
 
     def set_current(self, index: int) -> None:
         self._updating = True
-        self.list.setCurrentRow(index)
+        if 0 <= index < len(self._items):
+            self.list.setCurrentItem(self._items[index])
         self._updating = False
 
     def _chosen(self, row: int) -> None:
         if not self._updating and row >= 0:
-            self.imageChosen.emit(row)
+            self.imageChosen.emit(self.list.item(row).data(INDEX_ROLE))
 
 
 class HeatmapPanel(QWidget):

@@ -17,6 +17,7 @@ from .metrics import REVIEW_MIRROR_GAP, normaliser
 from .pts import atomic_write_text
 
 SUSPICIOUS = 10.0  # a point scoring this much (% of the eye distance, discounted) is listed
+TYPICAL_FLOOR = 0.5  # % of the eye distance: the least a point's typical disagreement counts as
 
 
 @dataclass
@@ -52,8 +53,10 @@ def rank_faces(names: list[str], predicted: np.ndarray, annotated: np.ndarray, l
         dists.append(dist)
     scores = np.stack(scores) if scores else np.zeros((0, layout.num_points))
     if per_point and len(scores) >= 5:
-        typical = np.median(scores, axis=0)
-        scores = scores / np.maximum(typical, 1e-6) * float(np.median(typical))
+        # floored at TYPICAL_FLOOR: where model and annotation agree almost exactly (a folder
+        # approved as predicted), a tiny median must not blow up or zero the scores
+        typical = np.maximum(np.median(scores, axis=0), TYPICAL_FLOOR)
+        scores = scores / typical * float(np.median(typical))
     out = [FaceQA(name, float(scores[i].max()), scores[i], dists[i], gaps[i] if gaps is not None else None)
            for i, name in enumerate(names)]
     return sorted(out, key=lambda f: -f.score)
