@@ -7,11 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox, QProgressDialog
+from superqt.utils import GeneratorWorker, create_worker
 
 from model.images import IMAGE_SUFFIXES, is_image_file
 
 from .document import Document, SaveError
-from .workers import BATCH, GeneratorWorker
+from .workers import BATCH, describe_error
 
 MAX_RECENT = 8
 
@@ -209,29 +210,38 @@ class FilesMixin:
         return count
 
     def run_export(self, folder: Path, approved_only: bool = False, fmt: str | None = None) -> GeneratorWorker:
+        """Export in a superqt thread worker; the progress dialog's Cancel stops it between two
+        pictures (Document.export_* are generators yielding (done, total, name))."""
         dialog = QProgressDialog("Exporting…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
-        worker = (GeneratorWorker(self.document.export_training, folder, approved_only) if fmt is None
-                  else GeneratorWorker(self.document.export_as, fmt, folder, approved_only))
+        worker = (create_worker(self.document.export_training, folder, approved_only, _start_thread=False)
+                  if fmt is None else
+                  create_worker(self.document.export_as, fmt, folder, approved_only, _start_thread=False))
 
         def progress(v: tuple[int, int, str]) -> None:
             dialog.setMaximum(v[1])
             dialog.setValue(v[0])
             dialog.setLabelText(f"Exporting {v[2]}")
 
-        def done(n) -> None:
+        def returned(n: int) -> None:
             dialog.reset()
-            if n is None:
-                self.statusBar().showMessage("Export cancelled", 5000)
-            else:
-                self.statusBar().showMessage(f"Exported {n} face(s) to {folder}", 8000)
+            self.statusBar().showMessage(f"Exported {n} face(s) to {folder}", 8000)
+
+        def aborted() -> None:
+            dialog.reset()
+            self.statusBar().showMessage("Export cancelled", 5000)
+
+        def errored(exc: Exception) -> None:
+            dialog.reset()
+            self.show_problem(f"Export failed: {describe_error(exc)}")
 
         worker.yielded.connect(progress)
-        worker.done.connect(done)
-        worker.errored.connect(lambda msg: (dialog.reset(), self.show_problem(f"Export failed: {msg}")))
-        dialog.canceled.connect(worker.quit_soon)
-        self.export_worker = worker  # keep a reference while it runs
+        worker.returned.connect(returned)
+        worker.aborted.connect(aborted)
+        worker.errored.connect(errored)
+        dialog.canceled.connect(worker.quit)
+        self.export_worker = worker
         worker.start()
         return worker
 

@@ -2,8 +2,7 @@
 
 The Qt event loop never waits on any of it. `PredictionWorker` is one long-lived thread with a
 priority queue (the image on screen first, then predict-ahead, then batch jobs); its results come
-back as queued signals. `GeneratorWorker` runs any generator in a thread, reports what it yields
-and stops between two yields when cancelled, like napari's `thread_worker`.
+back as queued signals. One-off jobs (export) use superqt's thread workers instead.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,36 +214,3 @@ class PredictionWorker(QThread):
             self.predictFailed.emit(job, f"{job.path.name}: prediction failed ({describe_error(exc)})")
             return
         self.predicted.emit(job, list(results), time.perf_counter() - t0)
-
-
-class GeneratorWorker(QThread):
-    """Run `fn(*args)` (a generator) in a thread; `yielded` reports progress, `quit_soon()`
-    stops it at the next yield."""
-
-    yielded = Signal(object)
-    done = Signal(object)  # the generator's return value, or None when cancelled
-    errored = Signal(str)
-
-    def __init__(self, fn: Callable[..., Generator], *args: Any) -> None:
-        super().__init__()
-        self._fn, self._args = fn, args
-        self._abort = threading.Event()
-        self.cancelled = False
-
-    def quit_soon(self) -> None:
-        self._abort.set()
-
-    def run(self) -> None:
-        gen = self._fn(*self._args)
-        try:
-            while True:
-                if self._abort.is_set():
-                    gen.close()
-                    self.cancelled = True
-                    self.done.emit(None)
-                    return
-                self.yielded.emit(next(gen))
-        except StopIteration as stop:
-            self.done.emit(stop.value)
-        except Exception as exc:  # noqa: BLE001 - reported to the user as one line
-            self.errored.emit(describe_error(exc))

@@ -302,8 +302,8 @@ def test_export_as_coco_and_import_it_elsewhere(qtbot, open_window, tmp_path):
     face = w.entry.faces[0]
     face.status, face.occluded = Status.CORRECTED, {5}
     points = face.points.copy()
-    worker = w.run_export(tmp_path / "out" / "coco.json", fmt="coco")
-    qtbot.waitUntil(worker.isFinished, timeout=10000)
+    with qtbot.waitSignal(w.run_export(tmp_path / "out" / "coco.json", fmt="coco").finished, timeout=10000):
+        pass
     coco = json.loads((tmp_path / "out" / "coco.json").read_text())
     assert len(coco["annotations"]) == 1 and coco["images"][0]["file_name"] == "img00.png"
     other = tmp_path / "copy"
@@ -456,7 +456,7 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
     key(w, Qt.Key.Key_A)
     assert w.entry.faces[0].status == Status.APPROVED
     worker = w.run_export(tmp_path / "train")
-    with qtbot.waitSignal(worker.done, timeout=5000) as blocker:
+    with qtbot.waitSignal(worker.returned, timeout=5000) as blocker:
         pass
     assert blocker.args == [1]
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["img00.png", "img00.pts"]
