@@ -219,7 +219,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.mirror_action = self.action(
             self.model_menu, "Average with the mirrored face", self._toggle_mirror, checkable=True,
             tip="Also run each face mirrored and average the two shapes at every step: more accurate "
-                "points (validation error 5.9 -> 5.6%), a few ms more per face")
+                "points (validation error of the default model 5.47 -> 5.23%), a few ms more per face")
         self.mirror_action.setChecked(self.settings.value("model/mirror_average", True, type=bool))
         self.action(self.help_menu, "Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
         self.action(self.help_menu, "About DRR Studio", lambda: show_about(self))
