@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import create_worker
 
 from model.data import Sample
 from model.finetune import FineTuneOptions, FineTuneResult, fine_tune, split_held_out
@@ -152,8 +153,10 @@ class FineTuneDialog(QDialog):
                                train_layers=self.layers.currentData())
 
 
-class FineTuneWorker(QThread):
-    """Runs fine_tune off the Qt thread; progress events come back as signals."""
+class FineTuneWorker(QObject):
+    """Runs fine_tune in a superqt thread worker, off the Qt thread; progress events come back
+    as a queued signal. The QThread-like isRunning / isFinished / wait answer from the worker's
+    own thread, so that waiting never depends on the event loop."""
 
     progress = Signal(dict)
     finished_ok = Signal(object)  # FineTuneResult
@@ -161,19 +164,35 @@ class FineTuneWorker(QThread):
 
     def __init__(self, opts: FineTuneOptions, samples: list[Sample]) -> None:
         super().__init__()
-        self.opts, self.samples = opts, samples
         self._stop = threading.Event()
+        self._started = False
+        self._done = threading.Event()
+
+        def run() -> FineTuneResult:
+            try:
+                return fine_tune(opts, samples, self.progress.emit, self._stop.is_set)
+            finally:
+                self._done.set()
+
+        self._worker = create_worker(run, _start_thread=False)
+        self._worker.returned.connect(self.finished_ok.emit)
+        self._worker.errored.connect(lambda exc: self.failed.emit(f"{exc.__class__.__name__}: {exc}".splitlines()[0]))
+
+    def start(self) -> None:
+        self._started = True
+        self._worker.start()
 
     def cancel(self) -> None:
         self._stop.set()
 
-    def run(self) -> None:
-        try:
-            result = fine_tune(self.opts, self.samples, self.progress.emit, self._stop.is_set)
-        except Exception as exc:  # noqa: BLE001 - shown to the user as one line
-            self.failed.emit(f"{exc.__class__.__name__}: {exc}".splitlines()[0])
-            return
-        self.finished_ok.emit(result)
+    def isRunning(self) -> bool:  # noqa: N802 - QThread's name
+        return self._started and not self._done.is_set()
+
+    def isFinished(self) -> bool:  # noqa: N802 - QThread's name
+        return self._done.is_set()
+
+    def wait(self, msecs: int | None = None) -> bool:
+        return self._done.wait(None if msecs is None else msecs / 1000) if self._started else True
 
 
 class FineTuneProgress(QDialog):

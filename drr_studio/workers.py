@@ -2,7 +2,7 @@
 
 The Qt event loop never waits on any of it. `PredictionWorker` is one long-lived thread with a
 priority queue (the image on screen first, then predict-ahead, then batch jobs); its results come
-back as queued signals. One-off jobs (export) use superqt's thread workers instead.
+back as queued signals. One-off jobs (export, fine-tune) use superqt's thread workers instead.
 """
 
 from __future__ import annotations
