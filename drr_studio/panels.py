@@ -99,10 +99,14 @@ class ImageListPanel(QWidget):
         """Show the pictures in this order (a permutation of their indices); scores: each
         picture's review score, shown in its tooltip."""
         self._scores = dict(scores or {})
+        if [self.list.item(r).data(INDEX_ROLE) for r in range(self.list.count())] == list(order):
+            for item in self._items:  # same order (the usual case while predicting): tooltips only
+                self._style_review(item)
+            return
         current = self.current_index()
         self._updating = True
-        while self.list.count():
-            self.list.takeItem(0)
+        for r in range(self.list.count() - 1, -1, -1):  # from the end: each take is O(1)
+            self.list.takeItem(r)
         for i in order:
             self.list.addItem(self._items[i])
             self._style_review(self._items[i])
