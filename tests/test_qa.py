@@ -61,3 +61,13 @@ def test_corruptions_are_what_they_say():
         elif what[i] == "part":
             assert (moved > 0).sum() >= 3 and np.allclose(moved[moved > 0], moved[moved > 0][0])
     assert roc_auc(np.array([3.0, 2.0, 1.0]), np.array([True, False, False])) == 1.0
+
+
+def test_ranking_all_faces_at_once_scores_each_face_as_point_scores_does():
+    truth, pred = _faces(7)
+    gaps = [None, 0.0, 2.5, 10.0, None, 1.0, 4.0]
+    ranked = rank_faces([str(i) for i in range(7)], pred, truth, IBUG68, gaps, per_point=False)
+    for qa in ranked:
+        i = int(qa.name)
+        score, dist = point_scores(pred[i], truth[i], IBUG68, gaps[i])
+        assert np.allclose(qa.points, score) and np.allclose(qa.distance, dist)
