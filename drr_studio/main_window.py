@@ -249,7 +249,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.heat_panel.changed.connect(self.update_overlays)
         self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.set_heat_opacity(v / 100))
         self.init_panel.changed.connect(self.update_overlays)
-        self.refine_panel.stepChanged.connect(lambda _: self.update_overlays())
+        self.refine_panel.stepChanged.connect(self.session.set_step)  # the step shown is the session's
+        self.refine_panel.stepChanged.connect(lambda _: self.update_overlays())  # toggles redraw too
 
     def _subscribe(self) -> None:
         """The views follow the session's events: whoever changes a picture calls
