@@ -122,6 +122,7 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     for _ in range(3):
         key(w, Qt.Key.Key_BracketRight)
     assert slider.value() == 3 and "S2" in w.refine_panel.label.text()
+    assert w.session.step == 3  # the session knows which step the panels show
     assert len(w.canvas._overlay) > n0  # arrows and SIP boxes appear from S1 on
     disp = w.refine_panel.disp_curve.getData()[1]
     assert disp is not None and len(disp) == 4 and np.all(disp > 0)
