@@ -355,7 +355,7 @@ def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
     back = m.steps[:, IBUG68.mirror_array()].copy()
     back[..., 0] = 95.0 - back[..., 0]
     assert np.abs(back - a.steps).max() > 0.5  # the two passes disagree ...
-    np.testing.assert_allclose(avg.steps, 0.5 * (a.steps + back), atol=1e-3)  # ... and are averaged
+    np.testing.assert_allclose(avg.steps, 0.5 * (a.steps + back), atol=5e-3)  # ... and are averaged (batched: float order differs)
     np.testing.assert_allclose(avg.points, avg.steps[-1])
     np.testing.assert_allclose(avg.s_hat, a.s_hat)  # conv8 and S_hat stay the unmirrored pass's
     # mirror-averaging is itself mirror-symmetric
