@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from drr_studio.loop_monitor import LoopMonitor
-    from drr_studio.main_window import PREDICT_AHEAD, MainWindow
+    from drr_studio.main_window import MainWindow
+    from drr_studio.prelabeller import PREDICT_AHEAD
 
     app = QApplication.instance() or QApplication([])
     stride = PREDICT_AHEAD + 2
@@ -54,25 +55,25 @@ def main(argv: list[str] | None = None) -> int:
             return cond()
 
         if not wait(lambda: w.predictor is not None and w.entry is not None and w.entry.predicted, 120):
-            print(f"bench.app_latency: the model did not load ({w.model_error})", file=sys.stderr)
+            print(f"bench.app_latency: the model did not load ({w.labeller.model_error})", file=sys.stderr)
             return 2
         loop = LoopMonitor()
         latencies = []
         for j in range(1, a.jumps + 1):
             # the previous picture's predict-ahead finishes first: the worker is idle
-            wait(lambda: w.worker.busy_path is None and not w.worker.pending(), 30)
+            wait(lambda: w.labeller.worker.busy_path is None and not w.labeller.worker.pending(), 30)
             target = j * stride
             loop.reset()
             w.go_to(target)
             t0 = time.perf_counter()
-            if not wait(lambda: w.entry.predicted and w.last_latency is not None and w.switch_time is None, 30):
+            if not wait(lambda: w.entry.predicted and w.labeller.last_latency is not None and w.labeller.switch_time is None, 30):
                 print(f"bench.app_latency: picture {target} was not predicted in 30 s", file=sys.stderr)
                 return 1
-            latencies.append(w.last_latency * 1000)
+            latencies.append(w.labeller.last_latency * 1000)
             held = loop.longest_ms()
             latencies[-1] = (latencies[-1], held, (time.perf_counter() - t0) * 1000)
         loop.stop()
-        w.worker.stop()
+        w.labeller.worker.stop()
     shown = [x[0] for x in latencies]
     held = [x[1] for x in latencies]
     rep = {"jumps": a.jumps, "points_on_screen_ms": shown, "loop_held_ms": held,

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
             time.sleep(0.01)
         if w.predictor is None:
-            print(f"bench.app_memory: no model loaded ({w.model_error})", file=sys.stderr)
+            print(f"bench.app_memory: no model loaded ({w.labeller.model_error})", file=sys.stderr)
             return 2
         w.predict_all()
         marks = {m: None for m in a.marks if m <= a.pictures}
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             if done >= a.pictures:
                 break
         seconds = time.monotonic() - t0
-        w.worker.stop()
+        w.labeller.worker.stop()
         lo, hi = min(marks), max(marks)
         growth = (marks[hi] - marks[lo]) if marks.get(lo) and marks.get(hi) else None
         rep = {"pictures": a.pictures, "predicted": done, "seconds": round(seconds, 1), "start_rss_mb": round(start, 1),

@@ -281,7 +281,7 @@ class Document:
     def trim_traces(self, keep: set[Path]) -> int:
         """Drop the conv8 maps (about 1.1 MB a face, most of a trace) of every picture not in
         keep; points, status, provenance and the rest of the trace stay. A panel that needs
-        the maps of a trimmed face asks for them again (MainWindow.refresh_trace). Returns the
+        the maps of a trimmed face asks for them again (PreLabeller.refresh_trace). Returns the
         number of faces trimmed."""
         n = 0
         for entry in self.entries:

@@ -9,13 +9,15 @@ from model.detect import drawn_box_to_landmark_box
 
 from .commands import FaceEdit, FaceListEdit
 from .document import Face, FaceState, ImageEntry, Status
-from .workers import NOW, Job
 
 NUDGE_PX = 1.0
 
 
 class EditingMixin:
-    """Needs: self.entry, self.current, self.canvas, self.stack_for(), self.refresh()."""
+    """A part of MainWindow. Needs from it: the session's views (document, entry, current,
+    layout, num_points()), the canvas, heat_panel, panel_shown(), update_overlays(), the undo
+    group and stack_for(), refresh(), step_image(), action() and the status bar; the
+    pre-labeller (self.labeller) runs the model on drawn and moved boxes."""
 
     def build_edit_menu(self, menu: QMenu) -> None:
         self.undo_action = self.undo_group.createUndoAction(self, "Undo")
@@ -200,14 +202,8 @@ class EditingMixin:
     def predict_face(self, entry: ImageEntry | None, face: Face) -> None:
         """Run the model on one face box (drawn, moved, or moved back by undo)."""
         e = entry or self.entry
-        if e is None:
-            return
-        face.result = None
-        e.predicted = False
-        if self.predictor is None:
-            return
-        self.worker.submit(Job(NOW, path=e.path, boxes=[face.box.copy()], uids=[face.uid],
-                               versions=[face.box_version], want_image=False))
+        if e is not None:
+            self.labeller.predict_faces(e, [face])
 
     def copy_previous_faces(self) -> None:
         """The faces of the previous image in the list, copied here as corrected faces (a
@@ -243,10 +239,5 @@ class EditingMixin:
 
     def rerun_current(self) -> None:
         """Run the model again on the current image (e.g. after changing boxes)."""
-        e = self.entry
-        if e is None:
-            return
-        for f in e.faces:
-            f.result = None
-        e.predicted = False
-        self.request(self.current, NOW)
+        if self.entry is not None:
+            self.labeller.rerun(self.current)

@@ -18,6 +18,11 @@ MAX_RECENT = 8
 
 
 class FilesMixin:
+    """A part of MainWindow. Needs from it: settings, session (document, entry),
+    set_document(), message_bar, show_problem(), action(), the status bar and the window's
+    geometry; the pre-labeller (self.labeller, predictor) for batch prediction and
+    checkpoints."""
+
     def build_file_menu(self, menu: QMenu) -> None:
         self.action(menu, "Open images…", self.choose_images, "Ctrl+O")
         self.action(menu, "Open folder…", self.choose_folder, "Ctrl+Shift+O")
@@ -247,9 +252,9 @@ class FilesMixin:
 
     def predict_all(self) -> None:
         if self.predictor is None:
-            self.show_problem("No model loaded: " + (self.model_error or "still loading"))
+            self.show_problem("No model loaded: " + (self.labeller.model_error or "still loading"))
             return
-        queued = [i for i in range(len(self.document)) if self.request(i, BATCH)]
+        queued = [i for i in range(len(self.document)) if self.labeller.request(i, BATCH)]
         if not queued:
             self.statusBar().showMessage("Every image is already predicted", 4000)
             return
@@ -270,7 +275,7 @@ class FilesMixin:
             self.statusBar().showMessage(f"Predicted {done} image(s)", 5000)
 
     def _cancel_batch(self) -> None:
-        self.worker.cancel(lambda j: j.priority == BATCH)
+        self.labeller.cancel(lambda j: j.priority == BATCH)
         self.batch = None
         self.statusBar().showMessage("Batch prediction cancelled", 4000)
 
@@ -282,9 +287,7 @@ class FilesMixin:
 
     def load_checkpoint(self, path: Path | None) -> None:
         """Switch models in the background; the old one keeps working until the new one is in."""
-        self.status_model.setText(f"Model: loading {path.name if path else 'default'}…")
-        self.worker.cancel(lambda j: j.predict)
-        self.worker.load_model(path)
+        self.labeller.load_model(path)
 
     # --- window layout ------------------------------------------------------------------------
     def _restore_layout(self) -> None:

@@ -1,5 +1,5 @@
-"""The main window: canvas in the middle, docks around it, menus, status bar, and the plumbing
-between the document, the background worker and the views.
+"""The main window: canvas in the middle, docks around it, menus and status bar, wired to the
+session (what is shown) and the pre-labeller (the model's side, `prelabeller.py`).
 
 Editing actions live in `editing.py`, file handling in `files.py` and the DRR panels' overlays
 in `overlays.py` (mixins, so that each file stays readable). Further features, such as
@@ -9,8 +9,6 @@ fine-tuning, add their actions to `self.model_menu` from a separate module.
 from __future__ import annotations
 
 import importlib
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,16 +35,14 @@ from .files import FilesMixin
 from .help import ShortcutsDialog, show_about
 from .overlays import OverlayMixin
 from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
+from .prelabeller import PreLabeller
 from .review import Review
 from .review_panel import ReviewPanel
 from .session import Session
-from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
+from .workers import Picture, default_factory
 
 EXTENSIONS = ("drr_studio.finetune",)  # installed when present, see _install_extensions
-PREDICT_AHEAD = 2  # images after the current one predicted in the background
-GUI_CACHE = 6  # decoded pictures kept for instant switching
 REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
-TRACE_KEEP = 4  # recently shown pictures whose faces keep their conv8 maps (see Document.trim_traces)
 
 
 class MessageBar(QWidget):
@@ -93,14 +89,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         # events the views subscribe to (see _subscribe)
         self.session = Session()
         self.output_dir: Path | None = None  # where .pts go; None = beside each image
-        self.predictor: Any = None
-        self.model_error: str | None = None
-        self.images: OrderedDict[Path, Picture] = OrderedDict()
-        self.recent: deque[Path] = deque(maxlen=TRACE_KEEP)  # pictures shown last, newest at the right
         self.undo_group = QUndoGroup(self)
         self.stacks: dict[int, QUndoStack] = {}
-        self.switch_time: float | None = None  # when the user asked for the current image
-        self.last_latency: float | None = None  # switch -> points on screen, seconds
         self.batch: dict | None = None
 
         self.canvas = Canvas(self.session)
@@ -146,16 +136,16 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self._connect()
         self._subscribe()
 
-        self.worker = PredictionWorker(factory)
-        self.worker.mirror_average = self.mirror_action.isChecked()
-        self.worker.imageLoaded.connect(self._image_loaded)
-        self.worker.imageFailed.connect(self._image_failed)
-        self.worker.predicted.connect(self._predicted)
-        self.worker.predictFailed.connect(self._predict_failed)
-        self.worker.modelLoaded.connect(self._model_loaded)
-        self.worker.modelFailed.connect(self._model_failed)
-        self.worker.start()
-        self.worker.load_model(checkpoint)
+        # the model's side: pictures, predictions and the model itself come from here
+        self.labeller = PreLabeller(self.session, factory, mirror_average=self.mirror_action.isChecked())
+        self.labeller.pictureChanged.connect(self._picture_changed)
+        self.labeller.problem.connect(self.show_problem)
+        self.labeller.message.connect(self.statusBar().showMessage)
+        self.labeller.modelStatus.connect(self._model_status)
+        self.labeller.modelReady.connect(self._model_ready)
+        self.labeller.busyChanged.connect(self.status_busy.setText)
+        self.labeller.jobDone.connect(self._job_done)
+        self.labeller.load_model(checkpoint)
 
         self._install_extensions()
         self._restore_layout()
@@ -306,6 +296,11 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         return self.session.entry
 
     @property
+    def predictor(self) -> Any:
+        """The model in use (None while the first one loads), PreLabeller.predictor."""
+        return self.labeller.predictor
+
+    @property
     def layout(self) -> Layout | None:
         if self.predictor is not None:
             return self.predictor.layout
@@ -315,11 +310,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         return layout_for(68)
 
     def num_points(self) -> int | None:
-        return self.predictor.config.num_points if self.predictor is not None else None
+        return self.labeller.num_points()
 
     def current_image(self) -> Picture | None:
-        e = self.entry
-        return self.images.get(e.path) if e else None
+        return self.labeller.picture(self.entry)
 
     def show_picture(self, picture: Picture | None, reset_view: bool = True) -> None:
         if picture is None:
@@ -357,7 +351,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
     # --- navigation ---------------------------------------------------------------------------
     def set_document(self, document: Document) -> None:
-        self.worker.cancel()
+        self.labeller.cancel()
         self.message_bar.clear()  # the old folder's problems are not the new one's
         self.session.set_document(document)
         self.stacks.clear()
@@ -387,9 +381,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             return
         self.autosave_current()
         self.session.set_current(index)  # no face active, nothing selected
-        self.switch_time = time.perf_counter()
         entry = self.entry
-        self.recent.append(entry.path)
         if self.message_bar.owner is not None and self.message_bar.owner != entry.path:
             self.message_bar.clear()  # that problem belongs to the picture left behind
         problems = self.document.load_annotations(entry, self.num_points())
@@ -400,158 +392,26 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.undo_group.setActiveStack(self.stack_for(index))
         self.image_panel.set_current(index)
         self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})")
-        image = self.images.get(entry.path)
-        self.show_picture(image)
+        self.show_picture(self.labeller.picture(entry))
         self.refresh(entry)
-        self.request(index, NOW)
-        for k in range(1, PREDICT_AHEAD + 1):
-            if index + k < len(self.document):
-                self.request(index + k, AHEAD)
+        self.labeller.shown(index)
 
-    def request(self, index: int, priority: int, batch: bool = False) -> bool:
-        """Ask the worker for a picture and/or its prediction; False when nothing is needed."""
-        entry = self.document.entries[index]
-        if entry.error and entry.size is None and priority != NOW:
-            return False
-        if priority != NOW:
-            self.document.load_annotations(entry, self.num_points())
-        need_image = entry.path not in self.images and priority != BATCH
-        need_predict = self.predictor is not None and not entry.predicted
-        if not (need_image or need_predict):
-            return False
-        faces = entry.faces
-        if faces:
-            todo = [f for f in faces if f.result is None] or faces
-            job = Job(priority, path=entry.path, boxes=[f.box.copy() for f in todo], uids=[f.uid for f in todo],
-                      versions=[f.box_version for f in todo])
-        else:
-            job = Job(priority, path=entry.path)
-        job.want_image, job.predict = need_image, need_predict
-        self.worker.submit(job)
-        self._update_busy()
-        return True
+    # --- what the pre-labeller reports ------------------------------------------------------
+    def _picture_changed(self, index: int) -> None:
+        self.show_picture(self.labeller.picture(self.document.entries[index]))
+        self.update_overlays()
 
-    # --- worker results -----------------------------------------------------------------------
-    def _image_loaded(self, path: Path, image: Picture) -> None:
-        self.images[path] = image
-        self.images.move_to_end(path)
-        while len(self.images) > GUI_CACHE:
-            self.images.popitem(last=False)
-        for i, e in enumerate(self.document.entries):
-            if e.path == path:
-                e.size = (image.width, image.height)
-                if i == self.current:
-                    self.show_picture(image)
-                    self.update_overlays()
-        self._update_busy()
+    def _model_status(self, text: str, tip: str) -> None:
+        self.status_model.setText(text)
+        self.status_model.setToolTip(tip)
 
-    def _image_failed(self, path: Path, message: str) -> None:
-        for i, e in enumerate(self.document.entries):
-            if e.path == path:
-                e.error = message
-                self.session.touch(i)
-                if i == self.current:
-                    self.canvas.set_image(None)
-                    self.show_problem(message, path)
-        if self.batch is not None:
-            self._batch_progress(path)
-        self._update_busy()
-
-    def _predicted(self, job: Job, results: list, seconds: float) -> None:
-        if job.generation != self.worker.generation:
-            return
-        for i, e in enumerate(self.document.entries):
-            if e.path != job.path:
-                continue
-            self.document.apply_prediction(e, job.uids, job.versions, results)
-            self._trim_traces()
-            self.session.touch(i)
-            if i == self.current:
-                if self.switch_time is not None:
-                    self.last_latency = time.perf_counter() - self.switch_time
-                    self.switch_time = None
-                ms = f"{seconds * 1000:.0f} ms model" + (
-                    f", {self.last_latency * 1000:.0f} ms to screen" if self.last_latency else "")
-                if not e.faces:
-                    self.statusBar().showMessage(
-                        f"No face found in {e.path.name} ({ms}). Press B and drag a box around a face.", 10000)
-                else:
-                    doubt = (f"; the model is unsure of {e.to_check} (pink box): check it first"
-                             if e.to_check else "")
-                    self.statusBar().showMessage(f"{len(e.faces)} face(s) in {e.path.name} ({ms}){doubt}",
-                                                 10000 if doubt else 5000)
-        if self.batch is not None:
-            self._batch_progress(job.path)
-        self._update_busy()
-
-    def _trim_traces(self) -> None:
-        """Keep whole traces only for the pictures shown last and those predicted ahead: memory
-        stays flat over a folder of thousands of pictures."""
-        ahead = self.document.entries[max(self.current, 0):self.current + PREDICT_AHEAD + 1] if self.current >= 0 else []
-        self.document.trim_traces(set(self.recent) | {e.path for e in ahead})
-
-    def refresh_trace(self, entry: ImageEntry) -> None:
-        """Run the model again on faces whose conv8 maps were trimmed (a panel wants them);
-        human points stay as they are, the model's own points come back the same."""
-        faces = [f for f in entry.faces if f.result is not None and getattr(f.result, "heatmaps", 0) is None]
-        if faces and self.predictor is not None:
-            self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces],
-                                   uids=[f.uid for f in faces], versions=[f.box_version for f in faces],
-                                   want_image=False))
-
-    def _predict_failed(self, job: Job, message: str) -> None:
-        for i, e in enumerate(self.document.entries):
-            if e.path == job.path:
-                e.error = message
-                self.session.touch(i)
-                if i == self.current:
-                    self.show_problem(message, job.path)
-        if self.batch is not None:
-            self._batch_progress(job.path)
-        self._update_busy()
-
-    def _model_loaded(self, predictor: Any, generation: int) -> None:
-        if generation != self.worker.generation:
-            return
-        self.predictor, self.model_error = predictor, None
-        dev = str(getattr(predictor, "device", "cpu"))
-        where = "GPU" if dev.startswith("cuda") else "CPU"
-        mirrored = ", mirror-averaged" if getattr(predictor, "mirror_average", False) else ""
-        # bf16 on CPUs with native bf16 (model.inference.resolve_precision), said so it is no surprise
-        bf16 = ", bf16" if getattr(predictor, "precision", "fp32") == "bf16" else ""
-        self.status_model.setText(f"Model: {predictor.name} ({where}{bf16}{mirrored})")
-        self.status_model.setToolTip(str(getattr(predictor, "path", "")))
+    def _model_ready(self, predictor: Any) -> None:
         self.refine_panel.set_steps(int(predictor.config.steps))
         self.heat_panel.landmark.setRange(1, int(predictor.config.num_points))
-        self.document.forget_predictions()
-        self.session.touch_all()
-        if self.entry is not None:
-            self.switch_time = time.perf_counter()
-            self.request(self.current, NOW)
-            for k in range(1, PREDICT_AHEAD + 1):
-                if self.current + k < len(self.document):
-                    self.request(self.current + k, AHEAD)
 
-    def _model_failed(self, message: str, generation: int) -> None:
-        if generation != self.worker.generation:
-            return
-        self.model_error = message
-        if self.predictor is None:
-            self.status_model.setText("Model: none")
-        self.status_model.setToolTip(message)
-        if self.predictor is not None:
-            self.status_model.setText(f"Model: {self.predictor.name} (kept)")
-            self.show_problem(f"Model not loaded: {message}. Still using {self.predictor.name}.")
-            if self.entry is not None:
-                self.request(self.current, NOW)
-            return
-        self.show_problem(f"Model not loaded: {message}. You can still open, edit and save annotations; "
-                          "Model → Load checkpoint… to try another file.")
-
-    def _update_busy(self) -> None:
-        n = self.worker.pending()
-        busy = self.worker.busy_path is not None or n
-        self.status_busy.setText(f"working… {n} queued" if busy else "")
+    def _job_done(self, path: Path) -> None:
+        if self.batch is not None:
+            self._batch_progress(path)
 
     # --- refresh ------------------------------------------------------------------------------
     def refresh(self, entry: ImageEntry) -> None:
@@ -563,8 +423,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         predicted again; human edits stay."""
         on = self.mirror_action.isChecked()
         self.settings.setValue("model/mirror_average", on)
-        self.worker.cancel(lambda j: j.predict)
-        self.worker.set_mirror_average(on)
+        self.labeller.set_mirror_average(on)
 
     def _toggle_ghost(self) -> None:
         self.canvas.show_ghost = self.ghost_action.isChecked()
@@ -582,6 +441,6 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             event.ignore()
             return
         self._save_layout()
-        self.worker.stop()
+        self.labeller.stop()
         event.accept()
 

@@ -32,7 +32,9 @@ def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.nd
 
 
 class OverlayMixin:
-    """Needs: self.canvas, self.docks, the three DRR panels, self.entry, self.predictor."""
+    """A part of MainWindow. Needs from it: canvas, docks, the three DRR panels (heat_panel,
+    init_panel, refine_panel), entry, layout, predictor, and the pre-labeller (self.labeller),
+    which recomputes a trimmed trace when a panel asks for it."""
 
     def panel_shown(self, name: str) -> bool:
         """Open and on screen: a dock behind another one's tab does not count."""
@@ -98,7 +100,7 @@ class OverlayMixin:
         if res.heatmaps is None:  # trimmed to save memory: computed again on demand
             self.canvas.set_heatmap(None)
             panel.info.setText("Computing this face's heatmaps again…")
-            self.refresh_trace(self.entry)
+            self.labeller.refresh_trace(self.entry)
             return
         maps = np.asarray(res.heatmaps)
         k = panel.landmark_index()

@@ -83,7 +83,7 @@ def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, shared_data, monke
     assert sorted(p.name for p in (folder / ft.MODELS_DIR).iterdir()) == [result.checkpoint.name]
     assert w.predictor.path == result.checkpoint
     assert {p.name: p.read_bytes() for p in folder.glob("*.pts")} == before  # annotations intact
-    w.worker.stop()
+    w.labeller.worker.stop()
 
 
 def test_fine_tune_is_not_started_when_the_image_cannot_be_saved(qtbot, tmp_path, monkeypatch):
@@ -100,7 +100,7 @@ def test_fine_tune_is_not_started_when_the_image_cannot_be_saved(qtbot, tmp_path
     tuner = w.fine_tuner
     assert tuner.start(ft.FineTuneOptions(checkpoint="x.pt", models_dir=str(tmp_path / "m")), []) is None
     assert problems and "not started" in problems[0] and not started
-    w.worker.stop()
+    w.labeller.worker.stop()
 
 
 def test_fine_tune_dialog_warns_about_few_faces(qtbot, tmp_path, shared_data):

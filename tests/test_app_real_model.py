@@ -45,7 +45,7 @@ def window(qtbot, tmp_path):
     made: list[MainWindow] = []
     yield make
     for w in made:
-        w.worker.stop()
+        w.labeller.worker.stop()
 
 
 def test_sample_opens_with_points_and_trace(qtbot, window):

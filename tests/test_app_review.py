@@ -101,7 +101,7 @@ def window(qtbot, tmp_path):
 
     yield make
     for w in made:
-        w.worker.stop()
+        w.labeller.worker.stop()
 
 
 def test_suspicious_first_order_rings_and_ced_in_the_window(qtbot, window, tmp_path):

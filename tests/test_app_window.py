@@ -51,7 +51,7 @@ def open_window(qtbot, tmp_path, questions):
 
     yield make
     for w in made:
-        w.worker.stop()
+        w.labeller.worker.stop()
 
 
 def wait_predicted(qtbot, w, index=None):
@@ -71,7 +71,7 @@ def test_open_folder_predicts_and_navigates(qtbot, open_window, tmp_path):
     assert w.current == 0 and len(e.faces) == 1 and e.faces[0].points.shape == (68, 2)
     assert w.image_panel.list.item(0).text().endswith("[predicted]")
     assert "fake" in w.status_model.text() and "CPU" in w.status_model.text()
-    assert w.last_latency is not None and w.last_latency < 2.0
+    assert w.labeller.last_latency is not None and w.labeller.last_latency < 2.0
     # predict-ahead: the next image is ready before we go there
     qtbot.waitUntil(lambda: w.document.entries[1].predicted, timeout=5000)
     key(w, Qt.Key.Key_PageDown)
@@ -261,7 +261,7 @@ def test_copy_the_previous_images_faces(qtbot, open_window, tmp_path):
 
 
 def test_traces_are_kept_for_recent_pictures_only_and_come_back_on_demand(qtbot, open_window, tmp_path):
-    from drr_studio.main_window import PREDICT_AHEAD, TRACE_KEEP
+    from drr_studio.prelabeller import PREDICT_AHEAD, TRACE_KEEP
 
     n = TRACE_KEEP + PREDICT_AHEAD + 4
     w = open_window([make_folder(tmp_path / "imgs", n)])
@@ -428,7 +428,7 @@ def test_bad_files_give_messages_and_the_rest_works(qtbot, open_window, tmp_path
 
 def test_missing_checkpoint_keeps_editing_possible(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)], fail="resources/drr_default.pt: file not found")
-    qtbot.waitUntil(lambda: w.model_error is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.labeller.model_error is not None, timeout=5000)
     assert "not found" in w.message_bar.label.text() and "Model: none" in w.status_model.text()
     qtbot.waitUntil(lambda: w.current_image() is not None, timeout=5000)
     assert w.entry.status == "not predicted"
