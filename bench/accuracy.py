@@ -257,6 +257,7 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
     }
     return {
         "checkpoint": str(predictor.path), "precision": predictor.precision, "config": predictor.config.to_dict(),
+        "trained_on_validation": predictor.meta.get("val_faces") == 0,
         "dlib_model": str(dlib_model) if dlib_model else None,
         "faces": len(res.names), "detected": int(det.sum()), "missed_by_detector": res.missed,
         "dlib_hog_found": int(res.dlib_found.sum()),
@@ -284,6 +285,9 @@ def format_report(rep: dict) -> str:
            f"YuNet found {rep['detected']} (missed {len(rep['missed_by_detector'])}, excluded from DRR's detector-box "
            f"columns); dlib's HOG found {rep.get('dlib_hog_found', 0)} (dlib's column)", "",
            md_table(header, rows)]
+    if rep.get("trained_on_validation"):  # e.g. the shipped all-faces model: these are its training faces
+        out.insert(1, "NOT HELD OUT: this checkpoint was trained with no validation faces (val_faces 0), so these "
+                      "faces were among its training faces; the table measures fit, not accuracy on unseen faces.")
     if "drr_truth_on_detected" in ms:
         d = ms["drr_truth_on_detected"]
         out.append(f"\nDRR with truth boxes on the {d['faces']} detected faces only: inter-pupil "
