@@ -81,6 +81,7 @@ CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W
           "checkpoint never saw the validation faces.")
 METHODS = {"drr_truth": "DRR, truth boxes", "drr_truth_mirror": "DRR, truth boxes, mirror-averaged",
            "drr_detector_one_pass": "DRR, YuNet boxes, one pass",
+           "drr_detector_one_pass_mirror": "DRR, YuNet boxes, one pass, mirror-averaged",
            "drr_detector": "DRR, YuNet boxes + re-crop",
            "drr_detector_mirror": "DRR, YuNet boxes + re-crop, mirror-averaged (the app)",
            "drr_app_on_dlib_faces": "DRR as the app, on the faces dlib's HOG found",
@@ -129,6 +130,7 @@ class AccuracyRun:
     drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged, as the app does by default
     dlib_found: np.ndarray  # (n,) bool: dlib's HOG detector found this face
     dlib: np.ndarray | None  # (d, 1, p, 2) dlib 68-point on the faces HOG found, or None without dlib
+    drr_detector_one_pass_mirror: np.ndarray | None = None  # mirror-averaged without the re-crop pass
     missed: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
 
@@ -140,7 +142,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
     DRR's detector-box columns use the app's detector (YuNet); dlib's 68-point predictor gets
     dlib's own HOG box, as dlib users call it."""
     names, truth, drr_truth, detected, drr_det, dl, missed, dlib_found = [], [], [], [], [], [], [], []
-    drr_one, drr_mirror, drr_det_mirror = [], [], []
+    drr_one, drr_mirror, drr_det_mirror, drr_one_mirror = [], [], [], []
     times: dict[str, list[float]] = {"drr_inference": [], "detection": [], "dlib_predictor": [], "dlib_hog": []}
     level = predictor.config.level_eyes
     for s in tqdm(samples, desc="accuracy", unit="face", disable=not progress):
@@ -185,6 +187,8 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         if mirror is not None:
             rm = mirror.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
             drr_det_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
+            rm = mirror.first_pass(img, [found.box], rolls)[0]
+            drr_one_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
     p = len(samples[0].points)
     k = drr_truth[0].shape[0]
     return AccuracyRun(
@@ -193,6 +197,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         drr_detector=np.stack(drr_det) if drr_det else np.zeros((0, k, p, 2)),
         drr_detector_one_pass=np.stack(drr_one) if drr_one else np.zeros((0, k, p, 2)),
         drr_detector_mirror=np.stack(drr_det_mirror) if drr_det_mirror else None,
+        drr_detector_one_pass_mirror=np.stack(drr_one_mirror) if drr_one_mirror else None,
         dlib_found=np.array(dlib_found if shape_predictor is not None else [False] * len(names), dtype=bool),
         dlib=(np.stack(dl) if dl else np.zeros((0, 1, p, 2))) if shape_predictor is not None else None,
         missed=missed, times=times)
@@ -219,6 +224,8 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         methods["drr_truth_on_detected"] = summarise(res.drr_truth[det], res.truth[det])
         methods["drr_detector_one_pass"] = summarise(res.drr_detector_one_pass, res.truth[det])
         methods["drr_detector"] = summarise(res.drr_detector, res.truth[det])
+        if res.drr_detector_one_pass_mirror is not None:
+            methods["drr_detector_one_pass_mirror"] = summarise(res.drr_detector_one_pass_mirror, res.truth[det])
         if res.drr_detector_mirror is not None:
             methods["drr_detector_mirror"] = summarise(res.drr_detector_mirror, res.truth[det])
     both = det & res.dlib_found
@@ -235,6 +242,8 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
         if det.any():
             cols["drr_detector_one_pass"] = face_errors(res.drr_detector_one_pass, res.truth[det], kind)
             cols["drr_detector"] = face_errors(res.drr_detector, res.truth[det], kind)
+            if res.drr_detector_one_pass_mirror is not None:
+                cols["drr_detector_one_pass_mirror"] = face_errors(res.drr_detector_one_pass_mirror, res.truth[det], kind)
             if res.drr_detector_mirror is not None:
                 cols["drr_detector_mirror"] = face_errors(res.drr_detector_mirror, res.truth[det], kind)
         dlib_err = face_errors(res.dlib, res.truth[res.dlib_found], kind) if res.dlib is not None and res.dlib_found.any() else None

@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    from drr_studio.app import warm_up
     from drr_studio.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
+    warm_up()  # as drr-studio starts: imports, and the allocator setting of model.inference
     tmp = Path(tempfile.mkdtemp(prefix="drr-app-memory-"))
     try:
         folder = make_folder(tmp / "pictures", a.pictures)

@@ -407,6 +407,22 @@ def test_frozen_copy_folds_the_backbone_and_cannot_be_trained():
         frozen.train()
 
 
+def test_a_crop_cut_from_an_hwc_picture_reaches_the_backbone_with_standard_strides():
+    from model.inference import dense_channels_last, freeze
+
+    picture = torch.rand(64, 64, 3) * 255
+    odd = picture.permute(2, 0, 1)[None]  # passes is_contiguous(channels_last), batch stride 3
+    assert odd.stride()[0] == 3 and odd.is_contiguous(memory_format=torch.channels_last)
+    fixed = dense_channels_last(odd)
+    assert fixed.stride() == (64 * 64 * 3, 1, 64 * 3, 3) and torch.equal(fixed, odd)
+    standard = odd.contiguous(memory_format=torch.channels_last).clone(memory_format=torch.channels_last)
+    assert dense_channels_last(standard) is standard  # no copy when nothing is wrong
+    torch.manual_seed(0)
+    model = DRR(DRRConfig(input_size=64, num_candidates=3)).eval()
+    frozen = freeze(model, "fp32")
+    assert torch.allclose(frozen(odd).shapes, frozen(odd.contiguous()).shapes, atol=1e-4)
+
+
 def test_precision_option():
     import copy
 
