@@ -93,11 +93,13 @@ def test_accuracy_cli_without_dlib(tiny_checkpoint: Path, shared_data: Path, tmp
     assert rep["faces"] == FACES and rep["detected"] + len(rep["missed_by_detector"]) == FACES
     assert rep["detected"] >= 1, "YuNet found none of the first validation faces"
     assert set(rep["methods"]) == {"drr_truth", "drr_truth_mirror", "drr_truth_on_detected",
-                                   "drr_detector_one_pass", "drr_detector", "drr_detector_mirror"}
+                                   "drr_detector_one_pass", "drr_detector_one_pass_mirror", "drr_detector",
+                                   "drr_detector_mirror"}
     check_summary(rep["methods"]["drr_truth"], FACES, STAGES)
     check_summary(rep["methods"]["drr_truth_mirror"], FACES, STAGES)
     assert rep["speed_ms_per_face"]["drr_mirror_trace_batch1_ms"] > 0
     check_summary(rep["methods"]["drr_detector"], rep["detected"], STAGES)
+    check_summary(rep["methods"]["drr_detector_one_pass_mirror"], rep["detected"], STAGES)
     assert rep["caveat"] is None and rep["dlib_model"] is None
     assert rep["speed_ms_per_face"]["drr_trace_batch1_ms"] > 0 and rep["speed_ms_per_face"]["dlib_predictor_ms"] is None
     assert len(rep["per_face_nme"]["inter-pupil"]) == FACES
