@@ -81,10 +81,10 @@ CAVEAT = ("dlib's shape_predictor_68_face_landmarks.dat was trained on the 300-W
           "checkpoint never saw the validation faces.")
 METHODS = {"drr_truth": "DRR, truth boxes", "drr_truth_mirror": "DRR, truth boxes, mirror-averaged",
            "drr_detector_one_pass": "DRR, YuNet boxes, one pass",
-           "drr_detector_one_pass_mirror": "DRR, YuNet boxes, one pass, mirror-averaged",
+           "drr_detector_one_pass_mirror": "DRR, YuNet boxes, one pass, mirror-averaged (the app)",
            "drr_detector": "DRR, YuNet boxes + re-crop",
-           "drr_detector_mirror": "DRR, YuNet boxes + re-crop, mirror-averaged (the app)",
-           "drr_app_on_dlib_faces": "DRR as the app, on the faces dlib's HOG found",
+           "drr_detector_mirror": "DRR, YuNet boxes + re-crop, mirror-averaged (the app until 2026-12-03)",
+           "drr_app_on_dlib_faces": "DRR with re-crop + mirror, on the faces dlib's HOG found",
            "dlib_detector": "dlib 68, dlib HOG boxes"}
 
 
