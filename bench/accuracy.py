@@ -15,8 +15,8 @@ Methods (one pass over the faces, each picture read once, each detector run once
                      the annotated face most (model.evaluate.match_detection)
   dlib 68, HOG box   shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
                      face (uncalibrated, as dlib users call it)
-Faces a detector misses are listed and left out of its methods; "DRR as the app, on the faces
-dlib's HOG found" compares the two on the same faces.
+Faces a detector misses are listed and left out of its methods; "DRR with re-crop + mirror, on the
+faces dlib's HOG found" compares the two on the same faces.
 Reported: inter-pupil and inter-ocular NME (%) per refinement stage (S_hat, S0 .. SK, as the
 paper's Table XII), AUC@0.08, failure rate (> 0.08), and ms/face measured in the same run.
 Writes OUT/accuracy.json and OUT/ced_{inter-pupil,inter-ocular}.{csv,png}.
@@ -125,12 +125,12 @@ class AccuracyRun:
     drr_truth: np.ndarray  # (n, K + 2, p, 2): S_hat, S0 .. SK with truth boxes
     drr_truth_mirror: np.ndarray | None  # the same, mirror-averaged (None when not asked for)
     detected: np.ndarray  # (n,) bool: YuNet (model.detect) found this face
-    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (the app's way)
+    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (drr-predict's way)
     drr_detector_one_pass: np.ndarray  # the same without it
-    drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged, as the app does by default
+    drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged (the app's way until 2026-12-03)
     dlib_found: np.ndarray  # (n,) bool: dlib's HOG detector found this face
     dlib: np.ndarray | None  # (d, 1, p, 2) dlib 68-point on the faces HOG found, or None without dlib
-    drr_detector_one_pass_mirror: np.ndarray | None = None  # mirror-averaged without the re-crop pass
+    drr_detector_one_pass_mirror: np.ndarray | None = None  # mirror-averaged, no re-crop pass: the app's way
     missed: list[str] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
 
@@ -327,8 +327,8 @@ def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
     for kind in KINDS:
         curves = {}
         if det.any():
-            # the app's way: with mirror averaging when it was measured
-            app, label = ((res.drr_detector_mirror, "DRR as the app: YuNet boxes + re-crop + mirror")
+            # YuNet boxes with the re-crop pass, mirror-averaged when it was measured
+            app, label = ((res.drr_detector_mirror, "DRR, YuNet boxes + re-crop + mirror")
                           if res.drr_detector_mirror is not None else (res.drr_detector, "DRR, YuNet boxes + re-crop"))
             curves[f"{label} (n={int(det.sum())})"] = face_errors(app, res.truth[det], kind)
         if res.dlib is not None and res.dlib_found.any():
