@@ -97,6 +97,7 @@ class EditViewBox(pg.ViewBox):
 
 class Canvas(pg.GraphicsView):
     pointsDragged = Signal(int, object, int)  # face index, new (p,2) points, drag id
+    dragFinished = Signal(int, object, int)  # face index, the indices dragged, drag id
     selectionChanged = Signal()
     boxDrawn = Signal(object)  # [x0, y0, x1, y1]
     boxEdited = Signal(int, object)  # face index, new box
@@ -139,6 +140,7 @@ class Canvas(pg.GraphicsView):
         # shared pens and brushes let pyqtgraph reuse its rendered symbols (10x faster drags)
         self._pen_selected = pg.mkPen("w", width=2)
         self._pen_point = pg.mkPen((0, 0, 0, 160))
+        self._pen_placed = pg.mkPen((255, 255, 255, 220), width=1.5)
         self._roi_key: tuple | None = None
 
     # --- content ----------------------------------------------------------------------------
@@ -214,9 +216,10 @@ class Canvas(pg.GraphicsView):
         for k, c in enumerate(colors):
             occluded = k in face.occluded
             brushes.append(self._brush(c, 60 if occluded else 255))
-            pens.append(self._pen_selected if k in sel else self._pen_point)
+            # a point a person placed is a white-edged diamond: the tool never moves it
+            pens.append(self._pen_selected if k in sel else self._pen_placed if k in face.placed else self._pen_point)
             sizes.append(self.point_px + 4 if k in sel else self.point_px)
-            symbols.append("s" if occluded else "o")
+            symbols.append("s" if occluded else "d" if k in face.placed else "o")
         items.points.setData(pos=pts, brush=brushes, pen=pens, size=sizes, symbol=symbols, data=list(range(len(pts))))
         if layout:
             pairs = np.asarray(layout.lines(), dtype=int).reshape(-1, 2)
@@ -385,6 +388,8 @@ class Canvas(pg.GraphicsView):
                         self.select_points(self.selection | inside)
         if ev.isFinish():
             self._drag = None
+            if d["kind"] == "points":
+                self.dragFinished.emit(d["face"], set(self.selection), d["id"])
         return True
 
     def _hover(self, scene_pos: QPointF) -> None:

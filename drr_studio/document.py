@@ -60,6 +60,7 @@ class FaceState:
     status: Status
     occluded: frozenset[int]
     box: np.ndarray
+    placed: frozenset[int] = frozenset()  # points a person put where they are (assisted correction)
 
 
 @dataclass(eq=False)
@@ -73,6 +74,9 @@ class Face:
     uid: int = field(default_factory=lambda: next(_uids))
     box_version: int = 0  # bumped when the box changes so that stale predictions are dropped
     qa_scores: np.ndarray | None = None  # (p,) model-annotation disagreement (review.Review); never saved
+    # points a person placed (dragged, nudged, or read from a file without this list): assisted
+    # correction never moves them; the others are the model's, moved by the tool
+    placed: set[int] = field(default_factory=set)
 
     @property
     def human(self) -> bool:
@@ -80,7 +84,7 @@ class Face:
 
     def state(self) -> FaceState:
         pts = None if self.points is None else self.points.copy()
-        return FaceState(pts, self.status, frozenset(self.occluded), self.box.copy())
+        return FaceState(pts, self.status, frozenset(self.occluded), self.box.copy(), frozenset(self.placed))
 
     def restore(self, state: FaceState) -> None:
         if not np.array_equal(self.box, state.box):
@@ -89,6 +93,7 @@ class Face:
         self.status = state.status
         self.occluded = set(state.occluded)
         self.box = state.box.copy()
+        self.placed = set(state.placed)
 
     @property
     def uncertain(self) -> bool:
@@ -184,6 +189,26 @@ class Document:
                 pass
         return self.output_dir
 
+    def annotation_folder(self) -> Path | None:
+        """The folder the whole document's annotations go to (the output folder, else the folder
+        opened, else the first picture's): where folder-wide files such as the learned
+        corrections live."""
+        if self.output_dir is not None:
+            return self.output_dir
+        if self.root is not None:
+            return self.root
+        return self.entries[0].path.parent if self.entries else None
+
+    def face_key(self, entry: ImageEntry, face: Face) -> str:
+        """A face's name within the document: the picture's path from the root, '#', its number."""
+        rel = entry.path.name
+        if self.root is not None:
+            try:
+                rel = entry.path.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return f"{rel}#{entry.faces.index(face) + 1}"
+
     def sidecar_path(self, entry: ImageEntry, directory: Path | None = None) -> Path:
         return (directory or self.target_dir(entry)) / (entry.path.stem + SIDECAR_SUFFIX)
 
@@ -248,7 +273,11 @@ class Document:
             if box.shape != (4,) or not np.isfinite(box).all():
                 box = box_of_points(pts)
             occl = {int(i) for i in m.get("occluded", []) if 0 <= int(i) < len(pts)}
-            faces.append(Face(box=box, points=pts.copy(), status=status, occluded=occl, annotation=pts))
+            # without the list (another tool's file, an older side file) every point is a person's
+            placed = {int(i) for i in m["placed"] if 0 <= int(i) < len(pts)} if isinstance(
+                m.get("placed"), list) else set(range(len(pts)))
+            faces.append(Face(box=box, points=pts.copy(), status=status, occluded=occl, annotation=pts,
+                              placed=placed))
         return faces
 
     # --- predictions ----------------------------------------------------------------------
@@ -329,6 +358,7 @@ class Document:
                     "pts": path.name, "status": face.status.value,
                     "box": [round(float(v), 3) for v in face.box],
                     "occluded": sorted(face.occluded),
+                    "placed": sorted(face.placed),
                 })
             # faces deleted since the last save: their numbered files go too, so that a
             # training run never reads a face the user removed
@@ -419,7 +449,7 @@ class Document:
                 skipped.append(f"{im.path.name} (already corrected here)")
                 continue
             e.faces = [Face(box=box_of_points(f.points), points=f.points.copy(), status=Status.CORRECTED,
-                            occluded=set(f.occluded)) for f in im.faces]
+                            occluded=set(f.occluded), placed=set(range(len(f.points)))) for f in im.faces]
             e.dirty, e.predicted = True, False
             count += len(im.faces)
         return count, skipped

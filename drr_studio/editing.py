@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PySide6.QtWidgets import QMenu
 
@@ -34,6 +36,14 @@ class EditingMixin:
         self.action(menu, "Toggle occluded", self.toggle_occluded, "O",
                     tip="Mark the selected points as occluded (kept in the side file, not the .pts)")
         self.action(menu, "Reset face to prediction", self.reset_face, "Ctrl+R")
+        menu.addSeparator()
+        self.assist_action = self.action(
+            menu, "Assisted correction: points follow a fix", self.toggle_assist, checkable=True,
+            tip="After a drag, the face's points you have not placed move to where the model's typical errors "
+                "say they probably are; the points you placed (diamonds) never move")
+        self.assist_action.setChecked(self.settings.value("edit/assist", True, type=bool))
+        self.action(menu, "Re-fit unplaced points", self.refit_face, "R",
+                    tip="Move the points you have not placed to follow the ones you placed, now")
         menu.addSeparator()
         self.action(menu, "Select all points of the face", self.select_all, "Ctrl+A")
         self.action(menu, "Add mirrored points to selection", self.mirror_selection, "M",
@@ -75,8 +85,26 @@ class EditingMixin:
             return
         face = e.faces[index]
         st = face.state()
-        after = FaceState(new.copy(), Status.CORRECTED, st.occluded, st.box)
-        self.edit_face(face, after, "move points", drag_id)
+        placed = st.placed | frozenset(self.canvas.selection)
+        self.edit_face(face, replace(st, points=new.copy(), status=Status.CORRECTED, placed=placed),
+                       "move points", drag_id)
+
+    def on_drag_finished(self, index: int, moved: set[int], drag_id: int) -> None:
+        """The drag ended: the face's unplaced points follow, in the same undo step."""
+        e = self.entry
+        if e is not None and 0 <= index < len(e.faces):
+            self.follow(e.faces[index], drag_id)
+
+    def follow(self, face: Face, drag_id: int | None = None, text: str = "points follow") -> bool:
+        """Move the face's unplaced points by the assisted-correction update (one undo step, merged
+        into the drag's when drag_id is given). False when nothing moved."""
+        if face.points is None or not face.placed:
+            return False
+        new = self.assistant.follow(face, face.points, set(face.placed))
+        if np.array_equal(new, face.points):
+            return False
+        self.edit_face(face, replace(face.state(), points=new), text, drag_id)
+        return True
 
     def nudge(self, dx: float, dy: float) -> None:
         face = self.active_face()
@@ -85,7 +113,32 @@ class EditingMixin:
         new = face.points.copy()
         new[sorted(self.canvas.selection)] += (dx * NUDGE_PX, dy * NUDGE_PX)
         st = face.state()
-        self.edit_face(face, FaceState(new, Status.CORRECTED, st.occluded, st.box), "nudge points")
+        stack = self.stack_for(self.current)
+        stack.beginMacro("nudge points")
+        self.edit_face(face, replace(st, points=new, status=Status.CORRECTED,
+                                     placed=st.placed | frozenset(self.canvas.selection)), "nudge points")
+        self.follow(face)
+        stack.endMacro()
+
+    def refit_face(self) -> None:
+        face = self.active_face()
+        if face is None or not face.placed:
+            self.statusBar().showMessage("Drag a point of a face first: R moves its other points to follow it", 3000)
+            return
+        if not self.assistant.enabled or not self.assistant.model.active:
+            self.statusBar().showMessage(self.assistant.describe(), 4000)
+            return
+        moved = self.follow(face, text="re-fit unplaced points")
+        self.statusBar().showMessage("Unplaced points re-fitted" if moved else "Nothing to re-fit", 3000)
+
+    def toggle_assist(self) -> None:
+        on = self.assist_action.isChecked()
+        self.settings.setValue("edit/assist", on)
+        self.assistant.set_enabled(on)
+
+    def reset_learned(self) -> None:
+        self.assistant.reset_learned()
+        self.statusBar().showMessage("Learned corrections reset: " + self.assistant.describe(), 5000)
 
     def approve(self) -> None:
         faces = self.target_faces()
@@ -96,7 +149,7 @@ class EditingMixin:
         self.stack_for(self.current).beginMacro("approve" if status == Status.APPROVED else "unapprove")
         for f in faces:
             st = f.state()
-            self.edit_face(f, FaceState(st.points, status, st.occluded, st.box), "approve")
+            self.edit_face(f, replace(st, status=status), "approve")
         self.stack_for(self.current).endMacro()
         self.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
 
@@ -116,7 +169,7 @@ class EditingMixin:
         occl = occl - sel if sel <= occl else occl | sel
         st = face.state()
         status = st.status if st.status in (Status.CORRECTED, Status.APPROVED) else Status.CORRECTED
-        self.edit_face(face, FaceState(st.points, status, frozenset(occl), st.box), "toggle occluded")
+        self.edit_face(face, replace(st, status=status, occluded=frozenset(occl)), "toggle occluded")
         state = "occluded" if sel <= occl else "visible"
         self.statusBar().showMessage(f"{len(sel)} point(s) marked {state} (O again to undo that, Ctrl+Z)", 4000)
 
@@ -129,7 +182,7 @@ class EditingMixin:
         for f in faces:
             st = f.state()
             self.edit_face(f, FaceState(np.asarray(f.result.points, float).copy(), Status.PREDICTED,
-                                        frozenset(), st.box), "reset")
+                                        frozenset(), st.box, frozenset()), "reset")
         self.stack_for(self.current).endMacro()
 
     # --- selection ----------------------------------------------------------------------------
@@ -194,7 +247,7 @@ class EditingMixin:
             return
         face = e.faces[index]
         st = face.state()
-        self.edit_face(face, FaceState(st.points, st.status, st.occluded, np.asarray(box, float)), "move face box")
+        self.edit_face(face, replace(st, box=np.asarray(box, float)), "move face box")
         if face.human:
             self.statusBar().showMessage("Box changed: the model runs again; your points stay "
                                          "(Ctrl+R takes the new prediction)", 6000)
@@ -221,7 +274,8 @@ class EditingMixin:
         stack = self.stack_for(i)
         stack.beginMacro(f"copy {len(faces)} face(s) from {prev.path.name}")
         for f in faces:
-            copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded))
+            copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded),
+                        placed=set(range(len(f.points))))
             stack.push(FaceListEdit(e, copy, True, self.refresh))
             self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
         stack.endMacro()

@@ -113,6 +113,7 @@ class FilesMixin:
                               "to save them somewhere writable.")
             return False
         if written:
+            self.learn_from(entry)
             kept = self.document.backups
             note = f"; the malformed file was kept as {', '.join(p.name for p in kept)}" if kept else ""
             self.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
@@ -122,6 +123,15 @@ class FilesMixin:
                     self.message_bar.clear()
         self.session.touch(entry)
         return True
+
+    def learn_from(self, entry) -> None:
+        """Saved faces a person finished teach the assisted correction (one lesson per face)."""
+        taught = [self.assistant.learn(self.document.face_key(entry, f), f) for f in entry.faces if f.human]
+        if any(taught):
+            self.assistant.save()
+            self.assistant.changed.emit(self.assistant.describe())
+        if self.assistant.folder_problem:
+            self.show_problem(self.assistant.folder_problem)
 
     def autosave_current(self) -> bool:
         e = self.entry
@@ -145,6 +155,7 @@ class FilesMixin:
         if not folder:
             return
         self.output_dir = self.document.output_dir = Path(folder)
+        self.assistant.move_folder(self.document.annotation_folder())
         for e in self.document.entries:
             if any(f.human for f in e.faces):
                 e.dirty = True  # the corrections belong in the new folder too

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from model.layout import Layout, layout_for
 
+from .assist import Assistant
 from .canvas import Canvas
 from .document import Document, ImageEntry
 from .editing import EditingMixin
@@ -92,6 +93,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.undo_group = QUndoGroup(self)
         self.stacks: dict[int, QUndoStack] = {}
         self.batch: dict | None = None
+        self.assistant = Assistant()  # assisted correction: after a drag the other points follow
 
         self.canvas = Canvas(self.session)
         self.canvas.point_px = self.settings.value("view/point_px", self.canvas.point_px, type=float)
@@ -133,6 +135,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             self.statusBar().addPermanentWidget(w)
 
         self._build_menus()
+        self.assistant.enabled = self.assist_action.isChecked()
         self._connect()
         self._subscribe()
 
@@ -205,6 +208,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
                     tip="Switch to another trained model; untouched faces are predicted again")
         self.action(self.model_menu, "Predict all images…", self.predict_all, "Ctrl+P")
         self.action(self.model_menu, "Re-run on this image", self.rerun_current, "Ctrl+Shift+R")
+        self.action(self.model_menu, "Reset learned corrections", self.reset_learned,
+                    tip="Forget what the faces finished in this folder taught the assisted correction")
         self.model_menu.addSeparator()
         self.mirror_action = self.action(
             self.model_menu, "Average with the mirrored face", self._toggle_mirror, checkable=True,
@@ -232,6 +237,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
     def _connect(self) -> None:
         self.image_panel.imageChosen.connect(self.go_to)
         self.canvas.pointsDragged.connect(self.on_points_dragged)
+        self.canvas.dragFinished.connect(self.on_drag_finished)
+        self.assistant.changed.connect(lambda text: self.statusBar().showMessage(text.capitalize(), 5000))
         self.canvas.boxDrawn.connect(self.on_box_drawn)
         self.canvas.boxEdited.connect(self.on_box_edited)
         self.canvas.selectionChanged.connect(self.on_selection_changed)
@@ -357,6 +364,9 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.stacks.clear()
         for stack in self.undo_group.stacks():
             self.undo_group.removeStack(stack)
+        self.assistant.open_folder(document.annotation_folder())
+        if self.assistant.folder_problem:
+            self.show_problem(self.assistant.folder_problem)
         document.peek_statuses()  # reopened folders show their approved and corrected pictures at once
         self.image_panel.set_entries(document.entries)
         self.canvas.set_faces([], None)
@@ -407,6 +417,9 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
     def _model_ready(self, predictor: Any) -> None:
         self.refine_panel.set_steps(int(predictor.config.steps))
+        self.assistant.set_checkpoint(getattr(predictor, "path", None), int(predictor.config.num_points))
+        if self.assistant.prior_problem and getattr(predictor, "path", None) is not None:
+            self.statusBar().showMessage(self.assistant.prior_problem + ": only the dragged points move", 8000)
         self.heat_panel.landmark.setRange(1, int(predictor.config.num_points))
 
     def _job_done(self, path: Path) -> None:

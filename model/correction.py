@@ -138,6 +138,16 @@ class CorrectionModel:
         self.learned.clear()
         self._cache = None
 
+    def add_lessons(self, learned: dict[str, np.ndarray]) -> None:
+        """Faces learned elsewhere (a folder's file), by key."""
+        self.learned.update({k: np.asarray(v, dtype=np.float64) for k, v in learned.items()
+                             if np.shape(v) == self.mean.shape})
+        self._cache = None
+
+    def copy(self) -> CorrectionModel:
+        return CorrectionModel(self.num_points, self.mean.copy(), self.covariance.copy(), self.count,
+                               self.shrinkage, self.learn_weight, dict(self.learned), dict(self.model), self.source)
+
     @property
     def learned_count(self) -> int:
         return len(self.learned)
@@ -249,12 +259,6 @@ class CorrectionModel:
         return cls(p, mean, cov, float(d.get("count", 0)), shrink, float(d.get("learn_weight", 1.0)),
                    learned, dict(d.get("model", {})), str(d.get("source", "")))
 
-    def with_prior_of(self, prior: CorrectionModel) -> CorrectionModel:
-        """This model's learned faces on top of another's prior (a folder's lessons over the
-        statistics shipped with the model in use)."""
-        return CorrectionModel(prior.num_points, prior.mean, prior.covariance, prior.count, prior.shrinkage,
-                               prior.learn_weight, dict(self.learned), prior.model, prior.source)
-
 
 def stats_path(checkpoint: str | Path) -> Path:
     """Where a checkpoint's statistics live: beside it, NAME.correction.json."""
@@ -277,3 +281,19 @@ def for_checkpoint(checkpoint: str | Path, num_points: int) -> tuple[CorrectionM
         return CorrectionModel.empty(num_points), (f"{path.name} was made for another model "
                                                     f"({stats.model.get('name', '?')}): plain correction")
     return stats, None
+
+
+def reset_for(new_checkpoint: Path, parent: Path, num_points: int) -> CorrectionModel | None:
+    """A fine-tuned model's statistics: its parent's covariance (how the errors of neighbouring
+    points go together) with the mean reset to zero (the parent's bias is not the new model's),
+    nothing learned; None when the parent had none. Written beside the new checkpoint."""
+    prior, why = for_checkpoint(parent, num_points)
+    if why is not None:
+        return None
+    stats = prior.copy()
+    stats.mean = np.zeros_like(stats.mean)
+    stats.learned = {}
+    stats.model = {"sha256": file_sha256(new_checkpoint), "name": Path(new_checkpoint).name}
+    stats.source = f"reset after fine-tuning {Path(parent).name}: its covariance, mean zero"
+    stats.save(stats_path(new_checkpoint))
+    return stats

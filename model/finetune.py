@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .correction import reset_for
 from .data import Sample
 from .evaluate import evaluate
 from .predict import Predictor
@@ -128,6 +129,8 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
         meta = {**blob.get("meta", {}), "fine_tuned_from": str(opts.checkpoint),
                 "held_out_faces": len(held), "held_out_nme_ocular": {"old": result.old_error, "new": result.new_error}}
         save_checkpoint(target, model, meta)
+        # assisted correction: never the parent's statistics as they were (see model.cli.correction)
+        reset_for(target, Path(opts.checkpoint), model.cfg.num_points)
         result.checkpoint = target
         return result
     finally:

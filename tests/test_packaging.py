@@ -34,9 +34,12 @@ def test_wheel_installs_in_a_fresh_venv_and_predicts_the_sample_from_elsewhere(t
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     where = subprocess.run([str(py), "-c", "import model, model.resources as r; print(model.__file__); "
-                            "print(r.resource('astronaut.png'))"], check=True, capture_output=True, text=True,
-                           cwd=elsewhere, env=env).stdout.split()
-    assert all(Path(p).is_relative_to(env_dir) for p in where), where  # the wheel's copy, not the checkout
+                            "print(r.resource('astronaut.png'))\n"
+                            "from model.correction import for_checkpoint\n"
+                            "stats, why = for_checkpoint(r.resource(r.DEFAULT_WEIGHTS), 68); print(why is None and stats.active)"],
+                           check=True, capture_output=True, text=True, cwd=elsewhere, env=env).stdout.split()
+    assert where[2] == "True", "the wheel must carry the default model's assisted-correction statistics"
+    assert all(Path(p).is_relative_to(env_dir) for p in where[:2]), where  # the wheel's copy, not the checkout
     out = elsewhere / "labels"
     run = subprocess.run([str(env_dir / "bin" / "drr-predict"), where[1], "--out", str(out)],
                          capture_output=True, text=True, cwd=elsewhere, env=env)

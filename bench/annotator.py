@@ -1,0 +1,260 @@
+"""A simulated annotator: how many points must a person move per face?
+
+    python -m bench.annotator                                   # validation split, the app's way
+    python -m bench.annotator --checkpoint runs/heldout.pt --shrinkage 0 0.1 0.3 0.5 0.7
+    python -m bench.annotator --data my_faces/ --boxes truth --stats my.correction.json
+
+For each face: pre-label it as the app does (--boxes detector: YuNet's box matched to the
+annotated face, one mirror-averaged pass; --boxes truth: the annotation's tight box). d is the
+ground truth's outer-eye-corner distance (points 37 and 46, 1-based). Then, until every point
+not yet placed is within tau * d of the truth: take the farthest such point, put it exactly on
+the truth (one correction; it is never moved again) and, in the assisted modes, let the tool
+move every point not yet placed, as the app does after a drag. At most 68 corrections.
+
+Modes: plain (only the dragged point moves), assisted (model.correction's conditional update),
+learning (assisted, faces in a fixed order, each finished face teaching the statistics before
+the next), dlib (dlib's 68-point predictor on its own HOG box, plain; on the faces HOG finds).
+
+The statistics never see the counted faces: by default the faces are split in two folds (even
+and odd positions in name order), each fold counted with statistics estimated on the other from
+the same checkpoint's residuals. --stats FILE uses one given statistics file for every face
+instead (then the figures are honest only if that file was made without these faces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model.checkpoint import CheckpointError
+from model.cli.correction import LEARN_WEIGHT, pre_label
+from model.correction import DEFAULT_SHRINKAGE, CorrectionFileError, CorrectionModel
+from model.data import Sample, find_samples
+from model.evaluate import MIN_MATCH_IOU, box_iou
+from model.geometry import box_of_points
+from model.images import read_image
+from model.predict import Predictor
+
+from .accuracy import DLIB_FILE, find_dlib_model
+from .common import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_DATA,
+    DEFAULT_OUT,
+    DEFAULT_SPLIT,
+    dlib_hog_boxes,
+    environment,
+    load_split,
+    md_table,
+    write_json,
+)
+
+TAUS = (0.05, 0.07, 0.10)
+MODES = ("plain", "assisted", "learning", "dlib")
+
+
+def simulate(prediction: np.ndarray, truth: np.ndarray, tau: float,
+             corrector: CorrectionModel | None = None) -> tuple[int, np.ndarray]:
+    """(corrections, final points) for one face; corrector None is plain correction."""
+    truth = np.asarray(truth, dtype=np.float64)
+    current = np.asarray(prediction, dtype=np.float64).copy()
+    d = float(np.linalg.norm(truth[36] - truth[45])) if len(truth) == 68 else float(np.ptp(truth[:, 0]))
+    placed: dict[int, np.ndarray] = {}
+    for _ in range(len(truth)):
+        err = np.linalg.norm(current - truth, axis=1)
+        err[list(placed)] = -1.0
+        k = int(np.argmax(err))
+        if err[k] <= tau * d:
+            break
+        placed[k] = truth[k]
+        if corrector is None:
+            current[k] = truth[k]
+        else:
+            current = corrector.update(prediction, placed)
+    return len(placed), current
+
+
+def dlib_labels(samples: list[Sample], model_path: Path, progress: bool) -> list[np.ndarray | None]:
+    import dlib
+
+    from .accuracy import dlib_points
+
+    sp = dlib.shape_predictor(str(model_path))
+    out: list[np.ndarray | None] = []
+    for s in tqdm(samples, desc="dlib", unit="face", disable=not progress):
+        img = read_image(s.image)
+        tb = box_of_points(s.points)
+        iou, raw = max(((box_iou(c, tb), raw) for raw, c, _ in dlib_hog_boxes(img)), key=lambda t: t[0],
+                       default=(0.0, None))
+        if iou < MIN_MATCH_IOU:
+            out.append(None)
+            continue
+        x0, y0, x1, y1 = (int(round(v)) for v in raw)
+        out.append(dlib_points(sp(img, dlib.rectangle(x0, y0, x1, y1))))
+    return out
+
+
+def folds_of(n: int, folds: int) -> list[np.ndarray]:
+    return [np.arange(f, n, folds) for f in range(folds)]
+
+
+def run_modes(preds: np.ndarray, truth: np.ndarray, names: list[str], tau: float, shrinkage: float,
+              stats: CorrectionModel | None, folds: int, learn_weight: float) -> dict[str, np.ndarray]:
+    """Corrections per face for plain, assisted and learning (in the faces' order)."""
+    n = len(preds)
+    counts = {m: np.zeros(n, dtype=int) for m in ("plain", "assisted", "learning")}
+    for i in range(n):
+        counts["plain"][i] = simulate(preds[i], truth[i], tau)[0]
+    parts = [np.arange(n)] if stats is not None else folds_of(n, folds)
+    for part in parts:
+        if stats is not None:
+            prior = CorrectionModel.from_dict(stats.to_dict())
+            prior.reset_learned()
+        else:
+            rest = np.setdiff1d(np.arange(n), part)
+            prior = CorrectionModel.estimate(preds[rest], truth[rest])
+        prior.shrinkage, prior.learn_weight = shrinkage, learn_weight
+        learner = CorrectionModel.from_dict(prior.to_dict())
+        learner.shrinkage, learner.learn_weight = shrinkage, learn_weight
+        for i in part:
+            counts["assisted"][i] = simulate(preds[i], truth[i], tau, prior)[0]
+            c, final = simulate(preds[i], truth[i], tau, learner)
+            counts["learning"][i] = c
+            learner.learn(preds[i], final, key=names[i])
+    return counts
+
+
+def summary(c: np.ndarray) -> dict:
+    if len(c) == 0:
+        return {"mean": None, "median": None, "p90": None, "faces": 0}
+    return {"mean": float(np.mean(c)), "median": float(np.median(c)), "p90": float(np.percentile(c, 90)),
+            "faces": int(len(c))}
+
+
+def second_half(n: int, stats_given: bool, folds: int) -> np.ndarray:
+    """The faces in the second half of each learning sequence."""
+    parts = [np.arange(n)] if stats_given else folds_of(n, folds)
+    return np.concatenate([p[len(p) // 2:] for p in parts])
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m bench.annotator", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="folder of pictures with .pts, searched recursively (default: the "
+                    f"validation split of {DEFAULT_DATA})")
+    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--boxes", choices=("detector", "truth"), default="detector")
+    ap.add_argument("--no-mirror", action="store_true", help="pre-label without mirror averaging")
+    ap.add_argument("--taus", type=float, nargs="+", default=list(TAUS))
+    ap.add_argument("--shrinkage", type=float, nargs="+", default=[DEFAULT_SHRINKAGE],
+                    help="covariance shrinkage towards the diagonal; several values: a sweep (the first is "
+                    "reported in the main table)")
+    ap.add_argument("--learn-weight", type=float, default=LEARN_WEIGHT, help="weight of a finished face against a prior face")
+    ap.add_argument("--stats", help="one statistics file for every face instead of cross-fitting")
+    ap.add_argument("--folds", type=int, default=2)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--no-dlib", action="store_true")
+    ap.add_argument("--dlib-model")
+    ap.add_argument("--json", default=str(DEFAULT_OUT / "annotator.json"))
+    ap.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def load_faces(a: argparse.Namespace) -> list[Sample]:
+    if a.data:
+        samples, problems = find_samples([a.data], 68)
+    else:
+        samples, problems = load_split(DEFAULT_DATA, DEFAULT_SPLIT, a.limit)
+    for p in problems:
+        print(f"skipped: {p}", file=sys.stderr)
+    samples = sorted(samples, key=lambda s: s.name)
+    return samples[: a.limit] if a.limit else samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        samples = load_faces(a)
+        predictor = Predictor.load(a.checkpoint, mirror_average=not a.no_mirror)
+        stats = CorrectionModel.load(a.stats, 68) if a.stats else None
+    except (OSError, ValueError, CheckpointError, CorrectionFileError) as exc:
+        print(f"bench.annotator: {exc}", file=sys.stderr)
+        return 2
+    if not samples:
+        print("bench.annotator: no annotated 68-point faces found", file=sys.stderr)
+        return 2
+    names = [s.name for s in samples]
+    truth = np.stack([s.points for s in samples])
+    preds, missed = pre_label(predictor, samples, a.boxes, not a.quiet)
+    dlib_model = None if a.no_dlib else find_dlib_model(a.dlib_model)
+    dl = dlib_labels(samples, dlib_model, not a.quiet) if dlib_model else None
+    if not a.no_dlib and dlib_model is None:
+        print(f"bench.annotator: dlib's {DLIB_FILE} not found: no dlib column (pip install '.[bench]')",
+              file=sys.stderr)
+
+    results: dict = {"corrections": {}, "median": {}, "p90": {}, "second_half": {}, "sweep": {},
+                     "dlib_faces": {}}
+    late = second_half(len(samples), stats is not None, a.folds)
+    for tau in a.taus:
+        key = f"{tau:.2f}"
+        for j, shrink in enumerate(a.shrinkage):
+            counts = run_modes(preds, truth, names, tau, shrink, stats, a.folds, a.learn_weight)
+            results["sweep"].setdefault(key, {})[f"{shrink:g}"] = {
+                m: summary(c)["mean"] for m, c in counts.items()}
+            if j:
+                continue
+            if dl is not None:
+                found = [i for i, p in enumerate(dl) if p is not None]
+                counts["dlib"] = np.array([simulate(dl[i], truth[i], tau)[0] for i in found], dtype=int)
+                results["dlib_faces"][key] = {m: summary(counts[m][found])["mean"] for m in ("plain", "assisted")}
+            for m, c in counts.items():
+                s = summary(c)
+                results["corrections"].setdefault(key, {})[m] = s["mean"]
+                results["median"].setdefault(key, {})[m] = s["median"]
+                results["p90"].setdefault(key, {})[m] = s["p90"]
+            results["second_half"][key] = {m: summary(counts[m][late])["mean"] for m in ("assisted", "learning")}
+    report(results, a, len(samples), missed, dl)
+    results.update(
+        faces=len(samples), detector_missed=missed, boxes=a.boxes, mirror=not a.no_mirror,
+        checkpoint=str(a.checkpoint), checkpoint_val_faces=predictor.meta.get("val_faces"),
+        statistics=a.stats or f"cross-fitted, {a.folds} folds", shrinkage=a.shrinkage[0],
+        learn_weight=a.learn_weight, dlib_found=None if dl is None else sum(p is not None for p in dl),
+        environment=environment("cpu"))
+    if a.json:
+        write_json(a.json, results)
+        print(f"\nwritten {a.json}")
+    return 0
+
+
+def report(results: dict, a: argparse.Namespace, n: int, missed: int, dl) -> None:
+    print(f"\nCorrections per face, {n} faces, {a.boxes} boxes"
+          f"{' (detector missed ' + str(missed) + ', truth box used)' if missed else ''}, "
+          f"{'no mirror' if a.no_mirror else 'mirror-averaged'}, shrinkage {a.shrinkage[0]:g}, "
+          f"statistics {'from ' + a.stats if a.stats else 'cross-fitted (never saw the counted faces)'}")
+    rows = []
+    for key, by_mode in results["corrections"].items():
+        for m, v in by_mode.items():
+            faces = n if m != "dlib" else sum(p is not None for p in dl)
+            rows.append([key, m, f"{v:.2f}", f"{results['median'][key][m]:.1f}", f"{results['p90'][key][m]:.1f}",
+                         faces])
+    print(md_table(["tau", "mode", "mean", "median", "p90", "faces"], rows))
+    print("\nSecond half of each learning sequence (mean corrections):")
+    print(md_table(["tau", "assisted", "learning"],
+                   [[k, f"{v['assisted']:.2f}", f"{v['learning']:.2f}"] for k, v in results["second_half"].items()]))
+    if results["dlib_faces"]:
+        print("\nOn the faces dlib's HOG found (mean corrections):")
+        rows = [[k, f"{v['plain']:.2f}", f"{v['assisted']:.2f}", f"{results['corrections'][k]['dlib']:.2f}"]
+                for k, v in results["dlib_faces"].items()]
+        print(md_table(["tau", "DRR plain", "DRR assisted", "dlib plain"], rows))
+    if len(a.shrinkage) > 1:
+        print("\nShrinkage sweep (mean corrections, assisted / learning):")
+        rows = [[k, s, f"{v['assisted']:.2f}", f"{v['learning']:.2f}"]
+                for k, by in results["sweep"].items() for s, v in by.items()]
+        print(md_table(["tau", "shrinkage", "assisted", "learning"], rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

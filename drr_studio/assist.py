@@ -1,0 +1,124 @@
+"""Assisted correction in the app: after a drag, the face's other unplaced points follow.
+
+Qt-free, like the document and the session. The statistics come from `model.correction`: the
+prior made for the model in use (`NAME.correction.json` beside the checkpoint, refused when made
+for another model) plus what this folder's finished faces taught, kept beside the folder's
+annotations in `drr_corrections.json` so that reopening the folder keeps the lessons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from psygnal import Signal
+
+from model.correction import CorrectionFileError, CorrectionModel, for_checkpoint
+
+from .document import Face
+
+LEARNED_FILE = "drr_corrections.json"
+
+
+class Assistant:
+    """The correction model of the session: `follow()` after an edit, `learn()` from a finished
+    face. Announces a change of what it knows with `changed` (for the status bar)."""
+
+    changed = Signal(str)  # a one-line description: "assisted correction: learned from 12 faces"
+
+    def __init__(self, num_points: int = 68) -> None:
+        self.enabled = True
+        self.prior = CorrectionModel.empty(num_points)
+        self.model = CorrectionModel.empty(num_points)
+        self.folder_file: Path | None = None
+        self.prior_problem: str | None = None  # why the model's statistics are not used
+        self.folder_problem: str | None = None  # why the folder's lessons are not used or saved
+
+    @property
+    def problem(self) -> str | None:
+        return "; ".join(p for p in (self.prior_problem, self.folder_problem) if p) or None
+
+    # --- what it knows ---------------------------------------------------------------------
+    def set_checkpoint(self, checkpoint: Path | None, num_points: int) -> None:
+        """The model in use changed: its own statistics, the folder's lessons kept on top."""
+        learned = dict(self.model.learned) if self.model.num_points == num_points else {}
+        if checkpoint is None:
+            self.prior, self.prior_problem = CorrectionModel.empty(num_points), None
+        else:
+            self.prior, self.prior_problem = for_checkpoint(checkpoint, num_points)
+        self.model = self.prior.copy()
+        self.model.add_lessons(learned)
+        self.changed.emit(self.describe())
+
+    def open_folder(self, folder: Path | None) -> None:
+        """Read the lessons of the folder whose annotations live in `folder` (None: no folder)."""
+        self.folder_file = folder / LEARNED_FILE if folder is not None else None
+        self.model.reset_learned()
+        self.folder_problem = None
+        if self.folder_file is not None and self.folder_file.is_file():
+            try:
+                self.model.add_lessons(CorrectionModel.load(self.folder_file, self.prior.num_points).learned)
+            except CorrectionFileError as exc:
+                self.folder_problem = f"{exc}; the folder's lessons are not used (the file is left as it is)"
+                self.folder_file = None  # never overwrite a file we could not read
+        self.changed.emit(self.describe())
+
+    def move_folder(self, folder: Path | None) -> None:
+        """The annotations now go elsewhere: the lessons go with them."""
+        self.folder_file = folder / LEARNED_FILE if folder is not None else None
+        self.folder_problem = None
+        self.save()
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "assisted correction off"
+        if not self.model.active:
+            return "assisted correction: no statistics for this model (only the dragged points move)"
+        n = self.model.learned_count
+        return f"assisted correction: learned from {n} face{'s' if n != 1 else ''}"
+
+    # --- the update --------------------------------------------------------------------------
+    def follow(self, face: Face, points: np.ndarray, placed: set[int]) -> np.ndarray:
+        """The face's points after a person placed `placed` at `points`: placed points stay, the
+        others follow the model's prediction updated by them. Unchanged when off or when the face
+        has no prediction to start from."""
+        prediction = getattr(face.result, "points", None)
+        if not self.enabled or prediction is None or len(prediction) != len(points) or not self.model.active:
+            return points
+        return self.model.update(np.asarray(prediction, float), {k: points[k] for k in placed})
+
+    # --- learning ----------------------------------------------------------------------------
+    def learn(self, key: str, face: Face) -> bool:
+        """A finished face (approved, or saved as corrected) teaches the statistics. Only faces
+        that started from this model's prediction and that a person touched count."""
+        prediction = getattr(face.result, "points", None)
+        if (not self.enabled or prediction is None or face.points is None or not face.placed
+                or len(prediction) != len(face.points) or len(face.placed) == len(face.points)):
+            return False
+        self.model.learn(np.asarray(prediction, float), face.points, key)
+        return True
+
+    def save(self) -> None:
+        """Write the folder's lessons (atomically); an error is kept in `problem`, never raised."""
+        if self.folder_file is None:
+            return
+        lessons = CorrectionModel.empty(self.prior.num_points)
+        lessons.learned = dict(self.model.learned)
+        lessons.source = "faces finished in this folder (DRR Studio)"
+        try:
+            lessons.save(self.folder_file)
+        except OSError as exc:
+            self.folder_problem = f"{self.folder_file}: cannot save the learned corrections ({exc.strerror or exc})"
+
+    def reset_learned(self) -> None:
+        self.model.reset_learned()
+        if self.folder_file is not None and self.folder_file.exists():
+            try:
+                self.folder_file.unlink()
+            except OSError as exc:
+                self.folder_problem = f"{self.folder_file}: cannot remove ({exc.strerror or exc})"
+        self.changed.emit(self.describe())
+
+    def set_enabled(self, on: bool) -> None:
+        self.enabled = bool(on)
+        self.changed.emit(self.describe())

@@ -1,0 +1,155 @@
+"""Assisted correction in the window: a drag moves the face's unplaced points in the same undo
+step, placed points never move, lessons persist beside the folder and reset cleanly, bad
+statistics fall back to plain correction."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from conftest_app import FakePredictor, fake_factory, make_folder  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from test_app_window import drag, wait_predicted  # noqa: E402
+
+from drr_studio.assist import LEARNED_FILE  # noqa: E402
+from drr_studio.document import Status  # noqa: E402
+from drr_studio.main_window import MainWindow  # noqa: E402
+from model.correction import CorrectionModel, file_sha256, stats_path  # noqa: E402
+
+JAW, CHIN = list(range(17)), 8
+
+
+def jaw_statistics(checkpoint) -> CorrectionModel:
+    """Residuals where the whole jaw shifts sideways together, the rest barely moves."""
+    rng = np.random.default_rng(0)
+    res = rng.normal(0, 0.004, size=(300, 68, 2))
+    res[:, JAW, 0] += rng.normal(0, 0.06, size=(300, 1))
+    stats = CorrectionModel(68, res.reshape(300, -1).mean(0), np.cov(res.reshape(300, -1), rowvar=False),
+                            300.0, shrinkage=0.1, learn_weight=0.5)
+    stats.model = {"sha256": file_sha256(checkpoint), "name": checkpoint.name}
+    return stats
+
+
+@pytest.fixture
+def assisted_window(qtbot, tmp_path):
+    """A window whose (fake) model has assisted-correction statistics beside its checkpoint."""
+    made = []
+
+    def make(paths, stats: str = "good", settings_name: str = "s.ini"):
+        ckpt = tmp_path / "fake.pt"
+        ckpt.write_bytes(b"fake weights")
+        if stats == "good":
+            jaw_statistics(ckpt).save(stats_path(ckpt))
+        elif stats == "bad":
+            stats_path(ckpt).write_text('{"format": "drr-correction", "num_points": 5}')
+        predictor = FakePredictor()
+        predictor.path = ckpt
+        settings = QSettings(str(tmp_path / settings_name), QSettings.Format.IniFormat)
+        w = MainWindow(paths, settings=settings, factory=fake_factory(predictor))
+        qtbot.addWidget(w)
+        w.resize(1000, 700)
+        w.show()
+        qtbot.waitExposed(w)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.labeller.worker.stop()
+
+
+def test_a_drag_moves_the_unplaced_points_in_one_undo_step(qtbot, assisted_window, tmp_path):
+    w = assisted_window([make_folder(tmp_path / "imgs", 2)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    before = face.points.copy()
+    x, y = before[CHIN]
+    drag(qtbot, w, (x, y), (x + 12, y))
+    moved = face.points - before
+    assert abs(moved[CHIN, 0] - 12) < 2.0
+    # the rest of the jaw followed the chin; the eyes stayed
+    assert np.all(moved[[2, 5, 11, 14], 0] > 4.0), moved[JAW, 0]
+    assert np.abs(moved[36:48]).max() < 1.0
+    assert face.placed == {CHIN} and face.status == Status.CORRECTED
+    stack = w.undo_group.activeStack()
+    assert stack.count() == 1  # the drag and the followers: one step
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(face.points, before)
+    assert face.placed == set() and face.status == Status.PREDICTED
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert abs(face.points[2, 0] - before[2, 0] - moved[2, 0]) < 1e-9
+
+
+def test_placed_points_never_move(qtbot, assisted_window, tmp_path):
+    w = assisted_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    x, y = face.points[CHIN]
+    drag(qtbot, w, (x, y), (x + 10, y))
+    chin = face.points[CHIN].copy()
+    x, y = face.points[4]
+    w.canvas.set_active(-1)
+    drag(qtbot, w, (x, y), (x - 8, y))  # another jaw point, pulled the other way
+    assert face.placed == {CHIN, 4}
+    np.testing.assert_array_equal(face.points[CHIN], chin)
+    # R re-fits: the placed points still stay
+    w.canvas.set_active(0)
+    QTest.keyClick(w, Qt.Key.Key_R)
+    np.testing.assert_array_equal(face.points[CHIN], chin)
+
+
+def test_turned_off_only_the_dragged_point_moves(qtbot, assisted_window, tmp_path):
+    w = assisted_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    w.assist_action.trigger()
+    assert not w.assistant.enabled and "off" in w.assistant.describe()
+    face = w.entry.faces[0]
+    before = face.points.copy()
+    x, y = before[CHIN]
+    drag(qtbot, w, (x, y), (x + 12, y))
+    assert np.abs(np.delete(face.points - before, CHIN, 0)).max() == 0
+
+
+def test_lessons_persist_across_reopen_and_reset(qtbot, assisted_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = assisted_window([folder])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    x, y = face.points[CHIN]
+    drag(qtbot, w, (x, y), (x + 12, y))
+    QTest.keyClick(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)  # approve and next: saved, learned
+    assert w.assistant.model.learned_count == 1
+    saved = json.loads((folder / LEARNED_FILE).read_text())
+    assert list(saved["learned"]) == ["img00.png#1"]
+    side = json.loads((folder / "img00.drr.json").read_text())
+    assert side["faces"][0]["placed"] == [CHIN]  # the person's points keep their look
+    w.close()
+
+    w2 = assisted_window([folder], settings_name="s2.ini")
+    wait_predicted(qtbot, w2)
+    assert w2.assistant.model.learned_count == 1
+    assert "learned from 1 face" in w2.assistant.describe()
+    assert w2.entry.faces[0].placed == {CHIN}
+    w2.reset_learned()
+    assert w2.assistant.model.learned_count == 0 and not (folder / LEARNED_FILE).exists()
+
+
+def test_bad_statistics_give_plain_correction_and_a_message(qtbot, assisted_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 1)
+    (folder / LEARNED_FILE).write_text("not json")
+    w = assisted_window([folder], stats="bad")
+    wait_predicted(qtbot, w)
+    assert not w.assistant.model.active
+    assert "fake.correction.json" in w.assistant.prior_problem
+    assert LEARNED_FILE in w.message_bar.label.text()
+    face = w.entry.faces[0]
+    before = face.points.copy()
+    x, y = before[CHIN]
+    drag(qtbot, w, (x, y), (x + 12, y))
+    assert np.abs(np.delete(face.points - before, CHIN, 0)).max() == 0
+    assert (folder / LEARNED_FILE).read_text() == "not json"  # never overwritten
