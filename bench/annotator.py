@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
-from model.cli.correction import LEARN_WEIGHT, pre_label
+from model.cli.correction import LEARN_WEIGHT, pre_label_results
 from model.correction import DEFAULT_SHRINKAGE, CorrectionFileError, CorrectionModel
 from model.data import Sample, find_samples
 from model.evaluate import MIN_MATCH_IOU, box_iou
@@ -57,8 +57,10 @@ MODES = ("plain", "assisted", "learning", "dlib")
 
 
 def simulate(prediction: np.ndarray, truth: np.ndarray, tau: float,
-             corrector: CorrectionModel | None = None) -> tuple[int, np.ndarray]:
-    """(corrections, final points) for one face; corrector None is plain correction."""
+             corrector: CorrectionModel | None = None, refit=None) -> tuple[int, np.ndarray]:
+    """(corrections, final points) for one face; corrector None is plain correction. refit
+    (start, placed) -> points: the DRR way, the refinement steps again from the corrector's
+    update with the placed points held."""
     truth = np.asarray(truth, dtype=np.float64)
     current = np.asarray(prediction, dtype=np.float64).copy()
     d = float(np.linalg.norm(truth[36] - truth[45])) if len(truth) == 68 else float(np.ptp(truth[:, 0]))
@@ -74,6 +76,8 @@ def simulate(prediction: np.ndarray, truth: np.ndarray, tau: float,
             current[k] = truth[k]
         else:
             current = corrector.update(prediction, placed)
+            if refit is not None:
+                current = refit(current, placed)
     return len(placed), current
 
 
@@ -102,10 +106,13 @@ def folds_of(n: int, folds: int) -> list[np.ndarray]:
 
 
 def run_modes(preds: np.ndarray, truth: np.ndarray, names: list[str], tau: float, shrinkage: float,
-              stats: CorrectionModel | None, folds: int, learn_weight: float) -> dict[str, np.ndarray]:
-    """Corrections per face for plain, assisted and learning (in the faces' order)."""
+              stats: CorrectionModel | None, folds: int, learn_weight: float,
+              refitter=None) -> dict[str, np.ndarray]:
+    """Corrections per face for plain, assisted and learning (in the faces' order); with
+    refitter (face index -> refit callable), also the DRR way ("refit")."""
     n = len(preds)
-    counts = {m: np.zeros(n, dtype=int) for m in ("plain", "assisted", "learning")}
+    modes = ("plain", "assisted", "learning") + (("refit",) if refitter is not None else ())
+    counts = {m: np.zeros(n, dtype=int) for m in modes}
     for i in range(n):
         counts["plain"][i] = simulate(preds[i], truth[i], tau)[0]
     parts = [np.arange(n)] if stats is not None else folds_of(n, folds)
@@ -121,6 +128,8 @@ def run_modes(preds: np.ndarray, truth: np.ndarray, names: list[str], tau: float
         learner.shrinkage, learner.learn_weight = shrinkage, learn_weight
         for i in part:
             counts["assisted"][i] = simulate(preds[i], truth[i], tau, prior)[0]
+            if refitter is not None:
+                counts["refit"][i] = simulate(preds[i], truth[i], tau, prior, refitter(i))[0]
             c, final = simulate(preds[i], truth[i], tau, learner)
             counts["learning"][i] = c
             learner.learn(preds[i], final, key=names[i])
@@ -159,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-dlib", action="store_true")
     ap.add_argument("--dlib-model")
     ap.add_argument("--json", default=str(DEFAULT_OUT / "annotator.json"))
+    ap.add_argument("--refit", action="store_true", help="also the DRR way: after each correction the refinement "
+                    "steps run again from the assisted update with the placed points held (one network pass each)")
     ap.add_argument("--quiet", action="store_true")
     return ap
 
@@ -188,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = [s.name for s in samples]
     truth = np.stack([s.points for s in samples])
-    preds, missed = pre_label(predictor, samples, a.boxes, not a.quiet)
+    labels, missed = pre_label_results(predictor, samples, a.boxes, not a.quiet)
+    preds = np.stack([r.points for r in labels])
+    refitter = None
+    if a.refit:
+        def refitter(i: int):
+            img = read_image(samples[i].image)
+            return lambda start, placed: predictor.refit(img, labels[i], start, placed)
     dlib_model = None if a.no_dlib else find_dlib_model(a.dlib_model)
     dl = dlib_labels(samples, dlib_model, not a.quiet) if dlib_model else None
     if not a.no_dlib and dlib_model is None:
@@ -201,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     for tau in a.taus:
         key = f"{tau:.2f}"
         for j, shrink in enumerate(a.shrinkage):
-            counts = run_modes(preds, truth, names, tau, shrink, stats, a.folds, a.learn_weight)
+            counts = run_modes(preds, truth, names, tau, shrink, stats, a.folds, a.learn_weight,
+                               refitter if j == 0 else None)
             results["sweep"].setdefault(key, {})[f"{shrink:g}"] = {
                 m: summary(c)["mean"] for m, c in counts.items()}
             if j:

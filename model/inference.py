@@ -276,8 +276,14 @@ class FrozenRefiner(nn.Module):
                 self.register_buffer("gate_bias", (lstm.bias_ih + lstm.bias_hh)[order].to(product_dtype))
         self.dtype = product_dtype
 
-    def forward(self, d6: torch.Tensor, d7: torch.Tensor, s0: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, d6: torch.Tensor, d7: torch.Tensor, s0: torch.Tensor,
+                hold: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """hold (assisted correction only): (mask (B, p), positions (B, p, 2)), points a person
+        placed, put back after every step so that the others are refined around them."""
         size, b, n = float(self.cfg.input_size), s0.shape[0], self.cfg.lstm_hidden
+        if hold is not None:
+            keep = hold[0][..., None].to(s0.device)
+            s0 = torch.where(keep, hold[1].to(s0), s0)
         sip7 = BoxMaxGather(d7, self.box7)
         sip6 = BoxMaxGather(d6, self.box6, scale=0.5) if self.cfg.sip_deconv6 else None
         h = c = h_in = None
@@ -301,6 +307,8 @@ class FrozenRefiner(nn.Module):
             ds = self.regressors[step](f).float().reshape(b, -1, 2)
             updates.append(ds)
             s = (s + ds).clamp(-0.25 * size, 1.25 * size)  # as refiner.py
+            if hold is not None:
+                s = torch.where(keep, hold[1].to(s), s)
             shapes.append(s)
         return shapes, updates
 
@@ -339,8 +347,10 @@ class FrozenDRR(nn.Module):
         return super().train(False)
 
     @torch.inference_mode()
-    def forward(self, images: torch.Tensor, init_override: torch.Tensor | None = None) -> Trace:
-        """images: (B, 3, S, S) RGB 0..255 float; the Trace of network.DRR.forward."""
+    def forward(self, images: torch.Tensor, init_override: torch.Tensor | None = None,
+                hold: tuple[torch.Tensor, torch.Tensor] | None = None) -> Trace:
+        """images: (B, 3, S, S) RGB 0..255 float; the Trace of network.DRR.forward. hold: see
+        FrozenRefiner.forward."""
         cfg = self.cfg
         x = ((images - self.pixel_mean) / self.pixel_std).to(self.dtype)
         d6, d7 = self.backbone(dense_channels_last(x))
@@ -353,7 +363,7 @@ class FrozenDRR(nn.Module):
             s0, index = self.mean_shape.expand_as(s_hat), torch.full_like(index, -1)
         else:
             s0 = self.candidates[index]
-        shapes, updates = self.refiner(d6, d7, s0.float())
+        shapes, updates = self.refiner(d6, d7, s0.float(), hold)
         return Trace(logits=logits, s_hat=s_hat, candidate_index=index, candidate_distances=dist,
                      shapes=torch.stack(shapes, dim=1), updates=updates, sip_box=float(self.refiner.box7))
 

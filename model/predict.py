@@ -163,6 +163,28 @@ class Predictor:
             results = self._run(image, refined, [0.0] * len(refined), scores, batch_size)
         return results
 
+    @torch.inference_mode()
+    def refit(self, image: np.ndarray, result: FaceResult, start: np.ndarray, placed: dict[int, np.ndarray]) -> np.ndarray:
+        """Assisted correction the DRR way: the K refinement steps again on the face's crop,
+        from `start` (picture pixels, e.g. model.correction's update) with the placed points held
+        at every step, so that the network looks at the picture around the corrected points.
+        One unmirrored pass; returns the (p, 2) final points, the placed ones exactly placed."""
+        size = self.model.cfg.input_size
+        to_crop = geometry.invert(result.crop_to_image)
+        crop = torch.from_numpy(geometry.warp(image, to_crop, size)).permute(2, 0, 1)[None]
+        s0 = torch.from_numpy(geometry.apply(to_crop, np.asarray(start, float))).float()[None]
+        mask = torch.zeros(1, len(start), dtype=torch.bool)
+        pos = s0.clone()
+        for k, xy in placed.items():
+            mask[0, k] = True
+            pos[0, k] = torch.from_numpy(geometry.apply(to_crop, np.asarray(xy, float)[None])[0])
+        trace = self.model(crop.to(self.device, torch.float32), init_override=s0.to(self.device),
+                           hold=(mask.to(self.device), pos.to(self.device)))
+        out = geometry.apply(result.crop_to_image, trace.final[0].float().cpu().numpy())
+        for k, xy in placed.items():
+            out[k] = xy
+        return out
+
     def first_pass(self, image: np.ndarray, boxes, rolls=None) -> list[FaceResult]:
         """One pass of the network on the given boxes (rotated by rolls, degrees), without the
         second pass that inference() adds: for benchmarks that report both."""

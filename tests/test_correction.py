@@ -139,3 +139,21 @@ def test_residual_is_in_eye_units() -> None:
     big = PRED5 * 10
     r = residual(big, big + [1.0, 0.0])
     assert np.allclose(r[0::2], 0.1) and np.allclose(r[1::2], 0.0)
+
+
+def test_refit_the_drr_way_holds_placed_points_and_reproduces_the_trace() -> None:
+    """Predictor.refit from the trace's own S0 with nothing placed gives the same points (the
+    crop is the same); placed points are held exactly."""
+    from model.geometry import box_of_points
+    from model.images import read_image
+    from model.predict import Predictor
+    from model.resources import SAMPLE, resource
+
+    p = Predictor.load(precision="fp32")
+    img = read_image(resource(SAMPLE))
+    r = p.inference(img)[0]
+    np.testing.assert_allclose(p.refit(img, r, r.steps[0], {}), r.points, atol=1e-3)
+    placed = {8: r.points[8] + [6.0, 3.0], 30: r.points[30] - [2.0, 1.0]}
+    out = p.refit(img, r, r.points, placed)
+    assert np.array_equal(out[8], placed[8]) and np.array_equal(out[30], placed[30])
+    assert np.abs(out - r.points).max() < 0.5 * float(np.ptp(box_of_points(r.points)))

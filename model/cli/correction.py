@@ -35,6 +35,13 @@ LEARN_WEIGHT = 0.5  # a finished face counts half a prior face (bench.annotator:
 def pre_label(predictor: Predictor, samples: list[Sample], boxes: str = "detector",
               progress: bool = True) -> tuple[np.ndarray, int]:
     """(n, p, 2) predictions as the app makes them; how many faces fell back to the truth box."""
+    results, missed = pre_label_results(predictor, samples, boxes, progress)
+    return np.stack([r.points for r in results]), missed
+
+
+def pre_label_results(predictor: Predictor, samples: list[Sample], boxes: str = "detector",
+                      progress: bool = True) -> tuple[list, int]:
+    """The FaceResult of every face, pre-labelled as the app does (see pre_label)."""
     out, missed = [], 0
     for s in tqdm(samples, desc="pre-labelling", unit="face", disable=not progress):
         img = read_image(s.image)
@@ -42,11 +49,11 @@ def pre_label(predictor: Predictor, samples: list[Sample], boxes: str = "detecto
         if boxes == "detector":
             found = match_detection(detect_faces(img), tb)
             if found is not None:
-                out.append(predictor.inference(img, [found.box], recrop=False, rolls=[found.roll])[0].points)
+                out.append(predictor.inference(img, [found.box], recrop=False, rolls=[found.roll])[0])
                 continue
             missed += 1
-        out.append(predictor.inference(img, [tb])[0].points)
-    return np.stack(out), missed
+        out.append(predictor.inference(img, [tb])[0])
+    return out, missed
 
 
 def build(heldout: Path, target: Path, samples: list[Sample], shrinkage: float = DEFAULT_SHRINKAGE,
