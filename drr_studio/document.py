@@ -3,16 +3,16 @@
 Plain Python and numpy, no Qt: the views render it and the undo commands change it through
 `Face.state()` / `Face.restore()`, so everything here is testable without a display.
 
-On disk an image `NAME.ext` gets `NAME.pts` for its first face (iBUG format, untouched by
-anything app-specific), `NAME_face2.pts`, ... for further faces, and a side file
-`NAME.drr.json` with provenance (corrected / approved), face boxes and occluded points.
+On disk (through model.annotation_files, the one module for a picture's files) an image
+`NAME.ext` gets `NAME.pts` for its first face (iBUG format, untouched by anything app-specific),
+`NAME_face2.pts`, ... for further faces, and a side file `NAME.drr.json` with provenance
+(corrected / approved), face boxes, occluded and placed points.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from model import annotation_files as files
 from model.geometry import box_of_points
 from model.images import list_images
-from model.pts import PtsError, atomic_write_text, read_pts, write_pts
+from model.pts import write_pts
 from model.qa import SUSPICIOUS
 
-SIDECAR_SUFFIX = ".drr.json"
-SIDECAR_VERSION = 1
+SIDECAR_SUFFIX = files.SIDECAR_SUFFIX
 
 
 class Status(str, Enum):
@@ -155,10 +155,6 @@ class ImageEntry:
         return next((f for f in self.faces if f.uid == uid), None)
 
 
-def _face_pts_name(stem: str, k: int) -> str:
-    return f"{stem}.pts" if k == 0 else f"{stem}_face{k + 1}.pts"
-
-
 class Document:
     """An ordered set of images with their faces, and where their annotations live."""
 
@@ -200,20 +196,20 @@ class Document:
         return self.entries[0].path.parent if self.entries else None
 
     def face_key(self, entry: ImageEntry, face: Face) -> str:
-        """A face's name within the document: the picture's path from the root, '#', its number."""
+        """A face's name within the document: the picture's path from the root (model.annotation_files.face_name)."""
         rel = entry.path.name
         if self.root is not None:
             try:
                 rel = entry.path.relative_to(self.root).as_posix()
             except ValueError:
                 pass
-        return f"{rel}#{entry.faces.index(face) + 1}"
+        return files.face_name(rel, entry.faces.index(face))
 
     def sidecar_path(self, entry: ImageEntry, directory: Path | None = None) -> Path:
-        return (directory or self.target_dir(entry)) / (entry.path.stem + SIDECAR_SUFFIX)
+        return files.sidecar_path(directory or self.target_dir(entry), entry.path.stem)
 
     def pts_path(self, entry: ImageEntry, k: int, directory: Path | None = None) -> Path:
-        return (directory or self.target_dir(entry)) / _face_pts_name(entry.path.stem, k)
+        return (directory or self.target_dir(entry)) / files.pts_name(entry.path.stem, k)
 
     # --- loading --------------------------------------------------------------------------
     def load_annotations(self, entry: ImageEntry, num_points: int | None = None) -> list[str]:
@@ -228,57 +224,21 @@ class Document:
         if entry.path.parent not in dirs:
             dirs.append(entry.path.parent)  # annotations beside the image still count
         for d in dirs:
-            side = self.sidecar_path(entry, d)
-            first = self.pts_path(entry, 0, d)
-            if side.exists() or first.exists():
-                faces = self._read_faces(entry, d, num_points, problems)
-                entry.faces = faces
+            if files.has_annotations(d, entry.path.stem):
+                records, problems, entry.unreadable = files.read_faces(d, entry.path.stem, num_points)
+                entry.faces = [self._face_of(r) for r in records]
                 break
         if problems:
             entry.error = "; ".join(problems)
         return problems
 
-    def _read_faces(self, entry: ImageEntry, d: Path, num_points: int | None, problems: list[str]) -> list[Face]:
-        # without a (readable) side file: a plain 300-W style NAME.pts from another tool or person
-        meta: list[dict] = [{"pts": _face_pts_name(entry.path.stem, 0), "status": Status.CORRECTED.value}]
-        side = self.sidecar_path(entry, d)
-        if side.exists():
-            try:
-                data = json.loads(side.read_text(encoding="utf-8"))
-                meta = list(data.get("faces", []))
-                if not all(isinstance(m, dict) for m in meta):
-                    raise ValueError("'faces' must be a list of objects")
-            except (OSError, ValueError, AttributeError) as exc:
-                problems.append(f"{side.name}: unreadable side file ({exc}); using the .pts only")
-                meta = [{"pts": _face_pts_name(entry.path.stem, 0), "status": Status.CORRECTED.value}]
-                entry.unreadable.add(side)
-        faces: list[Face] = []
-        for m in meta:
-            pts_file = d / str(m.get("pts", ""))
-            if not pts_file.is_file():
-                continue
-            try:
-                pts = read_pts(pts_file, expected_points=num_points)
-            except PtsError as exc:
-                problems.append(str(exc))
-                entry.unreadable.add(pts_file)
-                continue
-            try:
-                status = Status(m.get("status", Status.CORRECTED.value))
-            except ValueError:
-                status = Status.CORRECTED
-            if status not in HUMAN:  # a file on disk is never treated as disposable
-                status = Status.CORRECTED
-            box = np.asarray(m.get("box") or box_of_points(pts), dtype=np.float64)
-            if box.shape != (4,) or not np.isfinite(box).all():
-                box = box_of_points(pts)
-            occl = {int(i) for i in m.get("occluded", []) if 0 <= int(i) < len(pts)}
-            # without the list (another tool's file, an older side file) every point is a person's
-            placed = {int(i) for i in m["placed"] if 0 <= int(i) < len(pts)} if isinstance(
-                m.get("placed"), list) else set(range(len(pts)))
-            faces.append(Face(box=box, points=pts.copy(), status=status, occluded=occl, annotation=pts,
-                              placed=placed))
-        return faces
+    @staticmethod
+    def _face_of(r: files.FaceRecord) -> Face:
+        # a file on disk is never treated as disposable: a "predicted" status reads as corrected
+        status = Status(r.status) if r.status in files.HUMAN_STATUSES else Status.CORRECTED
+        placed = r.placed if r.placed is not None else set(range(len(r.points)))
+        return Face(box=r.face_box().copy(), points=r.points.copy(), status=status, occluded=set(r.occluded),
+                    annotation=r.points, placed=placed)
 
     # --- predictions ----------------------------------------------------------------------
     def apply_prediction(self, entry: ImageEntry, uids: list[int] | None, versions: list[int] | None,
@@ -341,41 +301,14 @@ class Document:
             return []
         d = self.target_dir(entry)
         human = [f for f in entry.faces if f.human and f.points is not None]
-        written: list[Path] = []
+        records = [files.FaceRecord(f.points, f.status.value, f.box, set(f.occluded), set(f.placed)) for f in human]
         try:
-            d.mkdir(parents=True, exist_ok=True)
-            meta = []
-            for k, face in enumerate(human):
-                path = self.pts_path(entry, k, d)
-                if path in entry.unreadable and path.exists():
-                    backup = path.with_name(path.name + ".bak")
-                    os.replace(path, backup)  # keep what we could not read
-                    entry.unreadable.discard(path)
-                    self.backups.append(backup)
-                write_pts(path, face.points)
-                written.append(path)
-                meta.append({
-                    "pts": path.name, "status": face.status.value,
-                    "box": [round(float(v), 3) for v in face.box],
-                    "occluded": sorted(face.occluded),
-                    "placed": sorted(face.placed),
-                })
-            # faces deleted since the last save: their numbered files go too, so that a
-            # training run never reads a face the user removed
-            for k in itertools.count(len(human)):
-                stale = self.pts_path(entry, k, d)
-                if not stale.exists():
-                    break
-                stale.unlink()
-            side = self.sidecar_path(entry, d)
-            if human or side.exists():
-                text = json.dumps({"version": SIDECAR_VERSION, "image": entry.path.name, "faces": meta}, indent=1)
-                atomic_write_text(side, text + "\n")
-                written.append(side)
+            written, self.backups = files.write_faces(d, entry.path.stem, entry.path.name, records, entry.unreadable)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             where = exc.filename or d
             raise SaveError(f"Cannot save {entry.path.name}: {where}: {reason}") from None
+        entry.unreadable -= {b.with_name(b.name.removesuffix(".bak")) for b in self.backups}
         for face in human:
             face.annotation = face.points.copy()
         entry.dirty = False
@@ -390,17 +323,9 @@ class Document:
             if entry.loaded:
                 continue
             for d in dict.fromkeys([self.target_dir(entry), entry.path.parent]):
-                side, first = self.sidecar_path(entry, d), self.pts_path(entry, 0, d)
-                if side.exists():
-                    try:
-                        faces = json.loads(side.read_text(encoding="utf-8")).get("faces", [])
-                        approved = bool(faces) and all(f.get("status") == Status.APPROVED.value for f in faces)
-                    except (OSError, ValueError, AttributeError):
-                        approved = False
-                    entry.saved_status = Status.APPROVED.value if approved else Status.CORRECTED.value
-                    break
-                if first.exists():
-                    entry.saved_status = Status.CORRECTED.value
+                status = files.saved_status(d, entry.path.stem)
+                if status is not None:
+                    entry.saved_status = status
                     break
 
     def counts(self) -> dict[str, int]:
@@ -426,7 +351,8 @@ class Document:
         todo = [e for e in self.entries if any(f.status in wanted and f.points is not None for f in e.faces)]
         images = []
         for n, e in enumerate(todo):
-            faces = [FaceAnnotation(np.asarray(f.points, dtype=np.float64), set(f.occluded))
+            faces = [FaceAnnotation(np.asarray(f.points, dtype=np.float64), set(f.occluded), f.status.value,
+                                    np.asarray(f.box, dtype=np.float64))
                      for f in e.faces if f.status in wanted and f.points is not None]
             images.append(AnnotatedImage(e.path, faces, e.size))
             yield n + 1, len(todo), e.path.name
@@ -435,7 +361,7 @@ class Document:
 
     def import_annotations(self, images: list[Any]) -> tuple[int, list[str]]:
         """Faces from another tool (model.formats.AnnotatedImage, matched by picture name) as
-        corrected faces. A picture whose faces a person already edited here is left alone.
+        corrected faces (approved where the file says so, as DRR Studio's side files do). A picture whose faces a person already edited here is left alone.
         Returns (faces imported, names left alone or not in this folder)."""
         by_name = {e.path.name: e for e in self.entries}
         count, skipped = 0, []
@@ -448,7 +374,9 @@ class Document:
             if any(f.human for f in e.faces):
                 skipped.append(f"{im.path.name} (already corrected here)")
                 continue
-            e.faces = [Face(box=box_of_points(f.points), points=f.points.copy(), status=Status.CORRECTED,
+            e.faces = [Face(box=np.asarray(f.face_box if f.face_box is not None else box_of_points(f.points), float),
+                            points=f.points.copy(),
+                            status=Status.APPROVED if f.status == Status.APPROVED.value else Status.CORRECTED,
                             occluded=set(f.occluded), placed=set(range(len(f.points)))) for f in im.faces]
             e.dirty, e.predicted = True, False
             count += len(im.faces)

@@ -1,8 +1,10 @@
-"""Take the README screenshot: `xvfb-run -s '-screen 0 1400x860x24' python -m drr_studio.screenshot OUT.png`.
+"""Take the README screenshots: `xvfb-run -s '-screen 0 1400x860x24' python -m drr_studio.screenshot OUT.png`.
 
 Opens the sample, waits for the model, shows the research panels at a refinement step and
 grabs the whole X screen with ImageMagick's `import` (so window decorations and docks are
-what a user sees), then quits.
+what a user sees), then quits. With `--assist`: no panels; the chin is dragged down as a person
+would and the rest of the face follows (assisted correction), the model's own points drawn as
+red x beside them.
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from .main_window import MainWindow
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    assist = "--assist" in argv
+    argv = [a for a in argv if a != "--assist"]
     out = Path(argv[0] if argv else "screenshot.png")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     w = MainWindow([SAMPLE])
     w.setGeometry(0, 0, 1400, 860)
     w.show()
-    w.docks["Refinement"].show()
-    w.docks["Heatmaps"].show()
-    w.docks["Initialisation"].show()
-    w.docks["Heatmaps"].raise_()
+    if not assist:
+        w.docks["Refinement"].show()
+        w.docks["Heatmaps"].show()
+        w.docks["Initialisation"].show()
+        w.docks["Heatmaps"].raise_()
 
     def ready() -> bool:
         return w.entry is not None and w.entry.predicted and w.current_image() is not None
@@ -38,11 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         if not ready() and tries[0] < 300:
             QTimer.singleShot(100, poll)
             return
-        if w.entry and w.entry.faces:
+        face = w.entry.faces[0] if w.entry and w.entry.faces else None
+        if face is not None and assist:
+            chin = 8
+            w.canvas.set_active(0, {chin})
+            moved = face.points.copy()
+            moved[chin] += (0.04 * (face.box[2] - face.box[0]), 0.12 * (face.box[3] - face.box[1]))
+            w.on_points_dragged(0, moved, 1)  # what a drag of the chin sends, then its end
+            w.on_drag_finished(0, {chin}, 1)
+        elif face is not None:
             w.canvas.set_active(0, {30})
             w.on_selection_changed()
-        w.refine_panel.slider.setValue(2)
-        face = w.entry.faces[0] if w.entry and w.entry.faces else None
+            w.refine_panel.slider.setValue(2)
         if face is not None:  # zoom on the face so the overlays are readable
             x0, y0, x1, y1 = face.box
             m = 0.8 * (x1 - x0)
@@ -51,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def shoot() -> None:
         subprocess.run(["import", "-window", "root", str(out)], check=False)
+        for e in w.document.entries:
+            e.dirty = False  # a staged edit: nothing is written beside the shipped sample
         w.close()
         app.quit()
 

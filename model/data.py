@@ -12,10 +12,9 @@ import cv2
 import numpy as np
 import torch
 
-from . import geometry
+from . import annotation_files, geometry
 from .images import list_images, read_image
 from .layout import can_mirror, layout_for
-from .pts import PtsError, read_pts
 
 ROTATIONS = np.arange(-30, 31, 5)
 
@@ -28,8 +27,10 @@ class Sample:
 
 
 def find_samples(roots: list[str | Path], num_points: int | None = None) -> tuple[list[Sample], list[str]]:
-    """Every picture with a usable same-stem .pts under the roots; problems are returned as
-    messages (naming the file) rather than raised, so that one bad file does not stop a run."""
+    """Every face of every picture with annotations under the roots: NAME.pts, NAME_face2.pts, ...
+    (model.annotation_files, the app's and drr-predict's names); face k is named
+    face_name(NAME, k). Problems are returned as messages (naming the file) rather than raised,
+    so that one bad file does not stop a run."""
     samples: list[Sample] = []
     problems: list[str] = []
     for root in roots:
@@ -41,18 +42,18 @@ def find_samples(roots: list[str | Path], num_points: int | None = None) -> tupl
         if not images:
             problems.append(f"{root}: no pictures found")
         for img in images:
-            pts = img.with_suffix(".pts")
-            if not pts.exists():
+            if not annotation_files.has_annotations(img.parent, img.stem):
                 continue
-            try:
-                points = read_pts(pts, expected_points=num_points)
-            except PtsError as exc:
-                problems.append(str(exc))
-                continue
-            if num_points is None:
-                num_points = len(points)
+            records, bad, _ = annotation_files.read_faces(img.parent, img.stem, num_points)
+            problems += bad
             name = img.relative_to(root).with_suffix("").as_posix()
-            samples.append(Sample(img, points, name))
+            for k, rec in enumerate(records):
+                if num_points is None:
+                    num_points = len(rec.points)
+                elif len(rec.points) != num_points:
+                    problems.append(f"{img}: face {k + 1} has {len(rec.points)} points, not {num_points}")
+                    continue
+                samples.append(Sample(img, rec.points, annotation_files.face_name(name, k)))
     return samples, problems
 
 

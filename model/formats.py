@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import annotation_files as files
 from .images import list_images
 from .layout import Layout, layout_for
-from .pts import PtsError, atomic_write_text, read_pts, write_pts
+from .pts import PtsError, atomic_write_text
 
 FORMATS = ("pts", "coco", "labelme", "cvat")
-SIDECAR_SUFFIX = ".drr.json"  # DRR Studio's side file (drr_studio/document.py writes the same)
 CORNER = 0.5  # labelme and CVAT: pixel-corner coordinates
 FACE_SIGMA = 0.025  # COCOeval's per-point sigma for face landmarks (COCO-WholeBody's face value)
 
@@ -39,6 +39,8 @@ class FormatError(ValueError):
 class FaceAnnotation:
     points: np.ndarray  # (p, 2) 0-based pixel centres
     occluded: set[int] = field(default_factory=set)
+    status: str = "corrected"  # corrected or approved (kept by the iBUG folders' side files)
+    face_box: np.ndarray | None = None  # [x0, y0, x1, y1] when one was drawn or detected
 
     @property
     def box(self) -> list[float]:
@@ -63,43 +65,29 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 # --- iBUG .pts folders --------------------------------------------------------------------------
 
 
-def _pts_name(stem: str, k: int) -> str:
-    return f"{stem}.pts" if k == 0 else f"{stem}_face{k + 1}.pts"
-
-
-def read_pts_folder(folder: Path) -> Iterator[AnnotatedImage]:
-    """Pictures with NAME.pts (and NAME_face2.pts, ...); occluded points from the side file."""
-    for img in list_images(folder):
-        faces, k = [], 0
-        while (img.parent / _pts_name(img.stem, k)).is_file():
-            faces.append(FaceAnnotation(read_pts(img.parent / _pts_name(img.stem, k))))
-            k += 1
-        side = img.with_name(img.stem + SIDECAR_SUFFIX)
-        if side.is_file():
-            try:
-                meta = json.loads(side.read_text(encoding="utf-8")).get("faces", [])
-            except (OSError, ValueError, AttributeError) as exc:
-                raise FormatError(f"{side}: unreadable side file ({exc})") from None
-            for face, m in zip(faces, meta):
-                face.occluded = {int(i) for i in m.get("occluded", []) if 0 <= int(i) < len(face.points)}
+def read_pts_folder(folder: Path, images: Path | None = None) -> Iterator[AnnotatedImage]:
+    """Pictures with NAME.pts (NAME_face2.pts, ...; drr-predict's older NAME_2.pts too) and their
+    side files' status, box and occluded points. With `images`, the pictures are there (the
+    same sub-folders) and the .pts in `folder`, as drr-predict --out writes them."""
+    pictures = images if images is not None else folder
+    for img in list_images(pictures):
+        where = folder / img.parent.relative_to(pictures)
+        records, problems, _ = files.read_faces(where, img.stem)
+        if problems:
+            raise FormatError("; ".join(f"{where}: {p}" if not p.startswith(str(where)) else p for p in problems))
+        faces = [FaceAnnotation(r.points, set(r.occluded), r.status if r.status in files.HUMAN_STATUSES else "corrected",
+                                r.box) for r in records]
         if faces:
             yield AnnotatedImage(img, faces)
 
 
 def write_pts_folder(images: list[AnnotatedImage], out: Path) -> list[Path]:
-    """One NAME.pts per face (NAME_face2.pts, ...) and a side file with the occluded points."""
-    out.mkdir(parents=True, exist_ok=True)
+    """One NAME.pts per face (NAME_face2.pts, ...) and a side file with each face's status, box
+    and occluded points (model.annotation_files)."""
     written = []
     for im in images:
-        meta = []
-        for k, face in enumerate(im.faces):
-            path = out / _pts_name(im.path.stem, k)
-            write_pts(path, face.points)
-            written.append(path)
-            meta.append({"pts": path.name, "status": "corrected", "occluded": sorted(face.occluded)})
-        if any(f.occluded for f in im.faces):
-            side = out / (im.path.stem + SIDECAR_SUFFIX)
-            atomic_write_text(side, json.dumps({"version": 1, "image": im.path.name, "faces": meta}, indent=1))
+        records = [files.FaceRecord(f.points, f.status, f.face_box, set(f.occluded)) for f in im.faces]
+        written += files.write_faces(out, im.path.stem, im.path.name, records)[0]
     return written
 
 
@@ -239,15 +227,18 @@ def from_cvat(xml_path: Path, image_root: Path) -> list[AnnotatedImage]:
 
 def read_annotations(src: Path, images: Path | None = None) -> list[AnnotatedImage]:
     """A folder of pictures with .pts, a folder of labelme .json, a COCO .json or a CVAT .xml.
-    images: where the pictures of a COCO or CVAT file are (default: the file's folder)."""
+    images: where the pictures are (default: a COCO or CVAT file's folder, a .pts folder itself)."""
     src = Path(src)
     root = Path(images) if images else (src if src.is_dir() else src.parent)
     try:
         if src.is_dir():
-            labelme = [p for p in sorted(src.rglob("*.json")) if not p.name.endswith(SIDECAR_SUFFIX)]
+            labelme = [p for p in sorted(src.rglob("*.json")) if not p.name.endswith(files.SIDECAR_SUFFIX)]
             if labelme and not any(src.rglob("*.pts")):
                 return [from_labelme(json.loads(p.read_text(encoding="utf-8")), p) for p in labelme]
-            return list(read_pts_folder(src))
+            if images is None and any(src.rglob("*.pts")) and not list_images(src):
+                raise FormatError(f"{src}: .pts files but no pictures beside them: give --images FOLDER, "
+                                  "where the pictures are (drr-predict --out writes only the .pts)")
+            return list(read_pts_folder(src, Path(images) if images else None))
         if src.suffix.lower() == ".xml":
             return from_cvat(src, root)
         if src.suffix.lower() == ".json":

@@ -125,7 +125,7 @@ def test_lessons_persist_across_reopen_and_reset(qtbot, assisted_window, tmp_pat
     QTest.keyClick(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)  # approve and next: saved, learned
     assert w.assistant.model.learned_count == 1
     saved = json.loads((folder / LEARNED_FILE).read_text())
-    assert list(saved["learned"]) == ["img00.png#1"]
+    assert list(saved["learned"]) == ["img00.png"]
     side = json.loads((folder / "img00.drr.json").read_text())
     assert side["faces"][0]["placed"] == [CHIN]  # the person's points keep their look
     w.close()

@@ -8,7 +8,6 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -17,8 +16,6 @@ from PySide6.QtCore import QSettings  # noqa: E402
 import model.predict as predict  # noqa: E402
 from drr_studio.app import SAMPLE  # noqa: E402
 from drr_studio.main_window import MainWindow  # noqa: E402
-
-REAL_FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "300w_train" / "afw"
 
 
 def _factory(checkpoint):
@@ -71,9 +68,9 @@ def test_sample_opens_with_points_and_trace(qtbot, window):
     assert scale > 0 and np.allclose([x, y], r.s_hat[30], atol=1.0 * scale + 1e-6), (x, y, r.s_hat[30])
 
 
-def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path):
-    names = sorted(p.stem for p in REAL_FACES.glob("*.pts"))[:2]
-    paths = [REAL_FACES / f"{n}.jpg" for n in names]
+def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path, shared_data):
+    names = sorted(p.stem for p in (shared_data / "afw").glob("*.pts"))[:2]
+    paths = [shared_data / "afw" / f"{n}.jpg" for n in names]
     w = window(paths)
     qtbot.waitUntil(lambda: w.entry is not None and w.entry.predicted, timeout=60000)
     face = w.entry.faces[0]
@@ -104,7 +101,7 @@ def test_mirror_averaging_is_a_model_menu_switch(qtbot, window):
     assert w.settings.value("model/mirror_average", type=bool) is False
 
 
-def test_shipped_model_doubts_a_half_face_but_not_the_clear_faces():
+def test_shipped_model_doubts_a_half_face_but_not_the_clear_faces(shared_data):
     """lfpw image_0601: dlib's HOG missed the annotated face and found a box around one eye;
     YuNet finds the face and also the second woman, half out of the frame on the right. The
     model's two mirror passes agree on the first and disagree on the half face, so the app
@@ -114,7 +111,7 @@ def test_shipped_model_doubts_a_half_face_but_not_the_clear_faces():
     from model.images import read_image
     from model.pts import read_pts
 
-    picture = REAL_FACES.parent / "lfpw_train" / "image_0601.jpg"
+    picture = shared_data / "lfpw_train" / "image_0601.jpg"
     p = predict.Predictor.load(None, device="cpu", mirror_average=True)
     found = p.inference(read_image(picture))
     assert len(found) == 2, [r.box for r in found]

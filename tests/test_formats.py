@@ -17,11 +17,11 @@ from model.pts import read_pts, write_pts
 
 
 @pytest.fixture()
-def pts_folder(tmp_path, shared_data):
-    """Three real pictures, one with a second (shifted) face and occluded points."""
+def pts_folder(tmp_path, sample_faces):
+    """Three pictures (conftest.sample_faces), one with a second (shifted) face and occluded points."""
     d = tmp_path / "labels"
     d.mkdir()
-    src = sorted((shared_data / "helen_train").glob("*.jpg"))[:3]
+    src = sample_faces
     for f in src:
         shutil.copy(f, d / f.name)
         shutil.copy(f.with_suffix(".pts"), d / f.with_suffix(".pts").name)

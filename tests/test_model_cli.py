@@ -29,9 +29,9 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture()
-def folder(tmp_path, shared_data):
-    """Three real faces with their .pts, plus bad files, in a folder the tools never saw."""
-    src = sorted((shared_data / "helen_train").glob("*.jpg"))[:3]
+def folder(tmp_path, sample_faces):
+    """Three faces with their .pts (conftest.sample_faces), in a folder the tools never saw."""
+    src = sample_faces
     d = tmp_path / "pictures"
     d.mkdir()
     for f in src:

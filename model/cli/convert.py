@@ -3,6 +3,7 @@ labelme, CVAT for images 1.1), through model.formats.
 
     drr-convert labels/ --to coco --out coco.json        # pictures + .pts -> one COCO file
     drr-convert coco.json --images pictures/ --to pts --out labels/
+    drr-convert predicted/ --images pictures/ --to coco --out coco.json   # drr-predict's --out folder
     drr-convert labelme_folder/ --to cvat --out annotations.xml
 """
 
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("source", type=Path, help="a folder (pictures + .pts, or labelme .json), a COCO .json or a CVAT .xml")
     ap.add_argument("--to", required=True, choices=FORMATS)
     ap.add_argument("--out", required=True, type=Path, help="folder, or a .json / .xml file for coco / cvat")
-    ap.add_argument("--images", type=Path, help="where a COCO or CVAT file's pictures are (default: its folder)")
+    ap.add_argument("--images", type=Path, help="where the pictures are: of a COCO or CVAT file (default: its folder) or of a .pts folder "
+                    "written by drr-predict --out (default: beside the .pts)")
     a = ap.parse_args(argv)
     if not a.source.exists():
         print(f"drr-convert: {a.source}: not found", file=sys.stderr)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..annotation_files import pts_name
 from ..checkpoint import CheckpointError
 from ..images import ImageError, is_image_file, list_images, read_image
 from ..inference import PRECISIONS, keep_freed_memory
@@ -130,13 +131,15 @@ def main(argv: list[str] | None = None) -> int:
             results = predictor.inference(img, boxes[f.name] if boxes is not None else None)
             if not results:
                 raise ImageError(f"{f}: no face found")
+            # the app's names (model.annotation_files): NAME.pts, NAME_face2.pts, ...; no side file, so
+            # the app and drr-train read them as a person's annotations to check
             for i, r in enumerate(results):
-                stem = f.stem if len(results) == 1 else f"{f.stem}_{i + 1}"
-                write_pts(out / f"{stem}.pts", r.points)
+                name = pts_name(f.stem, i)
+                write_pts(out / name, r.points)
                 if r.needs_review:
-                    doubtful.append(f"{stem}.pts ({r.uncertainty:.1f}%)")
+                    doubtful.append(f"{name} ({r.uncertainty:.1f}%)")
                 if a.trace:
-                    save_trace(out / f"{stem}.trace.npz", r)
+                    save_trace(out / (name.removesuffix(".pts") + ".trace.npz"), r)
             if a.draw:
                 draw_faces(out / f"{f.stem}.drawn.png", img, results, predictor.layout)
             faces += len(results)

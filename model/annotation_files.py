@@ -1,0 +1,201 @@
+"""A picture's annotation files, in one place (as labelme keeps its LabelFile apart from shapes).
+
+A picture NAME.ext has, in its annotation folder (beside it, or an output folder):
+- `NAME.pts` for its first face and `NAME_face2.pts`, `NAME_face3.pts`, ... for the others: iBUG
+  .pts, 1-based on disk, nothing app-specific in them. `NAME_2.pts`, ... (what drr-predict wrote
+  before) are read too, never written.
+- `NAME.drr.json`, the side file: per face its .pts name, status (predicted, corrected,
+  approved), face box [x0, y0, x1, y1] (0-based picture pixels), occluded points and the points
+  a person placed (assisted correction). Without it, a .pts counts as a person's annotation.
+
+In a list of faces (training samples, lessons, the fine-tune), face k of a picture is named
+`face_name(NAME, k)`: the picture's name for the first face, `NAME#face2`, ... for the others.
+
+The app's document, model.formats' iBUG folders, drr-predict, drr-train (model.data) and the
+fine-tune all read and write through this module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .geometry import box_of_points
+from .images import IMAGE_SUFFIXES
+from .pts import PtsError, atomic_write_text, read_pts, write_pts
+
+SIDECAR_SUFFIX = ".drr.json"
+SIDECAR_VERSION = 1
+STATUSES = ("predicted", "corrected", "approved")
+HUMAN_STATUSES = ("corrected", "approved")
+
+
+class AnnotationFileError(ValueError):
+    """A side file that cannot be used; the message names the file and what is wrong."""
+
+
+def pts_name(stem: str, k: int) -> str:
+    """The .pts file name of face k (0-based) of the picture with this stem."""
+    return f"{stem}.pts" if k == 0 else f"{stem}_face{k + 1}.pts"
+
+
+def legacy_pts_name(stem: str, k: int) -> str:
+    """drr-predict's former name for face k > 0 (read, never written)."""
+    return f"{stem}.pts" if k == 0 else f"{stem}_{k + 1}.pts"
+
+
+def face_name(name: str, k: int) -> str:
+    """Face k of the picture called `name` in a list of faces."""
+    return name if k == 0 else f"{name}#face{k + 1}"
+
+
+def sidecar_path(folder: Path, stem: str) -> Path:
+    return Path(folder) / (stem + SIDECAR_SUFFIX)
+
+
+def face_pts_files(folder: Path, stem: str) -> list[Path]:
+    """The existing .pts files of a picture's faces, in face order (NAME.pts, NAME_face2.pts, ...;
+    NAME_2.pts, ... when the picture has no _faceN files)."""
+    folder = Path(folder)
+    out: list[Path] = []
+    for naming in (pts_name, legacy_pts_name):
+        out = []
+        for k in itertools.count():
+            p = folder / naming(stem, k)
+            # NAME_2.pts beside a picture NAME_2.jpg is that picture's own file, not a second face
+            if not p.is_file() or (k and naming is legacy_pts_name and _is_picture_stem(folder, p.stem)):
+                break
+            out.append(p)
+        if len(out) > 1:
+            return out
+    return out
+
+
+def _is_picture_stem(folder: Path, stem: str) -> bool:
+    return any((folder / (stem + ext)).is_file() for ext in IMAGE_SUFFIXES)
+
+
+def has_annotations(folder: Path, stem: str) -> bool:
+    return sidecar_path(folder, stem).is_file() or (Path(folder) / pts_name(stem, 0)).is_file()
+
+
+@dataclass
+class FaceRecord:
+    """One face as stored: what the side file and the .pts hold together."""
+
+    points: np.ndarray  # (p, 2) 0-based
+    status: str = "corrected"
+    box: np.ndarray | None = None  # [x0, y0, x1, y1]; None: the points' tight box
+    occluded: set[int] = field(default_factory=set)
+    placed: set[int] | None = None  # None: not recorded (every point is then a person's)
+
+    def face_box(self) -> np.ndarray:
+        return self.box if self.box is not None else box_of_points(self.points)
+
+
+def read_sidecar(path: Path) -> list[dict]:
+    """The side file's per-face entries; AnnotationFileError names the file and the problem."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        faces = data.get("faces", [])
+        if not isinstance(faces, list) or not all(isinstance(m, dict) for m in faces):
+            raise ValueError("'faces' must be a list of objects")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise AnnotationFileError(f"{Path(path).name}: unreadable side file ({exc})") from None
+    return faces
+
+
+def saved_status(folder: Path, stem: str) -> str | None:
+    """approved when the side file says every face is, corrected when there are annotations (or
+    the side file cannot be read), None when there are none: without reading any points."""
+    side = sidecar_path(folder, stem)
+    if side.is_file():
+        try:
+            faces = read_sidecar(side)
+        except AnnotationFileError:
+            return "corrected"
+        return "approved" if faces and all(m.get("status") == "approved" for m in faces) else "corrected"
+    return "corrected" if (Path(folder) / pts_name(stem, 0)).is_file() else None
+
+
+def _indices(values, n: int) -> set[int]:
+    return {int(i) for i in values if 0 <= int(i) < n}
+
+
+def read_faces(folder: Path, stem: str, num_points: int | None = None) -> tuple[list[FaceRecord], list[str], set[Path]]:
+    """Every face of a picture: (records, problems, unreadable files). A malformed file is
+    reported (its message names it) and skipped, never raised."""
+    folder = Path(folder)
+    problems: list[str] = []
+    unreadable: set[Path] = set()
+    side = sidecar_path(folder, stem)
+    meta: list[dict] | None = None
+    if side.is_file():
+        try:
+            meta = read_sidecar(side)
+        except AnnotationFileError as exc:
+            problems.append(f"{exc}; using the .pts only")
+            unreadable.add(side)
+    if meta is None:
+        meta = [{"pts": p.name} for p in face_pts_files(folder, stem)]
+    records: list[FaceRecord] = []
+    for m in meta:
+        path = folder / str(m.get("pts", ""))
+        if not path.is_file():
+            continue
+        try:
+            pts = read_pts(path, expected_points=num_points)
+        except PtsError as exc:
+            problems.append(str(exc))
+            unreadable.add(path)
+            continue
+        status = m.get("status", "corrected")
+        box = np.asarray(m["box"], dtype=np.float64) if isinstance(m.get("box"), list) else None
+        if box is not None and (box.shape != (4,) or not np.isfinite(box).all()):
+            box = None
+        placed = _indices(m["placed"], len(pts)) if isinstance(m.get("placed"), list) else None
+        records.append(FaceRecord(pts, status if status in STATUSES else "corrected", box,
+                                  _indices(m.get("occluded", []), len(pts)), placed))
+    return records, problems, unreadable
+
+
+def write_faces(folder: Path, stem: str, image_name: str, records: list[FaceRecord],
+                unreadable: set[Path] | frozenset[Path] = frozenset(), sidecar: bool = True) -> tuple[list[Path], list[Path]]:
+    """Write a picture's faces atomically: NAME.pts, NAME_face2.pts, ... and (with sidecar) the
+    side file. A file in `unreadable` (malformed when read) is kept as NAME.pts.bak before being
+    replaced; numbered files of faces that no longer exist are removed, so that training never
+    reads a deleted face. Returns (written, backups); OSError propagates."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    backups: list[Path] = []
+    meta = []
+    for k, rec in enumerate(records):
+        path = folder / pts_name(stem, k)
+        if path in unreadable and path.exists():
+            backup = path.with_name(path.name + ".bak")
+            os.replace(path, backup)
+            backups.append(backup)
+        write_pts(path, rec.points)
+        written.append(path)
+        entry = {"pts": path.name, "status": rec.status, "box": [round(float(v), 3) for v in rec.face_box()],
+                 "occluded": sorted(rec.occluded)}
+        if rec.placed is not None:
+            entry["placed"] = sorted(rec.placed)
+        meta.append(entry)
+    for k in itertools.count(len(records)):
+        stale = folder / pts_name(stem, k)
+        if not stale.exists():
+            break
+        stale.unlink()
+    side = sidecar_path(folder, stem)
+    if sidecar and (records or side.exists()):
+        text = json.dumps({"version": SIDECAR_VERSION, "image": image_name, "faces": meta}, indent=1)
+        atomic_write_text(side, text + "\n")
+        written.append(side)
+    return written, backups
