@@ -12,7 +12,7 @@ Methods (one pass over the faces, each picture read once, each detector run once
                      (Predictor(mirror_average=True), drr-eval --mirror-average)
   DRR, YuNet boxes   the app's detector (model.detect: calibrated to the landmark-box
                      convention, its eye line for eye-levelled models), the detection overlapping
-                     the annotated face most (model.evaluate.match_detection)
+                     the annotated face most (model.detect.match_detection)
   dlib 68, HOG box   shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
                      face (uncalibrated, as dlib users call it)
 Faces a detector misses are listed and left out of its methods; "DRR with re-crop + mirror, on the
@@ -44,9 +44,9 @@ from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
 from model.data import Sample
-from model.detect import detect_faces
-from model.evaluate import MIN_MATCH_IOU, box_iou, match_detection, write_ced
-from model.geometry import box_of_points
+from model.detect import MIN_MATCH_IOU, detect_faces, match_detection
+from model.evaluate import write_ced
+from model.geometry import box_iou, box_of_points
 from model.images import read_image
 from model.inference import PRECISIONS
 from model.predict import Predictor
@@ -182,10 +182,10 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         rolls = [found.roll] if level else None
         rd = predictor.first_pass(img, [found.box], rolls)[0]
         drr_one.append(np.concatenate([rd.s_hat[None], rd.steps]))
-        rd = predictor.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
+        rd = predictor.run(img, [found.box], [True], [found.roll])[0]  # the re-crop comparison column
         drr_det.append(np.concatenate([rd.s_hat[None], rd.steps]))
         if mirror is not None:
-            rm = mirror.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
+            rm = mirror.run(img, [found.box], [True], [found.roll])[0]
             drr_det_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
             rm = mirror.first_pass(img, [found.box], rolls)[0]
             drr_one_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))

@@ -34,8 +34,8 @@ from model.checkpoint import CheckpointError
 from model.cli.correction import LEARN_WEIGHT, pre_label_results
 from model.correction import DEFAULT_SHRINKAGE, CorrectionFileError, CorrectionModel
 from model.data import Sample, find_samples
-from model.evaluate import MIN_MATCH_IOU, box_iou
-from model.geometry import box_of_points
+from model.detect import MIN_MATCH_IOU
+from model.geometry import box_iou, box_of_points
 from model.images import read_image
 from model.predict import Predictor
 

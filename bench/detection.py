@@ -12,7 +12,7 @@ Pictures:
   no face   a blank frame, noise, stripes, a checkerboard, smooth noise, and the astronaut
             sample below her face (the badge and the suit)
 A face counts as found when a detection, calibrated to the landmark-box convention, overlaps
-the annotation's tight box by IoU >= 0.3 (model.evaluate.match_detection). YuNet is reported at
+the annotation's tight box by IoU >= 0.3 (model.detect.match_detection). YuNet is reported at
 several score thresholds (one detection run at the lowest, filtered after); the app uses
 model.detect.SCORE_THRESHOLD. Writes OUT/detection.json.
 """
@@ -29,8 +29,8 @@ import numpy as np
 from tqdm import tqdm
 
 from model import detect
-from model.evaluate import MIN_MATCH_IOU, box_iou
-from model.geometry import box_of_points
+from model.detect import MIN_MATCH_IOU
+from model.geometry import box_iou, box_of_points
 from model.images import read_image
 from model.resources import SAMPLE, resource
 

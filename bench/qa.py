@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.detect import detect_faces
-from model.evaluate import match_detection
+from model.detect import detect_faces, match_detection
 from model.geometry import box_of_points
 from model.images import read_image
 from model.layout import layout_for
 from model.metrics import normaliser
-from model.predict import Predictor
+from model.predict import BoxSource, Predictor
 from model.qa import rank_faces
 
 from .common import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_OUT, DEFAULT_SPLIT, load_split, md_table, write_json
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         found = match_detection(detect_faces(img), box_of_points(s.points))
         if found is None:
             continue
-        r = predictor.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
+        r = predictor.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0]  # as the app runs
         names.append(s.name)
         pred.append(r.points)
         truth.append(s.points)

@@ -22,12 +22,12 @@ import numpy as np
 from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
-from model.evaluate import match_detection
+from model.detect import match_detection
 from model.geometry import box_of_points
 from model.images import ImageError, read_image
 from model.layout import layout_for
 from model.metrics import REVIEW_MIRROR_GAP, nme
-from model.predict import Predictor
+from model.predict import BoxSource, Predictor
 
 from .common import (
     DEFAULT_CHECKPOINT,
@@ -65,7 +65,7 @@ def measure(predictor: Predictor, samples, quiet: bool = False) -> tuple[np.ndar
         if found is None:
             skipped.append(f"{s.image}: no face detected")
             continue
-        r = predictor.inference(img, [found.box], recrop=True, rolls=[found.roll])[0]
+        r = predictor.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0]  # as the app runs
         gaps.append(r.uncertainty)
         errors.append(float(nme(r.points[None], s.points[None], layout)[0] * 100))
     return np.array(gaps), np.array(errors), skipped

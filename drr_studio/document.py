@@ -61,6 +61,7 @@ class FaceState:
     occluded: frozenset[int]
     box: np.ndarray
     placed: frozenset[int] = frozenset()  # points a person put where they are (assisted correction)
+    source: str = "annotation"  # where the box came from (model.predict.BoxSource): it decides the passes
 
 
 @dataclass(eq=False)
@@ -77,6 +78,10 @@ class Face:
     # points a person placed (dragged, nudged, or read from a file without this list): assisted
     # correction never moves them; the others are the model's, moved by the tool
     placed: set[int] = field(default_factory=set)
+    # where the box came from (model.predict.BoxSource: detector, annotation, person) and the
+    # detector's eye line: a face predicted again gets the same passes, so the same points
+    source: str = "annotation"
+    roll: float = 0.0
 
     @property
     def human(self) -> bool:
@@ -84,7 +89,8 @@ class Face:
 
     def state(self) -> FaceState:
         pts = None if self.points is None else self.points.copy()
-        return FaceState(pts, self.status, frozenset(self.occluded), self.box.copy(), frozenset(self.placed))
+        return FaceState(pts, self.status, frozenset(self.occluded), self.box.copy(), frozenset(self.placed),
+                         self.source)
 
     def restore(self, state: FaceState) -> None:
         if not np.array_equal(self.box, state.box):
@@ -94,6 +100,7 @@ class Face:
         self.occluded = set(state.occluded)
         self.box = state.box.copy()
         self.placed = set(state.placed)
+        self.source = state.source
 
     @property
     def uncertain(self) -> bool:
@@ -238,7 +245,7 @@ class Document:
         status = Status(r.status) if r.status in files.HUMAN_STATUSES else Status.CORRECTED
         placed = r.placed if r.placed is not None else set(range(len(r.points)))
         return Face(box=r.face_box().copy(), points=r.points.copy(), status=status, occluded=set(r.occluded),
-                    annotation=r.points, placed=placed)
+                    annotation=r.points, placed=placed, source=r.box_source)
 
     # --- predictions ----------------------------------------------------------------------
     def apply_prediction(self, entry: ImageEntry, uids: list[int] | None, versions: list[int] | None,
@@ -251,7 +258,8 @@ class Document:
             if entry.faces:  # faces appeared while detecting (drawn by hand): keep them
                 return changed
             for r in results:
-                face = Face(box=np.asarray(r.box, dtype=np.float64).copy())
+                face = Face(box=np.asarray(r.box, dtype=np.float64).copy(), source=getattr(r, "box_source", "detector"),
+                            roll=float(getattr(r, "roll", 0.0)))
                 entry.faces.append(face)
             uids = [f.uid for f in entry.faces]
             versions = [0] * len(uids)
@@ -301,7 +309,8 @@ class Document:
             return []
         d = self.target_dir(entry)
         human = [f for f in entry.faces if f.human and f.points is not None]
-        records = [files.FaceRecord(f.points, f.status.value, f.box, set(f.occluded), set(f.placed)) for f in human]
+        records = [files.FaceRecord(f.points, f.status.value, f.box, set(f.occluded), set(f.placed), f.source)
+                   for f in human]
         try:
             written, self.backups = files.write_faces(d, entry.path.stem, entry.path.name, records, entry.unreadable)
         except OSError as exc:

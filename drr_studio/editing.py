@@ -181,8 +181,8 @@ class EditingMixin:
         self.stack_for(self.current).beginMacro("reset to prediction")
         for f in faces:
             st = f.state()
-            self.edit_face(f, FaceState(np.asarray(f.result.points, float).copy(), Status.PREDICTED,
-                                        frozenset(), st.box, frozenset()), "reset")
+            self.edit_face(f, replace(st, points=np.asarray(f.result.points, float).copy(), status=Status.PREDICTED,
+                                      occluded=frozenset(), placed=frozenset()), "reset")
         self.stack_for(self.current).endMacro()
 
     # --- selection ----------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class EditingMixin:
         if e is None:
             return
         # a drawn box frames the face as a detector's does: convert it to the network's convention
-        face = Face(box=drawn_box_to_landmark_box(np.asarray(box, float)))
+        face = Face(box=drawn_box_to_landmark_box(np.asarray(box, float)), source="person")
         self.stack_for(self.current).push(FaceListEdit(e, face, True, self.refresh))
         self.box_action.setChecked(False)
         self.canvas.box_mode = False
@@ -247,7 +247,7 @@ class EditingMixin:
             return
         face = e.faces[index]
         st = face.state()
-        self.edit_face(face, replace(st, box=np.asarray(box, float)), "move face box")
+        self.edit_face(face, replace(st, box=np.asarray(box, float), source="person"), "move face box")
         if face.human:
             self.statusBar().showMessage("Box changed: the model runs again; your points stay "
                                          "(Ctrl+R takes the new prediction)", 6000)
@@ -275,7 +275,7 @@ class EditingMixin:
         stack.beginMacro(f"copy {len(faces)} face(s) from {prev.path.name}")
         for f in faces:
             copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded),
-                        placed=set(range(len(f.points))))
+                        placed=set(range(len(f.points))), source=f.source, roll=f.roll)
             stack.push(FaceListEdit(e, copy, True, self.refresh))
             self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
         stack.endMacro()

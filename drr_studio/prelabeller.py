@@ -105,6 +105,7 @@ class PreLabeller(QObject):
         if faces:
             todo = [f for f in faces if f.result is None] or faces
             job = Job(priority, path=entry.path, boxes=[f.box.copy() for f in todo], uids=[f.uid for f in todo],
+                      sources=[f.source for f in todo], rolls=[f.roll for f in todo],
                       versions=[f.box_version for f in todo])
         else:
             job = Job(priority, path=entry.path)
@@ -129,6 +130,7 @@ class PreLabeller(QObject):
         if self.predictor is None or not faces:
             return
         self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces], uids=[f.uid for f in faces],
+                               sources=[f.source for f in faces], rolls=[f.roll for f in faces],
                                versions=[f.box_version for f in faces], want_image=False))
 
     def refresh_trace(self, entry: ImageEntry) -> None:
@@ -138,6 +140,7 @@ class PreLabeller(QObject):
         if faces and self.predictor is not None:
             self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces],
                                    uids=[f.uid for f in faces], versions=[f.box_version for f in faces],
+                                   sources=[f.source for f in faces], rolls=[f.roll for f in faces],
                                    want_image=False))
 
     def cancel(self, predicate: Callable[[Job], bool] = lambda j: True) -> None:

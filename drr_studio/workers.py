@@ -34,6 +34,8 @@ class Job:
     path: Path = field(default=Path(), compare=False)
     boxes: list[np.ndarray] | None = field(default=None, compare=False)  # None = run the detector
     uids: list[int] | None = field(default=None, compare=False)  # faces the boxes belong to
+    sources: list[str] | None = field(default=None, compare=False)  # each box's BoxSource (the policy)
+    rolls: list[float] | None = field(default=None, compare=False)  # the detector's eye line per box
     versions: list[int] | None = field(default=None, compare=False)
     want_image: bool = field(default=True, compare=False)
     predict: bool = field(default=True, compare=False)
@@ -208,10 +210,8 @@ class PredictionWorker(QThread):
         t0 = time.perf_counter()
         try:
             boxes = None if job.boxes is None else [np.asarray(b, dtype=np.float64) for b in job.boxes]
-            # a box from the user (drawn, moved) frames a face loosely: add the re-crop pass there. On
-            # YuNet's boxes it buys nothing once mirror-averaged (held-out 5.35 vs 5.36, bench.accuracy)
-            # and costs a second pass per face, so the detector's faces get one pass.
-            results = predictor.inference(image, boxes=boxes, recrop=boxes is not None)
+            # the passes follow where each box came from: model.predict's one policy
+            results = predictor.inference(image, boxes, job.sources, job.rolls)
         except Exception as exc:  # noqa: BLE001 - a model failure on one picture is a message
             self.predictFailed.emit(job, f"{job.path.name}: prediction failed ({describe_error(exc)})")
             return

@@ -5,8 +5,9 @@ A picture NAME.ext has, in its annotation folder (beside it, or an output folder
   .pts, 1-based on disk, nothing app-specific in them. `NAME_2.pts`, ... (what drr-predict wrote
   before) are read too, never written.
 - `NAME.drr.json`, the side file: per face its .pts name, status (predicted, corrected,
-  approved), face box [x0, y0, x1, y1] (0-based picture pixels), occluded points and the points
-  a person placed (assisted correction). Without it, a .pts counts as a person's annotation.
+  approved), face box [x0, y0, x1, y1] (0-based picture pixels) and where it came from
+  (box_source: detector, annotation, person), occluded points and the points a person placed
+  (assisted correction). Without it, a .pts counts as a person's annotation.
 
 In a list of faces (training samples, lessons, the fine-tune), face k of a picture is named
 `face_name(NAME, k)`: the picture's name for the first face, `NAME#face2`, ... for the others.
@@ -33,6 +34,7 @@ SIDECAR_SUFFIX = ".drr.json"
 SIDECAR_VERSION = 1
 STATUSES = ("predicted", "corrected", "approved")
 HUMAN_STATUSES = ("corrected", "approved")
+BOX_SOURCES = ("detector", "annotation", "person")  # model.predict.BoxSource's values
 
 
 class AnnotationFileError(ValueError):
@@ -93,6 +95,7 @@ class FaceRecord:
     box: np.ndarray | None = None  # [x0, y0, x1, y1]; None: the points' tight box
     occluded: set[int] = field(default_factory=set)
     placed: set[int] | None = None  # None: not recorded (every point is then a person's)
+    box_source: str = "annotation"  # where the box came from (model.predict.BoxSource)
 
     def face_box(self) -> np.ndarray:
         return self.box if self.box is not None else box_of_points(self.points)
@@ -159,8 +162,11 @@ def read_faces(folder: Path, stem: str, num_points: int | None = None) -> tuple[
         if box is not None and (box.shape != (4,) or not np.isfinite(box).all()):
             box = None
         placed = _indices(m["placed"], len(pts)) if isinstance(m.get("placed"), list) else None
+        # a box without its source, or no box: the tight box of the points, the training framing
+        source = str(m.get("box_source", "annotation")) if box is not None else "annotation"
         records.append(FaceRecord(pts, status if status in STATUSES else "corrected", box,
-                                  _indices(m.get("occluded", []), len(pts)), placed))
+                                  _indices(m.get("occluded", []), len(pts)), placed,
+                                  source if source in BOX_SOURCES else "annotation"))
     return records, problems, unreadable
 
 
@@ -187,6 +193,8 @@ def write_faces(folder: Path, stem: str, image_name: str, records: list[FaceReco
                  "occluded": sorted(rec.occluded)}
         if rec.placed is not None:
             entry["placed"] = sorted(rec.placed)
+        if rec.box is not None:
+            entry["box_source"] = rec.box_source
         meta.append(entry)
     for k in itertools.count(len(records)):
         stale = folder / pts_name(stem, k)

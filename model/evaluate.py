@@ -12,11 +12,11 @@ from tqdm import tqdm
 
 from . import geometry
 from .data import Sample
-from .detect import Detection
+from .detect import match_detection
 from .images import ImageError, read_image
 from .layout import layout_for
 from .metrics import auc, ced, failure_rate, nme
-from .predict import Predictor
+from .predict import BoxSource, Predictor
 
 
 @dataclass
@@ -46,26 +46,6 @@ class Evaluation:
         return out
 
 
-MIN_MATCH_IOU = 0.3
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two [x0, y0, x1, y1] boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return float(w * h / union) if union > 0 else 0.0
-
-
-def match_detection(found: list[Detection], truth_box: np.ndarray) -> Detection | None:
-    """The detection (box in the landmark-box convention) that overlaps the annotated face most, if it
-    overlaps it by IoU >= 0.3. The centre-distance rule this replaces accepted a spurious box a
-    third of the face's size around one eye (lfpw image_0601, IoU 0.12), which no landmark
-    model can work from; on the validation split the true matches all have IoU >= 0.49."""
-    iou, best = max(((box_iou(d.box, truth_box), d) for d in found), key=lambda t: t[0], default=(0.0, None))
-    return best if iou >= MIN_MATCH_IOU else None
-
-
 def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
              box_file: dict | None = None, show_progress: bool = True) -> Evaluation:
     """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector'
@@ -93,7 +73,8 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
                 skipped.append(f"{s.image}: no face detected")
                 continue
             box, rolls = found.box, [found.roll]
-        r = predictor.inference(img, [box], recrop=boxes == "detector", rolls=rolls)[0]  # as the app does
+        source = BoxSource.DETECTOR if boxes == "detector" else BoxSource.ANNOTATION
+        r = predictor.inference(img, [box], source, rolls)[0]  # the policy, as in the app
         names.append(s.name)
         gaps.append(r.uncertainty)
         stages.append(np.concatenate([r.s_hat[None], r.steps]))

@@ -84,3 +84,11 @@ def levelled_box(points: np.ndarray, angle_deg: float) -> np.ndarray:
     centre = rot.T @ ((lo + hi) / 2)  # rot is orthonormal: its inverse is its transpose
     half = (hi - lo) / 2
     return np.array([centre[0] - half[0], centre[1] - half[1], centre[0] + half[0], centre[1] + half[1]])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0

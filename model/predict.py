@@ -1,13 +1,30 @@
-"""The one front door for inference: Predictor.inference(image, boxes) -> [FaceResult].
+"""The one front door for inference: Predictor.inference(image, boxes, sources) -> [FaceResult].
 
 Each FaceResult carries the whole trace (conv8 maps, S_hat, candidates and S^0, S^1..S^K)
 mapped back to picture coordinates, so the CLI, the evaluation and the app read one object.
+
+The inference policy lives here and nowhere else: where a face's box came from decides the
+passes the face gets (the app, the CLIs and the benches pass the source and decide nothing):
+
+| box source (BoxSource) | passes | why |
+|---|---|---|
+| detector (YuNet's box, with its eye line) | one | a second pass on the tight box of the first points bought nothing once mirror-averaged (held-out 5.36 one pass, 5.35 two, `bench.accuracy`) for twice the cost |
+| annotation (the tight box of annotated points, the training framing) | one | already the framing the network was trained on |
+| person (a box drawn or moved by hand) | two: the second on the tight box of the first points | a hand-drawn box frames a face loosely |
+
+Mirror averaging is the Predictor's setting (the app's Model menu, drr-predict --mirror-average)
+and applies to every source. An eye-levelled model (config.level_eyes) always runs twice, the
+second pass levelling the first pass's eye line: on the levelled tight box of the first points
+for detector and hand-drawn boxes (YuNet boxes 6.81 -> 6.58 on the eye-levelled run), on the same
+box rotated for annotation boxes (see run()).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -24,7 +41,22 @@ from .resources import DEFAULT_WEIGHTS, resource
 
 DEFAULT_CHECKPOINT = resource(DEFAULT_WEIGHTS)
 
-__all__ = ["Predictor", "FaceResult", "CheckpointError", "DEFAULT_CHECKPOINT"]
+__all__ = ["Predictor", "FaceResult", "BoxSource", "LandmarkPredictor", "CheckpointError", "DEFAULT_CHECKPOINT"]
+
+
+class BoxSource(str, Enum):
+    """Where a face box came from; it decides the passes (see the module docstring)."""
+
+    DETECTOR = "detector"
+    ANNOTATION = "annotation"
+    PERSON = "person"
+
+
+# the policy table of the module docstring: does a face from this source get the re-crop pass?
+SECOND_PASS = {BoxSource.DETECTOR: False, BoxSource.ANNOTATION: False, BoxSource.PERSON: True}
+# an eye-levelled model always runs twice; is its second pass on the levelled tight box of the
+# first points (loose boxes) or on the same box rotated (boxes in the training framing)?
+LEVELLED_RECROP = {BoxSource.DETECTOR: True, BoxSource.ANNOTATION: False, BoxSource.PERSON: True}
 
 
 @dataclass
@@ -43,6 +75,8 @@ class FaceResult:
     crop_to_image: np.ndarray  # (2, 3) affine crop -> picture
     sip_box_image: float  # SIP box side in picture pixels
     detector_score: float | None = None
+    box_source: str = BoxSource.ANNOTATION.value  # where `box` came from (BoxSource)
+    roll: float = 0.0  # the detector's eye line, degrees (0 for other sources): repeats the first pass
     # mirror averaging only: how far the crop's and its mirror image's final points lie apart,
     # in % of the eye-centre distance of the points (see model.metrics.REVIEW_MIRROR_GAP)
     uncertainty: float | None = None
@@ -51,6 +85,33 @@ class FaceResult:
     def needs_review(self) -> bool:
         """The model is unsure of this face: its two mirror passes disagree."""
         return self.uncertainty is not None and self.uncertainty >= REVIEW_MIRROR_GAP
+
+
+@runtime_checkable
+class LandmarkPredictor(Protocol):
+    """What the app and the tools need of a predictor: model.predict.Predictor, and the tests'
+    stand-in, which a test holds to this (so the two cannot drift apart)."""
+
+    name: str
+    path: Path | None
+    device: str
+    precision: str
+
+    @property
+    def mirror_average(self) -> bool: ...
+
+    @property
+    def config(self) -> DRRConfig: ...
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def detect(self, image: np.ndarray) -> list: ...
+
+    def inference(self, image: np.ndarray, boxes=None, sources=None, rolls=None,
+                  batch_size: int = 8) -> list[FaceResult]: ...
+
+    def with_mirror_average(self, on: bool) -> LandmarkPredictor: ...
 
 
 class Predictor:
@@ -124,43 +185,58 @@ class Predictor:
         both = self.model(torch.cat([crops, crops.flip(-1)]))
         return average_mirrored(both, b, self.model.cfg.input_size, self.layout.mirror_array())
 
-    def inference(self, image: np.ndarray, boxes=None, batch_size: int = 8,
-                  recrop: bool | None = None, rolls=None) -> list[FaceResult]:
+    def inference(self, image: np.ndarray, boxes=None, sources=None, rolls=None,
+                  batch_size: int = 8) -> list[FaceResult]:
         """Landmarks and trace for every face of an RGB uint8 picture. boxes: face boxes
-        [x0, y0, x1, y1] in the network's convention (tight landmark box); None runs the
-        face detector. recrop (default: only for detector boxes) runs each face a second time
-        on the tight box of its first points, the framing the network was trained on; the
-        result, box and trace are those of the second pass. A detector box frames faces less
-        consistently than an annotation: on the validation split the second pass took an
-        earlier model's detector-box inter-pupil error from 6.9 to 6.5% (`python -m bench.accuracy`).
-
-        An eye-levelled model (config.level_eyes) always runs twice. The first pass's crop is
-        rotated by `rolls` (degrees per box; the detector's eye line when it found the faces,
-        upright otherwise); the second pass levels the first pass's eye line: with recrop, on
-        the levelled tight box of the first points (loose boxes: detector, hand-drawn); without,
-        on the same box rotated (a box in the training convention: re-framing it from predicted
-        points cost 0.3 of inter-pupil error on 60 validation faces, rotating it gained 0.06).
-        """
+        [x0, y0, x1, y1] in the network's convention (tight landmark box); None runs the face
+        detector. sources: a BoxSource (or its value) per box, or one for all (default: the
+        detector's for detected faces, annotation for given boxes); they decide the passes (the
+        policy table above). rolls: the detector's eye line per box (degrees), for an eye-levelled
+        model's first pass. Each result's box, box_source and roll let a caller run the same
+        face again and get the same points."""
         if boxes is None:
             found = self.detect(image)
             boxes, scores = [d.box for d in found], [d.score for d in found]
-            rolls = [d.roll for d in found] if rolls is None else rolls
-            recrop = True if recrop is None else recrop
+            rolls = [d.roll for d in found]
+            sources = BoxSource.DETECTOR
         else:
             boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
             scores = [None] * len(boxes)
+        if sources is None or isinstance(sources, (str, BoxSource)):
+            sources = [sources or BoxSource.ANNOTATION] * len(boxes)
+        sources = [BoxSource(s) for s in sources]
+        rolls = [float(a) for a in rolls] if rolls is not None else [0.0] * len(boxes)
+        table = LEVELLED_RECROP if self.model.cfg.level_eyes else SECOND_PASS
+        recrop = [table[s] for s in sources]
+        results = self.run(image, boxes, recrop, rolls, scores, batch_size)
+        return [replace(r, box_source=s.value, roll=a) for r, s, a in zip(results, sources, rolls)]
+
+    def run(self, image: np.ndarray, boxes: list[np.ndarray], recrop: list[bool], rolls: list[float],
+            scores: list | None = None, batch_size: int = 8) -> list[FaceResult]:
+        """The passes themselves, each face's second pass chosen by the caller: inference()
+        applies the policy; benchmarks that compare passes (bench.accuracy's re-crop columns)
+        call this. An eye-levelled model always runs twice: the first pass's crop is rotated by
+        the roll (the detector's eye line, or 0); the second levels the first pass's eye line,
+        with recrop on the levelled tight box of the first points, without on the same box
+        rotated (a box in the training convention: re-framing it from predicted points cost 0.3
+        of inter-pupil error on 60 validation faces, rotating it gained 0.06)."""
+        boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+        scores = scores if scores is not None else [None] * len(boxes)
         level = self.model.cfg.level_eyes
-        angles = [float(a) for a in rolls] if (level and rolls is not None) else [0.0] * len(boxes)
+        angles = [float(a) for a in rolls] if level else [0.0] * len(boxes)
         results = self._run(image, boxes, angles, scores, batch_size)
-        if level and results:
-            if recrop:
-                second = [levelled_recrop(b, a, r.points, self.layout) for b, a, r in zip(boxes, angles, results)]
-            else:
-                second = [(b, first_pass_roll(a, r.points, self.layout)) for b, a, r in zip(boxes, angles, results)]
-            results = self._run(image, [b for b, _ in second], [a for _, a in second], scores, batch_size)
-        elif recrop and results:
-            refined = [refined_box(b, r.points) for b, r in zip(boxes, results)]
-            results = self._run(image, refined, [0.0] * len(refined), scores, batch_size)
+        if not results:
+            return results
+        if level:
+            second = [levelled_recrop(b, a, r.points, self.layout) if rc else (b, first_pass_roll(a, r.points, self.layout))
+                      for b, a, r, rc in zip(boxes, angles, results, recrop)]
+            return self._run(image, [b for b, _ in second], [a for _, a in second], scores, batch_size)
+        again = [i for i, rc in enumerate(recrop) if rc]
+        if again:
+            redo = self._run(image, [refined_box(boxes[i], results[i].points) for i in again], [0.0] * len(again),
+                             [scores[i] for i in again], batch_size)
+            for i, r in zip(again, redo):
+                results[i] = r
         return results
 
     @torch.inference_mode()
@@ -186,8 +262,8 @@ class Predictor:
         return out
 
     def first_pass(self, image: np.ndarray, boxes, rolls=None) -> list[FaceResult]:
-        """One pass of the network on the given boxes (rotated by rolls, degrees), without the
-        second pass that inference() adds: for benchmarks that report both."""
+        """One pass of the network on the given boxes (rotated by rolls, degrees), never a
+        second one: for benchmarks that report both."""
         boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
         angles = [float(a) for a in rolls] if rolls is not None else [0.0] * len(boxes)
         return self._run(image, boxes, angles, [None] * len(boxes), 8)

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from model.layout import layout_for  # noqa: E402
 from model.metrics import REVIEW_MIRROR_GAP  # noqa: E402
+from model.predict import SECOND_PASS, BoxSource, refined_box  # noqa: E402
 
 K_STEPS = 4
 CROP = 32
@@ -54,6 +55,8 @@ class FakeResult:
     sip_box_image: float
     detector_score: float | None = None
     uncertainty: float | None = None
+    box_source: str = "annotation"
+    roll: float = 0.0
 
     @property
     def needs_review(self) -> bool:
@@ -69,16 +72,25 @@ class FakeConfig:
 
 class FakePredictor:
     """Deterministic: the template fitted to the box, approached over K steps from a shifted
-    start. `delay` simulates model time; `calls` records every inference."""
+    start. `delay` simulates model time; `calls` records every inference with the boxes'
+    sources. It implements model.predict.LandmarkPredictor (a test holds it to that) and follows
+    the same policy table (model.predict.SECOND_PASS): a face whose source gets the second pass
+    is fitted to the tight box of its first points, so a test sees which passes a face got."""
 
     def __init__(self, name: str = "fake", delay: float = 0.0, faces: int = 1,
                  uncertainty: float | None = None) -> None:
         self.name, self.delay, self.faces, self.uncertainty = name, delay, faces, uncertainty
-        self.path = Path(f"/nowhere/{name}.pt")
+        self.path: Path | None = Path(f"/nowhere/{name}.pt")
         self.device = "cpu"
+        self.precision = "fp32"
+        self.mirror_average = False
         self.config = FakeConfig()
         self.layout = layout_for(68)
-        self.calls: list[tuple[str, int]] = []
+        self.calls: list[tuple[str, int, tuple[str, ...]]] = []
+
+    def with_mirror_average(self, on: bool) -> FakePredictor:
+        self.mirror_average = bool(on)
+        return self
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         h, w = image.shape[:2]
@@ -91,14 +103,24 @@ class FakePredictor:
             out.append((np.array([cx - side / 2, h / 2 - side / 2, cx + side / 2, h / 2 + side / 2]), 1.0))
         return out
 
-    def inference(self, image: np.ndarray, boxes=None, recrop=None) -> list[FakeResult]:
+    def inference(self, image: np.ndarray, boxes=None, sources=None, rolls=None, batch_size: int = 8) -> list[FakeResult]:
         if self.delay:
             time.sleep(self.delay)
         kind = "detect" if boxes is None else "boxes"
         if boxes is None:
-            boxes = [b for b, _ in self.detect(image)]
-        self.calls.append((kind, len(boxes)))
-        return [self._result(np.asarray(b, float)) for b in boxes]
+            boxes, sources = [b for b, _ in self.detect(image)], BoxSource.DETECTOR
+        if sources is None or isinstance(sources, (str, BoxSource)):
+            sources = [sources or BoxSource.ANNOTATION] * len(boxes)
+        sources = [BoxSource(s) for s in sources]
+        self.calls.append((kind, len(boxes), tuple(s.value for s in sources)))
+        out = []
+        for b, src in zip(boxes, sources):
+            r = self._result(np.asarray(b, float))
+            if SECOND_PASS[src]:
+                r = self._result(refined_box(np.asarray(b, float), r.points))
+            r.box_source = src.value
+            out.append(r)
+        return out
 
     def _result(self, box: np.ndarray) -> FakeResult:
         x0, y0, x1, y1 = box

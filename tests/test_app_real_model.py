@@ -106,8 +106,7 @@ def test_shipped_model_doubts_a_half_face_but_not_the_clear_faces(shared_data):
     YuNet finds the face and also the second woman, half out of the frame on the right. The
     model's two mirror passes agree on the first and disagree on the half face, so the app
     draws that one as a face to check. The sample's clear face is not flagged."""
-    from model.evaluate import box_iou
-    from model.geometry import box_of_points
+    from model.geometry import box_iou, box_of_points
     from model.images import read_image
     from model.pts import read_pts
 
@@ -121,3 +120,52 @@ def test_shipped_model_doubts_a_half_face_but_not_the_clear_faces(shared_data):
     assert half.box[2] > 0.95 * 384 and half.needs_review, half.uncertainty
     clear = p.inference(read_image(SAMPLE))
     assert len(clear) == 1 and not clear[0].needs_review, clear[0].uncertainty
+
+
+def test_every_app_path_gives_a_detector_face_the_same_points(qtbot, window):
+    """The passes follow the box's source (model.predict's one policy), so a face YuNet found
+    gets the same points at first, after Re-run, after a model switch, after the mirror toggle
+    off and on again and after its trace is computed again for a panel."""
+    w = window([SAMPLE])
+    qtbot.waitUntil(lambda: w.entry is not None and w.entry.predicted, timeout=60000)
+    face = w.entry.faces[0]
+    assert face.source == "detector"
+    first = face.points.copy()
+
+    def again(action, changes_model=False):
+        before = w.predictor
+        action()
+        qtbot.waitUntil(lambda: (w.predictor is not before or not changes_model) and w.entry.predicted
+                        and face.result is not None, timeout=60000)
+        np.testing.assert_allclose(face.points, first, atol=1e-3)
+
+    again(w.rerun_current)
+    again(lambda: w.load_checkpoint(predict.DEFAULT_CHECKPOINT), changes_model=True)
+    before = w.predictor
+    w.mirror_action.trigger()  # off: other points; then on again
+    qtbot.waitUntil(lambda: w.predictor is not before and w.entry.predicted and face.result is not None,
+                    timeout=60000)
+    assert not w.predictor.mirror_average
+    w.mirror_action.trigger()
+    qtbot.waitUntil(lambda: w.predictor.mirror_average and w.entry.predicted and face.result is not None,
+                    timeout=60000)
+    np.testing.assert_allclose(face.points, first, atol=1e-3)
+    w.document.trim_traces(set())
+    assert face.result.heatmaps is None
+    w.labeller.refresh_trace(w.entry)
+    qtbot.waitUntil(lambda: face.result is not None and face.result.heatmaps is not None, timeout=60000)
+    np.testing.assert_allclose(face.result.points, first, atol=1e-3)
+
+
+def test_the_fake_and_the_real_predictor_share_one_protocol():
+    import inspect
+
+    from conftest_app import FakePredictor
+
+    from model.predict import LandmarkPredictor, Predictor
+
+    real = predict.Predictor.load(None, device="cpu")
+    assert isinstance(real, LandmarkPredictor) and isinstance(FakePredictor(), LandmarkPredictor)
+    want = list(inspect.signature(LandmarkPredictor.inference).parameters)
+    for cls in (Predictor, FakePredictor):
+        assert list(inspect.signature(cls.inference).parameters) == want, cls

@@ -566,22 +566,34 @@ def test_missing_qt_system_library_is_one_clear_line(monkeypatch, capsys):
 
 
 def test_moving_a_face_box_runs_the_model_again(qtbot, open_window, tmp_path):
-    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    """A box moved by hand is a person's box: the policy gives it the second pass (the fake
+    follows model.predict.SECOND_PASS); undo brings back the detector's box and its one pass."""
+    from model.predict import refined_box
+
+    fake = FakePredictor()
+    w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=fake)
     wait_predicted(qtbot, w)
     face = w.entry.faces[0]
+    assert face.source == "detector" and fake.calls[-1] == ("detect", 1, ("detector",))
     old = face.points.copy()
     w.canvas.set_active(0)
     box = face.box + [20, 10, 20, 10]
     w.canvas.boxEdited.emit(0, box)  # what the box handles emit at the end of a drag
     np.testing.assert_allclose(face.box, box)
-    qtbot.waitUntil(lambda: face.result is not None and np.allclose(face.result.box, box), timeout=5000)
-    assert np.allclose(face.points - old, [20, 10], atol=1e-6)  # untouched face: new prediction
+    assert face.source == "person"
+    qtbot.waitUntil(lambda: face.result is not None and face.result.box_source == "person", timeout=5000)
+    assert fake.calls[-1] == ("boxes", 1, ("person",))
+    want = fake._result(refined_box(box, fake._result(box).points)).points
+    np.testing.assert_allclose(face.points, want, atol=1e-9)  # untouched face: the new prediction
     assert face.status == Status.PREDICTED
     key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_allclose(face.box, box - [20, 10, 20, 10])
+    assert face.source == "detector"
     np.testing.assert_allclose(face.points, old)
     # the trace follows the box back, so the panels never describe another box
     qtbot.waitUntil(lambda: face.result is not None and np.allclose(face.result.box, face.box), timeout=5000)
+    assert fake.calls[-1] == ("boxes", 1, ("detector",))
+    np.testing.assert_allclose(face.result.points, old)
 
 
 def test_extensions_can_add_actions(qtbot, open_window, tmp_path, monkeypatch):

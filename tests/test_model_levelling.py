@@ -97,7 +97,7 @@ def test_levelled_model_runs_a_second_pass_levelled_by_its_first(faces):
     assert np.allclose(r.box, box)
     assert np.allclose(r.crop_to_image, geometry.invert(geometry.crop_matrix(box, 64, roll)), atol=1e-9)
     # with recrop (a loose box): the levelled tight box of the first points
-    r = pred.inference(img, [box], recrop=True)[0]
+    r = pred.inference(img, [box], "person")[0]
     want_box, want_roll = levelled_recrop(box, 0.0, first.points, IBUG68)
     assert np.allclose(r.box, want_box) and want_roll == pytest.approx(roll)
     want = geometry.invert(geometry.crop_matrix(want_box, 64, want_roll))
@@ -149,7 +149,7 @@ def test_yunet_finds_annotated_faces_and_their_eye_line(faces):
     for s in faces[:12]:
         found = detect_faces(read_image(s.image))
         assert found, f"{s.image}: no face found"
-        from model.evaluate import box_iou
+        from model.geometry import box_iou
 
         tb = geometry.box_of_points(s.points)
         d = max(found, key=lambda d: box_iou(d.box, tb))

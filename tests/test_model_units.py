@@ -303,11 +303,11 @@ def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
     pred = Predictor(model.eval(), device="cpu")
     image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
     box = np.array([40.0, 20.0, 110.0, 90.0])
-    first = pred.inference(image, [box], recrop=False)[0]
+    first = pred.inference(image, [box], "annotation")[0]
     np.testing.assert_allclose(first.box, box)
     again = pred.inference(image, [box])[0]  # given boxes: one pass unless asked
     np.testing.assert_allclose(again.points, first.points, atol=1e-4)
-    second = pred.inference(image, [box], recrop=True)[0]
+    second = pred.inference(image, [box], "person")[0]
     expected = refined_box(box, first.points)
     np.testing.assert_allclose(second.box, expected)
     assert not np.allclose(second.points, first.points)
@@ -484,8 +484,8 @@ def test_detection_matching_needs_overlap_not_just_a_near_centre():
     """A small spurious box around one eye (lfpw image_0601's case) lies near the face's centre
     but is not a detection of that face; the best-overlapping box is taken, and none below
     IoU 0.3."""
-    from model.detect import Detection
-    from model.evaluate import box_iou, match_detection
+    from model.detect import Detection, match_detection
+    from model.geometry import box_iou
 
     def det(box, score):
         return Detection(box, score, box, np.zeros((5, 2)))

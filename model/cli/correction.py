@@ -22,11 +22,10 @@ from tqdm import tqdm
 from ..checkpoint import CheckpointError
 from ..correction import DEFAULT_SHRINKAGE, CorrectionModel, file_sha256, stats_path
 from ..data import Sample, find_samples, read_name_list, split_by_names
-from ..detect import detect_faces
-from ..evaluate import match_detection
+from ..detect import detect_faces, match_detection
 from ..geometry import box_of_points
 from ..images import read_image
-from ..predict import Predictor
+from ..predict import BoxSource, Predictor
 from ..resources import DEFAULT_WEIGHTS, VAL_SPLIT, resource
 
 LEARN_WEIGHT = 0.5  # a finished face counts half a prior face (bench.annotator: learning <= assisted at every tau)
@@ -49,7 +48,7 @@ def pre_label_results(predictor: Predictor, samples: list[Sample], boxes: str = 
         if boxes == "detector":
             found = match_detection(detect_faces(img), tb)
             if found is not None:
-                out.append(predictor.inference(img, [found.box], recrop=False, rolls=[found.roll])[0])
+                out.append(predictor.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0])
                 continue
             missed += 1
         out.append(predictor.inference(img, [tb])[0])
