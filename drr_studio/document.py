@@ -26,7 +26,6 @@ import numpy as np
 from model import annotation_files as files
 from model.geometry import box_of_points
 from model.images import list_images
-from model.pts import write_pts
 from model.qa import SUSPICIOUS
 
 SIDECAR_SUFFIX = files.SIDECAR_SUFFIX
@@ -348,25 +347,27 @@ class Document:
         return [e for e in self.entries if e.dirty]
 
     # --- export ---------------------------------------------------------------------------
-    def export_as(self, fmt: str, out: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
-        """Every corrected (or only approved) face in another tool's format (model.formats):
-        a generator yielding (done, total, name) per picture, then writing the files; returns
-        the number of faces."""
-        from model.formats import AnnotatedImage, FaceAnnotation, write_annotations
+    def export_snapshot(self, approved_only: bool = False) -> list[Any]:
+        """A copy of every corrected (or only approved) face, as model.formats.AnnotatedImage,
+        made on the thread that owns the document: the export then writes the copy in a worker
+        thread while the GUI goes on changing the document (nothing shared)."""
+        from model.formats import AnnotatedImage, FaceAnnotation
 
         wanted = (Status.APPROVED,) if approved_only else HUMAN
         for e in self.entries:
             self.load_annotations(e)
-        todo = [e for e in self.entries if any(f.status in wanted and f.points is not None for f in e.faces)]
-        images = []
-        for n, e in enumerate(todo):
-            faces = [FaceAnnotation(np.asarray(f.points, dtype=np.float64), set(f.occluded), f.status.value,
-                                    np.asarray(f.box, dtype=np.float64))
+        out = []
+        for e in self.entries:
+            faces = [FaceAnnotation(np.array(f.points, dtype=np.float64), set(f.occluded), f.status.value,
+                                    np.array(f.box, dtype=np.float64))
                      for f in e.faces if f.status in wanted and f.points is not None]
-            images.append(AnnotatedImage(e.path, faces, e.size))
-            yield n + 1, len(todo), e.path.name
-        write_annotations(images, fmt, out)
-        return sum(len(im.faces) for im in images)
+            if faces:
+                out.append(AnnotatedImage(e.path, faces, e.size))
+        return out
+
+    def export_as(self, fmt: str, out: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
+        """Every corrected (or only approved) face in another tool's format (model.formats)."""
+        return (yield from write_export(self.export_snapshot(approved_only), fmt, out))
 
     def import_annotations(self, images: list[Any]) -> tuple[int, list[str]]:
         """Faces from another tool (model.formats.AnnotatedImage, matched by picture name) as
@@ -392,21 +393,35 @@ class Document:
         return count, skipped
 
     def export_training(self, folder: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
-        """Write one image + .pts pair per reviewed face, the layout `drr-train` reads.
-        A generator yielding (done, total, name) so that a worker can report and cancel."""
-        wanted = (Status.APPROVED,) if approved_only else HUMAN
-        todo = [(e, k, f) for e in self.entries for k, f in enumerate(e.faces)
-                if f.status in wanted and f.points is not None]
-        folder.mkdir(parents=True, exist_ok=True)
-        for n, (entry, k, face) in enumerate(todo):
-            rel = entry.path.name if self.root is None else str(entry.path.relative_to(self.root))
-            stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
-            if k > 0:
-                stem += f"_face{k + 1}"
-            img_out = folder / (stem + entry.path.suffix.lower())
-            tmp = img_out.with_name("." + img_out.name + ".tmp")
-            shutil.copyfile(entry.path, tmp)  # original bytes: no re-encoding loss
-            os.replace(tmp, img_out)
-            write_pts(folder / (stem + ".pts"), face.points)
-            yield n + 1, len(todo), img_out.name
-        return len(todo)
+        """Every reviewed face as a training folder (see write_training)."""
+        return (yield from write_training(self.export_snapshot(approved_only), self.root, folder))
+
+
+def write_export(images: list[Any], fmt: str, out: Path) -> Iterator[tuple[int, int, str]]:
+    """Write a snapshot (Document.export_snapshot) in another tool's format: a generator
+    yielding (done, total, name) per picture, so that a worker can report and cancel; returns the
+    number of faces."""
+    from model.formats import write_annotations
+
+    for n, im in enumerate(images):
+        yield n + 1, len(images), im.path.name
+    write_annotations(images, fmt, out)
+    return sum(len(im.faces) for im in images)
+
+
+def write_training(images: list[Any], root: Path | None, folder: Path) -> Iterator[tuple[int, int, str]]:
+    """Write a snapshot as the folder drr-train reads: each picture (its original bytes) with
+    NAME.pts, NAME_face2.pts, ... (model.annotation_files); pictures of sub-folders are named
+    sub__NAME. A generator yielding (done, total, name); returns the number of faces."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, im in enumerate(images):
+        rel = im.path.name if root is None else str(im.path.relative_to(root))
+        stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
+        img_out = folder / (stem + im.path.suffix.lower())
+        tmp = img_out.with_name("." + img_out.name + ".tmp")
+        shutil.copyfile(im.path, tmp)  # original bytes: no re-encoding loss
+        os.replace(tmp, img_out)
+        records = [files.FaceRecord(f.points, f.status, f.face_box, set(f.occluded)) for f in im.faces]
+        files.write_faces(folder, stem, img_out.name, records, sidecar=False)
+        yield n + 1, len(images), img_out.name
+    return sum(len(im.faces) for im in images)

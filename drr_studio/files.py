@@ -11,7 +11,7 @@ from superqt.utils import GeneratorWorker, create_worker
 
 from model.images import IMAGE_SUFFIXES, is_image_file
 
-from .document import Document, SaveError
+from .document import Document, SaveError, write_export, write_training
 from .workers import BATCH, describe_error
 
 MAX_RECENT = 8
@@ -231,9 +231,10 @@ class FilesMixin:
         dialog = QProgressDialog("Exporting…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
-        worker = (create_worker(self.document.export_training, folder, approved_only, _start_thread=False)
-                  if fmt is None else
-                  create_worker(self.document.export_as, fmt, folder, approved_only, _start_thread=False))
+        # the faces are copied here, on the GUI thread; the worker writes only the copy
+        snapshot = self.document.export_snapshot(approved_only)
+        worker = (create_worker(write_training, snapshot, self.document.root, folder, _start_thread=False)
+                  if fmt is None else create_worker(write_export, snapshot, fmt, folder, _start_thread=False))
 
         def progress(v: tuple[int, int, str]) -> None:
             dialog.setMaximum(v[1])

@@ -157,7 +157,11 @@ def validate(model: DRR, data: FaceDataset, device: torch.device, batch_size: in
     return {"nme_steps": dict(zip(names, per_step)), "nme": per_step[-1]}
 
 
-def build_model(opts: TrainOptions, train: list[Sample]) -> tuple[DRR, dict]:
+def build_model(opts: TrainOptions, train: list[Sample],
+                warn: Callable[[str], None] | None = None) -> tuple[DRR, dict]:
+    """The network to train: the --init checkpoint's, or a new one whose candidate shapes are
+    k-means centres of the training shapes. With fewer distinct training shapes than candidates
+    (a first try on 20 faces), N becomes that number, and warn() says so."""
     if opts.init:
         model, blob = load_checkpoint(opts.init)
         if train and len(train[0].points) != model.cfg.num_points:
@@ -166,8 +170,14 @@ def build_model(opts: TrainOptions, train: list[Sample]) -> tuple[DRR, dict]:
     if opts.preset not in PRESETS:
         raise ValueError(f"unknown preset {opts.preset!r}; choose from {', '.join(PRESETS)}")
     cfg = DRRConfig(**{**PRESETS[opts.preset], "num_points": len(train[0].points), **opts.overrides})
-    model = DRR(cfg)
     shapes = reference_shapes(train, cfg.input_size, cfg.level_eyes)
+    distinct = len(np.unique(shapes.reshape(len(shapes), -1).round(3), axis=0))
+    if distinct < cfg.num_candidates:
+        if warn:
+            warn(f"{distinct} distinct training shapes for {cfg.num_candidates} candidate shapes: "
+                 f"training with N = {distinct} candidates (more faces give the paper's N = 50)")
+        cfg = DRRConfig(**{**cfg.to_dict(), "num_candidates": distinct})
+    model = DRR(cfg)
     model.set_shapes(torch.from_numpy(kmeans(shapes, cfg.num_candidates, seed=opts.seed)).float(),
                      torch.from_numpy(shapes.mean(0)).float(), torch.from_numpy(shapes.std(0)).float())
     return model, {}
@@ -278,7 +288,8 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
     out.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out / "last.pt", out / "best.pt"
 
-    model, parent_meta = build_model(opts, train_samples)
+    model, parent_meta = build_model(opts, train_samples,
+                                     (lambda text: progress({"event": "warning", "text": text})) if progress else None)
     cfg = model.cfg
     model.to(device)
     if device.type == "cuda":

@@ -157,3 +157,20 @@ def test_faces_the_model_doubts_are_flagged_until_a_human_edits_them(tmp_path):
     sure = FakePredictor(uncertainty=1.0).inference(img, boxes=[e.faces[1].box])
     doc.apply_prediction(e, [e.faces[1].uid], [e.faces[1].box_version], sure)
     assert e.to_check == 0
+
+
+def test_export_writes_a_snapshot_taken_before_the_worker_starts(tmp_path):
+    """The export's worker thread writes a copy made on the GUI thread: a prediction or edit
+    applied while it runs changes nothing it writes (no shared state)."""
+    from drr_studio.document import write_export
+
+    doc, _, _ = _predicted_doc(tmp_path, n=2)
+    face = doc.entries[0].faces[0]
+    face.status = Status.APPROVED
+    snapshot = doc.export_snapshot()
+    before = face.points.copy()
+    face.points += 50.0  # the GUI thread goes on editing
+    doc.entries[0].faces.clear()
+    out = tmp_path / "labels"
+    assert list(write_export(snapshot, "pts", out))[-1][:2] == (1, 1)
+    np.testing.assert_allclose(read_pts(out / "img00.pts", 68), before, atol=1e-3)

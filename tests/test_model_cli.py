@@ -202,3 +202,21 @@ def test_eval_qa_writes_a_ranking(folder, tiny_checkpoint, tmp_path, capsys):
     assert [float(r[2]) for r in rows[1:]] == sorted((float(r[2]) for r in rows[1:]), reverse=True)
     assert rows[1][5] != ""  # the mirror gap is there: --qa averages the mirrored pass
     assert "most suspicious" in capsys.readouterr().out
+
+
+def test_train_from_scratch_on_few_faces_adapts_the_candidates(folder, tmp_path, capsys):
+    """Three faces (translations of one face) cannot make 50 k-means candidates: drr-train says
+    so in one line and trains with as many as there are distinct shapes."""
+    import re
+
+    from model.cli.train import main as train_main
+
+    d, _ = folder
+    rc = train_main(["--data", str(d), "--out", str(tmp_path / "run"), "--input-size", "64", "--epochs", "1",
+                     "--batch-size", "2", "--val-fraction", "0"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    said = re.search(r"drr-train: (\d) distinct training shapes for 50 candidate shapes", captured.out)
+    assert said and "Traceback" not in captured.err, captured.out
+    model, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert model.cfg.num_candidates == int(said.group(1)) <= 3

@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         elif ev["event"] == "setup" and ev["processes"] > 1:
             tqdm.write(f"drr-train: {ev['processes']} processes, effective batch {ev['effective_batch']} "
                        f"(--batch-size per process), learning rate {ev['lr']} as given (not scaled)")
+        elif ev["event"] == "warning":
+            tqdm.write(f"drr-train: {ev['text']}")
         elif ev["event"] == "evaluating":
             tqdm.write("measuring the old and the new model on the held-out faces ...")
 
