@@ -8,6 +8,8 @@ and hands the new checkpoint to the window's ordinary "load checkpoint" path.
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 import time
 from pathlib import Path
@@ -32,10 +34,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import create_worker
 
 from model.data import Sample
-from model.finetune import FineTuneOptions, FineTuneResult, fine_tune, split_held_out
+from model.finetune import FineTuneOptions, FineTuneResult, fine_tune_in_process, split_held_out
 from model.predict import DEFAULT_CHECKPOINT
 
 from .document import Document, Status
@@ -154,9 +155,11 @@ class FineTuneDialog(QDialog):
 
 
 class FineTuneWorker(QObject):
-    """Runs fine_tune in a superqt thread worker, off the Qt thread; progress events come back
-    as a queued signal. The QThread-like isRunning / isFinished / wait answer from the worker's
-    own thread, so that waiting never depends on the event loop."""
+    """Runs fine_tune in a separate process (multiprocessing, spawn), so that training's seeds,
+    thread counts and backend flags never touch the app's process and its prediction worker.
+    Progress events come back over a queue, read by a small thread that re-emits them as Qt
+    signals (queued to the GUI thread); Cancel sets an event the training loop polls after each
+    batch. isRunning / isFinished / wait answer without the event loop."""
 
     progress = Signal(dict)
     finished_ok = Signal(object)  # FineTuneResult
@@ -164,23 +167,41 @@ class FineTuneWorker(QObject):
 
     def __init__(self, opts: FineTuneOptions, samples: list[Sample]) -> None:
         super().__init__()
-        self._stop = threading.Event()
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no Qt, no app threads
+        self._messages = ctx.Queue()
+        self._stop = ctx.Event()
+        self._process = ctx.Process(target=fine_tune_in_process, args=(opts, samples, self._messages, self._stop),
+                                    daemon=True, name="drr-fine-tune")
         self._started = False
         self._done = threading.Event()
-
-        def run() -> FineTuneResult:
-            try:
-                return fine_tune(opts, samples, self.progress.emit, self._stop.is_set)
-            finally:
-                self._done.set()
-
-        self._worker = create_worker(run, _start_thread=False)
-        self._worker.returned.connect(self.finished_ok.emit)
-        self._worker.errored.connect(lambda exc: self.failed.emit(f"{exc.__class__.__name__}: {exc}".splitlines()[0]))
+        self._reader = threading.Thread(target=self._read, daemon=True, name="drr-fine-tune-messages")
 
     def start(self) -> None:
         self._started = True
-        self._worker.start()
+        self._process.start()
+        self._reader.start()
+
+    def _read(self) -> None:
+        """Re-emit the child's messages until its result, its failure, or its death."""
+        try:
+            while True:
+                try:
+                    msg = self._messages.get(timeout=0.5)
+                except queue.Empty:
+                    if not self._process.is_alive():
+                        self.failed.emit(f"the fine-tuning process ended unexpectedly (exit code {self._process.exitcode})")
+                        return
+                    continue
+                if msg.get("event") == "done":
+                    self.finished_ok.emit(msg["result"])
+                    return
+                if msg.get("event") == "failed":
+                    self.failed.emit(msg["message"])
+                    return
+                self.progress.emit(msg)
+        finally:
+            self._process.join(timeout=30)
+            self._done.set()
 
     def cancel(self) -> None:
         self._stop.set()
@@ -193,6 +214,11 @@ class FineTuneWorker(QObject):
 
     def wait(self, msecs: int | None = None) -> bool:
         return self._done.wait(None if msecs is None else msecs / 1000) if self._started else True
+
+    def kill(self) -> None:
+        """Stop at once (the app is closing and the run would not stop in time)."""
+        if self._process.is_alive():
+            self._process.terminate()
 
 
 class FineTuneProgress(QDialog):
@@ -330,7 +356,8 @@ class FineTuner:
         """On exit: stop the run; its half-trained weights are thrown away."""
         if self.worker is not None:
             self.worker.cancel()
-            self.worker.wait(30000)
+            if not self.worker.wait(30000):
+                self.worker.kill()
 
 
 def install(window: Any) -> None:

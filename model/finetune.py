@@ -135,3 +135,16 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def fine_tune_in_process(opts: FineTuneOptions, samples: list[Sample], messages, stop) -> None:
+    """A child process's whole work (the app's Model -> Fine-tune runs it with multiprocessing's
+    spawn): fine_tune with each progress event put on `messages`, then {"event": "done",
+    "result": FineTuneResult} or {"event": "failed", "message": ...}; `stop` (an Event) cancels
+    after the current batch. Training sets seeds, thread counts and backend flags for its whole
+    process: in a process of its own they never reach the app's."""
+    try:
+        result = fine_tune(opts, samples, messages.put, stop.is_set)
+        messages.put({"event": "done", "result": result})
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the app as a message
+        messages.put({"event": "failed", "message": f"{exc.__class__.__name__}: {exc}".splitlines()[0]})

@@ -29,12 +29,18 @@ def _tiny_checkpoint(path):
     return path
 
 
-def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, shared_data, monkeypatch):
-    folder = tmp_path / "project"
+def annotated_folder(folder, sample_faces, copies: int):
+    """Pictures with .pts (conftest.sample_faces, each `copies` times under other names)."""
     folder.mkdir()
-    for f in sorted((shared_data / "afw").glob("*.jpg"))[:6]:
-        shutil.copy(f, folder / f.name)
-        shutil.copy(f.with_suffix(".pts"), folder / f.with_suffix(".pts").name)
+    for c in range(copies):
+        for f in sample_faces:
+            shutil.copy(f, folder / f"{f.stem}_{c}.jpg")
+            shutil.copy(f.with_suffix(".pts"), folder / f"{f.stem}_{c}.pts")
+    return folder
+
+
+def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, sample_faces, monkeypatch):
+    folder = annotated_folder(tmp_path / "project", sample_faces, 2)
     before = {p.name: p.read_bytes() for p in folder.glob("*.pts")}
     start = _tiny_checkpoint(tmp_path / "start.pt")
 
@@ -72,10 +78,13 @@ def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, shared_data, monke
     assert start.exists()  # the starting checkpoint is untouched
     qtbot.waitUntil(lambda: w.entry.predicted, timeout=30000)  # the new model ran on the image
 
-    # a second run, cancelled: no new checkpoint, no leftovers, same active model
+    # a second run, cancelled: no new checkpoint, no leftovers, same active model; it trains in
+    # a process of its own, so its thread count never reaches the app's
     tuner.last_result = None
+    threads = torch.get_num_threads()
     worker = tuner.start(ft.FineTuneOptions(checkpoint=str(result.checkpoint), models_dir=str(folder / ft.MODELS_DIR),
-                                            epochs=200), ft.corrected_faces(w.document, {ft.Status.CORRECTED}))
+                                            epochs=200, threads=1), ft.corrected_faces(w.document, {ft.Status.CORRECTED}))
+    assert worker._process.pid not in (None, os.getpid())
     qtbot.waitUntil(lambda: tuner.progress is None or len(tuner.progress.losses) > 0, timeout=60000)
     tuner.cancel()
     qtbot.waitUntil(lambda: tuner.last_result is not None, timeout=60000)
@@ -83,6 +92,7 @@ def test_fine_tune_from_the_menu_then_cancel(qtbot, tmp_path, shared_data, monke
     assert sorted(p.name for p in (folder / ft.MODELS_DIR).iterdir()) == [result.checkpoint.name]
     assert w.predictor.path == result.checkpoint
     assert {p.name: p.read_bytes() for p in folder.glob("*.pts")} == before  # annotations intact
+    assert torch.get_num_threads() == threads
     w.labeller.worker.stop()
 
 
@@ -103,14 +113,12 @@ def test_fine_tune_is_not_started_when_the_image_cannot_be_saved(qtbot, tmp_path
     w.labeller.worker.stop()
 
 
-def test_fine_tune_dialog_warns_about_few_faces(qtbot, tmp_path, shared_data):
+def test_fine_tune_dialog_warns_about_few_faces(qtbot, tmp_path, sample_faces):
     from drr_studio.document import Document
 
-    folder = tmp_path / "few"
-    folder.mkdir()
-    for f in sorted((shared_data / "afw").glob("*.jpg"))[:4]:
-        shutil.copy(f, folder / f.name)
-        shutil.copy(f.with_suffix(".pts"), folder / f.with_suffix(".pts").name)
+    folder = annotated_folder(tmp_path / "few", sample_faces, 2)
+    for p in sorted(folder.glob("*.jpg"))[4:]:
+        p.unlink()
     d = ft.FineTuneDialog(Document.from_paths([folder]), 68)
     qtbot.addWidget(d)
     assert d.count.text().startswith("4 faces")
