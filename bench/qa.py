@@ -1,5 +1,5 @@
 """Does annotation QA (model.qa, `drr-eval --qa`) find human mistakes? The validation faces are
-predicted once as the app runs them (YuNet boxes, which do not depend on the annotation, re-crop,
+predicted once as the app runs them (YuNet boxes, which do not depend on the annotation, one pass,
 mirror averaging); then a copy of their annotations is corrupted at a known rate and the
 ranking of the corrupted copy is scored against what was corrupted.
 

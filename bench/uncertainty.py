@@ -4,7 +4,7 @@ The app predicts each face twice, on the crop and on its mirror image, and shows
 (mirror averaging). Where the two passes disagree the points are often wrong: the flag
 (`FaceResult.needs_review`) marks faces whose passes lie further apart than
 `model.metrics.REVIEW_MIRROR_GAP` % of the eye distance. This script runs the app's pipeline
-(YuNet boxes, re-crop, mirror averaging) on the validation split and reports, for several
+(YuNet boxes, one pass as model.predict's policy gives them, mirror averaging) on the validation split and reports, for several
 thresholds, how many faces are flagged and how many of the failures (inter-pupil NME > 8%)
 are among them.
 
