@@ -79,6 +79,20 @@ class _FaceItems:
             vb.removeItem(item)
 
 
+class _BoxROI(pg.RectROI):
+    """A face box whose only handle changes it: drags and clicks on its body go to the view
+    box (pyqtgraph's ROI would scale itself on Shift+drag, which is the selection gesture)."""
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        ev.ignore()
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        ev.ignore()
+
+    def hoverEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        pass  # no highlight, and no claim on drags that start on the body
+
+
 class EditViewBox(pg.ViewBox):
     def __init__(self, canvas: Canvas) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
@@ -284,7 +298,7 @@ class Canvas(pg.GraphicsView):
         if key is None:
             return
         x0, y0, x1, y1 = (float(v) for v in self._faces[self.active].box)
-        roi = pg.RectROI([x0, y0], [x1 - x0, y1 - y0], pen=pg.mkPen(None), movable=False, rotatable=False)
+        roi = _BoxROI([x0, y0], [x1 - x0, y1 - y0], pen=pg.mkPen(None), movable=False, rotatable=False)
         roi.setZValue(30)
         roi.sigRegionChangeFinished.connect(self._roi_changed)
         self.vb.addItem(roi)

@@ -157,6 +157,19 @@ class ImageEntry:
         """How many of its faces carry model points the model doubts."""
         return sum(f.uncertain for f in self.faces)
 
+    def needs_a_look(self, face: Face) -> bool:
+        """Model points to approve only deliberately: the model doubts them (pink box) or the
+        face is cut by the picture's edge (its box reaches 5% of its side past the border)."""
+        if face.human or face.points is None:
+            return False
+        if face.uncertain:
+            return True
+        if self.size is None:
+            return False
+        x0, y0, x1, y1 = face.box
+        m = 0.05 * max(x1 - x0, y1 - y0)
+        return x0 < -m or y0 < -m or x1 > self.size[0] + m or y1 > self.size[1] + m
+
     def face_by_uid(self, uid: int) -> Face | None:
         return next((f for f in self.faces if f.uid == uid), None)
 

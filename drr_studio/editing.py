@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 from PySide6.QtWidgets import QMenu
 
-from model.detect import drawn_box_to_landmark_box
+from model.detect import MIN_MATCH_IOU, drawn_box_to_landmark_box
+from model.geometry import box_iou
 
 from .commands import FaceEdit, FaceListEdit
 from .document import Face, FaceState, ImageEntry, Status
@@ -140,10 +141,18 @@ class EditingMixin:
         self.assistant.reset_learned()
         self.statusBar().showMessage("Learned corrections reset: " + self.assistant.describe(), 5000)
 
-    def approve(self) -> None:
+    def approve(self) -> list[Face]:
+        """Approve the selected face, or every face of the picture except those that need a
+        deliberate look (ImageEntry.needs_a_look: the model doubts them, or the picture's edge
+        cuts them): those are approved only when selected. Returns the faces left to look at."""
         faces = self.target_faces()
+        left: list[Face] = []
+        if self.active_face() is None and self.entry is not None:
+            left = [f for f in faces if self.entry.needs_a_look(f)]
+            faces = [f for f in faces if f not in left]
         if not faces:
-            return
+            self._say_left(left, 0)
+            return left
         # pressing again on approved faces takes the approval back (still human-reviewed)
         status = Status.CORRECTED if all(f.status == Status.APPROVED for f in faces) else Status.APPROVED
         self.stack_for(self.current).beginMacro("approve" if status == Status.APPROVED else "unapprove")
@@ -151,12 +160,28 @@ class EditingMixin:
             st = f.state()
             self.edit_face(f, replace(st, status=status), "approve")
         self.stack_for(self.current).endMacro()
-        self.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
+        if left:
+            self._say_left(left, len(faces))
+        else:
+            self.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
+        return left
+
+    def _say_left(self, left: list[Face], approved: int) -> None:
+        if left:
+            self.statusBar().showMessage(
+                f"{approved} face(s) approved; {len(left)} left for you to check (pink box or cut by the edge): "
+                "look at it, then A approves the selected face", 8000)
 
     def approve_and_next(self) -> None:
+        """Approve the picture's faces and go on; a face that needs a deliberate look stops it
+        there, selected."""
         self.canvas.set_active(-1)
+        left: list[Face] = []
         if self.entry and not all(f.status == Status.APPROVED for f in self.entry.faces):
-            self.approve()
+            left = self.approve()
+        if left:
+            self.canvas.set_active(self.entry.faces.index(left[0]))
+            return
         self.step_image(1)
 
     def toggle_occluded(self) -> None:
@@ -273,13 +298,19 @@ class EditingMixin:
             return
         stack = self.stack_for(i)
         stack.beginMacro(f"copy {len(faces)} face(s) from {prev.path.name}")
+        # a copy replaces the model's own face of the same person (boxes overlapping by IoU >= 0.3);
+        # a face a person edited here stays
+        replaced = [g for g in e.faces if not g.human and any(box_iou(g.box, f.box) >= MIN_MATCH_IOU for f in faces)]
+        for g in replaced:
+            stack.push(FaceListEdit(e, g, False, self.refresh))
         for f in faces:
             copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded),
                         placed=set(range(len(f.points))), source=f.source, roll=f.roll)
             stack.push(FaceListEdit(e, copy, True, self.refresh))
             self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
         stack.endMacro()
-        self.statusBar().showMessage(f"Copied {len(faces)} face(s) from {prev.path.name}: correct them, "
+        note = f", replacing the model's {len(replaced)}" if replaced else ""
+        self.statusBar().showMessage(f"Copied {len(faces)} face(s) from {prev.path.name}{note}: correct them, "
                                      "Ctrl+Z takes them back", 5000)
 
     def delete_face(self) -> None:

@@ -79,9 +79,15 @@ class PreLabeller(QObject):
         self.worker.set_mirror_average(on)
 
     def shown(self, index: int) -> None:
-        """The user switched to picture index: it first, then the next ones ahead."""
+        """The user switched to picture index: it first, then the next ones ahead. The time to
+        points on screen is measured from this switch, and only when the points still have to
+        come: a picture predicted ahead shows them at once (the window drew them already), and
+        a later prediction of it must not be timed from this old switch."""
+        entry = self.document.entries[index]
         self.switch_time = time.perf_counter()
-        self.recent.append(self.document.entries[index].path)
+        if entry.predicted and entry.path in self.images:
+            self.last_latency, self.switch_time = 0.0, None
+        self.recent.append(entry.path)
         self._request_around(index)
 
     def _request_around(self, index: int) -> None:
@@ -120,6 +126,7 @@ class PreLabeller(QObject):
         for f in entry.faces:
             f.result = None
         entry.predicted = False
+        self.switch_time = time.perf_counter()  # timed from what the user did
         self.request(index, NOW)
 
     def predict_faces(self, entry: ImageEntry, faces: list[Face]) -> None:
@@ -163,6 +170,9 @@ class PreLabeller(QObject):
             self.document.entries[i].size = (image.width, image.height)
             if i == self.session.current:
                 self.pictureChanged.emit(i)
+                if self.document.entries[i].predicted and self.switch_time is not None:
+                    # the points were there already: on screen with the picture
+                    self.last_latency, self.switch_time = time.perf_counter() - self.switch_time, None
         self._update_busy()
 
     def _image_failed(self, path: Path, message: str) -> None:

@@ -11,7 +11,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest_app import FakePredictor, fake_factory, make_folder  # noqa: E402
-from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -258,6 +259,24 @@ def test_copy_the_previous_images_faces(qtbot, open_window, tmp_path):
     w.go_to(0)
     key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert "No previous image" in w.statusBar().currentMessage()
+
+
+def test_copied_faces_replace_the_models_face_of_the_same_person(qtbot, open_window, tmp_path):
+    """Video frames: the previous frame's corrected face replaces this frame's predicted face
+    where they overlap (no second face for the same person), in one undo step."""
+    w = open_window([make_folder(tmp_path / "imgs", 2)])
+    wait_predicted(qtbot, w)
+    prev = w.entry.faces[0].points.copy()
+    w.go_to(1)
+    wait_predicted(qtbot, w)
+    predicted = w.entry.faces[0]
+    assert predicted.status == Status.PREDICTED
+    key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(w.entry.faces) == 1 and predicted not in w.entry.faces
+    np.testing.assert_array_equal(w.entry.faces[0].points, prev)
+    assert "replacing the model's 1" in w.statusBar().currentMessage()
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert w.entry.faces == [predicted]
 
 
 def test_traces_are_kept_for_recent_pictures_only_and_come_back_on_demand(qtbot, open_window, tmp_path):
@@ -605,3 +624,67 @@ def test_extensions_can_add_actions(qtbot, open_window, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "drr_studio.finetune", ext)
     w = open_window([])
     assert "Fine-tune on corrected data…" in [a.text() for a in w.model_menu.actions()]
+
+
+def test_shift_drag_inside_a_face_box_selects_points_and_leaves_the_box(qtbot, open_window, tmp_path):
+    """The selection rectangle works wherever it starts; only the box's handle changes the box."""
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    box = face.box.copy()
+    w.canvas.set_active(0, {30})
+    x0, y0 = face.points[36:48].min(0) - 6  # around both eyes, inside the face box
+    x1, y1 = face.points[36:48].max(0) + 6
+    vp = w.canvas.viewport()
+    a = w.canvas.view_to_widget(x0, y0)
+    b = w.canvas.view_to_widget(x1, y1)
+    shift, left = Qt.KeyboardModifier.ShiftModifier, Qt.MouseButton.LeftButton
+
+    def send(kind, pos, buttons):
+        glob = vp.mapToGlobal(pos.toPoint()).toPointF()
+        QApplication.sendEvent(vp, QMouseEvent(kind, pos, glob, left if kind != QEvent.Type.MouseMove else
+                                               Qt.MouseButton.NoButton, buttons, shift))
+
+    send(QEvent.Type.MouseButtonPress, a, left)  # QTest's moves carry no modifiers: Shift held by hand
+    for t in np.linspace(0, 1, 6)[1:]:
+        send(QEvent.Type.MouseMove, a + (b - a) * t, left)
+        qtbot.wait(5)
+    send(QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton)
+    assert set(range(36, 48)) <= w.canvas.selection
+    np.testing.assert_array_equal(face.box, box)
+    assert face.status == Status.PREDICTED
+
+
+def test_time_to_screen_is_measured_from_what_the_user_did(qtbot, open_window, tmp_path):
+    """A picture predicted ahead shows its points at once: no stale switch time is left to time
+    a later prediction by (the status bar once said 3522 ms for a picture predicted long before)."""
+    w = open_window([make_folder(tmp_path / "imgs", 3)])
+    wait_predicted(qtbot, w)
+    qtbot.waitUntil(lambda: w.document.entries[1].predicted and w.labeller.picture(w.document.entries[1]) is not None,
+                    timeout=5000)
+    key(w, Qt.Key.Key_PageDown)
+    assert w.current == 1 and w.labeller.switch_time is None and w.labeller.last_latency == 0.0
+    qtbot.wait(400)
+    w.labeller.rerun(1)  # a new prediction the user asked for: timed from the Re-run, not the switch
+    wait_predicted(qtbot, w)
+    assert w.labeller.last_latency < 0.4
+
+
+def test_shift_a_leaves_faces_that_need_a_look(qtbot, open_window, tmp_path):
+    """Shift+A approves the faces the model is sure of and stops on a doubted one, selected;
+    approving that one takes selecting it and pressing A."""
+    import dataclasses
+
+    w = open_window([make_folder(tmp_path / "imgs", 2)], predictor=FakePredictor(faces=2))
+    wait_predicted(qtbot, w)
+    sure, doubted = w.entry.faces
+    doubted.result = dataclasses.replace(doubted.result, uncertainty=9.0)
+    assert w.entry.needs_a_look(doubted) and not w.entry.needs_a_look(sure)
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert w.current == 0  # stopped here
+    assert sure.status == Status.APPROVED and doubted.status == Status.PREDICTED and doubted.uncertain
+    assert w.canvas.active == 1 and "left for you to check" in w.statusBar().currentMessage()
+    key(w, Qt.Key.Key_A)  # the deliberate act: the doubted face is selected
+    assert doubted.status == Status.APPROVED
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert w.current == 1
