@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 from psygnal import Signal
 
+from model.annotation_files import LEARNED_FILE  # noqa: E402 - re-exported for the app
 from model.correction import CorrectionFileError, CorrectionModel, for_checkpoint
 
 from .document import Face
-
-LEARNED_FILE = "drr_corrections.json"
 
 
 class Assistant:

@@ -39,6 +39,8 @@ class FilesMixin:
                     tip="Corrected/approved faces as an iBUG folder, COCO keypoints, labelme or CVAT 1.1")
         self.action(menu, "Import annotations…", self.import_annotations,
                     tip="Faces from a COCO .json, a CVAT .xml, labelme .json or .pts, matched by picture name")
+        self.action(menu, "Import annotations from a folder…", self.import_folder,
+                    tip="A folder of labelme .json files (one per picture) or of iBUG .pts, matched by picture name")
         menu.addSeparator()
         self.action(menu, "Quit", self.close, "Ctrl+Q")
 
@@ -210,6 +212,11 @@ class FilesMixin:
                                               "Annotations (*.json *.xml);;All files (*)")
         if path:
             self.import_from(Path(path))
+
+    def import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import annotations from a folder", self._last_dir())
+        if folder:
+            self.import_from(Path(folder))
 
     def import_from(self, path: Path) -> int:
         from model.formats import FormatError, read_annotations

@@ -9,6 +9,9 @@ A picture NAME.ext has, in its annotation folder (beside it, or an output folder
   (box_source: detector, annotation, person), occluded points and the points a person placed
   (assisted correction). Without it, a .pts counts as a person's annotation.
 
+A folder of annotations also holds `drr_corrections.json`, what the faces finished there taught
+the assisted correction (model/correction.py's format).
+
 In a list of faces (training samples, lessons, the fine-tune), face k of a picture is named
 `face_name(NAME, k)`: the picture's name for the first face, `NAME#face2`, ... for the others.
 
@@ -31,6 +34,7 @@ from .images import IMAGE_SUFFIXES
 from .pts import PtsError, atomic_write_text, read_pts, write_pts
 
 SIDECAR_SUFFIX = ".drr.json"
+LEARNED_FILE = "drr_corrections.json"  # a folder's assisted-correction lessons (model/correction.py's format)
 SIDECAR_VERSION = 1
 STATUSES = ("predicted", "corrected", "approved")
 HUMAN_STATUSES = ("corrected", "approved")

@@ -14,6 +14,7 @@ Faces of one picture stay grouped: one COCO annotation, one labelme group_id, on
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,15 +134,20 @@ def from_coco(data: dict, image_root: Path, source: Path) -> list[AnnotatedImage
 # --- labelme ------------------------------------------------------------------------------------
 
 
-def to_labelme(im: AnnotatedImage) -> dict:
+def to_labelme(im: AnnotatedImage, json_dir: Path | None = None) -> dict:
+    """labelme's JSON for one picture; imagePath is relative to the folder the JSON is written
+    to (json_dir), as labelme resolves it, so that labelme opens the picture from there."""
     w, h = im.size or _image_size(im.path) or (0, 0)
+    image_path = im.path.name
+    if json_dir is not None:
+        image_path = Path(os.path.relpath(Path(im.path).resolve(), Path(json_dir).resolve())).as_posix()
     names = layout_for(len(im.faces[0].points)).point_names() if im.faces else []
     shapes = []
     for g, face in enumerate(im.faces):
         for k, (x, y) in enumerate(face.points):
             shapes.append({"label": names[k], "points": [[float(x) + CORNER, float(y) + CORNER]], "group_id": g,
                            "shape_type": "point", "flags": {"occluded": k in face.occluded}, "description": ""})
-    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": im.path.name, "imageData": None,
+    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
             "imageHeight": h, "imageWidth": w}
 
 
@@ -232,7 +238,8 @@ def read_annotations(src: Path, images: Path | None = None) -> list[AnnotatedIma
     root = Path(images) if images else (src if src.is_dir() else src.parent)
     try:
         if src.is_dir():
-            labelme = [p for p in sorted(src.rglob("*.json")) if not p.name.endswith(files.SIDECAR_SUFFIX)]
+            labelme = [p for p in sorted(src.rglob("*.json"))
+                       if not p.name.endswith(files.SIDECAR_SUFFIX) and p.name != files.LEARNED_FILE]
             if labelme and not any(src.rglob("*.pts")):
                 return [from_labelme(json.loads(p.read_text(encoding="utf-8")), p) for p in labelme]
             if images is None and any(src.rglob("*.pts")) and not list_images(src):
@@ -263,7 +270,7 @@ def write_annotations(images: list[AnnotatedImage], fmt: str, out: Path) -> list
         paths = []
         for im in images:
             paths.append(out / (im.path.stem + ".json"))
-            atomic_write_text(paths[-1], json.dumps(to_labelme(im), indent=1))
+            atomic_write_text(paths[-1], json.dumps(to_labelme(im, out), indent=1))
         return paths
     if fmt in ("coco", "cvat"):
         if out.suffix.lower() not in (".json", ".xml"):

@@ -688,3 +688,34 @@ def test_shift_a_leaves_faces_that_need_a_look(qtbot, open_window, tmp_path):
     assert doubted.status == Status.APPROVED
     key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
     assert w.current == 1
+
+
+def test_labelme_export_opens_its_pictures_and_a_folder_of_them_imports(qtbot, open_window, tmp_path, monkeypatch):
+    """labelme resolves imagePath from the JSON's folder: the export writes it so; File -> Import
+    annotations from a folder reads a folder of labelme files (the normal case) in one go."""
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = open_window([folder])
+    for i in (0, 1):
+        w.go_to(i)
+        wait_predicted(qtbot, w)
+        w.entry.faces[0].status = Status.APPROVED
+    out = tmp_path / "elsewhere" / "labelme"
+    with qtbot.waitSignal(w.run_export(out, fmt="labelme").finished, timeout=10000):
+        pass
+    for k in (0, 1):
+        data = json.loads((out / f"img0{k}.json").read_text())
+        assert (out / data["imagePath"]).resolve() == (folder / f"img0{k}.png").resolve()
+    other = tmp_path / "copy"
+    other.mkdir()
+    for p in folder.glob("*.png"):
+        shutil.copy(p, other / p.name)
+    w2 = open_window([other], settings_name="s2.ini")
+    wait_predicted(qtbot, w2)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    w2.import_folder()
+    assert "Imported 2 face(s)" in w2.statusBar().currentMessage()
+    assert all(e.faces and e.faces[0].human for e in w2.document.entries)
