@@ -341,9 +341,34 @@ class Canvas(pg.GraphicsView):
         return self.mapFromScene(self.vb.mapViewToScene(QPointF(x, y))).toPointF()
 
     # --- gestures ---------------------------------------------------------------------------
+    def part_line_at(self, pos: QPointF) -> tuple[int, set[int]] | None:
+        """(face, the part's points) of the part line within HIT_PX screen pixels of a position,
+        the active face first."""
+        if self.layout is None:
+            return None
+        px, py = self.vb.viewPixelSize()
+        order = [self.active] + [i for i in range(len(self._faces)) if i != self.active]
+        for i in order:
+            if not (0 <= i < len(self._faces)) or self._faces[i].points is None:
+                continue
+            if len(self._faces[i].points) != self.layout.num_points:
+                continue
+            found = self.layout.part_at(self._faces[i].points, pos.x(), pos.y(), px, py)
+            if found is not None and found[1] < HIT_PX:
+                return i, set(found[0].indices)
+        return None
+
     def click(self, pos: QPointF, modifiers) -> None:
         hit = self.point_at(pos)
         ctrl = bool(modifiers & Qt.KeyboardModifier.ControlModifier)
+        line = self.part_line_at(pos) if hit is None else None
+        if line is not None:  # a click on a part's line selects the part (Ctrl adds it)
+            face, part = line
+            if face != self.active:
+                self.set_active(face, part)
+            else:
+                self.select_points(self.selection | part if ctrl else part)
+            return
         if hit is None:
             face = self.face_at(pos)
             if face != self.active or not ctrl:

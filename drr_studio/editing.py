@@ -14,6 +14,9 @@ from .commands import FaceEdit, FaceListEdit
 from .document import Face, FaceState, ImageEntry, Status
 
 NUDGE_PX = 1.0
+# keys 1-5 select a part group of the 68-point layout (model/layout.py's part names)
+PART_KEYS = {"jaw": ("jaw",), "brows": ("right brow", "left brow"), "nose": ("nose bridge", "nostrils"),
+             "eyes": ("right eye", "left eye"), "mouth": ("outer lips", "inner lips")}
 
 
 class EditingMixin:
@@ -49,6 +52,10 @@ class EditingMixin:
         self.action(menu, "Select all points of the face", self.select_all, "Ctrl+A")
         self.action(menu, "Add mirrored points to selection", self.mirror_selection, "M",
                     tip="Also select the left/right counterparts of the selected points")
+        part_menu = menu.addMenu("Select part")
+        for key, (label, parts) in enumerate(PART_KEYS.items(), start=1):
+            self.action(part_menu, f"Select {label}", lambda _=False, p=parts, n=label: self.select_part(p, n), str(key),
+                        tip=f"Select the {label} of the face (or click on a part's line); Ctrl adds to the selection")
         self.action(menu, "Next face", self.next_face, "Tab")
         self.box_action = self.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
                                       tip="Drag a rectangle around a face the detector missed")
@@ -226,6 +233,23 @@ class EditingMixin:
         face = self.active_face()
         if face is not None and face.points is not None:
             self.canvas.select_points(set(range(len(face.points))))
+
+    def select_part(self, parts: tuple[str, ...], label: str) -> None:
+        """Select the points of these parts of the active face (the first face when none is)."""
+        e, layout = self.entry, self.layout
+        if not e or not e.faces or layout is None:
+            return
+        if self.canvas.active < 0:
+            self.canvas.set_active(0)
+        face = self.active_face()
+        if face is None or face.points is None or len(face.points) != layout.num_points:
+            return
+        indices = {i for p in layout.parts if p.name in parts for i in p.indices}
+        if not indices:
+            self.statusBar().showMessage(f"This face's layout has no {label}", 3000)
+            return
+        self.canvas.select_points(indices)
+        self.statusBar().showMessage(f"Selected the {label}: {len(indices)} points (drag one to move them all)", 3000)
 
     def mirror_selection(self) -> None:
         face = self.active_face()

@@ -47,6 +47,22 @@ class Layout:
                 pairs.append((idx[-1], idx[0]))
         return pairs
 
+    def part_at(self, points: np.ndarray, x: float, y: float, sx: float = 1.0, sy: float = 1.0) -> tuple[Part, float] | None:
+        """The part whose drawn line passes nearest to (x, y), with that distance; distances are
+        measured after dividing x by sx and y by sy (a view's pixel size, for screen pixels)."""
+        best: tuple[Part, float] | None = None
+        p = np.asarray(points, dtype=np.float64) / [sx, sy]
+        q = np.array([x / sx, y / sy])
+        for part in self.parts:
+            idx = list(part.indices) + ([part.indices[0]] if part.closed and len(part.indices) > 2 else [])
+            a, b = p[idx[:-1]], p[idx[1:]]
+            ab = b - a
+            t = np.clip(((q - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-12), 0.0, 1.0)
+            d = float(np.min(np.hypot(*(a + t[:, None] * ab - q).T))) if len(a) else float("inf")
+            if best is None or d < best[1]:
+                best = (part, d)
+        return best
+
     def part_of(self) -> list[str]:
         owner = ["" for _ in range(self.num_points)]
         for part in self.parts:

@@ -719,3 +719,28 @@ def test_labelme_export_opens_its_pictures_and_a_folder_of_them_imports(qtbot, o
     w2.import_folder()
     assert "Imported 2 face(s)" in w2.statusBar().currentMessage()
     assert all(e.faces and e.faces[0].human for e in w2.document.entries)
+
+
+def test_select_a_part_by_its_line_or_its_key(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    key(w, Qt.Key.Key_Z)  # zoomed on the face: lines stand clear of the points
+    seg = max(range(48, 59), key=lambda k: np.hypot(*(face.points[k + 1] - face.points[k])))
+    mid = (face.points[seg] + face.points[seg + 1]) / 2  # on the outer lip line, between two points
+    pos = w.canvas.view_to_widget(*mid).toPoint()
+    assert w.canvas.point_at(w.canvas.vb.mapSceneToView(w.canvas.mapToScene(pos))) is None
+    QTest.mouseClick(w.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos)
+    assert w.canvas.active == 0 and w.canvas.selection == set(range(48, 60))
+    key(w, Qt.Key.Key_1)
+    assert w.canvas.selection == set(range(17))
+    key(w, Qt.Key.Key_4)
+    assert w.canvas.selection == set(range(36, 48)) and "eyes" in w.statusBar().currentMessage()
+    before = face.points.copy()
+    x, y = before[40]
+    drag(qtbot, w, (x, y), (x + 5, y))  # one drag moves the whole selected part
+    moved = face.points - before
+    assert np.allclose(moved[36:48, 0], moved[40, 0]) and moved[40, 0] > 3
+    assert np.abs(moved[:36]).max() == 0
+    key(w, Qt.Key.Key_Escape)
+    assert not w.canvas.selection
