@@ -142,6 +142,7 @@ class Canvas(pg.GraphicsView):
         self.box_mode = False
         self.show_ghost = True
         self._drag: dict | None = None
+        self.hidden_face = -1  # a face drawn without its points (set_hidden_face)
         self._rubber = QGraphicsRectItem()
         self._rubber.setPen(pg.mkPen((255, 255, 255), style=Qt.PenStyle.DashLine, cosmetic=True))
         self._rubber.setZValue(50)
@@ -198,6 +199,15 @@ class Canvas(pg.GraphicsView):
             self._draw_face(i)
         self._update_roi()
 
+    def set_hidden_face(self, index: int) -> None:
+        """Draw face index without its points and lines (the research view shows one thing at a
+        time: a refinement step's shape replaces the final points); -1 shows every face."""
+        if index == self.hidden_face:
+            return
+        old, self.hidden_face = self.hidden_face, index
+        for i in (old, index):
+            self.refresh_face(i)
+
     def refresh_face(self, index: int) -> None:
         if 0 <= index < len(self._face_items):
             self._draw_face(index)
@@ -216,7 +226,7 @@ class Canvas(pg.GraphicsView):
                        width=2 if i == self.active or face.uncertain else 1,
                        style=Qt.PenStyle.SolidLine if i == self.active else Qt.PenStyle.DashLine, cosmetic=True)
         items.box.setPen(pen)
-        pts = face.points
+        pts = face.points if i != self.hidden_face else None
         if pts is None:
             items.points.clear()
             items.lines.setData([], [])

@@ -262,8 +262,9 @@ class FineTuneProgress(QDialog):
 def ask_switch(parent: QWidget, result: FineTuneResult) -> bool:
     """Old vs new on the held-out faces, side by side; True = switch to the new model."""
     if result.old_error is not None:
-        text = (f"Held-out faces ({result.held_out_faces}), inter-ocular error:\n"
-                f"  current model: {result.old_error:.2f}%\n  new model:     {result.new_error:.2f}%\n\n"
+        text = (f"Held-out faces ({result.held_out_faces}), inter-pupil NME (mean point error in % of "
+                f"the distance between the eye centres, as in the Review dock):\n"
+                f"  current model: {result.old_error_pupil:.2f}%\n  new model:     {result.new_error_pupil:.2f}%\n\n"
                 f"Trained on {result.train_faces} faces. Switch to the new model?")
     else:
         text = (f"Trained on {result.train_faces} faces; none were held out, so there is no "

@@ -51,11 +51,20 @@ class OverlayMixin:
         return next((f for f in e.faces if f.result is not None), None)
 
     def update_overlays(self) -> None:
+        """One thing at a time: with the Refinement panel's step view on, the face shows that
+        step's shape, arrows and SIP boxes instead of its points, and nothing else; otherwise its
+        points with the heatmap or the initialisation."""
         c = self.canvas
         c.clear_overlay()
         face = self.overlay_face()
         res = face.result if face is not None else None
         lines = self.layout.lines() if self.layout else []
+        step_view = res is not None and self.panel_shown("Refinement") and self.refine_panel.enabled.isChecked()
+        c.set_hidden_face(self.entry.faces.index(face) if step_view else -1)
+        if step_view:
+            self.canvas.set_heatmap(None)
+            self._draw_refinement(face, res)
+            return
         self._draw_heatmap(res)
         if self.panel_shown("Initialisation"):
             self.init_panel.set_result(res, lines)
@@ -64,16 +73,16 @@ class OverlayMixin:
                     c.add_shape(res.s0, S0_COLOR, size=4, style=Qt.PenStyle.DashLine)
                 if self.init_panel.show_shat.isChecked():
                     c.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
-        panel = self.refine_panel
-        if not self.panel_shown("Refinement"):
-            return
-        if res is None:
-            panel.set_curves(None, None)
-            return
+        if self.panel_shown("Refinement"):
+            if res is None:
+                self.refine_panel.set_curves(None, None)
+            else:
+                self.refine_panel.set_curves(*step_curves(res, face.reference()))
+
+    def _draw_refinement(self, face: Face, res) -> None:
+        c, panel = self.canvas, self.refine_panel
         disp, err = step_curves(res, face.reference())
         panel.set_curves(disp, err)
-        if not panel.enabled.isChecked():
-            return
         seq = step_shapes(res)
         v = min(panel.slider.value(), len(seq) - 1)
         if v >= 2 and panel.show_boxes.isChecked():

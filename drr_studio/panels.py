@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -35,6 +36,13 @@ TIP_ROLE = Qt.ItemDataRole.UserRole + 3
 FOLDER_ORDER, SUSPICIOUS_FIRST = "folder order", "suspicious first"
 ORDERS = [FOLDER_ORDER, SUSPICIOUS_FIRST]
 
+
+
+def fixed_width_text(label: QLabel) -> None:
+    """A label whose changing text never widens its dock (the canvas would jump as you step):
+    it wraps within the width the dock has."""
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
 class ImageListPanel(QWidget):
     """Every image with its status. The filter hides rows; the order is the folder's or the
@@ -192,6 +200,7 @@ class HeatmapPanel(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
         self.info = QLabel()
+        fixed_width_text(self.info)
         self.info.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.show_box)
@@ -250,6 +259,7 @@ class InitPanel(QWidget):
         self.show_shat.setChecked(True)
         self.show_s0.setChecked(True)
         self.info = QLabel()
+        fixed_width_text(self.info)
         self.info.setWordWrap(True)
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
@@ -303,19 +313,22 @@ class RefinePanel(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.enabled = QCheckBox("Show the refinement step")
+        self.enabled = QCheckBox("Show the refinement step instead of the points")
+        self.enabled.setToolTip("On: the face shows the chosen step's shape with its arrows and SIP boxes, nothing "
+                                "else. Off: the face's points, and the other panels' overlays")
         self.enabled.setChecked(True)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 9)
         self.slider.setPageStep(1)
         self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.label = QLabel()
+        fixed_width_text(self.label)
         self.show_boxes = QCheckBox("SIP pooling boxes")
         self.show_boxes.setChecked(True)
         self.plot = pg.PlotWidget(background=(30, 30, 34))
         self.plot.setMinimumHeight(140)
         self.plot.setLabel("bottom", "step")
-        self.plot.addLegend(offset=(-5, 5))
+        self.legend = self.plot.addLegend(offset=(-5, 5))
         self.plot.setLabel("left", "pixels")
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # "pixels (x0.001)" reads badly
         self.plot.getViewBox().setLimits(yMin=0)
@@ -341,9 +354,11 @@ class RefinePanel(QWidget):
         return "Ŝ (argmax)" if value == 0 else f"S{value - 1}"
 
     def set_steps(self, k: int) -> None:
-        """k refinement steps: positions Ŝ, S0 .. Sk."""
+        """k refinement steps: positions Ŝ, S0 .. Sk, which the plot's axis names."""
         if self.slider.maximum() != k + 1:
             self.slider.setRange(0, k + 1)
+        ticks = [(-1, "Ŝ")] + [(i, f"S{i}") for i in range(k + 1)]
+        self.plot.getAxis("bottom").setTicks([ticks, []])
 
     def _changed(self, value: int) -> None:
         self.label.setText(f"Step: {self.step_name(value)}   ([ and ] to step)")
@@ -356,10 +371,16 @@ class RefinePanel(QWidget):
             self.disp_curve.setData([], [])
         else:
             self.disp_curve.setData(np.arange(1, len(displacement) + 1), displacement)
+        # "error to annotation" only where there is an annotation, in the legend too
+        named = any(sample.item is self.err_curve for sample, _ in self.legend.items)
         if error is None:
             self.err_curve.setData([], [])
+            if named:
+                self.legend.removeItem(self.err_curve)
         else:
             self.err_curve.setData(np.arange(len(error)) - 1, error)  # Ŝ sits at x = -1
+            if not named:
+                self.legend.addItem(self.err_curve, "error to annotation (px)")
         top = max([float(np.max(c)) for c in (displacement, error) if c is not None and len(c)] + [1e-3])
         self.plot.setYRange(0, top * 1.1)
         self.plot.setXRange(-1, max(self.slider.maximum() - 1, 1))

@@ -127,6 +127,19 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     assert len(w.canvas._overlay) > n0  # arrows and SIP boxes appear from S1 on
     disp = w.refine_panel.disp_curve.getData()[1]
     assert disp is not None and len(disp) == 4 and np.all(disp > 0)
+    # one thing at a time: the step's shape replaces the face's points; no heatmap under it
+    assert w.canvas.hidden_face == 0 and len(w.canvas._face_items[0].points.data) == 0
+    assert not w.canvas.heat_item.isVisible()
+    ticks = w.refine_panel.plot.getAxis("bottom")._tickLevels[0]
+    assert [t for _, t in ticks] == ["Ŝ", "S0", "S1", "S2", "S3", "S4"]
+    legend = [label.text for _, label in w.refine_panel.legend.items]
+    assert legend == ["mean displacement (px)"]  # no annotation here: no "error to annotation"
+    width = w.docks["Refinement"].width()
+    for _ in range(2):
+        key(w, Qt.Key.Key_BracketRight)
+    assert w.docks["Refinement"].width() == width  # the dock does not jump as the text changes
+    w.refine_panel.enabled.setChecked(False)  # back to the points, with the other panels' overlays
+    assert w.canvas.hidden_face == -1 and len(w.canvas._face_items[0].points.data) == 68
     assert w.canvas.heat_item.isVisible()
     w.docks["Initialisation"].raise_()  # it shares a tab with the heatmaps
     qtbot.waitUntil(lambda: w.init_panel.gallery.count() == 3, timeout=2000)
