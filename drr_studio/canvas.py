@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QToolTip
 from model.layout import Layout
 
 from .document import Face, Status
+from .magnifier import Magnifier
 from .qt_compat import pin_singletons
 from .session import Session
 
@@ -157,20 +159,38 @@ class Canvas(pg.GraphicsView):
         self._pen_point = pg.mkPen((0, 0, 0, 160))
         self._pen_placed = pg.mkPen((255, 255, 255, 220), width=1.5)
         self._roi_key: tuple | None = None
+        self._raw_image: np.ndarray | None = None
+        self._shown_image: np.ndarray | None = None
+        self._image_scale = 1.0
+        self.session.display_changed.connect(self._render_image)
+        # while a point is dragged: the picture around it, magnified, beside the cursor
+        self.magnifier = Magnifier(self.viewport())
 
     # --- content ----------------------------------------------------------------------------
     def set_image(self, image: np.ndarray | None, scale: float = 1.0, reset_view: bool = True) -> None:
-        """Show an RGB picture; `scale` picture pixels per array pixel for reduced big pictures."""
+        """Show an RGB picture; `scale` picture pixels per array pixel for reduced big pictures.
+        It is drawn with the session's ImageAdjust (brightness, contrast, gamma: the view only)."""
+        self._raw_image, self._image_scale = image, scale
         if image is None:
             self.image_item.clear()
             self._image_shape = None
+            self._shown_image = None
             return
-        self.image_item.setImage(image, levels=(0, 255))
+        self._render_image()
         self.image_item.setTransform(QTransform.fromScale(scale, scale))
         shape = (round(image.shape[0] * scale), round(image.shape[1] * scale))
         if reset_view or shape != self._image_shape:
             self.vb.setRange(QRectF(-0.5, -0.5, shape[1], shape[0]), padding=0.02)
         self._image_shape = shape
+
+    def _render_image(self, *_: object) -> None:
+        image = self._raw_image
+        if image is None:
+            return
+        adjust = self.session.display
+        shown = image if adjust.identity else cv2.LUT(np.ascontiguousarray(image), adjust.lut())
+        self._shown_image = shown
+        self.image_item.setImage(shown, levels=(0, 255))
 
     point_px = POINT_PX  # marker diameter on screen; View -> Larger / Smaller points
 
@@ -423,6 +443,7 @@ class Canvas(pg.GraphicsView):
             idx = sorted(self.selection)
             new[idx] += np.array([pos.x() - d["start"].x(), pos.y() - d["start"].y()])
             self.pointsDragged.emit(d["face"], new, d["id"])
+            self._magnify(pos, ev.scenePos())
         else:
             rect = QRectF(d["start"], pos).normalized()
             self._rubber.setRect(rect)
@@ -437,9 +458,15 @@ class Canvas(pg.GraphicsView):
                         self.select_points(self.selection | inside)
         if ev.isFinish():
             self._drag = None
+            self.magnifier.hide()
             if d["kind"] == "points":
                 self.dragFinished.emit(d["face"], set(self.selection), d["id"])
         return True
+
+    def _magnify(self, pos: QPointF, scene_pos: QPointF) -> None:
+        if self._shown_image is not None:
+            px = max(self.vb.viewPixelSize()[0], 1e-6)  # picture pixels per screen pixel
+            self.magnifier.show_at(self._shown_image, self._image_scale, px, pos, self.mapFromScene(scene_pos))
 
     def _hover(self, scene_pos: QPointF) -> None:
         if self._drag is not None or not self._faces:

@@ -35,7 +35,7 @@ from .editing import EditingMixin
 from .files import FilesMixin
 from .help import ShortcutsDialog, show_about
 from .overlays import OverlayMixin
-from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageListPanel, InitPanel, RefinePanel
+from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageAdjustPanel, ImageListPanel, InitPanel, RefinePanel
 from .prelabeller import PreLabeller
 from .review import Review
 from .review_panel import ReviewPanel
@@ -111,6 +111,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.init_panel = InitPanel()
         self.refine_panel = RefinePanel()
         self.review_panel = ReviewPanel()
+        self.adjust_panel = ImageAdjustPanel()
         self.review = Review()
         self._review_ordered = False
         self._review_timer = QTimer(self)  # at most one review update per REVIEW_DELAY_MS
@@ -123,6 +124,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self._add_dock("Initialisation", self.init_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         self._add_dock("Refinement", self.refine_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
         self._add_dock("Review", self.review_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
+        self._add_dock("Image adjustments", self.adjust_panel, Qt.DockWidgetArea.LeftDockWidgetArea, visible=False)
         # the research panels share one column; the canvas keeps most of the width
         self.tabifyDockWidget(self.docks["Heatmaps"], self.docks["Initialisation"])
         # wide enough for "name.jpg*   [bad annotation file]"; a saved layout may change it
@@ -198,6 +200,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.action(self.view_menu, "Fit picture", self.fit_picture, "F")
         self.action(self.view_menu, "Zoom to face", self.zoom_to_face, "Z",
                     tip="The selected face (or the first) fills the view")
+        self.action(self.view_menu, "Reset image adjustments", self.session.reset_display, "Ctrl+0",
+                    tip="Brightness, contrast and gamma back to the picture as it is (View -> Image adjustments)")
         self.action(self.view_menu, "Larger points", lambda: self.change_point_size(2), "Ctrl+=")
         self.action(self.view_menu, "Smaller points", lambda: self.change_point_size(-2), "Ctrl+-")
         self.action(self.go_menu, "Next image", lambda: self.step_image(1), ["PgDown", "Ctrl+Right"])
@@ -244,6 +248,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.canvas.selectionChanged.connect(self.on_selection_changed)
         self.canvas.hoverText.connect(self.status_pos.setText)
         self.heat_panel.changed.connect(self.update_overlays)
+        self.adjust_panel.changed.connect(lambda changes: self.session.set_display(**changes))
+        self.adjust_panel.reset.connect(self.session.reset_display)
         self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.set_heat_opacity(v / 100))
         self.init_panel.changed.connect(self.update_overlays)
         self.refine_panel.stepChanged.connect(self.session.set_step)  # the step shown is the session's
@@ -253,6 +259,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         """The views follow the session's events: whoever changes a picture calls
         session.touch(entry), and its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
+        self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.entry_changed.connect(lambda _: self.schedule_review())
         self.session.document_changed.connect(self.schedule_review)
         self.image_panel.orderChanged.connect(lambda _: self.update_review())

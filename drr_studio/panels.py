@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -384,3 +385,45 @@ class RefinePanel(QWidget):
         top = max([float(np.max(c)) for c in (displacement, error) if c is not None and len(c)] + [1e-3])
         self.plot.setYRange(0, top * 1.1)
         self.plot.setXRange(-1, max(self.slider.maximum() - 1, 1))
+
+
+class ImageAdjustPanel(QWidget):
+    """Brightness, contrast and gamma of the picture as shown (the view only: the model and the
+    saved files never see them); it edits and follows Session.display."""
+
+    changed = Signal(dict)  # {field: value} for Session.set_display
+    reset = Signal()
+
+    # field, label, slider range (hundredths), the slider's value for 1.0
+    SLIDERS = (("brightness", "Brightness", (-60, 60)), ("contrast", "Contrast", (30, 300)),
+               ("gamma", "Gamma", (30, 300)))
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        self.sliders: dict[str, QSlider] = {}
+        for name, label, (lo, hi) in self.SLIDERS:
+            row = QHBoxLayout()
+            text = QLabel(label)
+            text.setMinimumWidth(70)
+            row.addWidget(text)
+            s = QSlider(Qt.Orientation.Horizontal)
+            s.setRange(lo, hi)
+            s.setValue(0 if name == "brightness" else 100)
+            s.valueChanged.connect(lambda v, n=name: self.changed.emit({n: v / 100.0}))
+            row.addWidget(s, 1)
+            lay.addLayout(row)
+            self.sliders[name] = s
+        button = QPushButton("Reset (Ctrl+0)")
+        button.clicked.connect(self.reset.emit)
+        lay.addWidget(button)
+        lay.addStretch(1)
+
+    def show_adjust(self, adjust) -> None:
+        """Follow the session's ImageAdjust without echoing it back."""
+        for name, s in self.sliders.items():
+            value = round(getattr(adjust, name) * 100)
+            if s.value() != value:
+                s.blockSignals(True)
+                s.setValue(value)
+                s.blockSignals(False)

@@ -10,10 +10,34 @@ status in the document calls `touch(entry)` afterwards: that is the one event th
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, replace
 
+import numpy as np
 from psygnal import Signal
 
 from .document import Document, ImageEntry
+
+
+@dataclass(frozen=True)
+class ImageAdjust:
+    """How the picture is shown (never how it is saved or what the model sees): brightness
+    added (-1..1 of the full range), contrast around mid-grey, then gamma (> 1 lightens the
+    shadows, where a dark eye corner hides)."""
+
+    brightness: float = 0.0
+    contrast: float = 1.0
+    gamma: float = 1.0
+
+    @property
+    def identity(self) -> bool:
+        return self == ImageAdjust()
+
+    def lut(self) -> np.ndarray:
+        """(256,) uint8 lookup table of the adjustment."""
+        x = np.arange(256, dtype=np.float64) / 255.0
+        x = (x - 0.5) * self.contrast + 0.5 + self.brightness
+        x = np.clip(x, 0.0, 1.0) ** (1.0 / max(self.gamma, 1e-3))
+        return np.round(x * 255.0).astype(np.uint8)
 
 
 class Session:
@@ -23,6 +47,7 @@ class Session:
     face_changed = Signal(int)  # the active face of the current picture (-1: none)
     selection_changed = Signal()  # the selected points of the active face
     step_changed = Signal(int)  # the refinement step the panels show
+    display_changed = Signal(object)  # the ImageAdjust the picture is shown with
 
     def __init__(self, document: Document | None = None) -> None:
         self.document = document or Document([])
@@ -30,6 +55,7 @@ class Session:
         self.active = -1
         self.selection: frozenset[int] = frozenset()
         self.step = 0
+        self.display = ImageAdjust()
 
     @property
     def entry(self) -> ImageEntry | None:
@@ -66,6 +92,18 @@ class Session:
         if step != self.step:
             self.step = step
             self.step_changed.emit(step)
+
+    def set_display(self, **changes: float) -> None:
+        """Change how the picture is shown (ImageAdjust's fields); for the view only."""
+        new = replace(self.display, **changes)
+        if new != self.display:
+            self.display = new
+            self.display_changed.emit(new)
+
+    def reset_display(self) -> None:
+        if not self.display.identity:
+            self.display = ImageAdjust()
+            self.display_changed.emit(self.display)
 
     def touch(self, entry: ImageEntry | int) -> None:
         """Announce that this picture's faces, points, status or error changed."""

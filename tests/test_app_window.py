@@ -757,3 +757,34 @@ def test_select_a_part_by_its_line_or_its_key(qtbot, open_window, tmp_path):
     assert np.abs(moved[:36]).max() == 0
     key(w, Qt.Key.Key_Escape)
     assert not w.canvas.selection
+
+
+def test_image_adjustments_change_the_view_only_and_reset_with_one_key(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    raw = w.current_image().display.copy()
+    w.adjust_panel.sliders["gamma"].setValue(200)  # lighter shadows
+    w.adjust_panel.sliders["brightness"].setValue(10)
+    assert w.session.display.gamma == 2.0 and w.session.display.brightness == 0.1
+    shown = w.canvas.image_item.image
+    assert shown.shape == raw.shape and shown.mean() > raw.mean() + 10
+    np.testing.assert_array_equal(w.current_image().display, raw)  # the picture itself is untouched
+    key(w, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert w.session.display.identity and w.adjust_panel.sliders["gamma"].value() == 100
+    np.testing.assert_array_equal(w.canvas.image_item.image, raw)
+
+
+def test_a_magnifier_follows_a_dragged_point(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    x, y = w.entry.faces[0].points[30]
+    vp = w.canvas.viewport()
+    a = w.canvas.view_to_widget(x, y).toPoint()
+    QTest.mouseMove(vp, a)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    for dx in (3, 6, 9):
+        QTest.mouseMove(vp, a + QPoint(dx, 0))
+        qtbot.wait(5)
+    assert w.canvas.magnifier.isVisible() and not w.canvas.magnifier.pixmap().isNull()
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a + QPoint(9, 0))
+    assert not w.canvas.magnifier.isVisible()
