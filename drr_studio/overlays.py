@@ -63,6 +63,10 @@ class OverlayMixin:
         c.set_hidden_face(self.entry.faces.index(face) if step_view else -1)
         if step_view:
             self.canvas.set_heatmap(None)
+            self.heat_panel.info.setText("The Refinement panel shows a step on the face: untick its "
+                                         "\"Show the refinement step\" box to see the heatmap here.")
+            if self.panel_shown("Initialisation"):
+                self.init_panel.set_result(res, lines)  # the list only: one thing at a time on the face
             self._draw_refinement(face, res)
             return
         self._draw_heatmap(res)

@@ -4,7 +4,8 @@ Opens the sample, waits for the model, shows the research panels at a refinement
 grabs the whole X screen with ImageMagick's `import` (so window decorations and docks are
 what a user sees), then quits. With `--assist`: no panels; the chin is dragged down as a person
 would and the rest of the face follows (assisted correction), the model's own points drawn as
-red x beside them.
+red x beside them. With `--desk`: the image adjustments dock, the mouth selected with its key
+and the magnifier as a drag shows it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QPointF, QTimer
 from PySide6.QtWidgets import QApplication
 
 from .app import SAMPLE
@@ -22,14 +23,16 @@ from .main_window import MainWindow
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    assist = "--assist" in argv
-    argv = [a for a in argv if a != "--assist"]
+    assist, desk = "--assist" in argv, "--desk" in argv
+    argv = [a for a in argv if a not in ("--assist", "--desk")]
     out = Path(argv[0] if argv else "screenshot.png")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     w = MainWindow([SAMPLE])
     w.setGeometry(0, 0, 1400, 860)
     w.show()
-    if not assist:
+    if desk:
+        w.docks["Image adjustments"].show()
+    elif not assist:
         w.docks["Refinement"].show()
         w.docks["Heatmaps"].show()
         w.docks["Initialisation"].show()
@@ -51,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             moved[chin] += (0.04 * (face.box[2] - face.box[0]), 0.12 * (face.box[3] - face.box[1]))
             w.on_points_dragged(0, moved, 1)  # what a drag of the chin sends, then its end
             w.on_drag_finished(0, {chin}, 1)
+        elif face is not None and desk:
+            w.select_part(("outer lips", "inner lips"), "mouth")  # key 5
+            w.session.set_display(gamma=1.6, contrast=1.2)
         elif face is not None:
             w.canvas.set_active(0, {30})
             w.on_selection_changed()
@@ -59,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             x0, y0, x1, y1 = face.box
             m = 0.8 * (x1 - x0)
             w.canvas.vb.setRange(xRange=(x0 - m, x1 + m), yRange=(y0 - m, y1 + m), padding=0)
+        if face is not None and desk:  # what a drag of the mouth's corner shows beside the cursor
+            QTimer.singleShot(300, lambda: w.canvas._magnify(
+                QPointF(*face.points[54]), w.canvas.vb.mapViewToScene(QPointF(*face.points[54]))))
         QTimer.singleShot(800, shoot)
 
     def shoot() -> None:
