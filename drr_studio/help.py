@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (
 
 # gestures that are not menu actions (canvas.py)
 MOUSE = [
-    ("Move a point, or the selected points", "drag it"),
-    ("Select points", "click; Ctrl+click adds; Shift+drag a rectangle"),
+    ("Move a point, or the selected points", "drag it (a magnifier shows the picture around it); with "
+     "assisted correction on, the face's points you have not placed follow (diamonds: placed by you)"),
+    ("Select points", "click; Ctrl+click adds; Shift+drag a rectangle, inside a face box too"),
+    ("Select a part (jaw, brow, eye, nose, lips)", "click on its line; Ctrl+click adds it"),
     ("Zoom / pan", "mouse wheel / drag the background"),
     ("Change a face box", "drag its corner handle (the model runs again)"),
     ("Name of a point", "hover over it (status bar)"),

@@ -153,3 +153,14 @@ def test_bad_statistics_give_plain_correction_and_a_message(qtbot, assisted_wind
     drag(qtbot, w, (x, y), (x + 12, y))
     assert np.abs(np.delete(face.points - before, CHIN, 0)).max() == 0
     assert (folder / LEARNED_FILE).read_text() == "not json"  # never overwritten
+
+
+def test_help_lists_the_assisted_correction_key_and_menu_items(qtbot, assisted_window, tmp_path):
+    from drr_studio.help import MOUSE, shortcut_rows
+
+    w = assisted_window([make_folder(tmp_path / "imgs", 1)])
+    rows = {(menu, action): keys for menu, action, keys in shortcut_rows(w)}
+    assert rows[("Edit", "Re-fit unplaced points")] == "R"
+    assert any("assisted correction" in text for _, text in MOUSE)
+    texts = [a.text() for a in w.model_menu.actions()] + [a.text() for a in w.edit_menu.actions()]
+    assert "Reset learned corrections" in texts and "Assisted correction: points follow a fix" in texts
