@@ -264,186 +264,232 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
           progress: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train (or fine-tune) and write out/best.pt (best validation NME) and out/last.pt
-    (resumable). progress receives dicts with 'event' in {'step', 'epoch'}; should_stop()
-    returning True ends the run cleanly after the current batch (checkpoints stay valid)."""
+    (resumable). progress receives dicts with 'event' in {'setup', 'warning', 'step', 'epoch'};
+    should_stop() returning True ends the run cleanly after the current batch (checkpoints stay
+    valid). The work is a Trainer's: setup, then per epoch its steps, validation and checkpoint."""
+    t = Trainer(opts, train_samples, val_samples, progress, should_stop)
+    for epoch in range(t.start_epoch, opts.epochs):
+        t.run_epoch(epoch)
+        if t.rank == 0:  # validation, checkpoints and the log are rank 0's
+            t.end_epoch(epoch)
+        _barrier(t.world)
+        if t.stopped or t.out_of_time():
+            break
+    return t.finish()
+
+
+class Trainer:
+    """One training run's state and its parts: __init__ sets up (device, processes, network,
+    optimizer, weight average, resume, data), run_epoch takes the steps, end_epoch validates,
+    logs and writes the checkpoints, finish closes the run."""
+
+    def __init__(self, opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sample],
+                 progress: Callable[[dict], None] | None, should_stop: Callable[[], bool] | None) -> None:
+        _check(opts, train_samples)
+        self.opts, self.progress, self.should_stop = opts, progress, should_stop
+        torch.manual_seed(opts.seed)
+        random.seed(opts.seed)
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        self.device = device = pick_device(opts.device)
+        if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            self.device = device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
+            torch.cuda.set_device(device)
+        self.joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _group_initialized()
+        self.rank, self.world = _distributed(device)
+        if self.world > 1 and opts.balance > 0:
+            raise ValueError("--balance draws faces with replacement in one process; it is not supported with torchrun")
+        self.out = Path(opts.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.last_path, self.best_path = self.out / "last.pt", self.out / "best.pt"
+        warn = (lambda text: progress({"event": "warning", "text": text})) if progress else None
+        self.model, parent_meta = build_model(opts, train_samples, warn)
+        self._setup_optimizer()
+        self.start_epoch, self.it, self.elapsed0, self.best, self.history = 0, 0, 0.0, math.inf, []
+        self.ema = WeightAverage(self.model, opts.ema) if opts.ema else None
+        if opts.resume and self.last_path.exists():
+            self._resume()
+        self._setup_data(train_samples, val_samples)
+        self.use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
+        self.t0 = time.monotonic()
+        self.stopped = False
+        self.run_loss = 0.0
+        self.meta_base = {"preset": opts.preset, "parent": opts.init, "parent_meta": parent_meta,
+                          "train_faces": len(train_samples), "val_faces": len(val_samples),
+                          "options": asdict(opts), "processes": self.world,
+                          "effective_batch": opts.batch_size * self.world,
+                          "lr_scaling": "none: --lr is the rate for the effective batch"}
+        if progress and self.rank == 0:
+            progress({"event": "setup", "processes": self.world, "effective_batch": opts.batch_size * self.world,
+                      "lr": opts.lr})
+
+    def _setup_optimizer(self) -> None:
+        model, opts = self.model, self.opts
+        model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest kernels once
+            model.to(memory_format=torch.channels_last)
+        if opts.train_layers == "refiner":
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        reg_ids = {id(p) for p in model.refiner.regressors.parameters()}
+        groups = [{"params": [p for p in self.params if id(p) not in reg_ids], "lr_mult": 1.0},
+                  {"params": [p for p in self.params if id(p) in reg_ids], "lr_mult": opts.regressor_lr_mult}]
+        self.optim = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
+
+    def _resume(self) -> None:
+        blob = read_checkpoint(self.last_path)
+        self.model.load_state_dict(blob["state_dict"])
+        # with --ema the checkpoint holds the average and the raw weights beside it: training
+        # goes on from the raw ones (without --ema the average is then dropped)
+        if self.ema is not None:
+            if "raw_state" not in blob:
+                raise ValueError(f"{self.last_path}: was trained without --ema, resume it without --ema")
+            self.ema.state = {k: v.to(self.device) for k, v in blob["state_dict"].items()}
+            self.ema.updates = blob["train_state"]["iteration"]
+        if "raw_state" in blob:
+            self.model.load_state_dict(blob["raw_state"])
+        self.optim.load_state_dict(blob["optimizer"])
+        st = blob["train_state"]
+        self.start_epoch, self.it, self.elapsed0, self.best = st["epoch"], st["iteration"], st["elapsed"], st["best"]
+        self.history = json.loads(st["history"])
+
+    def _setup_data(self, train_samples: list[Sample], val_samples: list[Sample]) -> None:
+        opts, cfg, rank, world = self.opts, self.model.cfg, self.rank, self.world
+        # every rank draws its own augmentations (the batches it sees already differ)
+        self.train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed + 1000 * rank,
+                                     rotate_prob=opts.rotate_prob, level_eyes=cfg.level_eyes,
+                                     roll_jitter=opts.roll_jitter, occlude_prob=opts.occlude_prob,
+                                     blur_prob=opts.blur_prob)
+        self.val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
+        self.per_epoch = max(1, len(self.train_set) // (opts.batch_size * world))
+        self.weights = None
+        if opts.balance > 0:
+            self.weights = balance_weights(train_samples, self.model.candidates.cpu().numpy(), cfg.input_size,
+                                           opts.balance)
+        self.loader = _loader(self.train_set, opts, self.device, self.weights, rank, world)
+        self.net: torch.nn.Module = self.model
+        if world > 1:
+            # gradients averaged over the ranks: one step is one batch of world x batch_size faces
+            # at --lr, not scaled (state the rate for the effective batch)
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                               if self.device.type == "cuda" else None)
+        self.total_it = self.per_epoch * opts.epochs
+        self.warmup = max(1, min(100, self.total_it // 10))  # short runs (fine-tuning) must not spend them warming up
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + (time.monotonic() - self.t0) / 60.0
+
+    def out_of_time(self) -> bool:
+        return bool(self.opts.max_minutes and self.elapsed() >= self.opts.max_minutes)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.opts.train_layers == "refiner":
+            self.model.backbone.eval()  # keep the frozen backbone's BatchNorm statistics
+        if self.opts.freeze_batchnorm:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
+
+    def run_epoch(self, epoch: int) -> None:
+        """One epoch's steps; sets self.stopped when asked to stop (after the current batch)."""
+        opts, cfg = self.opts, self.model.cfg
+        self._train_mode()
+        self.run_loss, seen, te = 0.0, 0, time.monotonic()
+        if self.loader is not None and self.world > 1:
+            self.loader.sampler.set_epoch(epoch)  # a new order each epoch, the same on every rank
+        batches = self.loader if self.loader is not None else _batches(
+            self.train_set, opts.batch_size, self.per_epoch, self.weights, epoch, opts.seed, self.rank, self.world)
+        for b, (x, y) in enumerate(batches):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            frac = max(self.it / max(self.total_it, 1), self.elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
+            for g in self.optim.param_groups:
+                g["lr"] = opts.lr * _lr_factor(frac, self.it, self.warmup) * g["lr_mult"]
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                trace = self.net(x)
+            loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight,
+                                   opts.regression_loss)
+            self.optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+            self.optim.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.it += 1
+            seen += len(x)
+            self.run_loss = 0.9 * self.run_loss + 0.1 * parts["loss"] if b else parts["loss"]
+            if self.progress and self.rank == 0:
+                self.progress({"event": "step", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,
+                               "batches": self.per_epoch, "loss": self.run_loss, **parts,
+                               "faces_per_s": seen / max(time.monotonic() - te, 1e-6),
+                               "minutes": self.elapsed(), "lr": self.optim.param_groups[0]["lr"]})
+            out_of_time, asked = self.out_of_time(), bool(self.should_stop and self.should_stop())
+            if self.world > 1:  # every rank stops after the same step, or the next all-reduce would hang
+                out_of_time, asked = _agree_to_stop(out_of_time, asked)
+            if asked or out_of_time:
+                self.stopped = asked
+                break
+
+    def end_epoch(self, epoch: int) -> None:
+        """Validation (of the weight average and the raw weights with --ema), the log, the
+        checkpoints (rank 0)."""
+        val = val_raw = None
+        if len(self.val_set):
+            if self.ema is not None:
+                val_raw = validate(self.model, self.val_set, self.device)
+                with self.ema.applied(self.model):
+                    val = validate(self.model, self.val_set, self.device)
+            else:
+                val = validate(self.model, self.val_set, self.device)
+        score = val["nme"] if val else self.run_loss
+        is_best = score < self.best
+        self.best = min(self.best, score)
+        self.history.append({"epoch": epoch + 1, "loss": self.run_loss, "minutes": round(self.elapsed(), 2),
+                             **({"val_nme": val["nme"], "val_steps": val["nme_steps"]} if val else {}),
+                             **({"val_nme_raw": val_raw["nme"]} if val_raw else {})})
+        self.save(epoch + 1, val, is_best)
+        with open(self.out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(self.history[-1]) + "\n")
+        if self.progress:
+            self.progress({"event": "epoch", **self.history[-1], "best": self.best})
+
+    def save(self, epoch: int, val: dict | None, is_best: bool) -> None:
+        """last.pt (resumable: optimizer, schedule position, history, raw weights beside the
+        average) and, when best, best.pt."""
+        meta = {**self.meta_base, "epoch": epoch, "iteration": self.it, "minutes": round(self.elapsed(), 2),
+                "val": val, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+        state = {"epoch": epoch, "iteration": self.it, "elapsed": self.elapsed(), "best": self.best,
+                 "history": json.dumps(self.history)}
+        extra = {"optimizer": self.optim.state_dict(), "train_state": state}
+        if self.ema is not None:
+            extra["raw_state"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        with self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext():
+            save_checkpoint(self.last_path, self.model, meta, extra)
+            if is_best:
+                save_checkpoint(self.best_path, self.model, meta)
+
+    def finish(self) -> TrainResult:
+        if self.rank == 0 and not self.best_path.exists():
+            self.save(len(self.history), None, True)
+        _barrier(self.world)
+        if self.joined:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        return TrainResult(self.best_path, self.last_path, self.history, self.stopped, self.model)
+
+
+def _check(opts: TrainOptions, train_samples: list[Sample]) -> None:
     if not train_samples:
         raise ValueError("no training faces")
     if not 0.0 <= opts.rotate_prob <= 1.0:
         raise ValueError(f"rotate_prob must lie in [0, 1], got {opts.rotate_prob}")
     if opts.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    torch.manual_seed(opts.seed)
-    random.seed(opts.seed)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = pick_device(opts.device)
-    if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
-        torch.cuda.set_device(device)
-    joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _group_initialized()
-    rank, world = _distributed(device)
-    if world > 1 and opts.balance > 0:
-        raise ValueError("--balance draws faces with replacement in one process; it is not supported with torchrun")
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-
-    model, parent_meta = build_model(opts, train_samples,
-                                     (lambda text: progress({"event": "warning", "text": text})) if progress else None)
-    cfg = model.cfg
-    model.to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest kernels once
-        model.to(memory_format=torch.channels_last)
-    if opts.train_layers == "refiner":
-        for p in model.backbone.parameters():
-            p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    reg_ids = {id(p) for p in model.refiner.regressors.parameters()}
-    groups = [{"params": [p for p in params if id(p) not in reg_ids], "lr_mult": 1.0},
-              {"params": [p for p in params if id(p) in reg_ids], "lr_mult": opts.regressor_lr_mult}]
-    optim = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
-    start_epoch, it, elapsed0, best, history = 0, 0, 0.0, math.inf, []
-    ema = WeightAverage(model, opts.ema) if opts.ema else None
-    if opts.resume and last_path.exists():
-        blob = read_checkpoint(last_path)
-        model.load_state_dict(blob["state_dict"])
-        # with --ema the checkpoint holds the average and the raw weights beside it: training
-        # goes on from the raw ones (without --ema the average is then dropped)
-        if ema is not None:
-            if "raw_state" not in blob:
-                raise ValueError(f"{last_path}: was trained without --ema, resume it without --ema")
-            ema.state = {k: v.to(device) for k, v in blob["state_dict"].items()}
-            ema.updates = blob["train_state"]["iteration"]
-        if "raw_state" in blob:
-            model.load_state_dict(blob["raw_state"])
-        optim.load_state_dict(blob["optimizer"])
-        st = blob["train_state"]
-        start_epoch, it, elapsed0, best = st["epoch"], st["iteration"], st["elapsed"], st["best"]
-        history = json.loads(st["history"])
-
-    # every rank draws its own augmentations (the batches it sees already differ)
-    train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed + 1000 * rank,
-                            rotate_prob=opts.rotate_prob, level_eyes=cfg.level_eyes, roll_jitter=opts.roll_jitter,
-                            occlude_prob=opts.occlude_prob, blur_prob=opts.blur_prob)
-    val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
-    per_epoch = max(1, len(train_set) // (opts.batch_size * world))
-    weights = None
-    if opts.balance > 0:
-        weights = balance_weights(train_samples, model.candidates.cpu().numpy(), cfg.input_size, opts.balance)
-    loader = _loader(train_set, opts, device, weights, rank, world)
-    net: torch.nn.Module = model
-    if world > 1:
-        # gradients averaged over the ranks: one step is one batch of world x batch_size faces
-        # at --lr, not scaled (state the rate for the effective batch)
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    total_it = per_epoch * opts.epochs
-    warmup = max(1, min(100, total_it // 10))  # short runs (fine-tuning) must not spend them warming up
-    use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
-    t0 = time.monotonic()
-    stopped = False
-    meta_base = {"preset": opts.preset, "parent": opts.init, "parent_meta": parent_meta,
-                 "train_faces": len(train_samples), "val_faces": len(val_samples),
-                 "options": asdict(opts), "processes": world, "effective_batch": opts.batch_size * world,
-                 "lr_scaling": "none: --lr is the rate for the effective batch"}
-    if progress and rank == 0:
-        progress({"event": "setup", "processes": world, "effective_batch": opts.batch_size * world, "lr": opts.lr})
-
-    def elapsed() -> float:
-        return elapsed0 + (time.monotonic() - t0) / 60.0
-
-    def save(epoch: int, val: dict | None, is_best: bool) -> None:
-        meta = {**meta_base, "epoch": epoch, "iteration": it, "minutes": round(elapsed(), 2),
-                "val": val, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-        state = {"epoch": epoch, "iteration": it, "elapsed": elapsed(), "best": best, "history": json.dumps(history)}
-        extra = {"optimizer": optim.state_dict(), "train_state": state}
-        if ema is not None:
-            extra["raw_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        with ema.applied(model) if ema is not None else contextlib.nullcontext():
-            save_checkpoint(last_path, model, meta, extra)
-            if is_best:
-                save_checkpoint(best_path, model, meta)
-
-    for epoch in range(start_epoch, opts.epochs):
-        model.train()
-        if opts.train_layers == "refiner":
-            model.backbone.eval()  # keep the frozen backbone's BatchNorm statistics
-        if opts.freeze_batchnorm:
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.eval()
-        run_loss, seen, te = 0.0, 0, time.monotonic()
-        if loader is not None and world > 1:
-            loader.sampler.set_epoch(epoch)  # a new order each epoch, the same on every rank
-        batches = loader if loader is not None else _batches(train_set, opts.batch_size, per_epoch, weights,
-                                                             epoch, opts.seed, rank, world)
-        for b, (x, y) in enumerate(batches):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            frac = max(it / max(total_it, 1), elapsed() / opts.max_minutes if opts.max_minutes else 0.0)
-            for g in optim.param_groups:
-                g["lr"] = opts.lr * _lr_factor(frac, it, warmup) * g["lr_mult"]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                trace = net(x)
-            loss, parts = drr_loss(trace, y, cfg.input_size, opts.heatmap_weight, opts.regression_weight,
-                                   opts.regression_loss)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optim.step()
-            if ema is not None:
-                ema.update(model)
-            it += 1
-            seen += len(x)
-            run_loss = 0.9 * run_loss + 0.1 * parts["loss"] if b else parts["loss"]
-            if progress and rank == 0:
-                progress({"event": "step", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,
-                          "batches": per_epoch, "loss": run_loss, **parts,
-                          "faces_per_s": seen / max(time.monotonic() - te, 1e-6),
-                          "minutes": elapsed(), "lr": optim.param_groups[0]["lr"]})
-            out_of_time = bool(opts.max_minutes and elapsed() >= opts.max_minutes)
-            asked = bool(should_stop and should_stop())
-            if world > 1:  # every rank stops after the same step, or the next all-reduce would hang
-                out_of_time, asked = _agree_to_stop(out_of_time, asked)
-            if asked or out_of_time:
-                stopped = asked
-                break
-        if rank != 0:  # validation, checkpoints and the log are rank 0's
-            _barrier(world)
-            if stopped or (opts.max_minutes and elapsed() >= opts.max_minutes):
-                break
-            continue
-        val = val_raw = None
-        if len(val_set):
-            if ema is not None:
-                val_raw = validate(model, val_set, device)
-                with ema.applied(model):
-                    val = validate(model, val_set, device)
-            else:
-                val = validate(model, val_set, device)
-        score = val["nme"] if val else run_loss
-        is_best = score < best
-        best = min(best, score)
-        history.append({"epoch": epoch + 1, "loss": run_loss, "minutes": round(elapsed(), 2),
-                        **({"val_nme": val["nme"], "val_steps": val["nme_steps"]} if val else {}),
-                        **({"val_nme_raw": val_raw["nme"]} if val_raw else {})})
-        save(epoch + 1, val, is_best)
-        with open(out / "log.jsonl", "a") as fh:
-            fh.write(json.dumps(history[-1]) + "\n")
-        if progress:
-            progress({"event": "epoch", **history[-1], "best": best})
-        _barrier(world)
-        if stopped or (opts.max_minutes and elapsed() >= opts.max_minutes):
-            break
-    if rank == 0 and not best_path.exists():
-        save(len(history), None, True)
-    _barrier(world)
-    if joined:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
-    return TrainResult(best_path, last_path, history, stopped, model)
 
 
 def _group_initialized() -> bool:
