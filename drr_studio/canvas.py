@@ -163,6 +163,12 @@ class Canvas(pg.GraphicsView):
         self._shown_image: np.ndarray | None = None
         self._image_scale = 1.0
         self.session.display_changed.connect(self._render_image)
+        # the active face and the selection are drawn when the session announces them
+        self._drawn_active = -1
+        self.session.face_changed.connect(self._face_changed)
+        self.session.selection_changed.connect(self._selection_changed)
+        self.session.current_changed.connect(self._picture_changed)
+        self.session.document_changed.connect(lambda: self._picture_changed(-1))
         # while a point is dragged: the picture around it, magnified, beside the cursor
         self.magnifier = Magnifier(self.viewport())
 
@@ -302,15 +308,26 @@ class Canvas(pg.GraphicsView):
         self.session.set_selection(indices)
 
     def set_active(self, index: int, selection: set[int] | None = None) -> None:
-        old = self.active
+        """Make a face active with these points selected (Session.set_active; the canvas
+        redraws when the session announces it)."""
         self.session.set_active(index, set(selection or ()))
-        for i in {old, index}:
-            self.refresh_face(i)
-        self._update_roi()
-        self.selectionChanged.emit()
 
     def select_points(self, indices: set[int]) -> None:
-        self.selection = set(indices)
+        self.session.set_selection(set(indices))
+
+    def _face_changed(self, index: int) -> None:
+        """Session event: another face is active; redraw the one left and the new one."""
+        for i in {self._drawn_active, index}:
+            self.refresh_face(i)
+        self._drawn_active = index
+        self._update_roi()
+
+    def _picture_changed(self, index: int) -> None:
+        """Session event: another picture (no face active); its faces come with set_faces."""
+        self._drawn_active = -1
+
+    def _selection_changed(self) -> None:
+        """Session event: other points selected; redraw the active face and tell the window."""
         self.refresh_face(self.active)
         self.selectionChanged.emit()
 

@@ -22,7 +22,7 @@ PART_KEYS = {"jaw": ("jaw",), "brows": ("right brow", "left brow"), "nose": ("no
 class EditingMixin:
     """A part of MainWindow. Needs from it: the session's views (document, entry, current,
     layout, num_points()), the canvas, heat_panel, panel_shown(), update_overlays(), the undo
-    group and stack_for(), refresh(), step_image(), action() and the status bar; the
+    group and stack_for(), step_image(), action() and the status bar; the
     pre-labeller (self.labeller) runs the model on drawn and moved boxes."""
 
     def build_edit_menu(self, menu: QMenu) -> None:
@@ -83,7 +83,7 @@ class EditingMixin:
         return [f for f in self.entry.faces if f.points is not None] if self.entry else []
 
     def edit_face(self, face: Face, after: FaceState, text: str, drag_id: int | None = None) -> None:
-        self.stack_for(self.current).push(FaceEdit(self.entry, face, face.state(), after, text, self.refresh,
+        self.stack_for(self.current).push(FaceEdit(self.session, self.entry, face, face.state(), after, text,
                                                    drag_id, self.predict_face))
 
     # --- point edits --------------------------------------------------------------------------
@@ -284,7 +284,7 @@ class EditingMixin:
             return
         # a drawn box frames the face as a detector's does: convert it to the network's convention
         face = Face(box=drawn_box_to_landmark_box(np.asarray(box, float)), source="person")
-        self.stack_for(self.current).push(FaceListEdit(e, face, True, self.refresh))
+        self.stack_for(self.current).push(FaceListEdit(self.session, e, face, True))
         self.box_action.setChecked(False)
         self.canvas.box_mode = False
         self.canvas.set_active(e.faces.index(face))
@@ -326,11 +326,11 @@ class EditingMixin:
         # a face a person edited here stays
         replaced = [g for g in e.faces if not g.human and any(box_iou(g.box, f.box) >= MIN_MATCH_IOU for f in faces)]
         for g in replaced:
-            stack.push(FaceListEdit(e, g, False, self.refresh))
+            stack.push(FaceListEdit(self.session, e, g, False))
         for f in faces:
             copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded),
                         placed=set(range(len(f.points))), source=f.source, roll=f.roll)
-            stack.push(FaceListEdit(e, copy, True, self.refresh))
+            stack.push(FaceListEdit(self.session, e, copy, True))
             self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
         stack.endMacro()
         note = f", replacing the model's {len(replaced)}" if replaced else ""
@@ -343,7 +343,7 @@ class EditingMixin:
             self.statusBar().showMessage("Click inside a face box first", 3000)
             return
         self.canvas.set_active(-1)
-        self.stack_for(self.current).push(FaceListEdit(self.entry, face, False, self.refresh))
+        self.stack_for(self.current).push(FaceListEdit(self.session, self.entry, face, False))
         self.statusBar().showMessage("Face deleted (Ctrl+Z brings it back)", 4000)
 
     def rerun_current(self) -> None:

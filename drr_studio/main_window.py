@@ -260,6 +260,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         session.touch(entry), and its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
+        self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())
         self.session.document_changed.connect(self.schedule_review)
         self.image_panel.orderChanged.connect(lambda _: self.update_review())
@@ -408,7 +409,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             self.show_problem(entry.error, entry.path)
         self.undo_group.setActiveStack(self.stack_for(index))
         self.image_panel.set_current(index)
-        self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})")
+        self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})[*]")
         self.show_picture(self.labeller.picture(entry))
         self.refresh(entry)
         self.labeller.shown(index)

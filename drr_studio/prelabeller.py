@@ -167,7 +167,7 @@ class PreLabeller(QObject):
         while len(self.images) > GUI_CACHE:
             self.images.popitem(last=False)
         for i in self._indices(path):
-            self.document.entries[i].size = (image.width, image.height)
+            self.session.set_picture_size(self.document.entries[i], (image.width, image.height))
             if i == self.session.current:
                 self.pictureChanged.emit(i)
                 if self.document.entries[i].predicted and self.switch_time is not None:

@@ -3,8 +3,11 @@ selected and which refinement step the panels show, over one `Document`.
 
 Plain Python, no Qt (like napari's viewer model): every change is announced with a psygnal
 event, and the views (image list, canvas, panels, review) subscribe to what they draw, so
-that nothing has to remember to refresh them. Code that changes a picture's faces, points or
-status in the document calls `touch(entry)` afterwards: that is the one event they all hear.
+that nothing has to remember to refresh them. Edits go through the session's methods
+(set_face_state, insert_face, remove_face, set_picture_size), which the undo commands call and
+which announce the picture with `entry_changed`; other code that changes a picture calls
+`touch(entry)` afterwards. Whether the folder has unsaved changes is announced too
+(`dirty_changed`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from psygnal import Signal
 
-from .document import Document, ImageEntry
+from .document import Document, Face, FaceState, ImageEntry
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Session:
     selection_changed = Signal()  # the selected points of the active face
     step_changed = Signal(int)  # the refinement step the panels show
     display_changed = Signal(object)  # the ImageAdjust the picture is shown with
+    dirty_changed = Signal(bool)  # the folder has (True) or no longer has edits not yet saved
 
     def __init__(self, document: Document | None = None) -> None:
         self.document = document or Document([])
@@ -56,6 +60,7 @@ class Session:
         self.selection: frozenset[int] = frozenset()
         self.step = 0
         self.display = ImageAdjust()
+        self._dirty = False
 
     @property
     def entry(self) -> ImageEntry | None:
@@ -65,6 +70,7 @@ class Session:
         self.document = document
         self.current, self.active, self.selection = -1, -1, frozenset()
         self.document_changed.emit()
+        self._check_dirty()
 
     def set_current(self, index: int) -> None:
         """Show picture index; its face and point selection start empty."""
@@ -105,15 +111,57 @@ class Session:
             self.display = ImageAdjust()
             self.display_changed.emit(self.display)
 
+    # --- edits: the undo commands and the pre-labeller change pictures through these ---------
+    def set_face_state(self, entry: ImageEntry, face: Face, state: FaceState) -> bool:
+        """A face to a FaceState (points, status, occluded, box, placed, source): an edit, so
+        the picture has unsaved changes. Returns whether the box changed (the model must run
+        again on it)."""
+        moved = face.box is not state.box and not _same_box(face.box, state.box)
+        face.restore(state)
+        entry.dirty = True  # undoing back to what is on disk still re-saves: always correct
+        self.touch(entry)
+        return moved
+
+    def insert_face(self, entry: ImageEntry, face: Face, index: int | None = None) -> None:
+        entry.faces.insert(len(entry.faces) if index is None else min(index, len(entry.faces)), face)
+        entry.dirty = True
+        self.touch(entry)
+
+    def remove_face(self, entry: ImageEntry, face: Face) -> None:
+        if face in entry.faces:
+            entry.faces.remove(face)
+        entry.dirty = True
+        self.touch(entry)
+
+    def set_picture_size(self, entry: ImageEntry, size: tuple[int, int]) -> None:
+        """The picture was decoded: its size can change its status (a failed picture that now
+        reads), so it is announced."""
+        if entry.size != size:
+            entry.size = size
+            self.touch(entry)
+
     def touch(self, entry: ImageEntry | int) -> None:
         """Announce that this picture's faces, points, status or error changed."""
         i = entry if isinstance(entry, int) else self.index_of(entry)
         if 0 <= i < len(self.document):
             self.entry_changed.emit(i)
+        self._check_dirty()
 
     def touch_all(self) -> None:
         for i in range(len(self.document)):
             self.entry_changed.emit(i)
+        self._check_dirty()
+
+    @property
+    def dirty(self) -> bool:
+        """Some picture has edits not yet saved."""
+        return any(e.dirty for e in self.document.entries)
+
+    def _check_dirty(self) -> None:
+        now = self.dirty
+        if now != self._dirty:
+            self._dirty = now
+            self.dirty_changed.emit(now)
 
     def index_of(self, entry: ImageEntry) -> int:
         for i, e in enumerate(self.document.entries):
@@ -124,3 +172,7 @@ class Session:
     def status_counts(self) -> Counter[str]:
         """How many pictures have each status (approved, corrected, predicted, ...)."""
         return Counter(e.status for e in self.document.entries)
+
+
+def _same_box(a, b) -> bool:
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))

@@ -788,3 +788,27 @@ def test_a_magnifier_follows_a_dragged_point(qtbot, open_window, tmp_path):
     assert w.canvas.magnifier.isVisible() and not w.canvas.magnifier.pixmap().isNull()
     QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a + QPoint(9, 0))
     assert not w.canvas.magnifier.isVisible()
+
+
+def test_views_follow_the_sessions_events_without_a_refresh(qtbot, open_window, tmp_path):
+    """napari's shape: a change made through the Qt-free session (no window method, no refresh
+    call) reaches the canvas, the image list, the title's unsaved mark and the undo-free state."""
+    import dataclasses
+
+    w = open_window([make_folder(tmp_path / "imgs", 2)])
+    wait_predicted(qtbot, w)
+    s, e = w.session, w.entry
+    face = e.faces[0]
+    assert not w.isWindowModified()
+    s.set_active(0, {3, 4})  # the selection: the canvas draws it larger
+    sizes = w.canvas._face_items[0].points.data["size"]
+    assert sizes[3] == sizes[4] == w.canvas.point_px + 4 and sizes[5] == w.canvas.point_px
+    moved = face.points + [4.0, 0.0]
+    s.set_face_state(e, face, dataclasses.replace(face.state(), points=moved, status=Status.APPROVED))
+    np.testing.assert_allclose(w.canvas._face_items[0].points.data["x"], moved[:, 0])
+    assert w.image_panel.list.item(0).text().endswith("[approved]")
+    assert w.isWindowModified()  # the folder's dirty flag is announced
+    w.save_current()
+    assert not w.isWindowModified()
+    s.remove_face(e, face)
+    assert len(w.canvas._face_items) == 0 and w.isWindowModified()
