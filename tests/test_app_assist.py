@@ -11,14 +11,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest_app import FakePredictor, fake_factory, make_folder  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from conftest_app import FakePredictor, make_folder  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from test_app_window import drag, wait_predicted  # noqa: E402
+from test_app_window import drag, open_window, questions, wait_predicted  # noqa: E402, F401 - fixtures
 
 from drr_studio.assist import LEARNED_FILE  # noqa: E402
 from drr_studio.document import Status  # noqa: E402
-from drr_studio.main_window import MainWindow  # noqa: E402
 from model.correction import CorrectionModel, file_sha256, stats_path  # noqa: E402
 
 JAW, CHIN = list(range(17)), 8
@@ -36,9 +35,9 @@ def jaw_statistics(checkpoint) -> CorrectionModel:
 
 
 @pytest.fixture
-def assisted_window(qtbot, tmp_path):
-    """A window whose (fake) model has assisted-correction statistics beside its checkpoint."""
-    made = []
+def assisted_window(open_window, tmp_path):  # noqa: F811 - the imported fixture
+    """A window whose (fake) model has assisted-correction statistics beside its checkpoint
+    ("good"), a bad statistics file ("bad") or none."""
 
     def make(paths, stats: str = "good", settings_name: str = "s.ini"):
         ckpt = tmp_path / "fake.pt"
@@ -49,18 +48,9 @@ def assisted_window(qtbot, tmp_path):
             stats_path(ckpt).write_text('{"format": "drr-correction", "num_points": 5}')
         predictor = FakePredictor()
         predictor.path = ckpt
-        settings = QSettings(str(tmp_path / settings_name), QSettings.Format.IniFormat)
-        w = MainWindow(paths, settings=settings, factory=fake_factory(predictor))
-        qtbot.addWidget(w)
-        w.resize(1000, 700)
-        w.show()
-        qtbot.waitExposed(w)
-        made.append(w)
-        return w
+        return open_window(paths, predictor=predictor, settings_name=settings_name)
 
-    yield make
-    for w in made:
-        w.labeller.worker.stop()
+    return make
 
 
 def test_a_drag_moves_the_unplaced_points_in_one_undo_step(qtbot, assisted_window, tmp_path):
