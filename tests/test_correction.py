@@ -157,3 +157,33 @@ def test_refit_the_drr_way_holds_placed_points_and_reproduces_the_trace() -> Non
     out = p.refit(img, r, r.points, placed)
     assert np.array_equal(out[8], placed[8]) and np.array_equal(out[30], placed[30])
     assert np.abs(out - r.points).max() < 0.5 * float(np.ptp(box_of_points(r.points)))
+
+
+def test_simulated_annotator_counts_and_its_command(tmp_path, sample_faces) -> None:
+    """bench.annotator: plain correction moves exactly the points that are off; the command
+    runs on a folder (the shipped sample's faces here) and writes corrections[tau][mode]."""
+    import json
+    import shutil
+
+    from bench.annotator import main, shifted_jaw, simulate
+    from model.pts import read_pts
+
+    truth = read_pts(sample_faces[0].with_suffix(".pts"))
+    d = float(np.linalg.norm(truth[36] - truth[45]))
+    pred = truth.copy()
+    pred[[3, 30, 50]] += 0.2 * d  # three points off by 28% of the eye distance
+    pred[10] += 0.03 * d  # one within tau
+    count, final = simulate(pred, truth, 0.05)
+    assert count == 3 and np.allclose(final[[3, 30, 50]], truth[[3, 30, 50]])
+    moved = shifted_jaw(truth[None], 0.05)[0] - truth
+    assert np.allclose(np.hypot(*moved[:17].T), 0.05 * d) and not moved[17:].any()
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for f in sample_faces:
+        shutil.copy(f, folder / f.name)
+        shutil.copy(f.with_suffix(".pts"), folder / f.with_suffix(".pts").name)
+    out = tmp_path / "a.json"
+    assert main(["--data", str(folder), "--boxes", "truth", "--no-dlib", "--quiet", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert set(rep["corrections"]) == {"0.05", "0.07", "0.10"}
+    assert set(rep["corrections"]["0.07"]) == {"plain", "assisted", "learning"} and rep["faces"] == 3
