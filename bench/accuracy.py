@@ -15,7 +15,7 @@ Methods (one pass over the faces, each picture read once, each detector run once
                      the annotated face most (model.detect.match_detection)
   dlib 68, HOG box   shape_predictor_68_face_landmarks.dat given dlib's own HOG box for that
                      face (uncalibrated, as dlib users call it)
-Faces a detector misses are listed and left out of its methods; "DRR with re-crop + mirror, on the
+Faces a detector misses are listed and left out of its methods; "DRR as the app runs, on the
 faces dlib's HOG found" compares the two on the same faces.
 Reported: inter-pupil and inter-ocular NME (%) per refinement stage (S_hat, S0 .. SK, as the
 paper's Table XII), AUC@0.08, failure rate (> 0.08), and ms/face measured in the same run.
@@ -49,7 +49,7 @@ from model.evaluate import write_ced
 from model.geometry import box_iou, box_of_points
 from model.images import read_image
 from model.inference import PRECISIONS
-from model.predict import Predictor
+from model.predict import BoxSource, Predictor
 
 from .common import (
     DEFAULT_CHECKPOINT,
@@ -84,7 +84,7 @@ METHODS = {"drr_truth": "DRR, truth boxes", "drr_truth_mirror": "DRR, truth boxe
            "drr_detector_one_pass_mirror": "DRR, YuNet boxes, one pass, mirror-averaged (the app)",
            "drr_detector": "DRR, YuNet boxes + re-crop",
            "drr_detector_mirror": "DRR, YuNet boxes + re-crop, mirror-averaged (the app until 2026-12-03)",
-           "drr_app_on_dlib_faces": "DRR with re-crop + mirror, on the faces dlib's HOG found",
+           "drr_app_on_dlib_faces": "DRR as the app runs (YuNet, one pass, mirror), on the faces dlib's HOG found",
            "dlib_detector": "dlib 68, dlib HOG boxes"}
 
 
@@ -187,7 +187,7 @@ def run(predictor: Predictor, samples: list[Sample], shape_predictor: Callable |
         if mirror is not None:
             rm = mirror.run(img, [found.box], [True], [found.roll])[0]
             drr_det_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
-            rm = mirror.first_pass(img, [found.box], rolls)[0]
+            rm = mirror.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0]  # the app's way
             drr_one_mirror.append(np.concatenate([rm.s_hat[None], rm.steps]))
     p = len(samples[0].points)
     k = drr_truth[0].shape[0]
@@ -230,7 +230,9 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
             methods["drr_detector_mirror"] = summarise(res.drr_detector_mirror, res.truth[det])
     both = det & res.dlib_found
     if res.dlib is not None and both.any():
-        app = res.drr_detector_mirror if res.drr_detector_mirror is not None else res.drr_detector
+        # the app's way (model.predict's policy: one pass on YuNet's boxes, mirror-averaged)
+        app = (res.drr_detector_one_pass_mirror if res.drr_detector_one_pass_mirror is not None
+               else res.drr_detector_one_pass)
         methods["drr_app_on_dlib_faces"] = summarise(app[both[det]], res.truth[both])
     if res.dlib is not None and res.dlib_found.any():
         methods["dlib_detector"] = summarise(res.dlib, res.truth[res.dlib_found], ["final"])
