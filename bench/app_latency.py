@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from drr_studio.app import warm_up
-    from drr_studio.loop_monitor import LoopMonitor
-    from drr_studio.main_window import MainWindow
-    from drr_studio.prelabeller import PREDICT_AHEAD
+    from drr_studio._qt.app import warm_up
+    from drr_studio._qt.loop_monitor import LoopMonitor
+    from drr_studio._qt.main_window import MainWindow
+    from drr_studio._qt.prelabeller import PREDICT_AHEAD
 
     app = QApplication.instance() or QApplication([])
     warm_up()  # as drr-studio starts: imports, and the allocator setting of model.inference

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from drr_studio.app import warm_up
-    from drr_studio.main_window import MainWindow
+    from drr_studio._qt.app import warm_up
+    from drr_studio._qt.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     warm_up()  # as drr-studio starts: imports, and the allocator setting of model.inference

@@ -1,8 +1,7 @@
 """DRR Studio: a desktop app to annotate faces, correct the model's landmarks and step through
-what Deep Recurrent Regression does (heatmaps, initialisation, refinement)."""
+what Deep Recurrent Regression does (heatmaps, initialisation, refinement).
+
+The model of the app is Qt-free (document, session, assist, review: importing them needs no Qt);
+the widgets, the window and the workers are in drr_studio._qt."""
 
 __version__ = "0.1.0"
-
-from .qt_compat import pin_singletons  # noqa: E402
-
-pin_singletons()  # before any Qt graphics item exists: see qt_compat

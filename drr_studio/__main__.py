@@ -1,3 +1,3 @@
-from drr_studio.app import main
+from drr_studio._qt.app import main
 
 raise SystemExit(main())

@@ -146,7 +146,7 @@ def test_bad_statistics_give_plain_correction_and_a_message(qtbot, assisted_wind
 
 
 def test_help_lists_the_assisted_correction_key_and_menu_items(qtbot, assisted_window, tmp_path):
-    from drr_studio.help import MOUSE, shortcut_rows
+    from drr_studio._qt.help import MOUSE, shortcut_rows
 
     w = assisted_window([make_folder(tmp_path / "imgs", 1)])
     rows = {(menu, action): keys for menu, action, keys in shortcut_rows(w)}

@@ -13,8 +13,8 @@ import torch  # noqa: E402
 from PySide6.QtCore import QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-import drr_studio.finetune as ft  # noqa: E402
-from drr_studio.main_window import MainWindow  # noqa: E402
+import drr_studio._qt.finetune as ft  # noqa: E402
+from drr_studio._qt.main_window import MainWindow  # noqa: E402
 from model.checkpoint import save_checkpoint  # noqa: E402
 from model.config import DRRConfig  # noqa: E402
 from model.network import DRR  # noqa: E402

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from conftest_app import fake_factory, make_folder
 
+from drr_studio._qt.prelabeller import PREDICT_AHEAD, PreLabeller
 from drr_studio.document import Document
-from drr_studio.prelabeller import PREDICT_AHEAD, PreLabeller
 from drr_studio.session import Session
 
 

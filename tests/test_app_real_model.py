@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
 import model.predict as predict  # noqa: E402
-from drr_studio.app import SAMPLE  # noqa: E402
-from drr_studio.main_window import MainWindow  # noqa: E402
+from drr_studio._qt.app import SAMPLE  # noqa: E402
+from drr_studio._qt.main_window import MainWindow  # noqa: E402
 
 
 def _factory(checkpoint):

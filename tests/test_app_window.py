@@ -16,8 +16,8 @@ from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from drr_studio._qt.main_window import MainWindow  # noqa: E402
 from drr_studio.document import Status  # noqa: E402
-from drr_studio.main_window import MainWindow  # noqa: E402
 from model.pts import read_pts  # noqa: E402
 
 
@@ -87,8 +87,8 @@ def test_open_folder_predicts_and_navigates(qtbot, open_window, tmp_path):
 def test_faces_the_model_doubts_are_shown_and_filtered(qtbot, open_window, tmp_path):
     """The review flag: a pink box, a marked row, the 'to check' filter, the status bar and
     the initialisation panel all say which face the model is unsure of."""
-    from drr_studio.canvas import UNCERTAIN_PEN
-    from drr_studio.panels import TO_CHECK
+    from drr_studio._qt.canvas import UNCERTAIN_PEN
+    from drr_studio._qt.panels import TO_CHECK
 
     w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=FakePredictor(uncertainty=7.5))
     wait_predicted(qtbot, w)
@@ -227,7 +227,7 @@ def test_reopened_folder_shows_each_pictures_status_before_it_is_visited(qtbot, 
 
 
 def test_help_lists_every_shortcut_and_keys_say_what_they_did(qtbot, open_window, tmp_path):
-    from drr_studio.help import ShortcutsDialog, about_text, shortcut_rows
+    from drr_studio._qt.help import ShortcutsDialog, about_text, shortcut_rows
 
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
@@ -293,7 +293,7 @@ def test_copied_faces_replace_the_models_face_of_the_same_person(qtbot, open_win
 
 
 def test_traces_are_kept_for_recent_pictures_only_and_come_back_on_demand(qtbot, open_window, tmp_path):
-    from drr_studio.prelabeller import PREDICT_AHEAD, TRACE_KEEP
+    from drr_studio._qt.prelabeller import PREDICT_AHEAD, TRACE_KEEP
 
     n = TRACE_KEEP + PREDICT_AHEAD + 4
     w = open_window([make_folder(tmp_path / "imgs", n)])
@@ -498,7 +498,7 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
 def test_event_loop_stays_responsive_with_a_slow_model(qtbot, open_window, tmp_path):
     """The model runs in the worker: with a 300 ms model the Qt thread still ticks freely
     while the user flips through images, and the picture appears before the points."""
-    from drr_studio.loop_monitor import LoopMonitor
+    from drr_studio._qt.loop_monitor import LoopMonitor
 
     w = open_window([make_folder(tmp_path / "imgs", 5)], predictor=FakePredictor(delay=0.3))
     qtbot.waitUntil(lambda: w.predictor is not None, timeout=5000)
@@ -574,7 +574,7 @@ def test_hover_names_the_point_and_click_selects(qtbot, open_window, tmp_path):
 
 
 def test_command_line(tmp_path):
-    from drr_studio.app import SAMPLE, parse_args
+    from drr_studio._qt.app import SAMPLE, parse_args
 
     assert SAMPLE.is_file()
     args = parse_args([str(tmp_path), "--output", str(tmp_path / "o")])
@@ -584,7 +584,7 @@ def test_command_line(tmp_path):
 def test_missing_qt_system_library_is_one_clear_line(monkeypatch, capsys):
     import ctypes.util
 
-    from drr_studio import app
+    from drr_studio._qt import app
 
     real = ctypes.util.find_library
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else real(name))
@@ -632,9 +632,9 @@ def test_extensions_can_add_actions(qtbot, open_window, tmp_path, monkeypatch):
     import sys
     import types
 
-    ext = types.ModuleType("drr_studio.finetune")
+    ext = types.ModuleType("drr_studio._qt.finetune")
     ext.install = lambda window: window.model_menu.addAction("Fine-tune on corrected data…")
-    monkeypatch.setitem(sys.modules, "drr_studio.finetune", ext)
+    monkeypatch.setitem(sys.modules, "drr_studio._qt.finetune", ext)
     w = open_window([])
     assert "Fine-tune on corrected data…" in [a.text() for a in w.model_menu.actions()]
 

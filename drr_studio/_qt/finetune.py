@@ -39,7 +39,7 @@ from model.data import Sample
 from model.finetune import FineTuneOptions, FineTuneResult, fine_tune_in_process, split_held_out
 from model.predict import DEFAULT_CHECKPOINT
 
-from .document import Document, Status
+from ..document import Document, Status
 
 MODELS_DIR = "drr_models"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .review import Review, ced
+from ..review import Review, ced
 
 FAILURE = 8.0  # % inter-pupil, the failure threshold of the README's tables
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from .document import Face
+from ..document import Face
 
 SHAT_COLOR = (255, 70, 70)
 S0_COLOR = (80, 255, 120)

@@ -28,21 +28,21 @@ from PySide6.QtWidgets import (
 
 from model.layout import Layout, layout_for
 
-from .assist import Assistant
+from ..assist import Assistant
+from ..document import Document, ImageEntry
+from ..review import Review
+from ..session import Session
 from .canvas import Canvas
-from .document import Document, ImageEntry
 from .editing import EditingMixin
 from .files import FilesMixin
 from .help import ShortcutsDialog, show_about
 from .overlays import OverlayMixin
 from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageAdjustPanel, ImageListPanel, InitPanel, RefinePanel
 from .prelabeller import PreLabeller
-from .review import Review
 from .review_panel import ReviewPanel
-from .session import Session
 from .workers import Picture, default_factory
 
-EXTENSIONS = ("drr_studio.finetune",)  # installed when present, see _install_extensions
+EXTENSIONS = ("drr_studio._qt.finetune",)  # installed when present, see _install_extensions
 REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
 
 
@@ -224,7 +224,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.action(self.help_menu, "About DRR Studio", lambda: show_about(self))
 
     def _install_extensions(self) -> None:
-        """Optional feature modules (e.g. `drr_studio.finetune`) add their actions here: each
+        """Optional feature modules (e.g. `drr_studio._qt.finetune`) add their actions here: each
         defines `install(window)`. A broken extension is reported, never fatal."""
         for name in EXTENSIONS:
             try:

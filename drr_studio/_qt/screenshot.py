@@ -1,4 +1,4 @@
-"""Take the README screenshots: `xvfb-run -s '-screen 0 1400x860x24' python -m drr_studio.screenshot OUT.png`.
+"""Take the README screenshots: `xvfb-run -s '-screen 0 1400x860x24' python -m drr_studio._qt.screenshot OUT.png`.
 
 Opens the sample, waits for the model, shows the research panels at a refinement step and
 grabs the whole X screen with ImageMagick's `import` (so window decorations and docks are

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from PySide6.QtGui import QUndoCommand
 
-from .document import Face, FaceState, ImageEntry
-from .session import Session
+from ..document import Face, FaceState, ImageEntry
+from ..session import Session
 
 MERGE_DRAG = 4711
 

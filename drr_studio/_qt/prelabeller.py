@@ -18,8 +18,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from .document import Face, ImageEntry
-from .session import Session
+from ..document import Face, ImageEntry
+from ..session import Session
 from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
 
 PREDICT_AHEAD = 2  # pictures after the current one predicted in the background

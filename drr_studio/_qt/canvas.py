@@ -18,10 +18,10 @@ from PySide6.QtWidgets import QGraphicsRectItem, QToolTip
 
 from model.layout import Layout
 
-from .document import Face, Status
+from ..document import Face, Status
+from ..session import Session
 from .magnifier import Magnifier
 from .qt_compat import pin_singletons
-from .session import Session
 
 pin_singletons()  # before any pyqtgraph item exists: see qt_compat
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)

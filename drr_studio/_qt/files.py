@@ -11,7 +11,7 @@ from superqt.utils import GeneratorWorker, create_worker
 
 from model.images import IMAGE_SUFFIXES, is_image_file
 
-from .document import Document, SaveError, write_export, write_training
+from ..document import Document, SaveError, write_export, write_training
 from .workers import BATCH, describe_error
 
 MAX_RECENT = 8

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .document import BAD_FILE_STATUS, ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
+from ..document import BAD_FILE_STATUS, ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
 
 STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
                 Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050",

@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QMenu
 from model.detect import MIN_MATCH_IOU, drawn_box_to_landmark_box
 from model.geometry import box_iou
 
+from ..document import Face, FaceState, ImageEntry, Status
 from .commands import FaceEdit, FaceListEdit
-from .document import Face, FaceState, ImageEntry, Status
 
 NUDGE_PX = 1.0
 # keys 1-5 select a part group of the 68-point layout (model/layout.py's part names)
