@@ -52,6 +52,8 @@ class Session:
     step_changed = Signal(int)  # the refinement step the panels show
     display_changed = Signal(object)  # the ImageAdjust the picture is shown with
     dirty_changed = Signal(bool)  # the folder has (True) or no longer has edits not yet saved
+    box_mode_changed = Signal(bool)  # a drag draws a face box (B) instead of panning or selecting
+    landmark_changed = Signal(object)  # the landmark whose heatmap is shown (None: all of them)
 
     def __init__(self, document: Document | None = None) -> None:
         self.document = document or Document([])
@@ -61,6 +63,8 @@ class Session:
         self.step = 0
         self.display = ImageAdjust()
         self._dirty = False
+        self.box_mode = False
+        self.landmark: int | None = None
 
     @property
     def entry(self) -> ImageEntry | None:
@@ -98,6 +102,18 @@ class Session:
         if step != self.step:
             self.step = step
             self.step_changed.emit(step)
+
+    def set_box_mode(self, on: bool) -> None:
+        if bool(on) != self.box_mode:
+            self.box_mode = bool(on)
+            self.box_mode_changed.emit(self.box_mode)
+
+    def set_landmark(self, index: int | None) -> None:
+        """The landmark whose conv8 map the Heatmaps panel shows (0-based; None: the maximum
+        over all of them)."""
+        if index != self.landmark:
+            self.landmark = index
+            self.landmark_changed.emit(index)
 
     def set_display(self, **changes: float) -> None:
         """Change how the picture is shown (ImageAdjust's fields); for the view only."""

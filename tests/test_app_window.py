@@ -812,3 +812,21 @@ def test_views_follow_the_sessions_events_without_a_refresh(qtbot, open_window, 
     assert not w.isWindowModified()
     s.remove_face(e, face)
     assert len(w.canvas._face_items) == 0 and w.isWindowModified()
+
+
+def test_box_mode_and_the_heatmap_landmark_are_the_sessions(qtbot, open_window, tmp_path):
+    """State the views show lives in the Qt-free session: the menu, the canvas and the Heatmaps
+    panel follow it, whoever changes it."""
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    key(w, Qt.Key.Key_B)
+    assert w.session.box_mode and w.canvas.box_mode and w.box_action.isChecked()
+    w.session.set_box_mode(False)
+    assert not w.box_action.isChecked() and not w.canvas.box_mode
+    w.docks["Heatmaps"].show()
+    w.session.set_landmark(36)
+    assert w.heat_panel.landmark_index() == 36
+    w.heat_panel.mode.setCurrentIndex(0)  # the panel edits it too
+    assert w.session.landmark is None
+    w.canvas.set_active(0, {30})  # a clicked point shows its map
+    assert w.session.landmark == 30 and w.heat_panel.landmark_index() == 30

@@ -141,7 +141,6 @@ class Canvas(pg.GraphicsView):
         self._faces: list[Face] = []
         self._face_items: list[_FaceItems] = []
         self.layout: Layout | None = None
-        self.box_mode = False
         self.show_ghost = True
         self._drag: dict | None = None
         self.hidden_face = -1  # a face drawn without its points (set_hidden_face)
@@ -224,6 +223,15 @@ class Canvas(pg.GraphicsView):
         for i in range(len(faces)):
             self._draw_face(i)
         self._update_roi()
+
+    @property
+    def box_mode(self) -> bool:
+        """A drag draws a face box (Session.box_mode)."""
+        return self.session.box_mode
+
+    @box_mode.setter
+    def box_mode(self, on: bool) -> None:
+        self.session.set_box_mode(on)
 
     def set_hidden_face(self, index: int) -> None:
         """Draw face index without its points and lines (the research view shows one thing at a

@@ -221,7 +221,7 @@ class EditingMixin:
     def on_selection_changed(self) -> None:
         sel = self.canvas.selection
         if len(sel) == 1 and self.panel_shown("Heatmaps"):
-            self.heat_panel.choose_landmark(next(iter(sel)))
+            self.session.set_landmark(next(iter(sel)))
         self.update_overlays()
 
     def select_all(self) -> None:
@@ -263,8 +263,7 @@ class EditingMixin:
                                      "(their mirrored counterparts added)", 3000)
 
     def clear_selection(self) -> None:
-        self.box_action.setChecked(False)
-        self.canvas.box_mode = False
+        self.session.set_box_mode(False)
         self.canvas.set_active(-1)
 
     def next_face(self) -> None:
@@ -274,8 +273,8 @@ class EditingMixin:
 
     # --- faces --------------------------------------------------------------------------------
     def toggle_box_mode(self) -> None:
-        self.canvas.box_mode = self.box_action.isChecked()
-        if self.canvas.box_mode:
+        self.session.set_box_mode(self.box_action.isChecked())
+        if self.session.box_mode:
             self.statusBar().showMessage("Drag a rectangle around the face (B again to stop)", 5000)
 
     def on_box_drawn(self, box: np.ndarray) -> None:
@@ -285,8 +284,7 @@ class EditingMixin:
         # a drawn box frames the face as a detector's does: convert it to the network's convention
         face = Face(box=drawn_box_to_landmark_box(np.asarray(box, float)), source="person")
         self.stack_for(self.current).push(FaceListEdit(self.session, e, face, True))
-        self.box_action.setChecked(False)
-        self.canvas.box_mode = False
+        self.session.set_box_mode(False)
         self.canvas.set_active(e.faces.index(face))
         self.predict_face(e, face)
 

@@ -247,6 +247,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.canvas.boxEdited.connect(self.on_box_edited)
         self.canvas.selectionChanged.connect(self.on_selection_changed)
         self.canvas.hoverText.connect(self.status_pos.setText)
+        # the landmark shown is the session's: the panel edits it, and follows it (a point clicked)
+        self.heat_panel.changed.connect(lambda: self.session.set_landmark(self.heat_panel.landmark_index()))
         self.heat_panel.changed.connect(self.update_overlays)
         self.adjust_panel.changed.connect(lambda changes: self.session.set_display(**changes))
         self.adjust_panel.reset.connect(self.session.reset_display)
@@ -260,6 +262,9 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         session.touch(entry), and its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
+        self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
+        self.session.landmark_changed.connect(lambda _: self.update_overlays())
+        self.session.box_mode_changed.connect(lambda on: self.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())
         self.session.document_changed.connect(self.schedule_review)

@@ -116,7 +116,7 @@ class OverlayMixin:
             self.labeller.refresh_trace(self.entry)
             return
         maps = np.asarray(res.heatmaps)
-        k = panel.landmark_index()
+        k = self.session.landmark
         if k is not None and not 0 <= k < len(maps):
             k = None
         heat = maps.max(0) if k is None else maps[k]

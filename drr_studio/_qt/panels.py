@@ -220,10 +220,16 @@ class HeatmapPanel(QWidget):
                     self.opacity.valueChanged):
             sig.connect(lambda *_: self.changed.emit())
 
-    def choose_landmark(self, index: int) -> None:
-        """Clicking a point on the canvas shows that point's map."""
-        self.mode.setCurrentIndex(1)
-        self.landmark.setValue(index + 1)
+    def choose_landmark(self, index: int | None) -> None:
+        """Show the map of landmark index (None: the maximum over all), e.g. the point clicked
+        (Session.landmark); set without announcing it back."""
+        for w in (self.mode, self.landmark):
+            w.blockSignals(True)
+        self.mode.setCurrentIndex(0 if index is None else 1)
+        if index is not None:
+            self.landmark.setValue(index + 1)
+        for w in (self.mode, self.landmark):
+            w.blockSignals(False)
 
     def landmark_index(self) -> int | None:
         return None if self.mode.currentIndex() == 0 else self.landmark.value() - 1
