@@ -88,10 +88,12 @@ class Assistant:
 
     # --- learning ----------------------------------------------------------------------------
     def learn(self, key: str, face: Face) -> bool:
-        """A finished face (approved, or saved as corrected) teaches the statistics. Only faces
-        that started from this model's prediction and that a person touched count."""
+        """A finished face (approved, or saved as corrected) teaches the statistics, as the
+        simulated annotator's learning does with every face it finishes: one approved unchanged
+        says the model was right there. A face whose every point is a person's (read from another
+        tool's file) did not start from the prediction and teaches nothing."""
         prediction = getattr(face.result, "points", None)
-        if (not self.enabled or prediction is None or face.points is None or not face.placed
+        if (not self.enabled or prediction is None or face.points is None or not face.human
                 or len(prediction) != len(face.points) or len(face.placed) == len(face.points)):
             return False
         self.model.learn(np.asarray(prediction, float), face.points, key)

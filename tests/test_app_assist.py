@@ -154,3 +154,14 @@ def test_help_lists_the_assisted_correction_key_and_menu_items(qtbot, assisted_w
     assert any("assisted correction" in text for _, text in MOUSE)
     texts = [a.text() for a in w.model_menu.actions()] + [a.text() for a in w.edit_menu.actions()]
     assert "Reset learned corrections" in texts and "Assisted correction: points follow a fix" in texts
+
+
+def test_a_face_approved_unchanged_teaches_too_but_another_tools_annotation_does_not(qtbot, assisted_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = assisted_window([folder])
+    wait_predicted(qtbot, w)
+    QTest.keyClick(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)  # the model was right: approve, next
+    assert w.assistant.model.learned_count == 1
+    face = w.entry.faces[0]
+    face.placed = set(range(68))  # as read from another tool's .pts: every point a person's
+    assert not w.assistant.learn("x", face)
