@@ -110,8 +110,11 @@ class Face:
     @property
     def suspicious(self) -> set[int]:
         """Human points the model disagrees with most (model.qa.SUSPICIOUS or more): a possible
-        labelling mistake, worth a second look."""
-        if self.qa_scores is None or not self.human:
+        labelling mistake, worth a second look. Only on an annotation whose every point is a
+        person's (a dataset under review); on a face being corrected here from the model's
+        prediction, the points just placed and their followers differ from the model by
+        design, and rings there would only be noise."""
+        if self.qa_scores is None or not self.human or len(self.placed) < len(self.qa_scores):
             return set()
         return {int(k) for k in np.flatnonzero(self.qa_scores >= SUSPICIOUS)}
 

@@ -59,7 +59,7 @@ class Review:
             picture, face = pairs[int(qa.name)]
             face.qa_scores = qa.points
             self.picture_scores[picture] = max(self.picture_scores.get(picture, 0.0), qa.score)
-            self.suspicious_points += int((qa.points >= SUSPICIOUS).sum())
+            self.suspicious_points += len(face.suspicious)  # what the canvas rings
         # the annotation is the reference here, as in drr-eval
         self.errors = 100.0 * np.linalg.norm(model - human, axis=-1).mean(-1) / normaliser(human, layout)
 

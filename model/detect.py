@@ -106,7 +106,7 @@ def detect_raw(image: np.ndarray, min_score: float = SCORE_THRESHOLD) -> list[tu
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB picture (h, w, 3), got shape {image.shape}")
     rows = np.concatenate([_detect_at(image, f) for f in scales_for(image.shape)])
-    rows = rows[rows[:, 14] >= min_score]
+    rows = rows[np.isfinite(rows).all(1) & (rows[:, 14] >= min_score)]  # YuNet can emit a NaN row
     if not len(rows):
         return []
     keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), min_score, NMS_IOU)

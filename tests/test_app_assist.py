@@ -66,6 +66,7 @@ def test_a_drag_moves_the_unplaced_points_in_one_undo_step(qtbot, assisted_windo
     assert np.all(moved[[2, 5, 11, 14], 0] > 4.0), moved[JAW, 0]
     assert np.abs(moved[36:48]).max() < 1.0
     assert face.placed == {CHIN} and face.status == Status.CORRECTED
+    assert "you have not placed followed" in w.statusBar().currentMessage()
     stack = w.undo_group.activeStack()
     assert stack.count() == 1  # the drag and the followers: one step
     QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
@@ -124,6 +125,7 @@ def test_lessons_persist_across_reopen_and_reset(qtbot, assisted_window, tmp_pat
     wait_predicted(qtbot, w2)
     assert w2.assistant.model.learned_count == 1
     assert "learned from 1 face" in w2.assistant.describe()
+    assert "learned from 1 face" in w2.status_assist.text()  # always in the status bar
     assert w2.entry.faces[0].placed == {CHIN}
     w2.reset_learned()
     assert w2.assistant.model.learned_count == 0 and not (folder / LEARNED_FILE).exists()

@@ -27,7 +27,8 @@ JAW_TIP = 8
 
 def _human_face(model_points: np.ndarray, shift: float = 0.0) -> Face:
     """A face approved as the model put it, or corrected with the jaw tip moved down by shift
-    eye distances (a labelling mistake)."""
+    eye distances (a labelling mistake); read from an annotation file, so every point is a
+    person's (placed)."""
     class Result:
         points = model_points
         uncertainty = None
@@ -36,7 +37,7 @@ def _human_face(model_points: np.ndarray, shift: float = 0.0) -> Face:
     iod = float(normaliser(model_points[None], LAYOUT)[0])
     pts[JAW_TIP, 1] += shift * iod
     face = Face(box=np.array([0.0, 0.0, 100.0, 100.0]), points=pts,
-                status=Status.CORRECTED if shift else Status.APPROVED)
+                status=Status.CORRECTED if shift else Status.APPROVED, placed=set(range(len(pts))))
     face.result = Result()
     return face
 
@@ -104,6 +105,22 @@ def window(qtbot, tmp_path):
         w.labeller.worker.stop()
 
 
+def test_no_rings_on_a_face_being_corrected_here(tmp_path):
+    """Points placed by a drag here (and the followers they moved) differ from the model by
+    design: rings are for annotations whose every point is a person's."""
+    rng = np.random.default_rng(0)
+    base = FakePredictor()._result(np.array([10.0, 10.0, 110.0, 110.0])).points
+    entries = [ImageEntry(tmp_path / f"p{i}.png", faces=[_human_face(base + rng.normal(0, 0.8, base.shape),
+                                                                      0.4 if i == 3 else 0.0)]) for i in range(6)]
+    entries[3].faces[0].placed = {JAW_TIP}  # dragged here, not read from a file
+    doc = Document([])
+    doc.entries = entries
+    review = Review()
+    review.update(doc, LAYOUT)
+    assert not entries[3].faces[0].suspicious and "0 suspicious point" in review.summary()
+    assert review.order(6)[0] == 3  # the order still puts it first: a reading order, not a ring
+
+
 def test_suspicious_first_order_rings_and_ced_in_the_window(qtbot, window, tmp_path):
     w = window([make_folder(tmp_path / "imgs", 5)])
     for i in range(5):
@@ -112,6 +129,7 @@ def test_suspicious_first_order_rings_and_ced_in_the_window(qtbot, window, tmp_p
     # a reviewer's folder: every face approved as predicted, one with the jaw tip misplaced
     for i, e in enumerate(w.document.entries):
         face = e.faces[0]
+        face.placed = set(range(len(face.points)))  # as read from .pts: every point a person's
         if i == 2:
             iod = float(normaliser(face.points[None], w.layout)[0])
             face.points = face.points.copy()

@@ -745,6 +745,7 @@ def test_select_a_part_by_its_line_or_its_key(qtbot, open_window, tmp_path):
     assert w.canvas.point_at(w.canvas.vb.mapSceneToView(w.canvas.mapToScene(pos))) is None
     QTest.mouseClick(w.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos)
     assert w.canvas.active == 0 and w.canvas.selection == set(range(48, 60))
+    assert "Selected the outer lips" in w.statusBar().currentMessage()
     key(w, Qt.Key.Key_1)
     assert w.canvas.selection == set(range(17))
     key(w, Qt.Key.Key_4)
@@ -766,6 +767,7 @@ def test_image_adjustments_change_the_view_only_and_reset_with_one_key(qtbot, op
     w.adjust_panel.sliders["gamma"].setValue(200)  # lighter shadows
     w.adjust_panel.sliders["brightness"].setValue(10)
     assert w.session.display.gamma == 2.0 and w.session.display.brightness == 0.1
+    assert w.adjust_panel.values["gamma"].text() == "×2.00" and w.adjust_panel.values["brightness"].text() == "+10%"
     shown = w.canvas.image_item.image
     assert shown.shape == raw.shape and shown.mean() > raw.mean() + 10
     np.testing.assert_array_equal(w.current_image().display, raw)  # the picture itself is untouched

@@ -447,6 +447,7 @@ class Canvas(pg.GraphicsView):
             if self.box_mode:
                 self._drag = {"kind": "box", "start": start}
             elif hit is not None:
+                QToolTip.hideText()  # the hover text would sit on the magnifier, with old coordinates
                 face, k = hit
                 if face != self.active:
                     self.set_active(face, {k})

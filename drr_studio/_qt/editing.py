@@ -100,8 +100,14 @@ class EditingMixin:
     def on_drag_finished(self, index: int, moved: set[int], drag_id: int) -> None:
         """The drag ended: the face's unplaced points follow, in the same undo step."""
         e = self.entry
-        if e is not None and 0 <= index < len(e.faces):
-            self.follow(e.faces[index], drag_id)
+        if e is None or not (0 <= index < len(e.faces)):
+            return
+        face = e.faces[index]
+        before = None if face.points is None else face.points.copy()
+        if self.follow(face, drag_id):
+            n = int((np.abs(face.points - before).max(1) > 0.5).sum())
+            self.statusBar().showMessage(f"{n} point(s) you have not placed followed (Ctrl+Z takes back the drag "
+                                         "and them; Edit -> Assisted correction turns this off)", 5000)
 
     def follow(self, face: Face, drag_id: int | None = None, text: str = "points follow") -> bool:
         """Move the face's unplaced points by the assisted-correction update (one undo step, merged
@@ -137,7 +143,8 @@ class EditingMixin:
             self.statusBar().showMessage(self.assistant.describe(), 4000)
             return
         moved = self.follow(face, text="re-fit unplaced points")
-        self.statusBar().showMessage("Unplaced points re-fitted" if moved else "Nothing to re-fit", 3000)
+        self.statusBar().showMessage("Unplaced points re-fitted" if moved else
+                                     "The points you have not placed already follow the ones you placed", 3000)
 
     def toggle_assist(self) -> None:
         on = self.assist_action.isChecked()
@@ -220,6 +227,10 @@ class EditingMixin:
     # --- selection ----------------------------------------------------------------------------
     def on_selection_changed(self) -> None:
         sel = self.canvas.selection
+        part = next((p for p in (self.layout.parts if self.layout else ()) if set(p.indices) == sel), None)
+        if part is not None and len(sel) > 1:
+            self.statusBar().showMessage(f"Selected the {part.name}: {len(sel)} points (drag one to move them all)",
+                                         3000)
         if len(sel) == 1 and self.panel_shown("Heatmaps"):
             self.session.set_landmark(next(iter(sel)))
         self.update_overlays()

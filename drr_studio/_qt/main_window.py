@@ -110,6 +110,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.heat_panel = HeatmapPanel()
         self.init_panel = InitPanel()
         self.refine_panel = RefinePanel()
+        self.refine_panel.enabled.setChecked(self.settings.value("view/refinement_step", False, type=bool))
+        self.refine_panel.enabled.toggled.connect(lambda on: self.settings.setValue("view/refinement_step", on))
         self.review_panel = ReviewPanel()
         self.adjust_panel = ImageAdjustPanel()
         self.review = Review()
@@ -133,7 +135,9 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.status_model = QLabel("Model: loading…")
         self.status_busy = QLabel()
         self.status_pos = QLabel()
-        for w in (self.status_busy, self.status_pos, self.status_model):
+        self.status_assist = QLabel()  # "assisted correction: learned from N faces", always in view
+        self.status_assist.setToolTip("Edit -> Assisted correction; Model -> Reset learned corrections")
+        for w in (self.status_busy, self.status_pos, self.status_assist, self.status_model):
             self.statusBar().addPermanentWidget(w)
 
         self._build_menus()
@@ -242,7 +246,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.image_panel.imageChosen.connect(self.go_to)
         self.canvas.pointsDragged.connect(self.on_points_dragged)
         self.canvas.dragFinished.connect(self.on_drag_finished)
-        self.assistant.changed.connect(lambda text: self.statusBar().showMessage(text.capitalize(), 5000))
+        self.assistant.changed.connect(lambda text: self.status_assist.setText(text.capitalize()))
         self.canvas.boxDrawn.connect(self.on_box_drawn)
         self.canvas.boxEdited.connect(self.on_box_edited)
         self.canvas.selectionChanged.connect(self.on_selection_changed)
@@ -457,8 +461,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
             self.refresh(self.entry)
 
     def step_refinement(self, delta: int) -> None:
+        """[ and ]: show the Refinement panel and its step view, and step."""
         if not self.docks["Refinement"].isVisible():
             self.docks["Refinement"].show()
+        self.refine_panel.enabled.setChecked(True)
         s = self.refine_panel.slider
         s.setValue(max(s.minimum(), min(s.maximum(), s.value() + delta)))
 

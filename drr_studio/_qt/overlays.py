@@ -22,10 +22,13 @@ def step_shapes(result) -> list[np.ndarray]:
 
 def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean displacement |S^k - S^(k-1)| for k = 1..K, and the mean error of Ŝ, S0..SK to a
-    human reference shape (None without one), both in picture pixels."""
+    human reference shape (None without one, or when the reference is the model's own points,
+    approved unchanged: an error of 0 there says nothing), both in picture pixels."""
     steps = np.asarray(result.steps, float)
     disp = np.linalg.norm(np.diff(steps, axis=0), axis=-1).mean(-1)
     if reference is None or np.shape(reference) != steps.shape[1:]:
+        return disp, None
+    if np.allclose(reference, np.asarray(result.points, float), atol=0.5):
         return disp, None
     seq = np.stack(step_shapes(result))
     return disp, np.linalg.norm(seq - np.asarray(reference, float), axis=-1).mean(-1)
@@ -78,10 +81,9 @@ class OverlayMixin:
                 if self.init_panel.show_shat.isChecked():
                     c.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
         if self.panel_shown("Refinement"):
-            if res is None:
-                self.refine_panel.set_curves(None, None)
-            else:
-                self.refine_panel.set_curves(*step_curves(res, face.reference()))
+            curves = (None, None) if res is None else step_curves(res, face.reference())
+            self.refine_panel.set_curves(*curves)
+            self.refine_panel.describe_step(*curves)
 
     def _draw_refinement(self, face: Face, res) -> None:
         c, panel = self.canvas, self.refine_panel
@@ -96,12 +98,7 @@ class OverlayMixin:
                     lines=v > 0)
         if v >= 1:
             c.add_arrows(seq[v - 1], seq[v], ARROW_COLOR)
-        text = f"Step {panel.step_name(v)}"
-        if v >= 2:
-            text += f": mean displacement {disp[v - 2]:.2f} px"
-        if err is not None:
-            text += f", error to annotation {err[v]:.2f} px"
-        panel.label.setText(text + "   ([ and ] to step)")
+        panel.describe_step(disp, err)
 
     def _draw_heatmap(self, res) -> None:
         panel = self.heat_panel

@@ -322,8 +322,8 @@ class RefinePanel(QWidget):
         super().__init__()
         self.enabled = QCheckBox("Show the refinement step instead of the points")
         self.enabled.setToolTip("On: the face shows the chosen step's shape with its arrows and SIP boxes, nothing "
-                                "else. Off: the face's points, and the other panels' overlays")
-        self.enabled.setChecked(True)
+                                "else ([ and ] step). Off: the face's points, and the other panels' overlays")
+        self.enabled.setChecked(False)  # the points first; the window remembers the choice
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 9)
         self.slider.setPageStep(1)
@@ -368,9 +368,20 @@ class RefinePanel(QWidget):
         self.plot.getAxis("bottom").setTicks([ticks, []])
 
     def _changed(self, value: int) -> None:
-        self.label.setText(f"Step: {self.step_name(value)}   ([ and ] to step)")
+        self.label.setText(f"Step {self.step_name(value)}")
         self.marker.setValue(value - 1)
         self.stepChanged.emit(value)
+
+    def describe_step(self, displacement: np.ndarray | None, error: np.ndarray | None) -> None:
+        """The line under the slider: the step, and this face's figures for it (nothing stale:
+        a face without a result or an annotation shows none)."""
+        v = self.slider.value()
+        text = f"Step {self.step_name(v)}"
+        if displacement is not None and v >= 2 and v - 2 < len(displacement):
+            text += f": mean displacement {displacement[v - 2]:.2f} px"
+        if error is not None and v < len(error):
+            text += f", error to annotation {error[v]:.2f} px"
+        self.label.setText(text)
 
     def set_curves(self, displacement: np.ndarray | None, error: np.ndarray | None) -> None:
         """displacement[k-1] = mean |S^k - S^(k-1)| for k = 1..K; error for Ŝ, S0..SK."""
@@ -408,6 +419,7 @@ class ImageAdjustPanel(QWidget):
         super().__init__()
         lay = QVBoxLayout(self)
         self.sliders: dict[str, QSlider] = {}
+        self.values: dict[str, QLabel] = {}
         for name, label, (lo, hi) in self.SLIDERS:
             row = QHBoxLayout()
             text = QLabel(label)
@@ -416,14 +428,24 @@ class ImageAdjustPanel(QWidget):
             s = QSlider(Qt.Orientation.Horizontal)
             s.setRange(lo, hi)
             s.setValue(0 if name == "brightness" else 100)
+            value = QLabel()
+            value.setMinimumWidth(40)
             s.valueChanged.connect(lambda v, n=name: self.changed.emit({n: v / 100.0}))
+            s.valueChanged.connect(lambda v, lab=value, n=name: lab.setText(self._shown(n, v)))
+            value.setText(self._shown(name, s.value()))
+            self.values[name] = value
             row.addWidget(s, 1)
+            row.addWidget(value)
             lay.addLayout(row)
             self.sliders[name] = s
         button = QPushButton("Reset (Ctrl+0)")
         button.clicked.connect(self.reset.emit)
         lay.addWidget(button)
         lay.addStretch(1)
+
+    @staticmethod
+    def _shown(name: str, value: int) -> str:
+        return f"{value:+d}%" if name == "brightness" else f"×{value / 100:.2f}"
 
     def show_adjust(self, adjust) -> None:
         """Follow the session's ImageAdjust without echoing it back."""
@@ -433,3 +455,4 @@ class ImageAdjustPanel(QWidget):
                 s.blockSignals(True)
                 s.setValue(value)
                 s.blockSignals(False)
+            self.values[name].setText(self._shown(name, value))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..document import Face, ImageEntry
 from ..session import Session
@@ -44,6 +44,10 @@ class PreLabeller(QObject):
         self.model_error: str | None = None
         self.images: OrderedDict[Path, Picture] = OrderedDict()
         self.recent: deque[Path] = deque(maxlen=TRACE_KEEP)  # pictures shown last, newest at the right
+        self._busy_timer = QTimer(self)  # one pending look at the worker's state (_update_busy)
+        self._busy_timer.setSingleShot(True)
+        self._busy_timer.setInterval(250)
+        self._busy_timer.timeout.connect(self._update_busy)
         self.switch_time: float | None = None  # when the user asked for the current picture
         self.last_latency: float | None = None  # switch -> points on screen, seconds
         self.worker = PredictionWorker(factory)
@@ -260,3 +264,6 @@ class PreLabeller(QObject):
         n = self.worker.pending()
         busy = self.worker.busy_path is not None or n
         self.busyChanged.emit(f"working… {n} queued" if busy else "")
+        if busy and not n:
+            # the worker clears busy_path just after its last result arrives here: look again
+            self._busy_timer.start()

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         elif face is not None:
             w.canvas.set_active(0, {30})
             w.on_selection_changed()
+            w.refine_panel.enabled.setChecked(True)
             w.refine_panel.slider.setValue(2)
         if face is not None:  # zoom on the face so the overlays are readable
             x0, y0, x1, y1 = face.box
