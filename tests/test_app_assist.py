@@ -164,6 +164,6 @@ def test_a_face_approved_unchanged_teaches_too_but_another_tools_annotation_does
     wait_predicted(qtbot, w)
     QTest.keyClick(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)  # the model was right: approve, next
     assert w.assistant.model.learned_count == 1
-    face = w.entry.faces[0]
+    face = w.document.entries[0].faces[0]  # the picture just approved (the next may not be predicted yet)
     face.placed = set(range(68))  # as read from another tool's .pts: every point a person's
     assert not w.assistant.learn("x", face)
