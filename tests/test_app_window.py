@@ -677,10 +677,10 @@ def test_time_to_screen_is_measured_from_what_the_user_did(qtbot, open_window, t
                     timeout=5000)
     key(w, Qt.Key.Key_PageDown)
     assert w.current == 1 and w.labeller.switch_time is None and w.labeller.last_latency == 0.0
-    qtbot.wait(400)
+    qtbot.wait(1200)
     w.labeller.rerun(1)  # a new prediction the user asked for: timed from the Re-run, not the switch
     wait_predicted(qtbot, w)
-    assert w.labeller.last_latency < 0.4
+    assert w.labeller.last_latency < 1.0
 
 
 def test_shift_a_leaves_faces_that_need_a_look(qtbot, open_window, tmp_path):
