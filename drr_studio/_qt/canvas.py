@@ -1,8 +1,9 @@
 """The picture with its faces: zoom and pan, points that keep their on-screen size, drag-editing,
 rubber-band selection, drawing face boxes, and the overlays of the DRR panels.
 
-The canvas owns no data: it draws what the main window hands it and reports user gestures as
-signals; the window turns them into undo commands on the document.
+The canvas owns no data: it draws what the main window hands it and what the session announces
+(the active face, the selection, the image adjustments), and reports user gestures as signals;
+the window turns them into undo commands, which change the document through the session.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from model.layout import Layout
 
 from ..document import Face, Status
 from ..session import Session
+from .face_items import BoxROI, FaceItems, PassiveScatter, pair_lines
 from .magnifier import Magnifier
 from .qt_compat import pin_singletons
 
@@ -32,7 +34,6 @@ _drag_ids = itertools.count(1)
 STATUS_PEN = {Status.PENDING: (200, 200, 200), Status.PREDICTED: (90, 170, 255),
               Status.CORRECTED: (255, 190, 60), Status.APPROVED: (60, 230, 90)}
 UNCERTAIN_PEN = (255, 80, 200)  # model points the model doubts (Face.uncertain)
-SUSPICIOUS_COLOR = (255, 60, 60)  # human points far from the model's (Face.suspicious)
 
 
 def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
@@ -42,57 +43,6 @@ def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
     lin = a[:, :2] * scale
     off = a[:, 2] - 0.5 * a[:, :2].sum(1)
     return QTransform(lin[0, 0], lin[1, 0], lin[0, 1], lin[1, 1], off[0], off[1])
-
-
-def pair_lines(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x, y arrays for segments a[i] -> b[i], drawn with connect='pairs'."""
-    seg = np.stack([a, b], 1).reshape(-1, 2)
-    return seg[:, 0], seg[:, 1]
-
-
-class _PassiveScatter(pg.ScatterPlotItem):
-    """Points that leave clicks to the view box, which does all hit testing (so that clicks
-    select, Ctrl+click toggles and near misses still work the same everywhere)."""
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
-        ev.ignore()
-
-
-class _FaceItems:
-    """The graphics of one face: connecting lines, points and box."""
-
-    def __init__(self, vb: pg.ViewBox) -> None:
-        self.lines = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((255, 255, 255, 150), width=1.2))
-        self.ghost = _PassiveScatter(pxMode=True, size=4, symbol="x", pen=pg.mkPen((255, 80, 80, 200)),
-                                        brush=None)
-        self.points = _PassiveScatter(pxMode=True)
-        # rings around human points the model disagrees with most (review.Review)
-        self.flags = _PassiveScatter(pxMode=True, symbol="o", pen=pg.mkPen(SUSPICIOUS_COLOR, width=2), brush=None)
-        self.box = QGraphicsRectItem()
-        for item in (self.box, self.lines, self.ghost, self.flags, self.points):
-            vb.addItem(item)
-        self.points.setZValue(20)
-        self.flags.setZValue(19)
-        self.lines.setZValue(15)
-        self.ghost.setZValue(14)
-
-    def remove(self, vb: pg.ViewBox) -> None:
-        for item in (self.box, self.lines, self.ghost, self.flags, self.points):
-            vb.removeItem(item)
-
-
-class _BoxROI(pg.RectROI):
-    """A face box whose only handle changes it: drags and clicks on its body go to the view
-    box (pyqtgraph's ROI would scale itself on Shift+drag, which is the selection gesture)."""
-
-    def mouseDragEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
-        ev.ignore()
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
-        ev.ignore()
-
-    def hoverEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
-        pass  # no highlight, and no claim on drags that start on the body
 
 
 class EditViewBox(pg.ViewBox):
@@ -139,7 +89,7 @@ class Canvas(pg.GraphicsView):
         self.heat_item.hide()
         self._overlay: list[pg.GraphicsObject] = []
         self._faces: list[Face] = []
-        self._face_items: list[_FaceItems] = []
+        self._face_items: list[FaceItems] = []
         self.layout: Layout | None = None
         self.show_ghost = True
         self._drag: dict | None = None
@@ -217,7 +167,7 @@ class Canvas(pg.GraphicsView):
         while len(self._face_items) > len(faces):
             self._face_items.pop().remove(self.vb)
         while len(self._face_items) < len(faces):
-            self._face_items.append(_FaceItems(self.vb))
+            self._face_items.append(FaceItems(self.vb))
         if self.active >= len(faces):
             self.active, self.selection = -1, set()
         for i in range(len(faces)):
@@ -353,7 +303,7 @@ class Canvas(pg.GraphicsView):
         if key is None:
             return
         x0, y0, x1, y1 = (float(v) for v in self._faces[self.active].box)
-        roi = _BoxROI([x0, y0], [x1 - x0, y1 - y0], pen=pg.mkPen(None), movable=False, rotatable=False)
+        roi = BoxROI([x0, y0], [x1 - x0, y1 - y0], pen=pg.mkPen(None), movable=False, rotatable=False)
         roi.setZValue(30)
         roi.sigRegionChangeFinished.connect(self._roi_changed)
         self.vb.addItem(roi)
@@ -541,7 +491,7 @@ class Canvas(pg.GraphicsView):
             item = pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.5, style=style))
             self._add_overlay(item, 12)
         pen = pg.mkPen(color, width=1.5)
-        scatter = _PassiveScatter(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
+        scatter = PassiveScatter(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
                                      brush=pg.mkBrush(QColor(*color)) if symbol == "o" else None)
         self._add_overlay(scatter, 13)
 
