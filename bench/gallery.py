@@ -3,8 +3,9 @@
     python -m bench.gallery                       # runs/gallery.png (runs/ is not committed)
     python -m bench.gallery --checkpoint my.pt --out /tmp/sheet.png --no-detector
 
-Every face of the validation split is predicted as the app does (the YuNet detector, the re-crop
-pass, mirror averaging; --no-detector uses the annotation's box instead, --no-mirror one pass),
+Every face of the validation split is predicted as the app does (the YuNet detector, the passes
+model.predict's policy gives its boxes, mirror averaging; --no-detector uses the annotation's box
+instead, --no-mirror no mirror averaging),
 its inter-pupil NME is measured, and the sheet shows the best, the median and the worst faces
 (--per-row of each), each with the model's points (green, joined as in the editor) and the
 human annotation (small red dots). The 300-W pictures are research-only: the sheet is written
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         samples, problems = load_split(a.data, a.names, a.limit)
         for p in problems:
             print(f"skipped: {p}", file=sys.stderr)
-        # the same pass over the faces as drr-eval (detector boxes: with the app's re-crop pass)
+        # the same pass over the faces as drr-eval: the box's source decides the passes (model.predict)
         ev = evaluate(predictor, samples, "truth" if a.no_detector else "detector")
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"gallery: {exc}", file=sys.stderr)
