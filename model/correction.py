@@ -21,7 +21,8 @@ File format (JSON, `CorrectionModel.save` / `load`):
 
     {"format": "drr-correction", "version": 1,
      "num_points": 68, "frame": "eye-centres",
-     "count": 202,                  # faces behind mean and covariance (the prior)
+     "count": 202,                  # faces behind mean and covariance (the prior; 0: no prior,
+                                    #   and then no mean or covariance in the file)
      "shrinkage": 0.3, "learn_weight": 1.0,
      "mean": [2p floats],           # x0, y0, x1, y1, ... in the eye frame
      "covariance": [[2p floats] x 2p],
@@ -209,13 +210,12 @@ class CorrectionModel:
     # --- files -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
         r6 = lambda a: [float(f"{float(v):.9g}") for v in a]  # noqa: E731 - 9 significant digits
-        return {
-            "format": FORMAT, "version": VERSION, "num_points": self.num_points, "frame": "eye-centres",
-            "count": self.count, "shrinkage": self.shrinkage, "learn_weight": self.learn_weight,
-            "mean": r6(self.mean), "covariance": [r6(row) for row in self.covariance],
-            "model": self.model, "source": self.source,
-            "learned": {k: r6(v) for k, v in self.learned.items()},
-        }
+        d = {"format": FORMAT, "version": VERSION, "num_points": self.num_points, "frame": "eye-centres",
+             "count": self.count, "shrinkage": self.shrinkage, "learn_weight": self.learn_weight}
+        if self.count > 0:  # a folder's lessons file has no prior: no 2p x 2p zeros
+            d.update(mean=r6(self.mean), covariance=[r6(row) for row in self.covariance])
+        d.update(model=self.model, source=self.source, learned={k: r6(v) for k, v in self.learned.items()})
+        return d
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_dict()) + "\n")
@@ -243,8 +243,8 @@ class CorrectionModel:
         if num_points is not None and p != num_points:
             raise ValueError(f"made for {p} points, the model has {num_points}")
         n = 2 * p
-        mean = np.asarray(d["mean"], dtype=np.float64)
-        cov = np.asarray(d["covariance"], dtype=np.float64)
+        mean = np.asarray(d.get("mean", np.zeros(n)), dtype=np.float64)
+        cov = np.asarray(d.get("covariance", np.zeros((n, n))), dtype=np.float64)
         if mean.shape != (n,) or cov.shape != (n, n):
             raise ValueError(f"mean {mean.shape} / covariance {cov.shape} do not fit {p} points")
         learned = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(d.get("learned", {})).items()}
