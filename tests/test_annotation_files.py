@@ -100,3 +100,15 @@ def test_predict_convert_train_on_two_face_pictures(tmp_path, sample_faces, caps
 
     stats, why = for_checkpoint(new, 68)
     assert why is None and stats.active and not stats.mean.any() and "reset after fine-tuning" in stats.source
+
+
+def test_the_detector_imports_no_evaluation_or_prediction():
+    """The import cycle detect -> evaluate -> predict -> detect is cut: box_iou lives in
+    geometry, the detection matching in detect, the calibration command in model.cli."""
+    import subprocess
+    import sys
+
+    code = ("import sys, model.detect; "
+            "print(sorted(m for m in ('model.evaluate', 'model.predict') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

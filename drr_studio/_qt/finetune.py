@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.annotation_files import face_name
 from model.data import Sample
 from model.finetune import FineTuneOptions, FineTuneResult, fine_tune_in_process, split_held_out
 from model.predict import DEFAULT_CHECKPOINT
@@ -53,7 +54,7 @@ def corrected_faces(document: Document, statuses: set[Status], num_points: int |
         for k, face in enumerate(entry.faces):
             ok = face.points is not None and np.isfinite(face.points).all()
             if face.status in statuses and ok and (num_points is None or len(face.points) == num_points):
-                name = entry.path.with_suffix("").as_posix() + (f"#face{k + 1}" if k else "")
+                name = face_name(entry.path.with_suffix("").as_posix(), k)  # model.annotation_files' names
                 out.append(Sample(entry.path, np.asarray(face.points, dtype=np.float64).copy(), name))
     return out
 
