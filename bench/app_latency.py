@@ -43,8 +43,8 @@ def time_drags(w, app, n: int) -> list[float]:
         new = face.points.copy()
         new[point] += (2.0, 1.5)
         t0 = time.perf_counter()
-        w.on_points_dragged(index, new, 10_000 + k)
-        w.on_drag_finished(index, {point}, 10_000 + k)
+        w.editor.on_points_dragged(index, new, 10_000 + k)
+        w.editor.on_drag_finished(index, {point}, 10_000 + k)
         app.processEvents()
         out.append((time.perf_counter() - t0) * 1000)
     return out

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if w.predictor is None:
             print(f"bench.app_memory: no model loaded ({w.labeller.model_error})", file=sys.stderr)
             return 2
-        w.predict_all()
+        w.files.predict_all()
         marks = {m: None for m in a.marks if m <= a.pictures}
         peak, done = rss_mb(), 0
         while time.monotonic() - t0 < a.timeout:

@@ -127,7 +127,7 @@ def test_lessons_persist_across_reopen_and_reset(qtbot, assisted_window, tmp_pat
     assert "learned from 1 face" in w2.assistant.describe()
     assert "learned from 1 face" in w2.status_assist.text()  # always in the status bar
     assert w2.entry.faces[0].placed == {CHIN}
-    w2.reset_learned()
+    w2.editor.reset_learned()
     assert w2.assistant.model.learned_count == 0 and not (folder / LEARNED_FILE).exists()
 
 

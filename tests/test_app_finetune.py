@@ -103,7 +103,7 @@ def test_fine_tune_is_not_started_when_the_image_cannot_be_saved(qtbot, tmp_path
                    QSettings.Format.IniFormat), factory=fake_factory(None, None))
     qtbot.addWidget(w)
     problems = []
-    monkeypatch.setattr(w, "autosave_current", lambda: False)
+    monkeypatch.setattr(w.files, "autosave_current", lambda: False)
     monkeypatch.setattr(w, "show_problem", problems.append)
     started = []
     monkeypatch.setattr(ft.FineTuneWorker, "start", lambda self: started.append(self))

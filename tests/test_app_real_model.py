@@ -78,7 +78,7 @@ def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path, share
     assert face.annotation is not None and face.result is not None
     np.testing.assert_array_equal(face.points, face.annotation)  # the model did not overwrite it
     w.docks["Refinement"].show()
-    w.update_overlays()
+    w.research.update_overlays()
     err = w.refine_panel.err_curve.getData()[1]
     assert err is not None and len(err) == w.predictor.config.steps + 2
     assert "error to annotation (px)" in [label.text for _, label in w.refine_panel.legend.items]
@@ -140,8 +140,8 @@ def test_every_app_path_gives_a_detector_face_the_same_points(qtbot, window):
                         and face.result is not None, timeout=60000)
         np.testing.assert_allclose(face.points, first, atol=1e-3)
 
-    again(w.rerun_current)
-    again(lambda: w.load_checkpoint(predict.DEFAULT_CHECKPOINT), changes_model=True)
+    again(w.editor.rerun_current)
+    again(lambda: w.files.load_checkpoint(predict.DEFAULT_CHECKPOINT), changes_model=True)
     before = w.predictor
     w.mirror_action.trigger()  # off: other points; then on again
     qtbot.waitUntil(lambda: w.predictor is not before and w.entry.predicted and face.result is not None,

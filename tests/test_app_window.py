@@ -100,7 +100,7 @@ def test_faces_the_model_doubts_are_shown_and_filtered(qtbot, open_window, tmp_p
     assert "unsure of 1" in w.statusBar().currentMessage()
     w.docks["Initialisation"].show()
     w.canvas.set_active(0)
-    w.update_overlays()
+    w.research.update_overlays()
     assert "7.5% of the eye distance" in w.init_panel.info.text() and "check" in w.init_panel.info.text()
     w.image_panel.filter.setCurrentText(TO_CHECK)
     assert w.image_panel.visible_rows() == [0]
@@ -149,7 +149,7 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     w.docks["Heatmaps"].raise_()
     qtbot.waitUntil(lambda: w.canvas.heat_item.isVisible(), timeout=2000)
     w.canvas.set_active(0, {36})
-    w.on_selection_changed()
+    w.editor.on_selection_changed()
     assert w.heat_panel.landmark_index() == 36
 
 
@@ -210,7 +210,7 @@ def test_reopened_folder_shows_each_pictures_status_before_it_is_visited(qtbot, 
         face = w.entry.faces[0]
         face.status = Status.APPROVED if approve else Status.CORRECTED
         w.entry.dirty = True
-        w.save_current()
+        w.files.save_current()
     w.close()
     w2 = open_window([folder], settings_name="s2.ini")
     rows = [w2.image_panel.list.item(i).text() for i in range(4)]
@@ -335,7 +335,7 @@ def test_export_as_coco_and_import_it_elsewhere(qtbot, open_window, tmp_path):
     face = w.entry.faces[0]
     face.status, face.occluded = Status.CORRECTED, {5}
     points = face.points.copy()
-    with qtbot.waitSignal(w.run_export(tmp_path / "out" / "coco.json", fmt="coco").finished, timeout=10000):
+    with qtbot.waitSignal(w.files.run_export(tmp_path / "out" / "coco.json", fmt="coco").finished, timeout=10000):
         pass
     coco = json.loads((tmp_path / "out" / "coco.json").read_text())
     assert len(coco["annotations"]) == 1 and coco["images"][0]["file_name"] == "img00.png"
@@ -344,12 +344,12 @@ def test_export_as_coco_and_import_it_elsewhere(qtbot, open_window, tmp_path):
     for f in folder.glob("*.png"):
         shutil.copy(f, other / f.name)
     w2 = open_window([other], settings_name="s2.ini")
-    assert w2.import_from(tmp_path / "out" / "coco.json") == 1
+    assert w2.files.import_from(tmp_path / "out" / "coco.json") == 1
     e = w2.document.entries[0]
     assert e.faces[0].status == Status.CORRECTED and e.faces[0].occluded == {5} and e.dirty
     np.testing.assert_allclose(e.faces[0].points, points, atol=1e-3)
     assert "Imported 1 face" in w2.statusBar().currentMessage()
-    assert w2.import_from(tmp_path / "out" / "coco.json") == 0  # a person's faces are not replaced
+    assert w2.files.import_from(tmp_path / "out" / "coco.json") == 0  # a person's faces are not replaced
     assert "already corrected" in w2.statusBar().currentMessage()
 
 
@@ -430,13 +430,13 @@ def test_problem_banner_belongs_to_its_picture(qtbot, open_window, tmp_path):
     # correct the face and save: the malformed file is kept aside, and the status bar says so
     w.entry.faces[0].status = Status.CORRECTED
     w.entry.dirty = True
-    w.save_current()
+    w.files.save_current()
     assert (folder / "img01.pts.bak").exists() and "img01.pts.bak" in w.statusBar().currentMessage()
     assert not bar.isVisible() and w.entry.status == "corrected"
     # a new folder starts clean
     w.go_to(0)
     w.show_problem("something about img00", w.entry.path)
-    w.open_paths([make_folder(tmp_path / "other", 1)])
+    w.files.open_paths([make_folder(tmp_path / "other", 1)])
     assert not bar.isVisible()
 
 
@@ -472,23 +472,23 @@ def test_missing_checkpoint_keeps_editing_possible(qtbot, open_window, tmp_path)
 def test_switch_checkpoint_repredicts_untouched_faces(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
-    w.load_checkpoint(tmp_path / "bad.pt")
+    w.files.load_checkpoint(tmp_path / "bad.pt")
     qtbot.waitUntil(lambda: "kept" in w.status_model.text(), timeout=5000)
     assert "bad.pt" in w.message_bar.label.text()
-    w.load_checkpoint(tmp_path / "other.pt")
+    w.files.load_checkpoint(tmp_path / "other.pt")
     qtbot.waitUntil(lambda: w.entry.predicted and "kept" not in w.status_model.text(), timeout=5000)
 
 
 def test_export_and_predict_all(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 4)])
     wait_predicted(qtbot, w)
-    w.predict_all()
+    w.files.predict_all()
     qtbot.waitUntil(lambda: all(e.predicted for e in w.document.entries), timeout=8000)
     # on a loaded machine the modal progress dialog shows up; keys reach the window once it is gone
     qtbot.waitUntil(lambda: w.batch is None and QApplication.activeModalWidget() is None, timeout=8000)
     key(w, Qt.Key.Key_A)
     assert w.entry.faces[0].status == Status.APPROVED
-    worker = w.run_export(tmp_path / "train")
+    worker = w.files.run_export(tmp_path / "train")
     with qtbot.waitSignal(worker.returned, timeout=5000) as blocker:
         pass
     assert blocker.args == [1]
@@ -547,12 +547,12 @@ def test_odd_pictures_and_unwritable_output(qtbot, open_window, tmp_path):
 def test_recent_folders_and_layout_are_remembered(qtbot, open_window, tmp_path):
     folder = make_folder(tmp_path / "imgs", 1)
     w = open_window([folder])
-    w.open_paths([folder])
-    assert w.recent_folders()[0] == str(folder.resolve())
+    w.files.open_paths([folder])
+    assert w.files.recent_folders()[0] == str(folder.resolve())
     w.docks["Refinement"].show()
     w.close()
     w2 = open_window([], settings_name="s.ini")
-    assert w2.recent_folders()[0] == str(folder.resolve())
+    assert w2.files.recent_folders()[0] == str(folder.resolve())
     assert w2.docks["Refinement"].isVisible()
     assert w2.recent_menu.actions()[0].text() == str(folder.resolve())
 
@@ -717,7 +717,7 @@ def test_labelme_export_opens_its_pictures_and_a_folder_of_them_imports(qtbot, o
         wait_predicted(qtbot, w)
         w.entry.faces[0].status = Status.APPROVED
     out = tmp_path / "elsewhere" / "labelme"
-    with qtbot.waitSignal(w.run_export(out, fmt="labelme").finished, timeout=10000):
+    with qtbot.waitSignal(w.files.run_export(out, fmt="labelme").finished, timeout=10000):
         pass
     for k in (0, 1):
         data = json.loads((out / f"img0{k}.json").read_text())
@@ -729,7 +729,7 @@ def test_labelme_export_opens_its_pictures_and_a_folder_of_them_imports(qtbot, o
     w2 = open_window([other], settings_name="s2.ini")
     wait_predicted(qtbot, w2)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
-    w2.import_folder()
+    w2.files.import_folder()
     assert "Imported 2 face(s)" in w2.statusBar().currentMessage()
     assert all(e.faces and e.faces[0].human for e in w2.document.entries)
 
@@ -810,7 +810,7 @@ def test_views_follow_the_sessions_events_without_a_refresh(qtbot, open_window, 
     np.testing.assert_allclose(w.canvas._face_items[0].points.data["x"], moved[:, 0])
     assert w.image_panel.list.item(0).text().endswith("[approved]")
     assert w.isWindowModified()  # the folder's dirty flag is announced
-    w.save_current()
+    w.files.save_current()
     assert not w.isWindowModified()
     s.remove_face(e, face)
     assert len(w.canvas._face_items) == 0 and w.isWindowModified()

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(checkpoint=args.checkpoint)
     window.output_dir = args.output
     window.show()
-    window.open_paths(paths)
+    window.files.open_paths(paths)
     return app.exec()
 
 

@@ -19,94 +19,97 @@ PART_KEYS = {"jaw": ("jaw",), "brows": ("right brow", "left brow"), "nose": ("no
              "eyes": ("right eye", "left eye"), "mouth": ("outer lips", "inner lips")}
 
 
-class EditingMixin:
+class Editor:
     """A part of MainWindow. Needs from it: the session's views (document, entry, current,
     layout, num_points()), the canvas, heat_panel, panel_shown(), update_overlays(), the undo
     group and stack_for(), step_image(), action() and the status bar; the
-    pre-labeller (self.labeller) runs the model on drawn and moved boxes."""
+    pre-labeller (self.w.labeller) runs the model on drawn and moved boxes."""
+
+    def __init__(self, window) -> None:
+        self.w = window  # the MainWindow whose widgets and model this works on
 
     def build_edit_menu(self, menu: QMenu) -> None:
-        self.undo_action = self.undo_group.createUndoAction(self, "Undo")
-        self.undo_action.setShortcuts(["Ctrl+Z"])
-        self.redo_action = self.undo_group.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
-        for act in (self.undo_action, self.redo_action):
+        self.w.undo_action = self.w.undo_group.createUndoAction(self.w, "Undo")
+        self.w.undo_action.setShortcuts(["Ctrl+Z"])
+        self.w.redo_action = self.w.undo_group.createRedoAction(self.w, "Redo")
+        self.w.redo_action.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
+        for act in (self.w.undo_action, self.w.redo_action):
             menu.addAction(act)
-            self.addAction(act)
+            self.w.addAction(act)
         menu.addSeparator()
-        self.action(menu, "Approve face", self.approve, "A",
+        self.w.action(menu, "Approve face", self.approve, "A",
                     tip="Mark the selected face (or every face of the image) as reviewed; again to undo approval")
-        self.action(menu, "Approve and next image", self.approve_and_next, "Shift+A")
-        self.action(menu, "Toggle occluded", self.toggle_occluded, "O",
+        self.w.action(menu, "Approve and next image", self.approve_and_next, "Shift+A")
+        self.w.action(menu, "Toggle occluded", self.toggle_occluded, "O",
                     tip="Mark the selected points as occluded (kept in the side file, not the .pts)")
-        self.action(menu, "Reset face to prediction", self.reset_face, "Ctrl+R")
+        self.w.action(menu, "Reset face to prediction", self.reset_face, "Ctrl+R")
         menu.addSeparator()
-        self.assist_action = self.action(
+        self.w.assist_action = self.w.action(
             menu, "Assisted correction: points follow a fix", self.toggle_assist, checkable=True,
             tip="After a drag, the face's points you have not placed move to where the model's typical errors "
                 "say they probably are; the points you placed (diamonds) never move")
-        self.assist_action.setChecked(self.settings.value("edit/assist", True, type=bool))
-        self.action(menu, "Re-fit unplaced points", self.refit_face, "R",
+        self.w.assist_action.setChecked(self.w.settings.value("edit/assist", True, type=bool))
+        self.w.action(menu, "Re-fit unplaced points", self.refit_face, "R",
                     tip="Move the points you have not placed to follow the ones you placed, now")
         menu.addSeparator()
-        self.action(menu, "Select all points of the face", self.select_all, "Ctrl+A")
-        self.action(menu, "Add mirrored points to selection", self.mirror_selection, "M",
+        self.w.action(menu, "Select all points of the face", self.select_all, "Ctrl+A")
+        self.w.action(menu, "Add mirrored points to selection", self.mirror_selection, "M",
                     tip="Also select the left/right counterparts of the selected points")
         part_menu = menu.addMenu("Select part")
         for key, (label, parts) in enumerate(PART_KEYS.items(), start=1):
-            self.action(part_menu, f"Select {label}", lambda _=False, p=parts, n=label: self.select_part(p, n), str(key),
+            self.w.action(part_menu, f"Select {label}", lambda _=False, p=parts, n=label: self.select_part(p, n), str(key),
                         tip=f"Select the {label} of the face (or click on a part's line); Ctrl adds to the selection")
-        self.action(menu, "Next face", self.next_face, "Tab")
-        self.box_action = self.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
+        self.w.action(menu, "Next face", self.next_face, "Tab")
+        self.w.box_action = self.w.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
                                       tip="Drag a rectangle around a face the detector missed")
-        self.action(menu, "Delete face", self.delete_face, ["Delete", "Backspace"])
-        self.action(menu, "Copy faces from the previous image", self.copy_previous_faces, "Ctrl+Shift+V",
+        self.w.action(menu, "Delete face", self.delete_face, ["Delete", "Backspace"])
+        self.w.action(menu, "Copy faces from the previous image", self.copy_previous_faces, "Ctrl+Shift+V",
                     tip="Place the previous image's points here (video frames, bursts): then correct them")
-        self.action(menu, "Clear selection", self.clear_selection, "Esc")
+        self.w.action(menu, "Clear selection", self.clear_selection, "Esc")
         menu.addSeparator()
         for key, d in (("Alt+Left", (-1, 0)), ("Alt+Right", (1, 0)), ("Alt+Up", (0, -1)), ("Alt+Down", (0, 1))):
-            self.action(menu, f"Nudge selection {key.split('+')[1].lower()}",
+            self.w.action(menu, f"Nudge selection {key.split('+')[1].lower()}",
                         lambda _=False, d=d: self.nudge(*d), key)
 
     # --- helpers ----------------------------------------------------------------------------
     def active_face(self) -> Face | None:
-        e = self.entry
-        if e is None or not (0 <= self.canvas.active < len(e.faces)):
+        e = self.w.entry
+        if e is None or not (0 <= self.w.canvas.active < len(e.faces)):
             return None
-        return e.faces[self.canvas.active]
+        return e.faces[self.w.canvas.active]
 
     def target_faces(self) -> list[Face]:
         """The active face, or every face of the image when none is selected."""
         face = self.active_face()
         if face is not None:
             return [face]
-        return [f for f in self.entry.faces if f.points is not None] if self.entry else []
+        return [f for f in self.w.entry.faces if f.points is not None] if self.w.entry else []
 
     def edit_face(self, face: Face, after: FaceState, text: str, drag_id: int | None = None) -> None:
-        self.stack_for(self.current).push(FaceEdit(self.session, self.entry, face, face.state(), after, text,
+        self.w.stack_for(self.w.current).push(FaceEdit(self.w.session, self.w.entry, face, face.state(), after, text,
                                                    drag_id, self.predict_face))
 
     # --- point edits --------------------------------------------------------------------------
     def on_points_dragged(self, index: int, new: np.ndarray, drag_id: int) -> None:
-        e = self.entry
+        e = self.w.entry
         if e is None or not (0 <= index < len(e.faces)):
             return
         face = e.faces[index]
         st = face.state()
-        placed = st.placed | frozenset(self.canvas.selection)
+        placed = st.placed | frozenset(self.w.canvas.selection)
         self.edit_face(face, replace(st, points=new.copy(), status=Status.CORRECTED, placed=placed),
                        "move points", drag_id)
 
     def on_drag_finished(self, index: int, moved: set[int], drag_id: int) -> None:
         """The drag ended: the face's unplaced points follow, in the same undo step."""
-        e = self.entry
+        e = self.w.entry
         if e is None or not (0 <= index < len(e.faces)):
             return
         face = e.faces[index]
         before = None if face.points is None else face.points.copy()
         if self.follow(face, drag_id):
             n = int((np.abs(face.points - before).max(1) > 0.5).sum())
-            self.statusBar().showMessage(f"{n} point(s) you have not placed followed (Ctrl+Z takes back the drag "
+            self.w.statusBar().showMessage(f"{n} point(s) you have not placed followed (Ctrl+Z takes back the drag "
                                          "and them; Edit -> Assisted correction turns this off)", 5000)
 
     def follow(self, face: Face, drag_id: int | None = None, text: str = "points follow") -> bool:
@@ -114,7 +117,7 @@ class EditingMixin:
         into the drag's when drag_id is given). False when nothing moved."""
         if face.points is None or not face.placed:
             return False
-        new = self.assistant.follow(face, face.points, set(face.placed))
+        new = self.w.assistant.follow(face, face.points, set(face.placed))
         if np.array_equal(new, face.points):
             return False
         self.edit_face(face, replace(face.state(), points=new), text, drag_id)
@@ -122,38 +125,38 @@ class EditingMixin:
 
     def nudge(self, dx: float, dy: float) -> None:
         face = self.active_face()
-        if face is None or face.points is None or not self.canvas.selection:
+        if face is None or face.points is None or not self.w.canvas.selection:
             return
         new = face.points.copy()
-        new[sorted(self.canvas.selection)] += (dx * NUDGE_PX, dy * NUDGE_PX)
+        new[sorted(self.w.canvas.selection)] += (dx * NUDGE_PX, dy * NUDGE_PX)
         st = face.state()
-        stack = self.stack_for(self.current)
+        stack = self.w.stack_for(self.w.current)
         stack.beginMacro("nudge points")
         self.edit_face(face, replace(st, points=new, status=Status.CORRECTED,
-                                     placed=st.placed | frozenset(self.canvas.selection)), "nudge points")
+                                     placed=st.placed | frozenset(self.w.canvas.selection)), "nudge points")
         self.follow(face)
         stack.endMacro()
 
     def refit_face(self) -> None:
         face = self.active_face()
         if face is None or not face.placed:
-            self.statusBar().showMessage("Drag a point of a face first: R moves its other points to follow it", 3000)
+            self.w.statusBar().showMessage("Drag a point of a face first: R moves its other points to follow it", 3000)
             return
-        if not self.assistant.enabled or not self.assistant.model.active:
-            self.statusBar().showMessage(self.assistant.describe(), 4000)
+        if not self.w.assistant.enabled or not self.w.assistant.model.active:
+            self.w.statusBar().showMessage(self.w.assistant.describe(), 4000)
             return
         moved = self.follow(face, text="re-fit unplaced points")
-        self.statusBar().showMessage("Unplaced points re-fitted" if moved else
+        self.w.statusBar().showMessage("Unplaced points re-fitted" if moved else
                                      "The points you have not placed already follow the ones you placed", 3000)
 
     def toggle_assist(self) -> None:
-        on = self.assist_action.isChecked()
-        self.settings.setValue("edit/assist", on)
-        self.assistant.set_enabled(on)
+        on = self.w.assist_action.isChecked()
+        self.w.settings.setValue("edit/assist", on)
+        self.w.assistant.set_enabled(on)
 
     def reset_learned(self) -> None:
-        self.assistant.reset_learned()
-        self.statusBar().showMessage("Learned corrections reset: " + self.assistant.describe(), 5000)
+        self.w.assistant.reset_learned()
+        self.w.statusBar().showMessage("Learned corrections reset: " + self.w.assistant.describe(), 5000)
 
     def approve(self) -> list[Face]:
         """Approve the selected face, or every face of the picture except those that need a
@@ -161,201 +164,201 @@ class EditingMixin:
         cuts them): those are approved only when selected. Returns the faces left to look at."""
         faces = self.target_faces()
         left: list[Face] = []
-        if self.active_face() is None and self.entry is not None:
-            left = [f for f in faces if self.entry.needs_a_look(f)]
+        if self.active_face() is None and self.w.entry is not None:
+            left = [f for f in faces if self.w.entry.needs_a_look(f)]
             faces = [f for f in faces if f not in left]
         if not faces:
             self._say_left(left, 0)
             return left
         # pressing again on approved faces takes the approval back (still human-reviewed)
         status = Status.CORRECTED if all(f.status == Status.APPROVED for f in faces) else Status.APPROVED
-        self.stack_for(self.current).beginMacro("approve" if status == Status.APPROVED else "unapprove")
+        self.w.stack_for(self.w.current).beginMacro("approve" if status == Status.APPROVED else "unapprove")
         for f in faces:
             st = f.state()
             self.edit_face(f, replace(st, status=status), "approve")
-        self.stack_for(self.current).endMacro()
+        self.w.stack_for(self.w.current).endMacro()
         if left:
             self._say_left(left, len(faces))
         else:
-            self.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
+            self.w.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
         return left
 
     def _say_left(self, left: list[Face], approved: int) -> None:
         if left:
-            self.statusBar().showMessage(
+            self.w.statusBar().showMessage(
                 f"{approved} face(s) approved; {len(left)} left for you to check (pink box or cut by the edge): "
                 "look at it, then A approves the selected face", 8000)
 
     def approve_and_next(self) -> None:
         """Approve the picture's faces and go on; a face that needs a deliberate look stops it
         there, selected."""
-        self.canvas.set_active(-1)
+        self.w.canvas.set_active(-1)
         left: list[Face] = []
-        if self.entry and not all(f.status == Status.APPROVED for f in self.entry.faces):
+        if self.w.entry and not all(f.status == Status.APPROVED for f in self.w.entry.faces):
             left = self.approve()
         if left:
-            self.canvas.set_active(self.entry.faces.index(left[0]))
+            self.w.canvas.set_active(self.w.entry.faces.index(left[0]))
             return
-        self.step_image(1)
+        self.w.step_image(1)
 
     def toggle_occluded(self) -> None:
         face = self.active_face()
-        if face is None or not self.canvas.selection:
-            self.statusBar().showMessage("Select points first (click, Ctrl+click or Shift+drag)", 3000)
+        if face is None or not self.w.canvas.selection:
+            self.w.statusBar().showMessage("Select points first (click, Ctrl+click or Shift+drag)", 3000)
             return
-        sel = set(self.canvas.selection)
+        sel = set(self.w.canvas.selection)
         occl = set(face.occluded)
         occl = occl - sel if sel <= occl else occl | sel
         st = face.state()
         status = st.status if st.status in (Status.CORRECTED, Status.APPROVED) else Status.CORRECTED
         self.edit_face(face, replace(st, status=status, occluded=frozenset(occl)), "toggle occluded")
         state = "occluded" if sel <= occl else "visible"
-        self.statusBar().showMessage(f"{len(sel)} point(s) marked {state} (O again to undo that, Ctrl+Z)", 4000)
+        self.w.statusBar().showMessage(f"{len(sel)} point(s) marked {state} (O again to undo that, Ctrl+Z)", 4000)
 
     def reset_face(self) -> None:
         faces = [f for f in self.target_faces() if f.result is not None]
         if not faces:
-            self.statusBar().showMessage("No model prediction to reset to", 3000)
+            self.w.statusBar().showMessage("No model prediction to reset to", 3000)
             return
-        self.stack_for(self.current).beginMacro("reset to prediction")
+        self.w.stack_for(self.w.current).beginMacro("reset to prediction")
         for f in faces:
             st = f.state()
             self.edit_face(f, replace(st, points=np.asarray(f.result.points, float).copy(), status=Status.PREDICTED,
                                       occluded=frozenset(), placed=frozenset()), "reset")
-        self.stack_for(self.current).endMacro()
+        self.w.stack_for(self.w.current).endMacro()
 
     # --- selection ----------------------------------------------------------------------------
     def on_selection_changed(self) -> None:
-        sel = self.canvas.selection
-        part = next((p for p in (self.layout.parts if self.layout else ()) if set(p.indices) == sel), None)
+        sel = self.w.canvas.selection
+        part = next((p for p in (self.w.layout.parts if self.w.layout else ()) if set(p.indices) == sel), None)
         if part is not None and len(sel) > 1:
-            self.statusBar().showMessage(f"Selected the {part.name}: {len(sel)} points (drag one to move them all)",
+            self.w.statusBar().showMessage(f"Selected the {part.name}: {len(sel)} points (drag one to move them all)",
                                          3000)
-        if len(sel) == 1 and self.panel_shown("Heatmaps"):
-            self.session.set_landmark(next(iter(sel)))
-        self.update_overlays()
+        if len(sel) == 1 and self.w.research.panel_shown("Heatmaps"):
+            self.w.session.set_landmark(next(iter(sel)))
+        self.w.research.update_overlays()
 
     def select_all(self) -> None:
-        e = self.entry
+        e = self.w.entry
         if not e or not e.faces:
             return
-        if self.canvas.active < 0:
-            self.canvas.set_active(0)
+        if self.w.canvas.active < 0:
+            self.w.canvas.set_active(0)
         face = self.active_face()
         if face is not None and face.points is not None:
-            self.canvas.select_points(set(range(len(face.points))))
+            self.w.canvas.select_points(set(range(len(face.points))))
 
     def select_part(self, parts: tuple[str, ...], label: str) -> None:
         """Select the points of these parts of the active face (the first face when none is)."""
-        e, layout = self.entry, self.layout
+        e, layout = self.w.entry, self.w.layout
         if not e or not e.faces or layout is None:
             return
-        if self.canvas.active < 0:
-            self.canvas.set_active(0)
+        if self.w.canvas.active < 0:
+            self.w.canvas.set_active(0)
         face = self.active_face()
         if face is None or face.points is None or len(face.points) != layout.num_points:
             return
         indices = {i for p in layout.parts if p.name in parts for i in p.indices}
         if not indices:
-            self.statusBar().showMessage(f"This face's layout has no {label}", 3000)
+            self.w.statusBar().showMessage(f"This face's layout has no {label}", 3000)
             return
-        self.canvas.select_points(indices)
-        self.statusBar().showMessage(f"Selected the {label}: {len(indices)} points (drag one to move them all)", 3000)
+        self.w.canvas.select_points(indices)
+        self.w.statusBar().showMessage(f"Selected the {label}: {len(indices)} points (drag one to move them all)", 3000)
 
     def mirror_selection(self) -> None:
         face = self.active_face()
-        layout = self.layout
+        layout = self.w.layout
         if face is None or layout is None or face.points is None or len(face.points) != layout.num_points:
-            self.statusBar().showMessage("Select points of a face first: M adds their left/right counterparts", 3000)
+            self.w.statusBar().showMessage("Select points of a face first: M adds their left/right counterparts", 3000)
             return
-        before = len(self.canvas.selection)
-        self.canvas.select_points(self.canvas.selection | {layout.mirror[i] for i in self.canvas.selection})
-        self.statusBar().showMessage(f"Selection: {before} -> {len(self.canvas.selection)} points "
+        before = len(self.w.canvas.selection)
+        self.w.canvas.select_points(self.w.canvas.selection | {layout.mirror[i] for i in self.w.canvas.selection})
+        self.w.statusBar().showMessage(f"Selection: {before} -> {len(self.w.canvas.selection)} points "
                                      "(their mirrored counterparts added)", 3000)
 
     def clear_selection(self) -> None:
-        self.session.set_box_mode(False)
-        self.canvas.set_active(-1)
+        self.w.session.set_box_mode(False)
+        self.w.canvas.set_active(-1)
 
     def next_face(self) -> None:
-        e = self.entry
+        e = self.w.entry
         if e and e.faces:
-            self.canvas.set_active((self.canvas.active + 1) % len(e.faces))
+            self.w.canvas.set_active((self.w.canvas.active + 1) % len(e.faces))
 
     # --- faces --------------------------------------------------------------------------------
     def toggle_box_mode(self) -> None:
-        self.session.set_box_mode(self.box_action.isChecked())
-        if self.session.box_mode:
-            self.statusBar().showMessage("Drag a rectangle around the face (B again to stop)", 5000)
+        self.w.session.set_box_mode(self.w.box_action.isChecked())
+        if self.w.session.box_mode:
+            self.w.statusBar().showMessage("Drag a rectangle around the face (B again to stop)", 5000)
 
     def on_box_drawn(self, box: np.ndarray) -> None:
-        e = self.entry
+        e = self.w.entry
         if e is None:
             return
         # a drawn box frames the face as a detector's does: convert it to the network's convention
         face = Face(box=drawn_box_to_landmark_box(np.asarray(box, float)), source="person")
-        self.stack_for(self.current).push(FaceListEdit(self.session, e, face, True))
-        self.session.set_box_mode(False)
-        self.canvas.set_active(e.faces.index(face))
+        self.w.stack_for(self.w.current).push(FaceListEdit(self.w.session, e, face, True))
+        self.w.session.set_box_mode(False)
+        self.w.canvas.set_active(e.faces.index(face))
         self.predict_face(e, face)
 
     def on_box_edited(self, index: int, box: np.ndarray) -> None:
-        e = self.entry
+        e = self.w.entry
         if e is None or not (0 <= index < len(e.faces)):
             return
         face = e.faces[index]
         st = face.state()
         self.edit_face(face, replace(st, box=np.asarray(box, float), source="person"), "move face box")
         if face.human:
-            self.statusBar().showMessage("Box changed: the model runs again; your points stay "
+            self.w.statusBar().showMessage("Box changed: the model runs again; your points stay "
                                          "(Ctrl+R takes the new prediction)", 6000)
 
     def predict_face(self, entry: ImageEntry | None, face: Face) -> None:
         """Run the model on one face box (drawn, moved, or moved back by undo)."""
-        e = entry or self.entry
+        e = entry or self.w.entry
         if e is not None:
-            self.labeller.predict_faces(e, [face])
+            self.w.labeller.predict_faces(e, [face])
 
     def copy_previous_faces(self) -> None:
         """The faces of the previous image in the list, copied here as corrected faces (a
         person chose to place them), as one undo step."""
-        e, i = self.entry, self.current
+        e, i = self.w.entry, self.w.current
         if e is None or i <= 0:
-            self.statusBar().showMessage("No previous image to copy from", 3000)
+            self.w.statusBar().showMessage("No previous image to copy from", 3000)
             return
-        prev = self.document.entries[i - 1]
-        self.document.load_annotations(prev, self.num_points())
+        prev = self.w.document.entries[i - 1]
+        self.w.document.load_annotations(prev, self.w.num_points())
         faces = [f for f in prev.faces if f.points is not None]
         if not faces:
-            self.statusBar().showMessage(f"{prev.path.name} has no faces to copy", 3000)
+            self.w.statusBar().showMessage(f"{prev.path.name} has no faces to copy", 3000)
             return
-        stack = self.stack_for(i)
+        stack = self.w.stack_for(i)
         stack.beginMacro(f"copy {len(faces)} face(s) from {prev.path.name}")
         # a copy replaces the model's own face of the same person (boxes overlapping by IoU >= 0.3);
         # a face a person edited here stays
         replaced = [g for g in e.faces if not g.human and any(box_iou(g.box, f.box) >= MIN_MATCH_IOU for f in faces)]
         for g in replaced:
-            stack.push(FaceListEdit(self.session, e, g, False))
+            stack.push(FaceListEdit(self.w.session, e, g, False))
         for f in faces:
             copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded),
                         placed=set(range(len(f.points))), source=f.source, roll=f.roll)
-            stack.push(FaceListEdit(self.session, e, copy, True))
+            stack.push(FaceListEdit(self.w.session, e, copy, True))
             self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
         stack.endMacro()
         note = f", replacing the model's {len(replaced)}" if replaced else ""
-        self.statusBar().showMessage(f"Copied {len(faces)} face(s) from {prev.path.name}{note}: correct them, "
+        self.w.statusBar().showMessage(f"Copied {len(faces)} face(s) from {prev.path.name}{note}: correct them, "
                                      "Ctrl+Z takes them back", 5000)
 
     def delete_face(self) -> None:
         face = self.active_face()
         if face is None:
-            self.statusBar().showMessage("Click inside a face box first", 3000)
+            self.w.statusBar().showMessage("Click inside a face box first", 3000)
             return
-        self.canvas.set_active(-1)
-        self.stack_for(self.current).push(FaceListEdit(self.session, self.entry, face, False))
-        self.statusBar().showMessage("Face deleted (Ctrl+Z brings it back)", 4000)
+        self.w.canvas.set_active(-1)
+        self.w.stack_for(self.w.current).push(FaceListEdit(self.w.session, self.w.entry, face, False))
+        self.w.statusBar().showMessage("Face deleted (Ctrl+Z brings it back)", 4000)
 
     def rerun_current(self) -> None:
         """Run the model again on the current image (e.g. after changing boxes)."""
-        if self.entry is not None:
-            self.labeller.rerun(self.current)
+        if self.w.entry is not None:
+            self.w.labeller.rerun(self.w.current)

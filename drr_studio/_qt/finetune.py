@@ -308,7 +308,7 @@ class FineTuner:
 
     def start(self, opts: FineTuneOptions, samples: list[Sample]) -> FineTuneWorker | None:
         w = self.window
-        if w.autosave_current() is False:
+        if w.files.autosave_current() is False:
             w.show_problem("Fine-tuning not started: the current image could not be saved.")
             return None
         self.progress = FineTuneProgress(w)
@@ -345,7 +345,7 @@ class FineTuner:
             self.window.statusBar().showMessage("Fine-tuning cancelled; the model is unchanged.", 8000)
             return
         if ask_switch(self.window, result):
-            self.window.load_checkpoint(result.checkpoint)
+            self.window.files.load_checkpoint(result.checkpoint)
 
     def _failed(self, message: str) -> None:
         self._close_progress()

@@ -1,9 +1,10 @@
 """The main window: canvas in the middle, docks around it, menus and status bar, wired to the
 session (what is shown) and the pre-labeller (the model's side, `prelabeller.py`).
 
-Editing actions live in `editing.py`, file handling in `files.py` and the DRR panels' overlays
-in `overlays.py` (mixins, so that each file stays readable). Further features, such as
-fine-tuning, add their actions to `self.model_menu` from a separate module.
+The window builds widgets and wires them to the Qt-free model (drr_studio.session, .document,
+.assist) and to three objects that carry out what the user asks: `Editor` (editing.py),
+`FileActions` (files.py) and `ResearchView` (overlays.py, what the DRR panels draw). Further
+features, such as fine-tuning, add their actions to `self.model_menu` from a separate module.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from ..document import Document, ImageEntry
 from ..review import Review
 from ..session import Session
 from .canvas import Canvas
-from .editing import EditingMixin
-from .files import FilesMixin
+from .editing import Editor
+from .files import FileActions
 from .help import ShortcutsDialog, show_about
-from .overlays import OverlayMixin
+from .overlays import ResearchView
 from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageAdjustPanel, ImageListPanel, InitPanel, RefinePanel
 from .prelabeller import PreLabeller
 from .review_panel import ReviewPanel
@@ -79,12 +80,16 @@ class MessageBar(QWidget):
         self.hide()
 
 
-class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
+class MainWindow(QMainWindow):
     def __init__(self, paths: list[Path] | None = None, settings: QSettings | None = None,
                  factory: Callable[[Path | None], Any] = default_factory,
                  checkpoint: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("DRR Studio")
+        # the window builds and wires widgets; what the user's actions do is in three objects
+        self.editor = Editor(self)  # edits, selection, approval, assisted correction (editing.py)
+        self.files = FileActions(self)  # open, save, export, import, batch prediction (files.py)
+        self.research = ResearchView(self)  # what the DRR panels draw on the canvas (overlays.py)
         self.settings = settings or QSettings("drr-studio", "DRR Studio")
         # the document, the picture shown, the active face and the selection, with the change
         # events the views subscribe to (see _subscribe)
@@ -157,9 +162,9 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.labeller.load_model(checkpoint)
 
         self._install_extensions()
-        self._restore_layout()
+        self.files._restore_layout()
         if paths:
-            self.open_paths(paths)
+            self.files.open_paths(paths)
 
     # --- construction -------------------------------------------------------------------------
     def _add_dock(self, title: str, widget: QWidget, area, visible: bool = True) -> None:
@@ -168,7 +173,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         dock.setVisible(visible)
-        dock.visibilityChanged.connect(lambda *_: self.update_overlays())
+        dock.visibilityChanged.connect(lambda *_: self.research.update_overlays())
         self.docks[title] = dock
 
     def action(self, menu: QMenu, text: str, slot: Callable, shortcut: str | QKeySequence | list | None = None,
@@ -192,8 +197,8 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.go_menu = bar.addMenu("&Go")
         self.model_menu = bar.addMenu("&Model")
         self.help_menu = bar.addMenu("&Help")
-        self.build_file_menu(self.file_menu)
-        self.build_edit_menu(self.edit_menu)
+        self.files.build_file_menu(self.file_menu)
+        self.editor.build_edit_menu(self.edit_menu)
         for dock in self.docks.values():
             self.view_menu.addAction(dock.toggleViewAction())
         self.view_menu.addSeparator()
@@ -212,11 +217,11 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.action(self.go_menu, "Previous image", lambda: self.step_image(-1), ["PgUp", "Ctrl+Left"])
         self.action(self.go_menu, "Next refinement step", lambda: self.step_refinement(1), "]")
         self.action(self.go_menu, "Previous refinement step", lambda: self.step_refinement(-1), "[")
-        self.action(self.model_menu, "Load checkpoint…", self.choose_checkpoint,
+        self.action(self.model_menu, "Load checkpoint…", self.files.choose_checkpoint,
                     tip="Switch to another trained model; untouched faces are predicted again")
-        self.action(self.model_menu, "Predict all images…", self.predict_all, "Ctrl+P")
-        self.action(self.model_menu, "Re-run on this image", self.rerun_current, "Ctrl+Shift+R")
-        self.action(self.model_menu, "Reset learned corrections", self.reset_learned,
+        self.action(self.model_menu, "Predict all images…", self.files.predict_all, "Ctrl+P")
+        self.action(self.model_menu, "Re-run on this image", self.editor.rerun_current, "Ctrl+Shift+R")
+        self.action(self.model_menu, "Reset learned corrections", self.editor.reset_learned,
                     tip="Forget what the faces finished in this folder taught the assisted correction")
         self.model_menu.addSeparator()
         self.mirror_action = self.action(
@@ -244,22 +249,22 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
     def _connect(self) -> None:
         self.image_panel.imageChosen.connect(self.go_to)
-        self.canvas.pointsDragged.connect(self.on_points_dragged)
-        self.canvas.dragFinished.connect(self.on_drag_finished)
+        self.canvas.pointsDragged.connect(self.editor.on_points_dragged)
+        self.canvas.dragFinished.connect(self.editor.on_drag_finished)
         self.assistant.changed.connect(lambda text: self.status_assist.setText(text.capitalize()))
-        self.canvas.boxDrawn.connect(self.on_box_drawn)
-        self.canvas.boxEdited.connect(self.on_box_edited)
-        self.canvas.selectionChanged.connect(self.on_selection_changed)
+        self.canvas.boxDrawn.connect(self.editor.on_box_drawn)
+        self.canvas.boxEdited.connect(self.editor.on_box_edited)
+        self.canvas.selectionChanged.connect(self.editor.on_selection_changed)
         self.canvas.hoverText.connect(self.status_pos.setText)
         # the landmark shown is the session's: the panel edits it, and follows it (a point clicked)
         self.heat_panel.changed.connect(lambda: self.session.set_landmark(self.heat_panel.landmark_index()))
-        self.heat_panel.changed.connect(self.update_overlays)
+        self.heat_panel.changed.connect(self.research.update_overlays)
         self.adjust_panel.changed.connect(lambda changes: self.session.set_display(**changes))
         self.adjust_panel.reset.connect(self.session.reset_display)
         self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.set_heat_opacity(v / 100))
-        self.init_panel.changed.connect(self.update_overlays)
+        self.init_panel.changed.connect(self.research.update_overlays)
         self.refine_panel.stepChanged.connect(self.session.set_step)  # the step shown is the session's
-        self.refine_panel.stepChanged.connect(lambda _: self.update_overlays())  # toggles redraw too
+        self.refine_panel.stepChanged.connect(lambda _: self.research.update_overlays())  # toggles redraw too
 
     def _subscribe(self) -> None:
         """The views follow the session's events: whoever changes a picture calls
@@ -267,7 +272,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.session.entry_changed.connect(self._entry_changed)
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
-        self.session.landmark_changed.connect(lambda _: self.update_overlays())
+        self.session.landmark_changed.connect(lambda _: self.research.update_overlays())
         self.session.box_mode_changed.connect(lambda on: self.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())
@@ -280,7 +285,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         self.image_panel.update_entry(index, entry)
         if index == self.current:
             self.canvas.set_faces(entry.faces, self.layout)
-            self.update_overlays()
+            self.research.update_overlays()
 
     def schedule_review(self) -> None:
         if not self._review_timer.isActive():
@@ -406,7 +411,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
     def go_to(self, index: int) -> None:
         if not (0 <= index < len(self.document)) or index == self.current:
             return
-        self.autosave_current()
+        self.files.autosave_current()
         self.session.set_current(index)  # no face active, nothing selected
         entry = self.entry
         if self.message_bar.owner is not None and self.message_bar.owner != entry.path:
@@ -426,7 +431,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
     # --- what the pre-labeller reports ------------------------------------------------------
     def _picture_changed(self, index: int) -> None:
         self.show_picture(self.labeller.picture(self.document.entries[index]))
-        self.update_overlays()
+        self.research.update_overlays()
 
     def _model_status(self, text: str, tip: str) -> None:
         self.status_model.setText(text)
@@ -441,7 +446,7 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
 
     def _job_done(self, path: Path) -> None:
         if self.batch is not None:
-            self._batch_progress(path)
+            self.files._batch_progress(path)
 
     # --- refresh ------------------------------------------------------------------------------
     def refresh(self, entry: ImageEntry) -> None:
@@ -469,10 +474,10 @@ class MainWindow(FilesMixin, EditingMixin, OverlayMixin, QMainWindow):
         s.setValue(max(s.minimum(), min(s.maximum(), s.value() + delta)))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if not self.confirm_close():
+        if not self.files.confirm_close():
             event.ignore()
             return
-        self._save_layout()
+        self.files._save_layout()
         self.labeller.stop()
         event.accept()
 

@@ -34,59 +34,62 @@ def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.nd
     return disp, np.linalg.norm(seq - np.asarray(reference, float), axis=-1).mean(-1)
 
 
-class OverlayMixin:
+class ResearchView:
     """A part of MainWindow. Needs from it: canvas, docks, the three DRR panels (heat_panel,
-    init_panel, refine_panel), entry, layout, predictor, and the pre-labeller (self.labeller),
+    init_panel, refine_panel), entry, layout, predictor, and the pre-labeller (self.w.labeller),
     which recomputes a trimmed trace when a panel asks for it."""
+
+    def __init__(self, window) -> None:
+        self.w = window  # the MainWindow whose widgets and model this works on
 
     def panel_shown(self, name: str) -> bool:
         """Open and on screen: a dock behind another one's tab does not count."""
-        dock = self.docks[name]
+        dock = self.w.docks[name]
         return dock.isVisible() and not dock.visibleRegion().isEmpty()
 
     def overlay_face(self) -> Face | None:
         """The face the panels describe: the selected one, else the first with a result."""
-        e = self.entry
+        e = self.w.entry
         if e is None:
             return None
-        if 0 <= self.canvas.active < len(e.faces):
-            return e.faces[self.canvas.active]
+        if 0 <= self.w.canvas.active < len(e.faces):
+            return e.faces[self.w.canvas.active]
         return next((f for f in e.faces if f.result is not None), None)
 
     def update_overlays(self) -> None:
         """One thing at a time: with the Refinement panel's step view on, the face shows that
         step's shape, arrows and SIP boxes instead of its points, and nothing else; otherwise its
         points with the heatmap or the initialisation."""
-        c = self.canvas
+        c = self.w.canvas
         c.clear_overlay()
         face = self.overlay_face()
         res = face.result if face is not None else None
-        lines = self.layout.lines() if self.layout else []
-        step_view = res is not None and self.panel_shown("Refinement") and self.refine_panel.enabled.isChecked()
-        c.set_hidden_face(self.entry.faces.index(face) if step_view else -1)
+        lines = self.w.layout.lines() if self.w.layout else []
+        step_view = res is not None and self.panel_shown("Refinement") and self.w.refine_panel.enabled.isChecked()
+        c.set_hidden_face(self.w.entry.faces.index(face) if step_view else -1)
         if step_view:
-            self.canvas.set_heatmap(None)
-            self.heat_panel.info.setText("The Refinement panel shows a step on the face: untick its "
+            self.w.canvas.set_heatmap(None)
+            self.w.heat_panel.info.setText("The Refinement panel shows a step on the face: untick its "
                                          "\"Show the refinement step\" box to see the heatmap here.")
             if self.panel_shown("Initialisation"):
-                self.init_panel.set_result(res, lines)  # the list only: one thing at a time on the face
+                self.w.init_panel.set_result(res, lines)  # the list only: one thing at a time on the face
             self._draw_refinement(face, res)
             return
         self._draw_heatmap(res)
         if self.panel_shown("Initialisation"):
-            self.init_panel.set_result(res, lines)
+            self.w.init_panel.set_result(res, lines)
             if res is not None:
-                if self.init_panel.show_s0.isChecked():
+                if self.w.init_panel.show_s0.isChecked():
                     c.add_shape(res.s0, S0_COLOR, size=4, style=Qt.PenStyle.DashLine)
-                if self.init_panel.show_shat.isChecked():
+                if self.w.init_panel.show_shat.isChecked():
                     c.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
         if self.panel_shown("Refinement"):
             curves = (None, None) if res is None else step_curves(res, face.reference())
-            self.refine_panel.set_curves(*curves)
-            self.refine_panel.describe_step(*curves)
+            self.w.refine_panel.set_curves(*curves)
+            self.w.refine_panel.describe_step(*curves)
 
     def _draw_refinement(self, face: Face, res) -> None:
-        c, panel = self.canvas, self.refine_panel
+        c, panel = self.w.canvas, self.w.refine_panel
         disp, err = step_curves(res, face.reference())
         panel.set_curves(disp, err)
         seq = step_shapes(res)
@@ -101,28 +104,28 @@ class OverlayMixin:
         panel.describe_step(disp, err)
 
     def _draw_heatmap(self, res) -> None:
-        panel = self.heat_panel
+        panel = self.w.heat_panel
         if res is None or not self.panel_shown("Heatmaps") or not panel.show_box.isChecked():
-            self.canvas.set_heatmap(None)
+            self.w.canvas.set_heatmap(None)
             if res is None:
                 panel.info.setText("No model result for this face yet.")
             return
         if res.heatmaps is None:  # trimmed to save memory: computed again on demand
-            self.canvas.set_heatmap(None)
+            self.w.canvas.set_heatmap(None)
             panel.info.setText("Computing this face's heatmaps again…")
-            self.labeller.refresh_trace(self.entry)
+            self.w.labeller.refresh_trace(self.w.entry)
             return
         maps = np.asarray(res.heatmaps)
-        k = self.session.landmark
+        k = self.w.session.landmark
         if k is not None and not 0 <= k < len(maps):
             k = None
         heat = maps.max(0) if k is None else maps[k]
-        size = self.predictor.config.input_size if self.predictor is not None else maps.shape[-1]
-        self.canvas.set_heatmap(heat, res.crop_to_image, size / maps.shape[-1])
-        self.canvas.set_heat_opacity(panel.opacity.value() / 100)
+        size = self.w.predictor.config.input_size if self.w.predictor is not None else maps.shape[-1]
+        self.w.canvas.set_heatmap(heat, res.crop_to_image, size / maps.shape[-1])
+        self.w.canvas.set_heat_opacity(panel.opacity.value() / 100)
         if k is None:
             panel.info.setText(f"Max over all {len(maps)} conv8 maps, each normalised to its peak.")
         else:
-            names = self.layout.point_names() if self.layout else []
+            names = self.w.layout.point_names() if self.w.layout else []
             name = names[k] if k < len(names) else ""
             panel.info.setText(f"Landmark {k + 1} ({name}): peak probability {float(maps[k].max()):.3f}")

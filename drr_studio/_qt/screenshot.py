@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             w.canvas.set_active(0, {chin})
             moved = face.points.copy()
             moved[chin] += (0.04 * (face.box[2] - face.box[0]), 0.12 * (face.box[3] - face.box[1]))
-            w.on_points_dragged(0, moved, 1)  # what a drag of the chin sends, then its end
-            w.on_drag_finished(0, {chin}, 1)
+            w.editor.on_points_dragged(0, moved, 1)  # what a drag of the chin sends, then its end
+            w.editor.on_drag_finished(0, {chin}, 1)
         elif face is not None and desk:
-            w.select_part(("outer lips", "inner lips"), "mouth")  # key 5
+            w.editor.select_part(("outer lips", "inner lips"), "mouth")  # key 5
             w.session.set_display(gamma=1.6, contrast=1.2)
         elif face is not None:
             w.canvas.set_active(0, {30})
-            w.on_selection_changed()
+            w.editor.on_selection_changed()
             w.refine_panel.enabled.setChecked(True)
             w.refine_panel.slider.setValue(2)
         if face is not None:  # zoom on the face so the overlays are readable
