@@ -20,10 +20,11 @@ PART_KEYS = {"jaw": ("jaw",), "brows": ("right brow", "left brow"), "nose": ("no
 
 
 class Editor:
-    """A part of MainWindow. Needs from it: the session's views (document, entry, current,
-    layout, num_points()), the canvas, heat_panel, panel_shown(), update_overlays(), the undo
-    group and stack_for(), step_image(), action() and the status bar; the
-    pre-labeller (self.w.labeller) runs the model on drawn and moved boxes."""
+    """What the user's edits do: point moves with the assisted correction's followers, approval,
+    occlusion, reset, selection by point and part, face boxes, copy-previous, delete. Every
+    change is an undo command that changes the document through the session. Works on the
+    window `w` (its session, canvas, undo stacks, status bar, action()) and asks its
+    pre-labeller to run the model on drawn and moved boxes."""
 
     def __init__(self, window) -> None:
         self.w = window  # the MainWindow whose widgets and model this works on

@@ -18,10 +18,10 @@ MAX_RECENT = 8
 
 
 class FileActions:
-    """A part of MainWindow. Needs from it: settings, session (document, entry),
-    set_document(), message_bar, show_problem(), action(), the status bar and the window's
-    geometry; the pre-labeller (self.w.labeller, predictor) for batch prediction and
-    checkpoints."""
+    """What the File menu and the model's batch work do: open, save (and learn from what is
+    saved), export (a snapshot, in a worker), import, predict all, load a checkpoint, the
+    window's layout. Works on the window `w` (settings, session, set_document(), show_problem(),
+    action(), the status bar) and its pre-labeller."""
 
     def __init__(self, window) -> None:
         self.w = window  # the MainWindow whose widgets and model this works on

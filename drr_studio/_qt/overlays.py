@@ -35,9 +35,9 @@ def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.nd
 
 
 class ResearchView:
-    """A part of MainWindow. Needs from it: canvas, docks, the three DRR panels (heat_panel,
-    init_panel, refine_panel), entry, layout, predictor, and the pre-labeller (self.w.labeller),
-    which recomputes a trimmed trace when a panel asks for it."""
+    """What the DRR panels draw on the canvas for the face they describe, one thing at a time.
+    Works on the window `w` (canvas, docks, the three DRR panels, session, layout, predictor);
+    its pre-labeller recomputes a trimmed trace when a panel asks for it."""
 
     def __init__(self, window) -> None:
         self.w = window  # the MainWindow whose widgets and model this works on
