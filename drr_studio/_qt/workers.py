@@ -144,11 +144,14 @@ class PredictionWorker(QThread):
             return sum(1 for j in self._jobs if predicate(j))
 
     def stop(self) -> None:
+        """End the thread after its current job. It is waited for (up to a minute): a QThread
+        destroyed while its thread still runs a prediction takes the process down, which a
+        loaded machine made happen with the 5 s this waited before."""
         with self._cond:
             self._stop = True
             self._jobs.clear()
             self._cond.notify()
-        self.wait(5000)
+        self.wait(60000)
 
     # --- the thread -------------------------------------------------------------------------
     def run(self) -> None:
