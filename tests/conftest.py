@@ -60,6 +60,17 @@ def sample_faces(tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(autouse=True)
+def collect_garbage_on_the_gui_thread():
+    """After each test, collect its garbage here, on the main (GUI) thread: a window left in a
+    reference cycle would otherwise be freed by Python's collector from whatever thread allocates
+    next, such as the next test's prediction thread, and Qt objects must die on the GUI thread."""
+    yield
+    import gc
+
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
 def no_blocking_dialogs(monkeypatch):
     """A modal question, message or file dialog waits for a click that never comes offscreen and
     would hang the suite (CI then only sees its time run out): here each one fails the test at

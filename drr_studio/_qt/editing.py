@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
 
 import numpy as np
@@ -27,7 +28,14 @@ class Editor:
     pre-labeller to run the model on drawn and moved boxes."""
 
     def __init__(self, window) -> None:
-        self.w = window  # the MainWindow whose widgets and model this works on
+        # a weak reference: a strong one would tie the window into a reference cycle, which
+        # Python's collector may free from the prediction thread (Qt objects must die on the
+        # GUI thread: that crashed the test suite)
+        self._window = weakref.ref(window)
+
+    @property
+    def w(self):  # noqa: ANN201 - the MainWindow
+        return self._window()
 
     def build_edit_menu(self, menu: QMenu) -> None:
         self.w.undo_action = self.w.undo_group.createUndoAction(self.w, "Undo")

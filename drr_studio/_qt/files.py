@@ -3,6 +3,7 @@ folder, export of a training folder, batch prediction, checkpoints, window layou
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -24,7 +25,14 @@ class FileActions:
     action(), the status bar) and its pre-labeller."""
 
     def __init__(self, window) -> None:
-        self.w = window  # the MainWindow whose widgets and model this works on
+        # a weak reference: a strong one would tie the window into a reference cycle, which
+        # Python's collector may free from the prediction thread (Qt objects must die on the
+        # GUI thread: that crashed the test suite)
+        self._window = weakref.ref(window)
+
+    @property
+    def w(self):  # noqa: ANN201 - the MainWindow
+        return self._window()
 
     def build_file_menu(self, menu: QMenu) -> None:
         self.w.action(menu, "Open images…", self.choose_images, "Ctrl+O")

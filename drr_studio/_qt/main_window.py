@@ -43,6 +43,21 @@ from .prelabeller import PreLabeller
 from .review_panel import ReviewPanel
 from .workers import Picture, default_factory
 
+_GARBAGE_COLLECTOR = None  # one per process, see collect_garbage_on_the_gui_thread
+
+
+def collect_garbage_on_the_gui_thread() -> None:
+    """Python's cyclic collector runs in whatever thread happens to allocate, here often the
+    prediction thread; when it frees a Qt object left in a reference cycle there, the process
+    crashes (it did in the test suite). pyqtgraph's GarbageCollector turns automatic collection
+    off and collects on a GUI-thread timer instead, once a second."""
+    global _GARBAGE_COLLECTOR
+    if _GARBAGE_COLLECTOR is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _GARBAGE_COLLECTOR = GarbageCollector(interval=1.0)
+
+
 EXTENSIONS = ("drr_studio._qt.finetune",)  # installed when present, see _install_extensions
 REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
 
@@ -85,6 +100,7 @@ class MainWindow(QMainWindow):
                  factory: Callable[[Path | None], Any] = default_factory,
                  checkpoint: Path | None = None) -> None:
         super().__init__()
+        collect_garbage_on_the_gui_thread()
         self.setWindowTitle("DRR Studio")
         # the window builds and wires widgets; what the user's actions do is in three objects
         self.editor = Editor(self)  # edits, selection, approval, assisted correction (editing.py)

@@ -3,6 +3,8 @@ initialisation (Ŝ, S0) and one refinement step with its displacement arrows and
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from PySide6.QtCore import Qt
 
@@ -40,7 +42,14 @@ class ResearchView:
     its pre-labeller recomputes a trimmed trace when a panel asks for it."""
 
     def __init__(self, window) -> None:
-        self.w = window  # the MainWindow whose widgets and model this works on
+        # a weak reference: a strong one would tie the window into a reference cycle, which
+        # Python's collector may free from the prediction thread (Qt objects must die on the
+        # GUI thread: that crashed the test suite)
+        self._window = weakref.ref(window)
+
+    @property
+    def w(self):  # noqa: ANN201 - the MainWindow
+        return self._window()
 
     def panel_shown(self, name: str) -> bool:
         """Open and on screen: a dock behind another one's tab does not count."""
