@@ -489,7 +489,7 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
     key(w, Qt.Key.Key_A)
     assert w.entry.faces[0].status == Status.APPROVED
     worker = w.files.run_export(tmp_path / "train")
-    with qtbot.waitSignal(worker.returned, timeout=5000) as blocker:
+    with qtbot.waitSignal(worker.returned, timeout=30000) as blocker:
         pass
     assert blocker.args == [1]
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["img00.png", "img00.pts"]
