@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +12,7 @@ from model.geometry import box_iou
 
 from ..document import Face, FaceState, ImageEntry, Status
 from .commands import FaceEdit, FaceListEdit
+from .window_part import WindowPart
 
 NUDGE_PX = 1.0
 # keys 1-5 select a part group of the 68-point layout (model/layout.py's part names)
@@ -20,22 +20,12 @@ PART_KEYS = {"jaw": ("jaw",), "brows": ("right brow", "left brow"), "nose": ("no
              "eyes": ("right eye", "left eye"), "mouth": ("outer lips", "inner lips")}
 
 
-class Editor:
+class Editor(WindowPart):
     """What the user's edits do: point moves with the assisted correction's followers, approval,
     occlusion, reset, selection by point and part, face boxes, copy-previous, delete. Every
     change is an undo command that changes the document through the session. Works on the
     window `w` (its session, canvas, undo stacks, status bar, action()) and asks its
     pre-labeller to run the model on drawn and moved boxes."""
-
-    def __init__(self, window) -> None:
-        # a weak reference: a strong one would tie the window into a reference cycle, which
-        # Python's collector may free from the prediction thread (Qt objects must die on the
-        # GUI thread: that crashed the test suite)
-        self._window = weakref.ref(window)
-
-    @property
-    def w(self):  # noqa: ANN201 - the MainWindow
-        return self._window()
 
     def build_edit_menu(self, menu: QMenu) -> None:
         self.w.undo_action = self.w.undo_group.createUndoAction(self.w, "Undo")

@@ -3,7 +3,6 @@ folder, export of a training folder, batch prediction, checkpoints, window layou
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -13,26 +12,17 @@ from superqt.utils import GeneratorWorker, create_worker
 from model.images import IMAGE_SUFFIXES, is_image_file
 
 from ..document import Document, SaveError, write_export, write_training
+from .window_part import WindowPart
 from .workers import BATCH, describe_error
 
 MAX_RECENT = 8
 
 
-class FileActions:
+class FileActions(WindowPart):
     """What the File menu and the model's batch work do: open, save (and learn from what is
     saved), export (a snapshot, in a worker), import, predict all, load a checkpoint, the
     window's layout. Works on the window `w` (settings, session, set_document(), show_problem(),
     action(), the status bar) and its pre-labeller."""
-
-    def __init__(self, window) -> None:
-        # a weak reference: a strong one would tie the window into a reference cycle, which
-        # Python's collector may free from the prediction thread (Qt objects must die on the
-        # GUI thread: that crashed the test suite)
-        self._window = weakref.ref(window)
-
-    @property
-    def w(self):  # noqa: ANN201 - the MainWindow
-        return self._window()
 
     def build_file_menu(self, menu: QMenu) -> None:
         self.w.action(menu, "Open images…", self.choose_images, "Ctrl+O")

@@ -3,12 +3,11 @@ initialisation (Ŝ, S0) and one refinement step with its displacement arrows and
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 from PySide6.QtCore import Qt
 
 from ..document import Face
+from .window_part import WindowPart
 
 SHAT_COLOR = (255, 70, 70)
 S0_COLOR = (80, 255, 120)
@@ -36,20 +35,10 @@ def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.nd
     return disp, np.linalg.norm(seq - np.asarray(reference, float), axis=-1).mean(-1)
 
 
-class ResearchView:
+class ResearchView(WindowPart):
     """What the DRR panels draw on the canvas for the face they describe, one thing at a time.
     Works on the window `w` (canvas, docks, the three DRR panels, session, layout, predictor);
     its pre-labeller recomputes a trimmed trace when a panel asks for it."""
-
-    def __init__(self, window) -> None:
-        # a weak reference: a strong one would tie the window into a reference cycle, which
-        # Python's collector may free from the prediction thread (Qt objects must die on the
-        # GUI thread: that crashed the test suite)
-        self._window = weakref.ref(window)
-
-    @property
-    def w(self):  # noqa: ANN201 - the MainWindow
-        return self._window()
 
     def panel_shown(self, name: str) -> bool:
         """Open and on screen: a dock behind another one's tab does not count."""

@@ -1,0 +1,20 @@
+"""What the window's action objects (Editor, FileActions, ResearchView) share: the window they
+work on, held weakly."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+
+class WindowPart:
+    def __init__(self, window: Any) -> None:
+        # a weak reference: a strong one would tie the window into a reference cycle, which
+        # Python's collector may free from the prediction thread (Qt objects must die on the
+        # GUI thread: that crashed the test suite)
+        self._window = weakref.ref(window)
+
+    @property
+    def w(self) -> Any:
+        """The MainWindow."""
+        return self._window()
