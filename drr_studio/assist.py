@@ -33,10 +33,6 @@ class Assistant:
         self.prior_problem: str | None = None  # why the model's statistics are not used
         self.folder_problem: str | None = None  # why the folder's lessons are not used or saved
 
-    @property
-    def problem(self) -> str | None:
-        return "; ".join(p for p in (self.prior_problem, self.folder_problem) if p) or None
-
     # --- what it knows ---------------------------------------------------------------------
     def set_checkpoint(self, checkpoint: Path | None, num_points: int) -> None:
         """The model in use changed: its own statistics, the folder's lessons kept on top."""
@@ -99,8 +95,17 @@ class Assistant:
         self.model.learn(np.asarray(prediction, float), face.points, key)
         return True
 
+    def learn_faces(self, faces: list[tuple[str, Face]]) -> bool:
+        """Finished faces (key, face) teach the statistics; when any did, the folder's lessons
+        are written and the change announced. Returns whether any did."""
+        taught = [self.learn(key, face) for key, face in faces]
+        if any(taught):
+            self.save()
+            self.changed.emit(self.describe())
+        return any(taught)
+
     def save(self) -> None:
-        """Write the folder's lessons (atomically); an error is kept in `problem`, never raised."""
+        """Write the folder's lessons (atomically); an error is kept in `folder_problem`, never raised."""
         if self.folder_file is None:
             return
         lessons = CorrectionModel.empty(self.prior.num_points)

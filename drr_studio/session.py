@@ -132,7 +132,7 @@ class Session:
         """A face to a FaceState (points, status, occluded, box, placed, source): an edit, so
         the picture has unsaved changes. Returns whether the box changed (the model must run
         again on it)."""
-        moved = face.box is not state.box and not _same_box(face.box, state.box)
+        moved = not np.array_equal(face.box, state.box)
         face.restore(state)
         entry.dirty = True  # undoing back to what is on disk still re-saves: always correct
         self.touch(entry)
@@ -189,6 +189,3 @@ class Session:
         """How many pictures have each status (approved, corrected, predicted, ...)."""
         return Counter(e.status for e in self.document.entries)
 
-
-def _same_box(a, b) -> bool:
-    return bool(np.array_equal(np.asarray(a), np.asarray(b)))

@@ -129,10 +129,7 @@ class FileActions(WindowPart):
 
     def learn_from(self, entry) -> None:
         """Saved faces a person finished teach the assisted correction (one lesson per face)."""
-        taught = [self.w.assistant.learn(self.w.document.face_key(entry, f), f) for f in entry.faces if f.human]
-        if any(taught):
-            self.w.assistant.save()
-            self.w.assistant.changed.emit(self.w.assistant.describe())
+        self.w.assistant.learn_faces([(self.w.document.face_key(entry, f), f) for f in entry.faces if f.human])
         if self.w.assistant.folder_problem:
             self.w.show_problem(self.w.assistant.folder_problem)
 
