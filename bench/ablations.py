@@ -5,8 +5,12 @@ on the fixed validation split (truth-box protocol: crop from the tight landmark 
     python -m bench.ablations runs/default/best.pt runs/norec/best.pt --json /tmp/ablations.json
     python -m bench.ablations full=runs/a/best.pt no-recurrent=runs/b/best.pt
 
-For every checkpoint the same faces are run with two initial shapes S0:
+For every checkpoint the same faces are run with these initial shapes S0:
   candidates  the nearest k-means candidate to the conv8 arg-max shape S_hat (the paper's method)
+  local-mean  the nearest candidate to S_hat decoded below the map's pixel: the probability-
+              weighted mean over the 3 x 3 pixels around each arg-max (issue 27's lever 3;
+              subpixel_shape below); its S_hat row is that decoded shape
+  quarter     the same with the arg-max moved a quarter pixel towards its higher neighbour
   mean        the mean training shape (paper Table X), passed as DRR.forward(init_override=...)
 The checkpoint's own initialisation (its config.init) is marked with *. Pairs trained with and
 without recurrent features (drr-train ... --no-recurrent, paper Table IX) or with other options
@@ -19,11 +23,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from model.candidates import nearest_candidate
 from model.checkpoint import CheckpointError, load_checkpoint
+from model.heatmap import from_map
 from model.network import DRR
 
 from .common import (
@@ -42,9 +50,38 @@ from .common import (
     write_json,
 )
 
-INITS = ("candidates", "mean")
+SUBPIXEL = ("local-mean", "quarter")
+INITS = ("candidates", "local-mean", "quarter", "mean")
 CONFIG_KEYS = ("backbone", "width", "input_size", "steps", "num_candidates", "lstm_hidden", "recurrent", "init",
                "sip_deconv6", "coord_prior", "heatmap_stride")
+
+
+def subpixel_shape(logits: torch.Tensor, stride: int = 1, method: str = "local-mean") -> torch.Tensor:
+    """S_hat decoded below the map's pixel (issue 27's lever 3), (B, p, 2) in input pixels.
+    method "local-mean": the probability-weighted mean position over the 3 x 3 pixels around
+    each map's arg-max (a soft-argmax that a far-away second mode cannot pull); "quarter": the
+    arg-max moved a quarter pixel towards its higher neighbour on each axis (the usual
+    correction of pose-estimation heatmaps). The network's own S_hat stays model.heatmap.argmax_shape."""
+    b, p, h, w = logits.shape
+    flat = logits.float().reshape(b * p, h * w)
+    idx = flat.argmax(-1)
+    x, y = idx % w, idx // w
+    maps = F.pad(flat.reshape(b * p, 1, h, w), (1, 1, 1, 1), value=float("-inf"))[:, 0]
+    rows = torch.arange(b * p)
+    window = torch.stack([torch.stack([maps[rows, y + 1 + dy, x + 1 + dx] for dx in (-1, 0, 1)], -1)
+                          for dy in (-1, 0, 1)], -2)  # (B p, 3, 3) logits, -inf outside the map
+    offsets = torch.tensor([-1.0, 0.0, 1.0])
+    if method == "local-mean":
+        weight = torch.softmax(window.reshape(b * p, 9), -1).reshape(b * p, 3, 3)
+        dx = (weight.sum(1) * offsets).sum(-1)
+        dy = (weight.sum(2) * offsets).sum(-1)
+    elif method == "quarter":
+        dx = 0.25 * torch.sign(window[:, 1, 2] - window[:, 1, 0]).nan_to_num(0.0)
+        dy = 0.25 * torch.sign(window[:, 2, 1] - window[:, 0, 1]).nan_to_num(0.0)
+    else:
+        raise ValueError(f"unknown sub-pixel method {method!r}: local-mean or quarter")
+    xy = torch.stack([x.float() + dx, y.float() + dy], -1).reshape(b, p, 2)
+    return from_map(xy, stride)
 
 
 @torch.inference_mode()
@@ -58,6 +95,10 @@ def run_stages(model: DRR, crops: np.ndarray, init: str, device: str, batch_size
         if init == "mean":
             idx = torch.full((len(x),), -1)
             t = model(x, init_override=model.mean_shape.expand(len(x), -1, -1))
+        elif init in SUBPIXEL:
+            s_hat = subpixel_shape(model(x).logits, model.cfg.heatmap_stride, init)
+            idx = nearest_candidate(s_hat, model.candidates)[0]
+            t = replace(model(x, init_override=model.candidates[idx]), s_hat=s_hat)
         elif model.cfg.init == "candidates":
             t = model(x)
             idx = t.candidate_index
@@ -70,14 +111,19 @@ def run_stages(model: DRR, crops: np.ndarray, init: str, device: str, batch_size
 
 
 def ablate(label: str, model: DRR, crops: np.ndarray, truth: np.ndarray, device: str) -> dict:
-    """Both initialisations of one checkpoint on crops cut at its input size."""
+    """Every initialisation of one checkpoint on crops cut at its input size."""
     out: dict = {"config": model.cfg.to_dict(),
                  "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "inits": {}}
+    argmax_choice = None
     for init in INITS:
         stages, chosen = run_stages(model, crops, init, device)
         s = summarise(stages, truth)
         s["distinct_candidates"] = int(len(np.unique(chosen[chosen >= 0])))
         s["native"] = (init == model.cfg.init)
+        if init == "candidates":
+            argmax_choice = chosen
+        elif init in SUBPIXEL and argmax_choice is not None:
+            s["other_candidate"] = int((chosen != argmax_choice).sum())  # faces whose S0 changed
         out["inits"][init] = s
     return out
 
@@ -93,8 +139,9 @@ def format_results(results: dict[str, dict], kind: str = "inter-pupil") -> str:
     rows = [[s] + [results[lb]["inits"][i][kind]["steps"].get(s) for lb, i in cols] for s in stages]
     rows.append(["AUC@0.08"] + [f"{results[lb]['inits'][i][kind]['auc@0.08']:.3f}" for lb, i in cols])
     rows.append(["failure > 0.08"] + [f"{results[lb]['inits'][i][kind]['failure@0.08'] * 100:.1f}%" for lb, i in cols])
-    rows.append(["distinct candidates"] + [results[lb]["inits"][i]["distinct_candidates"] if i == "candidates" else None
+    rows.append(["distinct candidates"] + [results[lb]["inits"][i]["distinct_candidates"] if i != "mean" else None
                                           for lb, i in cols])
+    rows.append(["S0 not the arg-max's"] + [results[lb]["inits"][i].get("other_candidate") for lb, i in cols])
     table = md_table([f"{kind} NME %"] + [head(lb, i) for lb, i in cols], rows)
     conf = md_table(["checkpoint"] + list(CONFIG_KEYS) + ["params M"],
                     [[lb] + [str(r["config"].get(k)) for k in CONFIG_KEYS] + [f"{r['params_m']:.2f}"]

@@ -180,7 +180,8 @@ def test_ablations(tiny_checkpoint: Path, samples: list, shared_data: Path, tmp_
     rep = json.loads(out.read_text())
     assert rep["faces"] == FACES and list(rep["checkpoints"]) == ["tiny", "again"]
     for r in rep["checkpoints"].values():
-        assert set(r["inits"]) == {"candidates", "mean"}
+        assert set(r["inits"]) == {"candidates", "local-mean", "quarter", "mean"}
+        assert 0 <= r["inits"]["quarter"]["other_candidate"] <= FACES
         assert r["inits"]["candidates"]["native"] and not r["inits"]["mean"]["native"]
         for s in r["inits"].values():
             check_summary(s, FACES, STAGES)
@@ -194,6 +195,21 @@ def test_ablations(tiny_checkpoint: Path, samples: list, shared_data: Path, tmp_
     assert a["mean"]["inter-pupil"]["steps"]["S0"] == pytest.approx(s0, rel=1e-4)
     assert a["mean"]["inter-pupil"]["steps"]["S_hat"] == pytest.approx(a["candidates"]["inter-pupil"]["steps"]["S_hat"])
     assert_all_finite({k: v for k, v in rep.items() if k != "limit"})
+
+
+def test_subpixel_shape_finds_a_peak_between_pixels() -> None:
+    # one map whose logits peak at x = 5.3, y = 2.0: the arg-max says 5, both decodings go right
+    ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(10.0), indexing="ij")
+    logits = (-((xs - 5.3) ** 2 + (ys - 2.0) ** 2))[None, None]
+    local = ablations.subpixel_shape(logits, 1, "local-mean")[0, 0]
+    quarter = ablations.subpixel_shape(logits, 1, "quarter")[0, 0]
+    assert 5.0 < local[0] < 5.5 and local[1] == pytest.approx(2.0, abs=1e-6)
+    assert quarter.tolist() == [5.25, 2.0]
+    # a peak on the map's edge: the missing neighbour counts as lower (the shift goes inwards), never NaN
+    edge = ablations.subpixel_shape((-((xs - 0.0) ** 2 + (ys - 0.0) ** 2))[None, None], 1, "quarter")[0, 0]
+    assert edge.tolist() == [0.25, 0.25]
+    with pytest.raises(ValueError, match="unknown sub-pixel method"):
+        ablations.subpixel_shape(logits, 1, "centroid")
 
 
 def test_speed_quick(tiny_checkpoint: Path, tmp_path: Path) -> None:
