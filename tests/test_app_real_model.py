@@ -63,7 +63,7 @@ def test_sample_opens_with_points_and_trace(qtbot, window):
     v, u = np.unravel_index(int(heat.argmax()), heat.shape)
     scale = w.predictor.config.input_size / heat.shape[-1]
     w.heat_panel.choose_landmark(30)
-    t = w.canvas.heat_item.transform()
+    t = w.canvas.research.heat_item.transform()
     x, y = t.map(u + 0.5, v + 0.5)
     assert scale > 0 and np.allclose([x, y], r.s_hat[30], atol=1.0 * scale + 1e-6), (x, y, r.s_hat[30])
 

@@ -119,17 +119,17 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     assert slider.maximum() == 1 + 4  # Ŝ, S0..S4 of the fake model
     key(w, Qt.Key.Key_BracketLeft)
     assert slider.value() == 0
-    n0 = len(w.canvas._overlay)
+    n0 = len(w.canvas.research.items)
     for _ in range(3):
         key(w, Qt.Key.Key_BracketRight)
     assert slider.value() == 3 and "S2" in w.refine_panel.label.text()
     assert w.session.step == 3  # the session knows which step the panels show
-    assert len(w.canvas._overlay) > n0  # arrows and SIP boxes appear from S1 on
+    assert len(w.canvas.research.items) > n0  # arrows and SIP boxes appear from S1 on
     disp = w.refine_panel.disp_curve.getData()[1]
     assert disp is not None and len(disp) == 4 and np.all(disp > 0)
     # one thing at a time: the step's shape replaces the face's points; no heatmap under it
     assert w.canvas.hidden_face == 0 and len(w.canvas._face_items[0].points.data) == 0
-    assert not w.canvas.heat_item.isVisible()
+    assert not w.canvas.research.heat_item.isVisible()
     ticks = w.refine_panel.plot.getAxis("bottom")._tickLevels[0]
     assert [t for _, t in ticks] == ["Ŝ", "S0", "S1", "S2", "S3", "S4"]
     legend = [label.text for _, label in w.refine_panel.legend.items]
@@ -140,14 +140,14 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     assert w.docks["Refinement"].width() == width  # the dock does not jump as the text changes
     w.refine_panel.enabled.setChecked(False)  # back to the points, with the other panels' overlays
     assert w.canvas.hidden_face == -1 and len(w.canvas._face_items[0].points.data) == 68
-    assert w.canvas.heat_item.isVisible()
+    assert w.canvas.research.heat_item.isVisible()
     w.docks["Initialisation"].raise_()  # it shares a tab with the heatmaps
     qtbot.waitUntil(lambda: w.init_panel.gallery.count() == 3, timeout=2000)
     assert "★" in w.init_panel.gallery.item(0).text()
-    assert not w.canvas.heat_item.isVisible()  # the heatmap tab is now behind
+    assert not w.canvas.research.heat_item.isVisible()  # the heatmap tab is now behind
     # clicking a point selects its heatmap
     w.docks["Heatmaps"].raise_()
-    qtbot.waitUntil(lambda: w.canvas.heat_item.isVisible(), timeout=2000)
+    qtbot.waitUntil(lambda: w.canvas.research.heat_item.isVisible(), timeout=2000)
     w.canvas.set_active(0, {36})
     w.editor.on_selection_changed()
     assert w.heat_panel.landmark_index() == 36
@@ -697,8 +697,11 @@ def test_shift_a_leaves_faces_that_need_a_look(qtbot, open_window, tmp_path):
     assert w.current == 0  # stopped here
     assert sure.status == Status.APPROVED and doubted.status == Status.PREDICTED and doubted.uncertain
     assert w.canvas.active == 1 and "left for you to check" in w.statusBar().currentMessage()
+    # the image list says the picture is half done, not done
+    assert w.image_panel.list.item(0).text().endswith("[corrected 1 of 2]")
     key(w, Qt.Key.Key_A)  # the deliberate act: the doubted face is selected
     assert doubted.status == Status.APPROVED
+    assert w.image_panel.list.item(0).text().endswith("[approved]")
     key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
     assert w.current == 1
 

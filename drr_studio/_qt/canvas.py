@@ -1,5 +1,5 @@
 """The picture with its faces: zoom and pan, points that keep their on-screen size, drag-editing,
-rubber-band selection, drawing face boxes, and the overlays of the DRR panels.
+rubber-band selection, drawing face boxes; the DRR panels' overlays are its ResearchLayer.
 
 The canvas owns no data: it draws what the main window hands it and what the session announces
 (the active face, the selection, the image adjustments), and reports user gestures as signals;
@@ -14,16 +14,17 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QTransform
+from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QGraphicsRectItem, QToolTip
 
 from model.layout import Layout
 
 from ..document import Face, Status
 from ..session import Session
-from .face_items import BoxROI, FaceItems, PassiveScatter, pair_lines
+from .face_items import BoxROI, FaceItems, pair_lines
 from .magnifier import Magnifier
 from .qt_compat import pin_singletons
+from .research_layer import ResearchLayer
 
 pin_singletons()  # before any pyqtgraph item exists: see qt_compat
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -34,15 +35,6 @@ _drag_ids = itertools.count(1)
 STATUS_PEN = {Status.PENDING: (200, 200, 200), Status.PREDICTED: (90, 170, 255),
               Status.CORRECTED: (255, 190, 60), Status.APPROVED: (60, 230, 90)}
 UNCERTAIN_PEN = (255, 80, 200)  # model points the model doubts (Face.uncertain)
-
-
-def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
-    """QTransform for an ImageItem of a heatmap whose pixel u covers crop coordinates
-    [u*scale - 0.5, (u+1)*scale - 0.5] (pixel-centre convention) mapped by the 2x3 affine."""
-    a = np.asarray(crop_to_image, dtype=np.float64)
-    lin = a[:, :2] * scale
-    off = a[:, 2] - 0.5 * a[:, :2].sum(1)
-    return QTransform(lin[0, 0], lin[1, 0], lin[0, 1], lin[1, 1], off[0], off[1])
 
 
 class EditViewBox(pg.ViewBox):
@@ -79,18 +71,11 @@ class Canvas(pg.GraphicsView):
         self.image_item = pg.ImageItem(autoDownsample=False)
         self.image_item.setPos(-0.5, -0.5)  # pixel centres at integer coordinates, like the .pts
         self.vb.addItem(self.image_item)
-        self.heat_item = pg.ImageItem()
-        self.heat_item.setZValue(5)
-        lut = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True)
-        lut[:, 3] = np.clip(np.linspace(0, 2.5, 256), 0, 1) * 255  # low probability: see-through
-        self.heat_item.setLookupTable(lut)
-        self.heat_item.setOpacity(0.55)
-        self.vb.addItem(self.heat_item)
-        self.heat_item.hide()
-        self._overlay: list[pg.GraphicsObject] = []
         self._faces: list[Face] = []
         self._face_items: list[FaceItems] = []
         self.layout: Layout | None = None
+        # what the DRR panels draw over the picture (conv8 map, S_hat, S0, steps, SIP boxes)
+        self.research = ResearchLayer(self.vb, lambda: self.layout)
         self.show_ghost = True
         self._drag: dict | None = None
         self.hidden_face = -1  # a face drawn without its points (set_hidden_face)
@@ -461,66 +446,3 @@ class Canvas(pg.GraphicsView):
             text += "  occluded"
         self.hoverText.emit(text)
         QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
-
-    # --- overlays of the DRR panels ---------------------------------------------------------
-    def set_heatmap(self, heat: np.ndarray | None, crop_to_image: np.ndarray | None = None,
-                    scale: float = 1.0) -> None:
-        if heat is None:
-            self.heat_item.hide()
-            return
-        h = np.asarray(heat, dtype=np.float32)
-        h = h / max(float(h.max()), 1e-12)  # each map to full range: the shape matters, not the peak
-        self.heat_item.setImage(h, levels=(0.0, 1.0))
-        self.heat_item.setTransform(crop_transform(crop_to_image, scale))
-        self.heat_item.show()
-
-    def set_heat_opacity(self, value: float) -> None:
-        self.heat_item.setOpacity(value)
-
-    def clear_overlay(self) -> None:
-        for item in self._overlay:
-            self.vb.removeItem(item)
-        self._overlay = []
-
-    def add_shape(self, pts: np.ndarray, color: tuple, symbol: str = "o", size: float = 5,
-                  lines: bool = True, style=Qt.PenStyle.SolidLine) -> None:
-        pts = np.asarray(pts, dtype=np.float64)
-        if lines and self.layout and self.layout.num_points == len(pts):
-            pairs = np.asarray(self.layout.lines(), dtype=int).reshape(-1, 2)
-            xs, ys = pair_lines(pts[pairs[:, 0]], pts[pairs[:, 1]])
-            item = pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.5, style=style))
-            self._add_overlay(item, 12)
-        pen = pg.mkPen(color, width=1.5)
-        scatter = PassiveScatter(pos=pts, pxMode=True, size=size, symbol=symbol, pen=pen,
-                                     brush=pg.mkBrush(QColor(*color)) if symbol == "o" else None)
-        self._add_overlay(scatter, 13)
-
-    def add_arrows(self, a: np.ndarray, b: np.ndarray, color: tuple) -> None:
-        """Displacement arrows a[i] -> b[i] with a small head, as one line item."""
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        d = b - a
-        n = np.linalg.norm(d, axis=1, keepdims=True)
-        u = d / np.maximum(n, 1e-9)
-        head = np.minimum(n * 0.35, 3.0 + 0.1 * n)
-        perp = np.stack([-u[:, 1], u[:, 0]], 1)
-        left, right = b - u * head + perp * head * 0.5, b - u * head - perp * head * 0.5
-        segs_a = np.concatenate([a, b, b])
-        segs_b = np.concatenate([b, left, right])
-        xs, ys = pair_lines(segs_a, segs_b)
-        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pg.mkPen(color, width=1.3)), 16)
-
-    def add_boxes(self, centres: np.ndarray, side: float, color: tuple) -> None:
-        c = np.asarray(centres, float)
-        h = side / 2.0
-        corners = [c + [-h, -h], c + [h, -h], c + [h, h], c + [-h, h]]
-        a = np.concatenate(corners)
-        b = np.concatenate(corners[1:] + corners[:1])
-        xs, ys = pair_lines(a, b)
-        pen = pg.mkPen(color, width=1, style=Qt.PenStyle.DotLine)
-        self._add_overlay(pg.PlotDataItem(xs, ys, connect="pairs", pen=pen), 11)
-
-    def _add_overlay(self, item: pg.GraphicsObject, z: float) -> None:
-        """Overlays sit under the editable points (z 20) so that those stay visible on top."""
-        item.setZValue(z)
-        self.vb.addItem(item)
-        self._overlay.append(item)

@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
         self.heat_panel.changed.connect(self.research.update_overlays)
         self.adjust_panel.changed.connect(lambda changes: self.session.set_display(**changes))
         self.adjust_panel.reset.connect(self.session.reset_display)
-        self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.set_heat_opacity(v / 100))
+        self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.research.set_heat_opacity(v / 100))
         self.init_panel.changed.connect(self.research.update_overlays)
         self.refine_panel.stepChanged.connect(self.session.set_step)  # the step shown is the session's
         self.refine_panel.stepChanged.connect(lambda _: self.research.update_overlays())  # toggles redraw too

@@ -58,15 +58,15 @@ class ResearchView(WindowPart):
         """One thing at a time: with the Refinement panel's step view on, the face shows that
         step's shape, arrows and SIP boxes instead of its points, and nothing else; otherwise its
         points with the heatmap or the initialisation."""
-        c = self.w.canvas
-        c.clear_overlay()
+        layer = self.w.canvas.research
+        layer.clear()
         face = self.overlay_face()
         res = face.result if face is not None else None
         lines = self.w.layout.lines() if self.w.layout else []
         step_view = res is not None and self.panel_shown("Refinement") and self.w.refine_panel.enabled.isChecked()
-        c.set_hidden_face(self.w.entry.faces.index(face) if step_view else -1)
+        self.w.canvas.set_hidden_face(self.w.entry.faces.index(face) if step_view else -1)
         if step_view:
-            self.w.canvas.set_heatmap(None)
+            layer.set_heatmap(None)
             self.w.heat_panel.info.setText("The Refinement panel shows a step on the face: untick its "
                                          "\"Show the refinement step\" box to see the heatmap here.")
             if self.panel_shown("Initialisation"):
@@ -78,38 +78,38 @@ class ResearchView(WindowPart):
             self.w.init_panel.set_result(res, lines)
             if res is not None:
                 if self.w.init_panel.show_s0.isChecked():
-                    c.add_shape(res.s0, S0_COLOR, size=4, style=Qt.PenStyle.DashLine)
+                    layer.add_shape(res.s0, S0_COLOR, size=4, style=Qt.PenStyle.DashLine)
                 if self.w.init_panel.show_shat.isChecked():
-                    c.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
+                    layer.add_shape(res.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
         if self.panel_shown("Refinement"):
             curves = (None, None) if res is None else step_curves(res, face.reference())
             self.w.refine_panel.set_curves(*curves)
             self.w.refine_panel.describe_step(*curves)
 
     def _draw_refinement(self, face: Face, res) -> None:
-        c, panel = self.w.canvas, self.w.refine_panel
+        layer, panel = self.w.canvas.research, self.w.refine_panel
         disp, err = step_curves(res, face.reference())
         panel.set_curves(disp, err)
         seq = step_shapes(res)
         v = min(panel.slider.value(), len(seq) - 1)
         if v >= 2 and panel.show_boxes.isChecked():
             # step k pools SIP features around S^(k-1): draw those boxes
-            c.add_boxes(seq[v - 1], float(res.sip_box_image), BOX_COLOR)
-        c.add_shape(seq[v], SHAT_COLOR if v == 0 else STEP_COLOR, symbol="x" if v == 0 else "o", size=6,
-                    lines=v > 0)
+            layer.add_boxes(seq[v - 1], float(res.sip_box_image), BOX_COLOR)
+        layer.add_shape(seq[v], SHAT_COLOR if v == 0 else STEP_COLOR, symbol="x" if v == 0 else "o", size=6,
+                        lines=v > 0)
         if v >= 1:
-            c.add_arrows(seq[v - 1], seq[v], ARROW_COLOR)
+            layer.add_arrows(seq[v - 1], seq[v], ARROW_COLOR)
         panel.describe_step(disp, err)
 
     def _draw_heatmap(self, res) -> None:
         panel = self.w.heat_panel
         if res is None or not self.panel_shown("Heatmaps") or not panel.show_box.isChecked():
-            self.w.canvas.set_heatmap(None)
+            self.w.canvas.research.set_heatmap(None)
             if res is None:
                 panel.info.setText("No model result for this face yet.")
             return
         if res.heatmaps is None:  # trimmed to save memory: computed again on demand
-            self.w.canvas.set_heatmap(None)
+            self.w.canvas.research.set_heatmap(None)
             panel.info.setText("Computing this face's heatmaps again…")
             self.w.labeller.refresh_trace(self.w.entry)
             return
@@ -119,8 +119,8 @@ class ResearchView(WindowPart):
             k = None
         heat = maps.max(0) if k is None else maps[k]
         size = self.w.predictor.config.input_size if self.w.predictor is not None else maps.shape[-1]
-        self.w.canvas.set_heatmap(heat, res.crop_to_image, size / maps.shape[-1])
-        self.w.canvas.set_heat_opacity(panel.opacity.value() / 100)
+        self.w.canvas.research.set_heatmap(heat, res.crop_to_image, size / maps.shape[-1])
+        self.w.canvas.research.set_heat_opacity(panel.opacity.value() / 100)
         if k is None:
             panel.info.setText(f"Max over all {len(maps)} conv8 maps, each normalised to its peak.")
         else:
