@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import geometry
+from . import distributed, geometry
 from .candidates import kmeans
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import PRESETS, DRRConfig
@@ -243,19 +243,6 @@ def _batches(data: FaceDataset, batch_size: int, count: int, weights: np.ndarray
         yield torch.stack([a for a, _ in items]), torch.stack([t for _, t in items])
 
 
-def _distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size) under torchrun (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT set);
-    (0, 1) otherwise. Joins the process group: NCCL on CUDA, gloo on the CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def _lr_factor(frac: float, it: int, warmup: int = 100) -> float:
     return min(1.0, (it + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
 
@@ -272,7 +259,7 @@ def train(opts: TrainOptions, train_samples: list[Sample], val_samples: list[Sam
         t.run_epoch(epoch)
         if t.rank == 0:  # validation, checkpoints and the log are rank 0's
             t.end_epoch(epoch)
-        _barrier(t.world)
+        distributed.barrier(t.world)
         if t.stopped or t.out_of_time():
             break
     return t.finish()
@@ -295,8 +282,8 @@ class Trainer:
         if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             self.device = device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
             torch.cuda.set_device(device)
-        self.joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _group_initialized()
-        self.rank, self.world = _distributed(device)
+        self.joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not distributed.group_initialized()
+        self.rank, self.world = distributed.join(device)
         if self.world > 1 and opts.balance > 0:
             raise ValueError("--balance draws faces with replacement in one process; it is not supported with torchrun")
         self.out = Path(opts.out)
@@ -429,7 +416,7 @@ class Trainer:
                                "minutes": self.elapsed(), "lr": self.optim.param_groups[0]["lr"]})
             out_of_time, asked = self.out_of_time(), bool(self.should_stop and self.should_stop())
             if self.world > 1:  # every rank stops after the same step, or the next all-reduce would hang
-                out_of_time, asked = _agree_to_stop(out_of_time, asked)
+                out_of_time, asked = distributed.agree_to_stop(out_of_time, asked)
             if asked or out_of_time:
                 self.stopped = asked
                 break
@@ -475,7 +462,7 @@ class Trainer:
     def finish(self) -> TrainResult:
         if self.rank == 0 and not self.best_path.exists():
             self.save(len(self.history), None, True)
-        _barrier(self.world)
+        distributed.barrier(self.world)
         if self.joined:
             import torch.distributed as dist
 
@@ -490,25 +477,3 @@ def _check(opts: TrainOptions, train_samples: list[Sample]) -> None:
         raise ValueError(f"rotate_prob must lie in [0, 1], got {opts.rotate_prob}")
     if opts.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
-
-
-def _group_initialized() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized()
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _agree_to_stop(out_of_time: bool, asked: bool) -> tuple[bool, bool]:
-    """Any rank's reason to stop, on every rank (rank 0's clock and stop flag may differ)."""
-    import torch.distributed as dist
-
-    flags = torch.tensor([float(out_of_time), float(asked)])
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    return bool(flags[0]), bool(flags[1])
