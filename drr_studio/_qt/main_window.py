@@ -18,11 +18,9 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoGroup, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMenu,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -38,7 +36,15 @@ from .editing import Editor
 from .files import FileActions
 from .help import ShortcutsDialog, show_about
 from .overlays import ResearchView
-from .panels import SUSPICIOUS_FIRST, HeatmapPanel, ImageAdjustPanel, ImageListPanel, InitPanel, RefinePanel
+from .panels import (
+    SUSPICIOUS_FIRST,
+    HeatmapPanel,
+    ImageAdjustPanel,
+    ImageListPanel,
+    InitPanel,
+    MessageBar,
+    RefinePanel,
+)
 from .prelabeller import PreLabeller
 from .review_panel import ReviewPanel
 from .workers import Picture, default_factory
@@ -60,39 +66,6 @@ def collect_garbage_on_the_gui_thread() -> None:
 
 EXTENSIONS = ("drr_studio._qt.finetune",)  # installed when present, see _install_extensions
 REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
-
-
-class MessageBar(QWidget):
-    """A dismissable line above the canvas for problems the user must see (bad files, save
-    failures) without a modal dialog interrupting the work. A problem of one picture belongs to
-    it (owner): the line goes when another picture is shown and comes back with it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.owner: Path | None = None
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QPushButton("✕")
-        close.setFlat(True)
-        close.setFixedWidth(28)
-        close.clicked.connect(self.hide)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 3, 3, 3)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close)
-        self.setStyleSheet("background:#5a2a22; color:#ffe9e0;")
-        self.hide()
-
-    def show_message(self, text: str, owner: Path | None = None) -> None:
-        self.label.setText(text)
-        self.owner = owner
-        self.show()
-
-    def clear(self) -> None:
-        self.owner = None
-        self.label.clear()
-        self.hide()
 
 
 class MainWindow(QMainWindow):
@@ -127,6 +100,32 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
 
+        self._build_panels()
+        self._build_status_bar()
+        self._build_menus()
+        self.assistant.enabled = self.assist_action.isChecked()
+        self._connect()
+        self._subscribe()
+
+        # the model's side: pictures, predictions and the model itself come from here
+        self.labeller = PreLabeller(self.session, factory, mirror_average=self.mirror_action.isChecked())
+        self.labeller.pictureChanged.connect(self._picture_changed)
+        self.labeller.problem.connect(self.show_problem)
+        self.labeller.message.connect(self.statusBar().showMessage)
+        self.labeller.modelStatus.connect(self._model_status)
+        self.labeller.modelReady.connect(self._model_ready)
+        self.labeller.busyChanged.connect(self.status_busy.setText)
+        self.labeller.jobDone.connect(self._job_done)
+        self.labeller.load_model(checkpoint)
+
+        self._install_extensions()
+        self.files._restore_layout()
+        if paths:
+            self.files.open_paths(paths)
+
+    # --- construction -------------------------------------------------------------------------
+    def _build_panels(self) -> None:
+        """The image list, the research panels, the review and the image adjustments, as docks."""
         self.image_panel = ImageListPanel()
         self.heat_panel = HeatmapPanel()
         self.init_panel = InitPanel()
@@ -153,6 +152,7 @@ class MainWindow(QMainWindow):
         # wide enough for "name.jpg*   [bad annotation file]"; a saved layout may change it
         self.resizeDocks([self.docks["Images"], self.docks["Refinement"]], [320, 330], Qt.Orientation.Horizontal)
 
+    def _build_status_bar(self) -> None:
         self.status_model = QLabel("Model: loading…")
         self.status_busy = QLabel()
         self.status_pos = QLabel()
@@ -161,28 +161,6 @@ class MainWindow(QMainWindow):
         for w in (self.status_busy, self.status_pos, self.status_assist, self.status_model):
             self.statusBar().addPermanentWidget(w)
 
-        self._build_menus()
-        self.assistant.enabled = self.assist_action.isChecked()
-        self._connect()
-        self._subscribe()
-
-        # the model's side: pictures, predictions and the model itself come from here
-        self.labeller = PreLabeller(self.session, factory, mirror_average=self.mirror_action.isChecked())
-        self.labeller.pictureChanged.connect(self._picture_changed)
-        self.labeller.problem.connect(self.show_problem)
-        self.labeller.message.connect(self.statusBar().showMessage)
-        self.labeller.modelStatus.connect(self._model_status)
-        self.labeller.modelReady.connect(self._model_ready)
-        self.labeller.busyChanged.connect(self.status_busy.setText)
-        self.labeller.jobDone.connect(self._job_done)
-        self.labeller.load_model(checkpoint)
-
-        self._install_extensions()
-        self.files._restore_layout()
-        if paths:
-            self.files.open_paths(paths)
-
-    # --- construction -------------------------------------------------------------------------
     def _add_dock(self, title: str, widget: QWidget, area, visible: bool = True) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title}")

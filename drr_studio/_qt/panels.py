@@ -4,6 +4,8 @@ draws the matching overlays on the canvas."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
@@ -460,3 +462,36 @@ class ImageAdjustPanel(QWidget):
                 s.setValue(value)
                 s.blockSignals(False)
             self.values[name].setText(self._shown(name, value))
+
+
+class MessageBar(QWidget):
+    """A dismissable line above the canvas for problems the user must see (bad files, save
+    failures) without a modal dialog interrupting the work. A problem of one picture belongs to
+    it (owner): the line goes when another picture is shown and comes back with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner: Path | None = None
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setFixedWidth(28)
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 3, 3, 3)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.setStyleSheet("background:#5a2a22; color:#ffe9e0;")
+        self.hide()
+
+    def show_message(self, text: str, owner: Path | None = None) -> None:
+        self.label.setText(text)
+        self.owner = owner
+        self.show()
+
+    def clear(self) -> None:
+        self.owner = None
+        self.label.clear()
+        self.hide()
