@@ -60,6 +60,14 @@ def wait_predicted(qtbot, w, index=None):
     qtbot.waitUntil(lambda: w.document.entries[index].predicted and w.current_image() is not None, timeout=5000)
 
 
+def export_and_wait(qtbot, w, *args, **kwargs) -> str:
+    """Run an export and wait for it to end; returns the status bar's message. Waiting on the
+    worker's own signal could miss it: a short export may finish before the wait connects."""
+    w.files.run_export(*args, **kwargs)
+    qtbot.waitUntil(lambda: w.export_worker is None, timeout=30000)
+    return w.statusBar().currentMessage()
+
+
 def key(w, k, mod=Qt.KeyboardModifier.NoModifier):
     QTest.keyClick(w, k, mod)
 
@@ -335,8 +343,7 @@ def test_export_as_coco_and_import_it_elsewhere(qtbot, open_window, tmp_path):
     face = w.entry.faces[0]
     face.status, face.occluded = Status.CORRECTED, {5}
     points = face.points.copy()
-    with qtbot.waitSignal(w.files.run_export(tmp_path / "out" / "coco.json", fmt="coco").finished, timeout=10000):
-        pass
+    assert export_and_wait(qtbot, w, tmp_path / "out" / "coco.json", fmt="coco").startswith("Exported 1 face")
     coco = json.loads((tmp_path / "out" / "coco.json").read_text())
     assert len(coco["annotations"]) == 1 and coco["images"][0]["file_name"] == "img00.png"
     other = tmp_path / "copy"
@@ -488,10 +495,7 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
     qtbot.waitUntil(lambda: w.batch is None and QApplication.activeModalWidget() is None, timeout=8000)
     key(w, Qt.Key.Key_A)
     assert w.entry.faces[0].status == Status.APPROVED
-    worker = w.files.run_export(tmp_path / "train")
-    with qtbot.waitSignal(worker.returned, timeout=30000) as blocker:
-        pass
-    assert blocker.args == [1]
+    assert export_and_wait(qtbot, w, tmp_path / "train").startswith("Exported 1 face")
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["img00.png", "img00.pts"]
 
 
@@ -720,8 +724,7 @@ def test_labelme_export_opens_its_pictures_and_a_folder_of_them_imports(qtbot, o
         wait_predicted(qtbot, w)
         w.entry.faces[0].status = Status.APPROVED
     out = tmp_path / "elsewhere" / "labelme"
-    with qtbot.waitSignal(w.files.run_export(out, fmt="labelme").finished, timeout=10000):
-        pass
+    assert export_and_wait(qtbot, w, out, fmt="labelme").startswith("Exported 2 face")
     for k in (0, 1):
         data = json.loads((out / f"img0{k}.json").read_text())
         assert (out / data["imagePath"]).resolve() == (folder / f"img0{k}.png").resolve()

@@ -263,6 +263,11 @@ class FileActions(WindowPart):
         worker.aborted.connect(aborted)
         worker.errored.connect(errored)
         dialog.canceled.connect(worker.quit)
+        def finished() -> None:  # the reference kept the worker alive; None once it is done
+            if self.w.export_worker is worker:
+                self.w.export_worker = None
+
+        worker.finished.connect(finished)
         self.w.export_worker = worker
         worker.start()
         return worker

@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.undo_group = QUndoGroup(self)
         self.stacks: dict[int, QUndoStack] = {}
         self.batch: dict | None = None
+        self.export_worker = None  # the export running now, if any
         self.assistant = Assistant()  # assisted correction: after a drag the other points follow
 
         self.canvas = Canvas(self.session)
