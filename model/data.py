@@ -17,6 +17,13 @@ from .images import list_images, read_image
 from .layout import can_mirror, layout_for
 
 ROTATIONS = np.arange(-30, 31, 5)
+AUGMENTATIONS = ("drr", "star")
+# The augmentation of the strongest from-scratch 300-W recipes (STAR, CVPR 2023; ADNet), in
+# their probabilities and spreads: every crop is flipped at 0.5, rolled by a Gaussian of 18
+# degrees, scaled by a Gaussian of 0.1 and shifted by one of 0.05 of the box; then occluded,
+# blurred, gamma-changed and greyed at these rates. Issue 27's lever 2.
+STAR_AUGMENTATION = dict(flip=0.5, rotate_sigma=18.0, scale_sigma=0.1, shift_sigma=0.05,
+                         occlude=0.4, blur=0.3, gamma=0.2, grey=0.2)
 
 
 @dataclass
@@ -76,7 +83,7 @@ class FaceDataset(torch.utils.data.Dataset):
     def __init__(self, samples: list[Sample], size: int, augment: bool = False, seed: int = 0,
                  colour: bool = True, cache: bool = True, rotate_prob: float = 0.7,
                  level_eyes: bool = False, roll_jitter: float = 0.0, occlude_prob: float = 0.0,
-                 blur_prob: float = 0.0) -> None:
+                 blur_prob: float = 0.0, style: str = "drr") -> None:
         self.samples = samples
         self.size = size
         self.augment = augment
@@ -89,6 +96,9 @@ class FaceDataset(torch.utils.data.Dataset):
         self.roll_jitter = roll_jitter
         self.occlude_prob = occlude_prob  # share of crops with a box of noise or flat colour
         self.blur_prob = blur_prob  # share of crops blurred (Gaussian or motion)
+        if style not in AUGMENTATIONS:
+            raise ValueError(f"augmentation style {style!r}: expected one of {', '.join(AUGMENTATIONS)}")
+        self.style = style  # "drr": the recipe's draws above; "star": STAR_AUGMENTATION's
         self.rng = np.random.default_rng(seed)
         n = len(samples[0].points) if samples else 0
         self.layout = layout_for(n)
@@ -116,7 +126,10 @@ class FaceDataset(torch.utils.data.Dataset):
                 angle += float(np.clip(self.rng.normal(0.0, self.roll_jitter), -3 * self.roll_jitter,
                                        3 * self.roll_jitter))
         box = geometry.levelled_box(s.points, angle) if angle else geometry.box_of_points(s.points)
-        if self.augment:
+        if self.augment and self.style == "star":
+            box, extra_angle, flip = self._star_geometry(box)
+            angle += extra_angle
+        elif self.augment:
             r = self.rng
             w, h = box[2] - box[0], box[3] - box[1]
             scale = r.uniform(0.9, 1.12)
@@ -131,6 +144,8 @@ class FaceDataset(torch.utils.data.Dataset):
         pts = geometry.apply(m, s.points)
         if flip:
             pts = pts[self.layout.mirror_array()]
+        if self.augment and self.style == "star":
+            return self._star_texture(crop), pts, m
         if self.augment and self.colour:
             crop = self._colour(crop)
         if self.augment and self.blur_prob and self.rng.random() < self.blur_prob:
@@ -143,6 +158,38 @@ class FaceDataset(torch.utils.data.Dataset):
         """The un-augmented crop of face i for a given box and roll (test-time protocol)."""
         m = geometry.crop_matrix(box, self.size, angle)
         return geometry.warp(self.image(i), m, self.size), geometry.apply(m, self.samples[i].points), m
+
+    def _star_geometry(self, box: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """STAR_AUGMENTATION's box: Gaussian scale and shift, a Gaussian roll (cut at 3 sigma)."""
+        a, r = STAR_AUGMENTATION, self.rng
+        w, h = box[2] - box[0], box[3] - box[1]
+        scale = float(np.clip(r.normal(1.0, a["scale_sigma"]), 0.7, 1.3))
+        cx = (box[0] + box[2]) / 2 + r.normal(0.0, a["shift_sigma"]) * w
+        cy = (box[1] + box[3]) / 2 + r.normal(0.0, a["shift_sigma"]) * h
+        box = np.array([cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2])
+        angle = float(np.clip(r.normal(0.0, a["rotate_sigma"]), -3 * a["rotate_sigma"], 3 * a["rotate_sigma"]))
+        return box, angle, self.mirror and r.random() < a["flip"]
+
+    def _star_texture(self, crop: np.ndarray) -> np.ndarray:
+        """STAR_AUGMENTATION's texture draws: a black box, a box blur, a gamma, then grey."""
+        a, r = STAR_AUGMENTATION, self.rng
+        out = crop.copy()
+        s = self.size
+        if r.random() < a["occlude"]:  # height 10-40% of the crop, width a little narrower or wider
+            rh = r.uniform(0.2, 0.8)
+            dh, dw = int(s / 2 * rh), int(s / 2 * (rh - 0.2 + 0.4 * r.random()))
+            cx, cy = int(r.integers(0, s)), int(r.integers(0, s))
+            out[max(0, cy - dh // 2):cy + dh // 2 + 1, max(0, cx - dw // 2):cx + dw // 2 + 1] = 0
+        if r.random() < a["blur"]:
+            k = int(s * 0.05 * r.random())
+            if k > 1:
+                out = cv2.blur(out, (k, k))
+        if r.random() < a["gamma"]:  # darker or lighter, either side of 1 as often
+            g = r.uniform(0.25, 1.0) if r.random() < 0.5 else r.uniform(1.0, 4.0)
+            out = (255.0 * (out / 255.0) ** g).astype(np.uint8)
+        if r.random() < a["grey"]:
+            out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+        return out
 
     def _blur(self, crop: np.ndarray) -> np.ndarray:
         """Out of focus or moving: a Gaussian of sigma 0.5-2 px, or a 3-9 px line in any direction."""

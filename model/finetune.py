@@ -76,7 +76,7 @@ def split_held_out(samples: list[Sample], fraction: float) -> tuple[list[Sample]
 # what a fine-tune keeps from the options the checkpoint was trained with: the same objective
 # (a model trained on the distance loss is not fine-tuned on the squared one) and augmentation
 INHERITED_OPTIONS = ("heatmap_weight", "regression_weight", "regression_loss", "regressor_lr_mult", "rotate_prob",
-                     "roll_jitter", "occlude_prob", "blur_prob")
+                     "roll_jitter", "occlude_prob", "blur_prob", "augmentation")
 
 
 def training_objective(blob: dict) -> dict:

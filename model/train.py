@@ -20,7 +20,7 @@ from . import distributed, geometry
 from .candidates import kmeans
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import PRESETS, DRRConfig
-from .data import FaceDataset, Sample
+from .data import AUGMENTATIONS, FaceDataset, Sample
 from .ema import WeightAverage
 from .inference import PRECISIONS, native_bf16
 from .layout import can_mirror, layout_for
@@ -67,6 +67,9 @@ class TrainOptions:
     roll_jitter: float = option(4.0, "with --level-eyes: Gaussian residual roll of training crops, degrees")
     occlude_prob: float = option(0.0, "share of training crops with an occluding box of noise or flat colour")
     blur_prob: float = option(0.0, "share of training crops blurred (Gaussian or motion)")
+    augmentation: str = option("drr", "drr: the draws above; star: STAR's (flip, Gaussian roll 18 deg, scale 0.1, "
+                               "shift 0.05, occlusion 0.4, blur 0.3, gamma 0.2, grey 0.2; data.STAR_AUGMENTATION), "
+                               "which replaces them", choices=AUGMENTATIONS)
     # Rare head poses are where the shipped model fails (turned faces drawn nearer to frontal).
     # balance > 0 draws each epoch's faces with replacement, a face's chance proportional to
     # (faces in its nearest candidate shape's cluster) ** -balance: 0 = plain shuffling.
@@ -348,7 +351,7 @@ class Trainer:
         self.train_set = FaceDataset(train_samples, cfg.input_size, augment=opts.augment, seed=opts.seed + 1000 * rank,
                                      rotate_prob=opts.rotate_prob, level_eyes=cfg.level_eyes,
                                      roll_jitter=opts.roll_jitter, occlude_prob=opts.occlude_prob,
-                                     blur_prob=opts.blur_prob)
+                                     blur_prob=opts.blur_prob, style=opts.augmentation)
         self.val_set = FaceDataset(val_samples, cfg.input_size, augment=False)
         self.per_epoch = max(1, len(self.train_set) // (opts.batch_size * world))
         self.weights = None
