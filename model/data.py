@@ -74,6 +74,18 @@ def read_name_list(path: str | Path) -> set[str]:
     return {ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")}
 
 
+def _moved_box(box: np.ndarray, scale: float, shift_x: float, shift_y: float) -> np.ndarray:
+    """The box scaled about its centre and shifted by fractions of its width and height."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    cx, cy = (box[0] + box[2]) / 2 + shift_x * w, (box[1] + box[3]) / 2 + shift_y * h
+    return np.array([cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2])
+
+
+def _grey(x: np.ndarray) -> np.ndarray:
+    """The mean of the three channels in all three (float; the caller casts)."""
+    return np.repeat(x.mean(axis=2, keepdims=True), 3, axis=2)
+
+
 class FaceDataset(torch.utils.data.Dataset):
     """Crops of faces (3, S, S) float 0..255 with their points in crop pixels (p, 2).
 
@@ -126,16 +138,13 @@ class FaceDataset(torch.utils.data.Dataset):
                 angle += float(np.clip(self.rng.normal(0.0, self.roll_jitter), -3 * self.roll_jitter,
                                        3 * self.roll_jitter))
         box = geometry.levelled_box(s.points, angle) if angle else geometry.box_of_points(s.points)
-        if self.augment and self.style == "star":
+        star = self.augment and self.style == "star"
+        if star:
             box, extra_angle, flip = self._star_geometry(box)
             angle += extra_angle
         elif self.augment:
             r = self.rng
-            w, h = box[2] - box[0], box[3] - box[1]
-            scale = r.uniform(0.9, 1.12)
-            cx = (box[0] + box[2]) / 2 + r.uniform(-0.08, 0.08) * w
-            cy = (box[1] + box[3]) / 2 + r.uniform(-0.08, 0.08) * h
-            box = np.array([cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2])
+            box = _moved_box(box, r.uniform(0.9, 1.12), r.uniform(-0.08, 0.08), r.uniform(-0.08, 0.08))
             if r.random() < self.rotate_prob:
                 angle += float(r.choice(ROTATIONS))
             flip = self.mirror and r.random() < 0.5
@@ -144,7 +153,7 @@ class FaceDataset(torch.utils.data.Dataset):
         pts = geometry.apply(m, s.points)
         if flip:
             pts = pts[self.layout.mirror_array()]
-        if self.augment and self.style == "star":
+        if star:
             return self._star_texture(crop), pts, m
         if self.augment and self.colour:
             crop = self._colour(crop)
@@ -162,11 +171,8 @@ class FaceDataset(torch.utils.data.Dataset):
     def _star_geometry(self, box: np.ndarray) -> tuple[np.ndarray, float, bool]:
         """STAR_AUGMENTATION's box: Gaussian scale and shift, a Gaussian roll (cut at 3 sigma)."""
         a, r = STAR_AUGMENTATION, self.rng
-        w, h = box[2] - box[0], box[3] - box[1]
         scale = float(np.clip(r.normal(1.0, a["scale_sigma"]), 0.7, 1.3))
-        cx = (box[0] + box[2]) / 2 + r.normal(0.0, a["shift_sigma"]) * w
-        cy = (box[1] + box[3]) / 2 + r.normal(0.0, a["shift_sigma"]) * h
-        box = np.array([cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2])
+        box = _moved_box(box, scale, r.normal(0.0, a["shift_sigma"]), r.normal(0.0, a["shift_sigma"]))
         angle = float(np.clip(r.normal(0.0, a["rotate_sigma"]), -3 * a["rotate_sigma"], 3 * a["rotate_sigma"]))
         return box, angle, self.mirror and r.random() < a["flip"]
 
@@ -188,7 +194,7 @@ class FaceDataset(torch.utils.data.Dataset):
             g = r.uniform(0.25, 1.0) if r.random() < 0.5 else r.uniform(1.0, 4.0)
             out = (255.0 * (out / 255.0) ** g).astype(np.uint8)
         if r.random() < a["grey"]:
-            out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+            out = _grey(out).astype(np.uint8)
         return out
 
     def _blur(self, crop: np.ndarray) -> np.ndarray:
@@ -223,7 +229,7 @@ class FaceDataset(torch.utils.data.Dataset):
         r = self.rng
         x = crop.astype(np.float32)
         if r.random() < 0.1:
-            x = np.repeat(x.mean(axis=2, keepdims=True), 3, axis=2)
+            x = _grey(x)
         x = (x - 128.0) * r.uniform(0.75, 1.25) + 128.0 + r.uniform(-25, 25)
         x *= r.uniform(0.9, 1.1, size=3)[None, None, :]
         return np.clip(x, 0, 255).astype(np.uint8)

@@ -263,6 +263,7 @@ class FileActions(WindowPart):
         worker.aborted.connect(aborted)
         worker.errored.connect(errored)
         dialog.canceled.connect(worker.quit)
+
         def finished() -> None:  # the reference kept the worker alive; None once it is done
             if self.w.export_worker is worker:
                 self.w.export_worker = None
