@@ -594,6 +594,7 @@ def test_missing_qt_system_library_is_one_clear_line(monkeypatch, capsys):
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else real(name))
     monkeypatch.setattr(app.sys, "platform", "linux")
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":0")  # a display, but not the libraries Qt needs for it
     assert app.main([]) == 1
     err = capsys.readouterr().err.strip()
     assert "libxcb-cursor0" in err and "apt-get install" in err and len(err.splitlines()) == 1

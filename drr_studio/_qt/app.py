@@ -41,6 +41,20 @@ def missing_qt_libraries() -> list[str]:
     return [pkg for lib, pkg in QT_XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
 
 
+def display_missing() -> bool:
+    """True on Linux when Qt would need a display and none is set (no DISPLAY for X11, no
+    WAYLAND_DISPLAY for Wayland); other platform plugins (offscreen, minimal, vnc, eglfs…) need
+    none. Qt itself would abort with a message about xcb-cursor0, which misleads."""
+    if not sys.platform.startswith("linux"):
+        return False
+    wanted = [p.split(":")[0].strip() for p in os.environ.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if any(p not in ("xcb", "wayland", "wayland-egl") for p in wanted):
+        return False  # a plugin that draws without a display server
+    x11 = bool(os.environ.get("DISPLAY")) and (not wanted or "xcb" in wanted)
+    wayland = bool(os.environ.get("WAYLAND_DISPLAY")) and (not wanted or any(p.startswith("wayland") for p in wanted))
+    return not (x11 or wayland)
+
+
 def warm_up() -> None:
     """Import torch and OpenCV's DNN module before the window exists: torch's import holds
     Python's GIL for about a second, which done in the worker would freeze the visible window;
@@ -64,6 +78,11 @@ def warm_up() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if display_missing():
+        print("drr-studio: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set): run it in a "
+              "desktop session, or over ssh -X; the command-line tools (drr-predict, drr-convert) need none",
+              file=sys.stderr)
+        return 1
     missing = missing_qt_libraries()
     if missing:
         print(f"drr-studio: Qt cannot open a window without these system packages: {' '.join(missing)} "
