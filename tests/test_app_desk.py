@@ -8,6 +8,14 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import test_app_window as window_tests  # noqa: E402
+from conftest_app import make_folder  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from test_app_window import wait_predicted  # noqa: E402
+
+open_window, questions = window_tests.open_window, window_tests.questions  # the window tests' fixtures
+
 
 def test_without_a_display_the_app_says_so_and_exits_1():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
@@ -18,3 +26,58 @@ def test_without_a_display_the_app_says_so_and_exits_1():
     assert run.returncode == 1, run.stderr
     assert "no display found" in run.stderr and "xcb" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def drag_point(qtbot, w, k: int, steps=(3, 6, 9)):
+    """Press on point k of the first face and move right; returns the press position. The
+    caller releases (release(w, at))."""
+    x, y = w.entry.faces[0].points[k]
+    vp = w.canvas.viewport()
+    a = w.canvas.view_to_widget(x, y).toPoint()
+    QTest.mouseMove(vp, a)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    for dx in steps:
+        QTest.mouseMove(vp, a + QPoint(dx, 0))
+        qtbot.wait(5)
+    return a + QPoint(steps[-1], 0)
+
+
+def release(w, at) -> None:
+    QTest.mouseRelease(w.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+
+
+def test_the_magnifier_sits_in_a_corner_away_from_the_face_being_aligned(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    w.canvas.zoom_to(w.entry.faces[0].box)  # the face fills most of the view, as when aligning
+    qtbot.wait(20)
+    for k in (0, 16, 30, 48):  # jaw left and right, nose, mouth corner
+        at = drag_point(qtbot, w, k)
+        mag = w.canvas.magnifier
+        assert mag.isVisible()
+        rect = mag.geometry().adjusted(-4, -4, 4, 4)
+        assert not rect.contains(at), k  # never under the cursor
+        shown = w.canvas.points_on_widget(w.entry.faces[0].points)
+        covered = [i for i, (x, y) in enumerate(shown) if rect.contains(QPoint(round(x), round(y)))]
+        assert covered == [], (k, covered)  # nor over the face's points
+        vp = w.canvas.viewport().rect()
+        assert vp.contains(mag.geometry())  # inside the view, in a corner
+        near = [abs(mag.x() - 8) < 2 or abs(mag.geometry().right() + 1 + 8 - vp.width()) < 2,
+                abs(mag.y() - 8) < 2 or abs(mag.geometry().bottom() + 1 + 8 - vp.height()) < 2]
+        assert all(near), mag.geometry()
+        release(w, at)
+        assert not mag.isVisible()
+
+
+def test_the_magnifier_corner_is_the_free_one_farthest_from_the_cursor():
+    import numpy as np
+
+    from drr_studio._qt.magnifier import corner_for
+
+    assert corner_for((800, 600), (50, 50), None) == (800 - 162 - 8, 600 - 162 - 8)
+    assert corner_for((800, 600), (750, 550), None) == (8, 8)
+    # the points fill the bottom right: the top right is the free corner opposite the cursor
+    pts = np.array([[700.0, 500.0], [650.0, 480.0]])
+    assert corner_for((800, 600), (60, 500), pts) == (800 - 162 - 8, 8)
+    # it stays where it is while that corner covers nothing (no jumping during a drag)
+    assert corner_for((800, 600), (400, 300), None, current=(8, 8)) == (8, 8)

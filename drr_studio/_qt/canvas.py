@@ -427,7 +427,15 @@ class Canvas(pg.GraphicsView):
     def _magnify(self, pos: QPointF, scene_pos: QPointF) -> None:
         if self._shown_image is not None:
             px = max(self.vb.viewPixelSize()[0], 1e-6)  # picture pixels per screen pixel
-            self.magnifier.show_at(self._shown_image, self._image_scale, px, pos, self.mapFromScene(scene_pos))
+            face = self._faces[self.active] if 0 <= self.active < len(self._faces) else None
+            avoid = None if face is None or face.points is None else self.points_on_widget(face.points)
+            self.magnifier.show_at(self._shown_image, self._image_scale, px, pos, self.mapFromScene(scene_pos),
+                                   avoid)
+
+    def points_on_widget(self, pts: np.ndarray) -> np.ndarray:
+        """Picture coordinates (n, 2) -> widget coordinates (the view neither rotates nor shears)."""
+        o, u = self.view_to_widget(0.0, 0.0), self.view_to_widget(1.0, 1.0)
+        return np.asarray(pts, float) * [u.x() - o.x(), u.y() - o.y()] + [o.x(), o.y()]
 
     def _hover(self, scene_pos: QPointF) -> None:
         if self._drag is not None or not self._faces:
