@@ -81,3 +81,18 @@ def test_the_magnifier_corner_is_the_free_one_farthest_from_the_cursor():
     assert corner_for((800, 600), (60, 500), pts) == (800 - 162 - 8, 8)
     # it stays where it is while that corner covers nothing (no jumping during a drag)
     assert corner_for((800, 600), (400, 300), None, current=(8, 8)) == (8, 8)
+
+
+def test_a_persons_points_are_drawn_larger_and_bolder_than_the_models(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    face.placed = {8, 30}
+    w.canvas.refresh_face(0)
+    spots = w.canvas._face_items[0].points.data
+    placed, model = spots[8], spots[0]
+    assert placed["symbol"] == "d" and model["symbol"] == "o"
+    # a diamond of width d covers d*d/2, a dot pi*d*d/4: the diamond must cover more
+    assert placed["size"] ** 2 / 2 > 1.2 * 3.1416 * model["size"] ** 2 / 4
+    assert placed["pen"].widthF() > model["pen"].widthF() and placed["pen"].color().alpha() == 255
+    assert placed["brush"].color().alpha() == 255

@@ -31,6 +31,10 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 HIT_PX = 9.0  # how close (screen pixels) a click must be to grab a point
 POINT_PX = 7.0
+# a point a person placed is a diamond this much wider than the model's dots, with a thick
+# opaque white edge: a person's points are the easiest to see (a diamond of the same width
+# covers half the area of a dot)
+PLACED_SCALE = 1.6
 _drag_ids = itertools.count(1)
 STATUS_PEN = {Status.PENDING: (200, 200, 200), Status.PREDICTED: (90, 170, 255),
               Status.CORRECTED: (255, 190, 60), Status.APPROVED: (60, 230, 90)}
@@ -91,7 +95,7 @@ class Canvas(pg.GraphicsView):
         # shared pens and brushes let pyqtgraph reuse its rendered symbols (10x faster drags)
         self._pen_selected = pg.mkPen("w", width=2)
         self._pen_point = pg.mkPen((0, 0, 0, 160))
-        self._pen_placed = pg.mkPen((255, 255, 255, 220), width=1.5)
+        self._pen_placed = pg.mkPen((255, 255, 255), width=2.2)
         self._roi_key: tuple | None = None
         self._raw_image: np.ndarray | None = None
         self._shown_image: np.ndarray | None = None
@@ -211,7 +215,8 @@ class Canvas(pg.GraphicsView):
             brushes.append(self._brush(c, 60 if occluded else 255))
             # a point a person placed is a white-edged diamond: the tool never moves it
             pens.append(self._pen_selected if k in sel else self._pen_placed if k in face.placed else self._pen_point)
-            sizes.append(self.point_px + 4 if k in sel else self.point_px)
+            size = self.point_px * (PLACED_SCALE if k in face.placed else 1.0)
+            sizes.append(size + 4 if k in sel else size)
             symbols.append("s" if occluded else "d" if k in face.placed else "o")
         items.points.setData(pos=pts, brush=brushes, pen=pens, size=sizes, symbol=symbols, data=list(range(len(pts))))
         if layout:
