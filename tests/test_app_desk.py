@@ -96,3 +96,44 @@ def test_a_persons_points_are_drawn_larger_and_bolder_than_the_models(qtbot, ope
     assert placed["size"] ** 2 / 2 > 1.2 * 3.1416 * model["size"] ** 2 / 4
     assert placed["pen"].widthF() > model["pen"].widthF() and placed["pen"].color().alpha() == 255
     assert placed["brush"].color().alpha() == 255
+
+
+def test_research_overlays_start_off_on_each_launch(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 1)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    for name in ("Heatmaps", "Refinement", "Initialisation"):
+        w.docks[name].show()
+    w.refine_panel.enabled.setChecked(True)
+    w.close()  # saves the layout with the research docks open
+    again = open_window([folder])
+    wait_predicted(qtbot, again)
+    assert not any(again.docks[n].isVisible() for n in ("Heatmaps", "Refinement", "Initialisation"))
+    assert not again.refine_panel.enabled.isChecked()
+    assert again.docks["Images"].isVisible()
+    assert again.canvas.hidden_face == -1 and not again.canvas.research.heat_item.isVisible()
+
+
+def test_the_heatmap_is_clearly_visible_at_its_default_opacity(qtbot, open_window, tmp_path):
+    import numpy as np
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    w.canvas.zoom_to(w.entry.faces[0].box)
+    w.docks["Heatmaps"].show()
+    w.docks["Heatmaps"].raise_()
+    w.heat_panel.show_box.setChecked(False)
+    qtbot.wait(50)
+    without = w.canvas.grab().toImage()
+    w.heat_panel.show_box.setChecked(True)
+    qtbot.waitUntil(lambda: w.canvas.research.heat_item.isVisible(), timeout=3000)
+    qtbot.wait(50)
+    with_heat = w.canvas.grab().toImage()
+
+    def pixels(img):
+        ptr = img.convertToFormat(img.Format.Format_RGB888)
+        return np.array(ptr.constBits(), np.uint8)[: ptr.sizeInBytes()].reshape(ptr.height(), ptr.bytesPerLine())
+
+    diff = np.abs(pixels(with_heat).astype(int) - pixels(without).astype(int))
+    assert w.heat_panel.opacity.value() >= 80
+    assert np.percentile(diff, 99.5) > 80  # around the points the picture is clearly coloured

@@ -65,6 +65,7 @@ def collect_garbage_on_the_gui_thread() -> None:
 
 
 EXTENSIONS = ("drr_studio._qt.finetune",)  # installed when present, see _install_extensions
+RESEARCH_DOCKS = ("Heatmaps", "Initialisation", "Refinement")  # closed at launch, whatever the saved layout
 REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
 
 
@@ -121,6 +122,8 @@ class MainWindow(QMainWindow):
 
         self._install_extensions()
         self.files._restore_layout()
+        for name in RESEARCH_DOCKS:  # research overlays start off on each launch (annotation first)
+            self.docks[name].hide()
         if paths:
             self.files.open_paths(paths)
 
@@ -131,8 +134,6 @@ class MainWindow(QMainWindow):
         self.heat_panel = HeatmapPanel()
         self.init_panel = InitPanel()
         self.refine_panel = RefinePanel()
-        self.refine_panel.enabled.setChecked(self.settings.value("view/refinement_step", False, type=bool))
-        self.refine_panel.enabled.toggled.connect(lambda on: self.settings.setValue("view/refinement_step", on))
         self.review_panel = ReviewPanel()
         self.adjust_panel = ImageAdjustPanel()
         self.review = Review()

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..document import BAD_FILE_STATUS, ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
+from .research_layer import HEAT_OPACITY
 
 STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
                 Status.CORRECTED.value: "#ffbe3c", Status.APPROVED.value: "#3ce65a", ERROR_STATUS: "#ff5050",
@@ -205,7 +206,7 @@ class HeatmapPanel(QWidget):
         self.landmark.setToolTip("Landmark number (1-based); clicking a point selects its map")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
-        self.opacity.setValue(55)
+        self.opacity.setValue(round(HEAT_OPACITY * 100))
         self.info = QLabel()
         fixed_width_text(self.info)
         self.info.setWordWrap(True)
@@ -329,7 +330,7 @@ class RefinePanel(QWidget):
         self.enabled = QCheckBox("Show the refinement step instead of the points")
         self.enabled.setToolTip("On: the face shows the chosen step's shape with its arrows and SIP boxes, nothing "
                                 "else ([ and ] step). Off: the face's points, and the other panels' overlays")
-        self.enabled.setChecked(False)  # the points first; the window remembers the choice
+        self.enabled.setChecked(False)  # the points first, on each launch
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 9)
         self.slider.setPageStep(1)

@@ -15,6 +15,8 @@ from model.layout import Layout
 
 from .face_items import PassiveScatter, pair_lines
 
+HEAT_OPACITY = 0.85  # the heatmap's default opacity (Heatmaps panel): clearly visible on any picture
+
 
 def crop_transform(crop_to_image: np.ndarray, scale: float) -> QTransform:
     """QTransform for an ImageItem of a heatmap whose pixel u covers crop coordinates
@@ -35,9 +37,9 @@ class ResearchLayer:
         self.heat_item = pg.ImageItem()
         self.heat_item.setZValue(5)
         lut = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=True)
-        lut[:, 3] = np.clip(np.linspace(0, 2.5, 256), 0, 1) * 255  # low probability: see-through
+        lut[:, 3] = np.clip(np.linspace(0, 4.0, 256), 0, 1) * 255  # below a quarter of the peak: see-through
         self.heat_item.setLookupTable(lut)
-        self.heat_item.setOpacity(0.55)
+        self.heat_item.setOpacity(HEAT_OPACITY)
         view.addItem(self.heat_item)
         self.heat_item.hide()
         self._items: list[pg.GraphicsObject] = []
