@@ -9,22 +9,26 @@ annotated face, one mirror-averaged pass; --boxes truth: the annotation's tight 
 ground truth's outer-eye-corner distance (points 37 and 46, 1-based). Then, until every point
 not yet placed is within tau * d of the truth: take the farthest such point, put it exactly on
 the truth (one correction; it is never moved again) and, in the assisted modes, let the tool
-move every point not yet placed, as the app does after a drag. At most 68 corrections.
+move every point not yet placed, as the app does after a drag. At most 68 corrections. The
+curve: the same person's NME (mean point error / d, in %) after k = 0..10 corrections.
 
 Modes: plain (only the dragged point moves), assisted (model.correction's conditional update),
 learning (assisted, faces in a fixed order, each finished face teaching the statistics before
 the next), dlib (dlib's 68-point predictor on its own HOG box, plain; on the faces HOG finds).
+"app" repeats the mode the app runs by default after a drag (APP_MODE: learning).
 
 The statistics never see the counted faces: by default the faces are split in two folds (even
 and odd positions in name order), each fold counted with statistics estimated on the other from
 the same checkpoint's residuals. --stats FILE uses one given statistics file for every face
-instead (then the figures are honest only if that file was made without these faces).
+instead, with its own shrinkage and learning weight unless given: the shipped product as is
+(then the figures are honest only if that file was made without these faces).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,31 +58,70 @@ from .common import (
 
 TAUS = (0.05, 0.07, 0.10)
 MODES = ("plain", "assisted", "learning", "dlib")
+# what the app does by default after a drag (drr_studio.assist): the shipped statistics plus the
+# lessons of every face finished in the folder, i.e. the learning mode
+APP_MODE = "learning"
+CURVE_CLICKS = 10
 
 
-def simulate(prediction: np.ndarray, truth: np.ndarray, tau: float,
-             corrector: CorrectionModel | None = None, refit=None) -> tuple[int, np.ndarray]:
-    """(corrections, final points) for one face; corrector None is plain correction. refit
-    (start, placed) -> points: the DRR way, the refinement steps again from the corrector's
-    update with the placed points held."""
+def ocular(truth: np.ndarray) -> float:
+    """The counting unit d: the outer-eye-corner distance of a 68-point face (else its width)."""
+    return float(np.linalg.norm(truth[36] - truth[45])) if len(truth) == 68 else float(np.ptp(truth[:, 0]))
+
+
+def clicks(prediction: np.ndarray, truth: np.ndarray, corrector: CorrectionModel | None = None,
+           refit=None) -> Iterator[tuple[dict[int, np.ndarray], np.ndarray]]:
+    """(placed, points) before the first correction and after each: the person always puts the
+    farthest point not yet placed exactly on the truth (it is never moved again); corrector None
+    is plain correction. refit (start, placed) -> points: the DRR way, the refinement steps again
+    from the corrector's update with the placed points held. Ends when every point is exact."""
     truth = np.asarray(truth, dtype=np.float64)
     current = np.asarray(prediction, dtype=np.float64).copy()
-    d = float(np.linalg.norm(truth[36] - truth[45])) if len(truth) == 68 else float(np.ptp(truth[:, 0]))
     placed: dict[int, np.ndarray] = {}
+    yield placed, current
     for _ in range(len(truth)):
         err = np.linalg.norm(current - truth, axis=1)
         err[list(placed)] = -1.0
         k = int(np.argmax(err))
-        if err[k] <= tau * d:
-            break
+        if err[k] <= 0.0:
+            return
         placed[k] = truth[k]
         if corrector is None:
+            current = current.copy()
             current[k] = truth[k]
         else:
             current = corrector.update(prediction, placed)
             if refit is not None:
                 current = refit(current, placed)
+        yield placed, current
+
+
+def simulate(prediction: np.ndarray, truth: np.ndarray, tau: float,
+             corrector: CorrectionModel | None = None, refit=None) -> tuple[int, np.ndarray]:
+    """(corrections, final points) for one face: clicks until every point not yet placed is
+    within tau * d of the truth."""
+    truth = np.asarray(truth, dtype=np.float64)
+    limit = tau * ocular(truth)
+    placed, current = {}, np.asarray(prediction, dtype=np.float64)
+    for placed, current in clicks(prediction, truth, corrector, refit):
+        err = np.linalg.norm(current - truth, axis=1)
+        err[list(placed)] = -1.0
+        if err.max() <= limit:
+            break
     return len(placed), current
+
+
+def curve(prediction: np.ndarray, truth: np.ndarray, corrector: CorrectionModel | None = None,
+          refit=None, most: int = CURVE_CLICKS) -> np.ndarray:
+    """The face's NME (mean point error / d, inter-ocular as tau) after k = 0..most clicks."""
+    truth = np.asarray(truth, dtype=np.float64)
+    d = ocular(truth)
+    out: list[float] = []
+    for _, current in clicks(prediction, truth, corrector, refit):
+        out.append(float(np.linalg.norm(current - truth, axis=1).mean() / d))
+        if len(out) > most:
+            break
+    return np.array(out + [0.0] * (most + 1 - len(out)))  # fewer: every point exact
 
 
 def dlib_labels(samples: list[Sample], model_path: Path, progress: bool) -> list[np.ndarray | None]:
@@ -117,34 +160,54 @@ def folds_of(n: int, folds: int) -> list[np.ndarray]:
     return [np.arange(f, n, folds) for f in range(folds)]
 
 
+def fold_prior(preds: np.ndarray, truth: np.ndarray, part: np.ndarray, stats: CorrectionModel | None,
+               shrinkage: float, learn_weight: float) -> CorrectionModel:
+    """The statistics for one part of the faces: the given ones (their lessons dropped), or
+    estimated from the other faces' residuals (cross-fitting)."""
+    if stats is not None:
+        prior = CorrectionModel.from_dict(stats.to_dict())
+        prior.reset_learned()
+    else:
+        rest = np.setdiff1d(np.arange(len(preds)), part)
+        prior = CorrectionModel.estimate(preds[rest], truth[rest])
+    prior.shrinkage, prior.learn_weight = shrinkage, learn_weight
+    return prior
+
+
 def run_modes(preds: np.ndarray, truth: np.ndarray, names: list[str], tau: float, shrinkage: float,
               stats: CorrectionModel | None, folds: int, learn_weight: float,
-              refitter=None, prior_truth: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              refitter=None, prior_truth: np.ndarray | None = None,
+              curves: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Corrections per face for plain, assisted and learning (in the faces' order); with
     refitter (face index -> refit callable), also the DRR way ("refit"). The cross-fitted
     statistics are measured against prior_truth (default: truth): the data's own convention
-    when the simulated person's differs."""
+    when the simulated person's differs. curves (a dict): filled with each mode's (n, 11) NME
+    after 0..10 clicks, learning's with the lessons of the faces before (taught at this tau)."""
     prior_truth = truth if prior_truth is None else prior_truth
     n = len(preds)
     modes = ("plain", "assisted", "learning") + (("refit",) if refitter is not None else ())
     counts = {m: np.zeros(n, dtype=int) for m in modes}
+    if curves is not None:
+        curves.update({m: np.zeros((n, CURVE_CLICKS + 1)) for m in modes})
     for i in range(n):
         counts["plain"][i] = simulate(preds[i], truth[i], tau)[0]
+        if curves is not None:
+            curves["plain"][i] = curve(preds[i], truth[i])
     parts = [np.arange(n)] if stats is not None else folds_of(n, folds)
     for part in parts:
-        if stats is not None:
-            prior = CorrectionModel.from_dict(stats.to_dict())
-            prior.reset_learned()
-        else:
-            rest = np.setdiff1d(np.arange(n), part)
-            prior = CorrectionModel.estimate(preds[rest], prior_truth[rest])
-        prior.shrinkage, prior.learn_weight = shrinkage, learn_weight
+        prior = fold_prior(preds, prior_truth, part, stats, shrinkage, learn_weight)
         learner = CorrectionModel.from_dict(prior.to_dict())
         learner.shrinkage, learner.learn_weight = shrinkage, learn_weight
         for i in part:
             counts["assisted"][i] = simulate(preds[i], truth[i], tau, prior)[0]
-            if refitter is not None:
-                counts["refit"][i] = simulate(preds[i], truth[i], tau, prior, refitter(i))[0]
+            fit = refitter(i) if refitter is not None else None
+            if fit is not None:
+                counts["refit"][i] = simulate(preds[i], truth[i], tau, prior, fit)[0]
+            if curves is not None:
+                curves["assisted"][i] = curve(preds[i], truth[i], prior)
+                curves["learning"][i] = curve(preds[i], truth[i], learner)
+                if fit is not None:
+                    curves["refit"][i] = curve(preds[i], truth[i], prior, fit)
             c, final = simulate(preds[i], truth[i], tau, learner)
             counts["learning"][i] = c
             learner.learn(preds[i], final, key=names[i])
@@ -173,10 +236,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--boxes", choices=("detector", "truth"), default="detector")
     ap.add_argument("--no-mirror", action="store_true", help="pre-label without mirror averaging")
     ap.add_argument("--taus", type=float, nargs="+", default=list(TAUS))
-    ap.add_argument("--shrinkage", type=float, nargs="+", default=[DEFAULT_SHRINKAGE],
+    ap.add_argument("--shrinkage", type=float, nargs="+",
                     help="covariance shrinkage towards the diagonal; several values: a sweep (the first is "
-                    "reported in the main table)")
-    ap.add_argument("--learn-weight", type=float, default=LEARN_WEIGHT, help="weight of a finished face against a prior face")
+                    f"reported in the main table); default: the --stats file's, else {DEFAULT_SHRINKAGE}")
+    ap.add_argument("--learn-weight", type=float, help="weight of a finished face against a prior face "
+                    f"(default: the --stats file's, else {LEARN_WEIGHT})")
     ap.add_argument("--stats", help="one statistics file for every face instead of cross-fitting")
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--convention-shift", type=float, default=0.0, metavar="F",
@@ -215,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     if not samples:
         print("bench.annotator: no annotated 68-point faces found", file=sys.stderr)
         return 2
-    names = [s.name for s in samples]
+    # a statistics file is measured as it ships: its own shrinkage and learning weight
+    a.shrinkage = a.shrinkage or [stats.shrinkage if stats is not None else DEFAULT_SHRINKAGE]
+    a.learn_weight = a.learn_weight if a.learn_weight is not None else (
+        stats.learn_weight if stats is not None else LEARN_WEIGHT)
     data_truth = truth = np.stack([s.points for s in samples])
     if a.convention_shift:
         truth = shifted_jaw(truth, a.convention_shift)
@@ -231,41 +298,55 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_dlib and dlib_model is None:
         print(f"bench.annotator: dlib's {DLIB_FILE} not found: no dlib column (pip install '.[bench]')",
               file=sys.stderr)
-
-    results: dict = {"corrections": {}, "median": {}, "p90": {}, "second_half": {}, "sweep": {},
-                     "dlib_faces": {}}
-    late = second_half(len(samples), stats is not None, a.folds)
-    for tau in a.taus:
-        key = f"{tau:.2f}"
-        for j, shrink in enumerate(a.shrinkage):
-            counts = run_modes(preds, truth, names, tau, shrink, stats, a.folds, a.learn_weight,
-                               refitter if j == 0 else None, data_truth)
-            results["sweep"].setdefault(key, {})[f"{shrink:g}"] = {
-                m: summary(c)["mean"] for m, c in counts.items()}
-            if j:
-                continue
-            if dl is not None:
-                found = [i for i, p in enumerate(dl) if p is not None]
-                counts["dlib"] = np.array([simulate(dl[i], truth[i], tau)[0] for i in found], dtype=int)
-                results["dlib_faces"][key] = {m: summary(counts[m][found])["mean"] for m in ("plain", "assisted")}
-            for m, c in counts.items():
-                s = summary(c)
-                results["corrections"].setdefault(key, {})[m] = s["mean"]
-                results["median"].setdefault(key, {})[m] = s["median"]
-                results["p90"].setdefault(key, {})[m] = s["p90"]
-            results["second_half"][key] = {m: summary(counts[m][late])["mean"] for m in ("assisted", "learning")}
+    results = measure(a, preds, truth, data_truth, [s.name for s in samples], stats, refitter, dl)
     report(results, a, len(samples), missed, dl)
     results.update(
         faces=len(samples), detector_missed=missed, boxes=a.boxes, mirror=not a.no_mirror,
         checkpoint=str(a.checkpoint), checkpoint_val_faces=predictor.meta.get("val_faces"),
         statistics=a.stats or f"cross-fitted, {a.folds} folds", shrinkage=a.shrinkage[0],
-        convention_shift=a.convention_shift,
+        convention_shift=a.convention_shift, app_mode=APP_MODE,
         learn_weight=a.learn_weight, dlib_found=None if dl is None else sum(p is not None for p in dl),
         environment=environment("cpu"))
     if a.json:
         write_json(a.json, results)
         print(f"\nwritten {a.json}")
     return 0
+
+
+def measure(a: argparse.Namespace, preds: np.ndarray, truth: np.ndarray, data_truth: np.ndarray,
+            names: list[str], stats: CorrectionModel | None, refitter, dl) -> dict:
+    """Every mode at every tau (and shrinkage), and the curves of NME after k clicks (at the
+    first tau and shrinkage: only learning's lessons depend on them)."""
+    results: dict = {"corrections": {}, "median": {}, "p90": {}, "second_half": {}, "sweep": {},
+                     "dlib_faces": {}}
+    late = second_half(len(preds), stats is not None, a.folds)
+    found = [] if dl is None else [i for i, p in enumerate(dl) if p is not None]
+    curves: dict[str, np.ndarray] = {}
+    for t, tau in enumerate(a.taus):
+        key = f"{tau:.2f}"
+        for j, shrink in enumerate(a.shrinkage):
+            counts = run_modes(preds, truth, names, tau, shrink, stats, a.folds, a.learn_weight,
+                               refitter if j == 0 else None, data_truth, curves if t == j == 0 else None)
+            results["sweep"].setdefault(key, {})[f"{shrink:g}"] = {
+                m: summary(c)["mean"] for m, c in counts.items()}
+            if j:
+                continue
+            if dl is not None:
+                counts["dlib"] = np.array([simulate(dl[i], truth[i], tau)[0] for i in found], dtype=int)
+                results["dlib_faces"][key] = {m: summary(counts[m][found])["mean"] for m in ("plain", "assisted")}
+            counts["app"] = counts[APP_MODE]
+            for m, c in counts.items():
+                s = summary(c)
+                results["corrections"].setdefault(key, {})[m] = s["mean"]
+                results["median"].setdefault(key, {})[m] = s["median"]
+                results["p90"].setdefault(key, {})[m] = s["p90"]
+            results["second_half"][key] = {m: summary(counts[m][late])["mean"] for m in ("assisted", "learning")}
+    if dl is not None:
+        curves["dlib"] = np.array([curve(dl[i], truth[i]) for i in found]).reshape(-1, CURVE_CLICKS + 1)
+    curves["app"] = curves[APP_MODE]
+    results["curve"] = {m: [float(v) for v in c.mean(0) * 100] if len(c) else None for m, c in curves.items()}
+    results["curve_normaliser"] = "inter-ocular (outer eye corners), % as tau"
+    return results
 
 
 def report(results: dict, a: argparse.Namespace, n: int, missed: int, dl) -> None:
@@ -293,6 +374,14 @@ def report(results: dict, a: argparse.Namespace, n: int, missed: int, dl) -> Non
         rows = [[k, s, f"{v['assisted']:.2f}", f"{v['learning']:.2f}"]
                 for k, by in results["sweep"].items() for s, v in by.items()]
         print(md_table(["tau", "shrinkage", "assisted", "learning"], rows))
+    report_curve(results["curve"], a.taus[0])
+
+
+def report_curve(curves: dict, tau: float) -> None:
+    print(f"\nNME (% of the outer-eye distance) after k corrections, worst point first (learning taught at tau {tau:g}):")
+    rows = [[m + (" (HOG's faces)" if m == "dlib" else "")] + [f"{v:.2f}" for v in c]
+            + [f"{100 * (1 - c[1] / c[0]):.0f}%" if c[0] else "—"] for m, c in curves.items() if c]
+    print(md_table(["mode"] + [f"k={k}" for k in range(CURVE_CLICKS + 1)] + ["one click removes"], rows))
 
 
 if __name__ == "__main__":

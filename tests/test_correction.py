@@ -165,7 +165,7 @@ def test_simulated_annotator_counts_and_its_command(tmp_path, sample_faces) -> N
     import json
     import shutil
 
-    from bench.annotator import main, shifted_jaw, simulate
+    from bench.annotator import curve, main, shifted_jaw, simulate
     from model.pts import read_pts
 
     truth = read_pts(sample_faces[0].with_suffix(".pts"))
@@ -175,6 +175,8 @@ def test_simulated_annotator_counts_and_its_command(tmp_path, sample_faces) -> N
     pred[10] += 0.03 * d  # one within tau
     count, final = simulate(pred, truth, 0.05)
     assert count == 3 and np.allclose(final[[3, 30, 50]], truth[[3, 30, 50]])
+    nme = curve(pred, truth)  # after k clicks: 3 points off by 0.2 d on each axis, 2, 1, then point 10
+    assert len(nme) == 11 and np.allclose(nme[:5], np.sqrt(2) * np.array([0.63, 0.43, 0.23, 0.03, 0.0]) / 68)
     moved = shifted_jaw(truth[None], 0.05)[0] - truth
     assert np.allclose(np.hypot(*moved[:17].T), 0.05 * d) and not moved[17:].any()
     folder = tmp_path / "faces"
@@ -186,4 +188,7 @@ def test_simulated_annotator_counts_and_its_command(tmp_path, sample_faces) -> N
     assert main(["--data", str(folder), "--boxes", "truth", "--no-dlib", "--quiet", "--json", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert set(rep["corrections"]) == {"0.05", "0.07", "0.10"}
-    assert set(rep["corrections"]["0.07"]) == {"plain", "assisted", "learning"} and rep["faces"] == 3
+    assert set(rep["corrections"]["0.07"]) == {"plain", "assisted", "learning", "app"} and rep["faces"] == 3
+    assert rep["corrections"]["0.07"]["app"] == rep["corrections"]["0.07"][rep["app_mode"]]
+    assert set(rep["curve"]) == {"plain", "assisted", "learning", "app"}
+    assert all(len(c) == 11 and c[0] >= c[-1] for c in rep["curve"].values())
