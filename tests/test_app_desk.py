@@ -137,3 +137,59 @@ def test_the_heatmap_is_clearly_visible_at_its_default_opacity(qtbot, open_windo
     diff = np.abs(pixels(with_heat).astype(int) - pixels(without).astype(int))
     assert w.heat_panel.opacity.value() >= 80
     assert np.percentile(diff, 99.5) > 80  # around the points the picture is clearly coloured
+
+
+def test_file_dialogs_remember_their_folder_per_purpose(qtbot, open_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    pictures = make_folder(tmp_path / "imgs", 1)
+    ckpts, out = tmp_path / "ckpts", tmp_path / "out"
+    ckpts.mkdir()
+    out.mkdir()
+    opened: list[tuple[str, str]] = []
+    answers = {"Load checkpoint": str(ckpts / "mine.pt"), "Export training folder (image + .pts)": str(out),
+               "Open folder": str(pictures)}
+
+    def dialog(kind):
+        def ask(parent, title, folder, *rest):
+            opened.append((title, folder))
+            answer = answers.get(title, "")
+            return answer if kind == "dir" else (answer, "")
+        return ask
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", dialog("file"))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", dialog("dir"))
+    w = open_window([pictures])
+    wait_predicted(qtbot, w)
+    monkeypatch.setattr(w.files, "run_export", lambda *a, **k: None)
+    w.files.choose_checkpoint()
+    assert opened[-1][1] != str(pictures)  # never the picture folder
+    w.files.choose_checkpoint()
+    assert opened[-1] == ("Load checkpoint", str(ckpts))  # where the last checkpoint came from
+    w.files.export_training()
+    assert opened[-1][1] == str(pictures.resolve())  # first export: beside the pictures
+    w.files.export_training()
+    assert opened[-1][1] == str(out)
+    w.files.choose_folder()
+    assert opened[-1][1] == str(pictures.resolve())
+    w.files.choose_checkpoint()
+    assert opened[-1][1] == str(ckpts)  # each purpose its own folder
+    # and in a new session too (QSettings)
+    again = open_window([pictures])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", dialog("file"))
+    answers["Load checkpoint"] = ""
+    again.files.choose_checkpoint()
+    assert opened[-1][1] == str(ckpts)
+
+
+def test_model_default_model_goes_back_to_the_shipped_model(qtbot, open_window, tmp_path, monkeypatch):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    loaded = []
+    real = w.labeller.load_model
+    monkeypatch.setattr(w.labeller, "load_model", lambda path: (loaded.append(path), real(path)))
+    w.files.load_checkpoint(tmp_path / "other.pt")
+    action = next(a for a in w.model_menu.actions() if a.text() == "Default model")
+    action.trigger()
+    assert loaded == [tmp_path / "other.pt", None]  # None: the shipped checkpoint
+    qtbot.waitUntil(lambda: "loading" not in w.status_model.text(), timeout=5000)

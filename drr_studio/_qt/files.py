@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QProgressDialog
 from superqt.utils import GeneratorWorker, create_worker
 
 from model.images import IMAGE_SUFFIXES, is_image_file
 
 from ..document import Document, SaveError, write_export, write_training
+from . import dialogs
 from .window_part import WindowPart
 from .workers import BATCH, describe_error
 
@@ -74,12 +75,12 @@ class FileActions(WindowPart):
 
     def choose_images(self) -> None:
         pattern = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
-        files, _ = QFileDialog.getOpenFileNames(self.w, "Open images", self._last_dir(), pattern)
+        files = dialogs.open_files(self.w, self.w.settings, "images", "Open images", self._last_dir(), pattern)
         if files:
             self.open_paths([Path(f) for f in files])
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "Open folder", self._last_dir())
+        folder = dialogs.existing_dir(self.w, self.w.settings, "folder", "Open folder", self._last_dir())
         if folder:
             self.open_paths([Path(folder)])
 
@@ -151,7 +152,8 @@ class FileActions(WindowPart):
         return failed
 
     def choose_output(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "Output folder for .pts files", self._last_dir())
+        folder = dialogs.existing_dir(self.w, self.w.settings, "output", "Output folder for .pts files",
+                                      self._last_dir())
         if not folder:
             return
         self.w.output_dir = self.w.document.output_dir = Path(folder)
@@ -177,7 +179,8 @@ class FileActions(WindowPart):
     # --- export and batch work ----------------------------------------------------------------
     def export_training(self) -> None:
         self.save_all()
-        folder = QFileDialog.getExistingDirectory(self.w, "Export training folder (image + .pts)", self._last_dir())
+        folder = dialogs.existing_dir(self.w, self.w.settings, "export", "Export training folder (image + .pts)",
+                                      self._last_dir())
         if not folder:
             return
         answer = QMessageBox.question(
@@ -198,21 +201,22 @@ class FileActions(WindowPart):
         fmt = self.EXPORT_FORMATS[label]
         if fmt in ("coco", "cvat"):
             suffix = ".json" if fmt == "coco" else ".xml"
-            target, _ = QFileDialog.getSaveFileName(self.w, "Export as", str(Path(self._last_dir()) / f"annotations{suffix}"),
-                                                    f"*{suffix}")
+            target = dialogs.save_file(self.w, self.w.settings, "export", "Export as", self._last_dir(),
+                                       f"annotations{suffix}", f"*{suffix}")
         else:
-            target = QFileDialog.getExistingDirectory(self.w, "Export into folder", self._last_dir())
+            target = dialogs.existing_dir(self.w, self.w.settings, "export", "Export into folder", self._last_dir())
         if target:
             self.run_export(Path(target), fmt=fmt)
 
     def import_annotations(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.w, "Import annotations", self._last_dir(),
-                                              "Annotations (*.json *.xml);;All files (*)")
+        path = dialogs.open_file(self.w, self.w.settings, "import", "Import annotations", self._last_dir(),
+                                 "Annotations (*.json *.xml);;All files (*)")
         if path:
             self.import_from(Path(path))
 
     def import_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "Import annotations from a folder", self._last_dir())
+        folder = dialogs.existing_dir(self.w, self.w.settings, "import", "Import annotations from a folder",
+                                      self._last_dir())
         if folder:
             self.import_from(Path(folder))
 
@@ -303,8 +307,10 @@ class FileActions(WindowPart):
         self.w.statusBar().showMessage("Batch prediction cancelled", 4000)
 
     def choose_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.w, "Load checkpoint", self._last_dir(),
-                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        # never the picture folder: where the last checkpoint came from, else ./checkpoints, else home
+        here = Path.cwd() / "checkpoints"
+        path = dialogs.open_file(self.w, self.w.settings, "checkpoint", "Load checkpoint",
+                                 str(here if here.is_dir() else Path.home()), "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
             self.load_checkpoint(Path(path))
 

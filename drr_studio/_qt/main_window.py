@@ -215,6 +215,8 @@ class MainWindow(QMainWindow):
         self.action(self.go_menu, "Previous refinement step", lambda: self.step_refinement(-1), "[")
         self.action(self.model_menu, "Load checkpoint…", self.files.choose_checkpoint,
                     tip="Switch to another trained model; untouched faces are predicted again")
+        self.action(self.model_menu, "Default model", lambda: self.files.load_checkpoint(None),
+                    tip="Back to the model shipped with DRR Studio; untouched faces are predicted again")
         self.action(self.model_menu, "Predict all images…", self.files.predict_all, "Ctrl+P")
         self.action(self.model_menu, "Re-run on this image", self.editor.rerun_current, "Ctrl+Shift+R")
         self.action(self.model_menu, "Reset learned corrections", self.editor.reset_learned,
