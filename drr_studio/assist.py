@@ -104,6 +104,15 @@ class Assistant:
             self.changed.emit(self.describe())
         return any(taught)
 
+    def forget(self, keys: list[str]) -> bool:
+        """Faces that are no longer finished (reset to the model's points, deleted) teach
+        nothing: their lessons go, and the folder's file is rewritten. Returns whether any went."""
+        gone = [k for k in keys if self.model.learned.pop(k, None) is not None]
+        if gone:
+            self.save()
+            self.changed.emit(self.describe())
+        return bool(gone)
+
     def save(self) -> None:
         """Write the folder's lessons (atomically); an error is kept in `folder_problem`, never raised."""
         if self.folder_file is None:

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from psygnal import Signal
 
 from model import annotation_files as files
-from model.geometry import box_of_points
+from model.detect import MIN_MATCH_IOU
+from model.geometry import box_iou, box_of_points
 from model.images import list_images
 from model.qa import SUSPICIOUS
 
@@ -136,24 +138,16 @@ class ImageEntry:
     size: tuple[int, int] | None = None  # (width, height) once the picture was decoded
     unreadable: set[Path] = field(default_factory=set)  # malformed annotation files seen on load
     saved_status: str | None = None  # from the side file, before the annotations are read (peek_statuses)
+    # boxes of faces a person deleted: saved in the side file, and no detection near one comes back
+    deleted: list[np.ndarray] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        if self.error and not self.faces and self.size is None:
-            return ERROR_STATUS
-        if self.unreadable and not any(f.human for f in self.faces):
-            return BAD_FILE_STATUS
-        if self.faces and all(f.status == Status.APPROVED for f in self.faces):
-            return Status.APPROVED.value
-        if any(f.human for f in self.faces):
-            return Status.CORRECTED.value
-        if not self.loaded and self.saved_status:
-            return self.saved_status
-        if self.predicted and not self.faces:
-            return NO_FACE_STATUS
-        if self.predicted:
-            return Status.PREDICTED.value
-        return Status.PENDING.value
+        return picture_status(self)
+
+    @property
+    def status_text(self) -> str:
+        return status_text(self)
 
     @property
     def to_check(self) -> int:
@@ -177,11 +171,54 @@ class ImageEntry:
         return next((f for f in self.faces if f.uid == uid), None)
 
 
+def picture_status(entry: ImageEntry) -> str:
+    """The one rule for a picture's status, from its faces (tests/test_status_rule.py runs it
+    over every combination). A person's work (a human face, a deleted face) is never shown as
+    the model's; a picture is approved only when every face is."""
+    faces = entry.faces
+    human = [f for f in faces if f.human]
+    if entry.error and not faces and entry.size is None:
+        return ERROR_STATUS
+    if entry.unreadable and not human:
+        return BAD_FILE_STATUS
+    if faces and len(human) == len(faces) and all(f.status == Status.APPROVED for f in faces):
+        return Status.APPROVED.value
+    if human or (entry.loaded and entry.deleted and not faces):
+        return Status.CORRECTED.value
+    if not entry.loaded and entry.saved_status:
+        return entry.saved_status
+    if entry.predicted and not faces:
+        return NO_FACE_STATUS
+    if entry.predicted and all(f.points is not None for f in faces):
+        return Status.PREDICTED.value
+    return Status.PENDING.value
+
+
+def status_text(entry: ImageEntry) -> str:
+    """What the image list says: the status, and how far a picture a person started is
+    ("approved 1 of 2": one face approved, the other still the model's)."""
+    status = picture_status(entry)
+    human = [f for f in entry.faces if f.human]
+    if status != Status.CORRECTED.value or not entry.faces:
+        return "faces deleted" if status == Status.CORRECTED.value and entry.loaded and not entry.faces else status
+    if len(human) == len(entry.faces):
+        return status
+    word = Status.APPROVED.value if all(f.status == Status.APPROVED for f in human) else status
+    return f"{word} {len(human)} of {len(entry.faces)}"
+
+
 class Document:
-    """An ordered set of images with their faces, and where their annotations live."""
+    """An ordered set of images with their faces, and where their annotations live.
+
+    Evented (psygnal): every method that changes a picture announces it with `entry_changed`
+    (the entry), so the session and the views follow without anyone remembering to refresh;
+    code outside changes pictures only through these methods."""
+
+    entry_changed = Signal(object)  # an ImageEntry's faces, points, status, error or dirty flag changed
 
     def __init__(self, images: list[Path], root: Path | None = None, output_dir: Path | None = None) -> None:
         self.entries = [ImageEntry(Path(p)) for p in images]
+        self._index = {id(e): i for i, e in enumerate(self.entries)}
         self.root = root
         self.output_dir = output_dir
         self.backups: list[Path] = []  # malformed files the last save() moved aside as NAME.bak
@@ -195,6 +232,74 @@ class Document:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def index_of(self, entry: ImageEntry) -> int:
+        """The entry's position (-1: not in this document), in constant time."""
+        i = self._index.get(id(entry), -1)
+        if 0 <= i < len(self.entries) and self.entries[i] is entry:
+            return i
+        self._index = {id(e): k for k, e in enumerate(self.entries)}  # the list was replaced
+        return self._index.get(id(entry), -1)
+
+    def _changed(self, entry: ImageEntry) -> None:
+        self.entry_changed.emit(entry)
+
+    # --- edits (the session's edit methods and the undo commands come through here) -------------
+    def set_face_state(self, entry: ImageEntry, face: Face, state: FaceState) -> bool:
+        """A face to a FaceState: an edit, so the picture has unsaved changes. Returns whether
+        the box changed (the model must run again on it)."""
+        moved = not np.array_equal(face.box, state.box)
+        face.restore(state)
+        entry.dirty = True  # undoing back to what is on disk still re-saves: always correct
+        self._changed(entry)
+        return moved
+
+    def insert_face(self, entry: ImageEntry, face: Face, index: int | None = None) -> None:
+        """Add a face (drawn, copied, or a deletion undone: its box is no longer deleted)."""
+        entry.faces.insert(len(entry.faces) if index is None else min(index, len(entry.faces)), face)
+        entry.deleted = [b for b in entry.deleted if not np.array_equal(b, face.box)]
+        entry.dirty = True
+        self._changed(entry)
+
+    def delete_face(self, entry: ImageEntry, face: Face) -> None:
+        """Remove a face; its box is recorded (and saved) so that no prediction brings it back."""
+        if face in entry.faces:
+            entry.faces.remove(face)
+            entry.deleted.append(face.box.copy())
+        entry.dirty = True
+        self._changed(entry)
+
+    def mark_dirty(self, entry: ImageEntry) -> None:
+        """Save this picture again (File -> Save re-writes what a person did)."""
+        if not entry.dirty:
+            entry.dirty = True
+            self._changed(entry)
+
+    def set_error(self, entry: ImageEntry, message: str | None) -> None:
+        if entry.error != message:
+            entry.error = message
+            self._changed(entry)
+
+    def set_size(self, entry: ImageEntry, size: tuple[int, int]) -> None:
+        """The picture was decoded: its size can change its status (a failed picture that now reads)."""
+        if entry.size != size:
+            entry.size = size
+            self._changed(entry)
+
+    def set_output_dir(self, folder: Path | None) -> None:
+        """Annotations go to another folder from now on: every picture a person worked on is
+        saved there too."""
+        self.output_dir = folder
+        for e in self.entries:
+            if any(f.human for f in e.faces) or e.deleted:
+                self.mark_dirty(e)
+
+    def unpredict(self, entry: ImageEntry, faces: list[Face]) -> None:
+        """These faces' traces are stale (their box changed, Re-run): the model runs again; a
+        person's points and boxes stay."""
+        for f in faces:
+            f.result = None
+        entry.predicted = False
 
     # --- where files go -------------------------------------------------------------------
     def target_dir(self, entry: ImageEntry) -> Path:
@@ -217,15 +322,19 @@ class Document:
             return self.root
         return self.entries[0].path.parent if self.entries else None
 
-    def face_key(self, entry: ImageEntry, face: Face) -> str:
-        """A face's name within the document: the picture's path from the root (model.annotation_files.face_name)."""
-        rel = entry.path.name
+    def picture_key(self, entry: ImageEntry) -> str:
+        """A picture's name within the document: its path from the root (the same wherever the
+        folder is moved)."""
         if self.root is not None:
             try:
-                rel = entry.path.relative_to(self.root).as_posix()
+                return entry.path.relative_to(self.root).as_posix()
             except ValueError:
                 pass
-        return files.face_name(rel, entry.faces.index(face))
+        return entry.path.name
+
+    def face_key(self, entry: ImageEntry, face: Face) -> str:
+        """A face's name within the document (model.annotation_files.face_name)."""
+        return files.face_name(self.picture_key(entry), entry.faces.index(face))
 
     def sidecar_path(self, entry: ImageEntry, directory: Path | None = None) -> Path:
         return files.sidecar_path(directory or self.target_dir(entry), entry.path.stem)
@@ -248,10 +357,15 @@ class Document:
         for d in dirs:
             if files.has_annotations(d, entry.path.stem):
                 records, problems, entry.unreadable = files.read_faces(d, entry.path.stem, num_points)
+                extras = files.read_extras(d, entry.path.stem)
                 entry.faces = [self._face_of(r) for r in records]
+                entry.faces += [Face(box=box.copy(), source=source) for box, source in extras.boxes]
+                entry.deleted = [b.copy() for b in extras.deleted]
                 break
         if problems:
             entry.error = "; ".join(problems)
+        if entry.faces or problems or entry.deleted:
+            self._changed(entry)
         return problems
 
     @staticmethod
@@ -273,6 +387,9 @@ class Document:
             if entry.faces:  # faces appeared while detecting (drawn by hand): keep them
                 return changed
             for r in results:
+                box = np.asarray(r.box, dtype=np.float64)
+                if any(box_iou(box, gone) >= MIN_MATCH_IOU for gone in entry.deleted):
+                    continue  # a person deleted this face: it stays deleted
                 face = Face(box=np.asarray(r.box, dtype=np.float64).copy(), source=getattr(r, "box_source", "detector"),
                             roll=float(getattr(r, "roll", 0.0)))
                 entry.faces.append(face)
@@ -288,6 +405,7 @@ class Document:
                 face.status = Status.PREDICTED
             changed.append(face)
         entry.predicted = all(f.result is not None for f in entry.faces)
+        self._changed(entry)
         return changed
 
     def trim_traces(self, keep: set[Path]) -> int:
@@ -314,11 +432,13 @@ class Document:
                 f.result = None
                 if not f.human:
                     f.status = Status.PENDING
+            self._changed(entry)
 
     # --- saving ---------------------------------------------------------------------------
     def save(self, entry: ImageEntry) -> list[Path]:
-        """Write the human faces of one image atomically. Predicted-only faces are not written
-        (they are reproducible), so a prediction can never replace a file on disk."""
+        """Write what a person did to one image, atomically: their faces' points, the boxes they
+        drew (points still the model's) and the faces they deleted. The model's points are not
+        written (they are reproducible), so a prediction can never replace a file on disk."""
         self.backups = []
         if not entry.dirty:
             return []
@@ -326,8 +446,11 @@ class Document:
         human = [f for f in entry.faces if f.human and f.points is not None]
         records = [files.FaceRecord(f.points, f.status.value, f.box, set(f.occluded), set(f.placed), f.source)
                    for f in human]
+        drawn = [(f.box, f.source) for f in entry.faces if f not in human and f.source == "person"]
+        extras = files.SideExtras([b.copy() for b in entry.deleted], drawn)
         try:
-            written, self.backups = files.write_faces(d, entry.path.stem, entry.path.name, records, entry.unreadable)
+            written, self.backups = files.write_faces(d, entry.path.stem, entry.path.name, records, entry.unreadable,
+                                                      extras=extras)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             where = exc.filename or d
@@ -336,6 +459,9 @@ class Document:
         for face in human:
             face.annotation = face.points.copy()
         entry.dirty = False
+        if self.backups and not entry.unreadable:
+            entry.error = None  # the malformed annotation is replaced by the saved one
+        self._changed(entry)
         return written
 
     def peek_statuses(self) -> None:
@@ -406,11 +532,48 @@ class Document:
                             occluded=set(f.occluded), placed=set(range(len(f.points)))) for f in im.faces]
             e.dirty, e.predicted = True, False
             count += len(im.faces)
+            self._changed(e)
         return count, skipped
 
     def export_training(self, folder: Path, approved_only: bool = False) -> Iterator[tuple[int, int, str]]:
         """Every reviewed face as a training folder (see write_training)."""
         return (yield from write_training(self.export_snapshot(approved_only), self.root, folder))
+
+
+def carry_faces(source: list[Face], source_size: tuple[int, int] | None, target: list[Face],
+                target_size: tuple[int, int] | None) -> tuple[list[tuple[Face, Face | None]], int]:
+    """Faces of another picture (the previous frame of a burst) placed on this one as a person's
+    faces: each is fitted to the model face here that it overlaps (its points moved from its box
+    to that box), which it then replaces; without one it is copied as it is only when both
+    pictures have the same size (the same framing), else skipped, since a shape from another
+    framing would mean nothing here. Returns ([(copy, replaced face or None)], skipped)."""
+    sx = sy = 1.0
+    same_size = source_size is None or target_size is None or tuple(source_size) == tuple(target_size)
+    if not same_size:
+        sx, sy = target_size[0] / source_size[0], target_size[1] / source_size[1]
+    out: list[tuple[Face, Face | None]] = []
+    skipped = 0
+    free = [g for g in target if not g.human]
+    for f in source:
+        if f.points is None:
+            continue
+        box = f.box * np.array([sx, sy, sx, sy])
+        match = max(free, key=lambda g: box_iou(g.box, box), default=None)
+        if match is not None and box_iou(match.box, box) < MIN_MATCH_IOU:
+            match = None
+        if match is None and not same_size:
+            skipped += 1
+            continue
+        new_box = match.box.copy() if match is not None else f.box.copy()
+        scale = (new_box[2:] - new_box[:2]) / np.maximum(f.box[2:] - f.box[:2], 1e-6)
+        points = (f.points - f.box[:2]) * scale + new_box[:2]
+        copy = Face(box=new_box, points=points, status=Status.CORRECTED, occluded=set(f.occluded),
+                    placed=set(range(len(points))), source=f.source if match is None else match.source,
+                    roll=f.roll if match is None else match.roll)
+        if match is not None:
+            free.remove(match)
+        out.append((copy, match))
+    return out, skipped
 
 
 def write_export(images: list[Any], fmt: str, out: Path) -> Iterator[tuple[int, int, str]]:

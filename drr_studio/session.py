@@ -3,11 +3,11 @@ selected and which refinement step the panels show, over one `Document`.
 
 Plain Python, no Qt (like napari's viewer model): every change is announced with a psygnal
 event, and the views (image list, canvas, panels, review) subscribe to what they draw, so
-that nothing has to remember to refresh them. Edits go through the session's methods
-(set_face_state, insert_face, remove_face, set_picture_size), which the undo commands call and
-which announce the picture with `entry_changed`; other code that changes a picture calls
-`touch(entry)` afterwards. Whether the folder has unsaved changes is announced too
-(`dirty_changed`).
+that nothing has to remember to refresh them. Pictures change only through the document's
+methods (Document.entry_changed announces each); the session relays them as
+`entry_changed(index)`, with whether the folder has unsaved changes (`dirty_changed`). The undo
+commands call the session's edit methods (set_face_state, insert_face, remove_face), which go
+to the document.
 """
 
 from __future__ import annotations
@@ -65,13 +65,22 @@ class Session:
         self._dirty = False
         self.box_mode = False
         self.landmark: int | None = None
+        self.document.entry_changed.connect(self._relay)
+
+    def _relay(self, entry: ImageEntry) -> None:
+        i = self.document.index_of(entry)
+        if i >= 0:
+            self.entry_changed.emit(i)
+        self._check_dirty()
 
     @property
     def entry(self) -> ImageEntry | None:
         return self.document.entries[self.current] if 0 <= self.current < len(self.document) else None
 
     def set_document(self, document: Document) -> None:
+        self.document.entry_changed.disconnect(self._relay)
         self.document = document
+        document.entry_changed.connect(self._relay)
         self.current, self.active, self.selection = -1, -1, frozenset()
         self.document_changed.emit()
         self._check_dirty()
@@ -132,29 +141,17 @@ class Session:
         """A face to a FaceState (points, status, occluded, box, placed, source): an edit, so
         the picture has unsaved changes. Returns whether the box changed (the model must run
         again on it)."""
-        moved = not np.array_equal(face.box, state.box)
-        face.restore(state)
-        entry.dirty = True  # undoing back to what is on disk still re-saves: always correct
-        self.touch(entry)
-        return moved
+        return self.document.set_face_state(entry, face, state)
 
     def insert_face(self, entry: ImageEntry, face: Face, index: int | None = None) -> None:
-        entry.faces.insert(len(entry.faces) if index is None else min(index, len(entry.faces)), face)
-        entry.dirty = True
-        self.touch(entry)
+        self.document.insert_face(entry, face, index)
 
     def remove_face(self, entry: ImageEntry, face: Face) -> None:
-        if face in entry.faces:
-            entry.faces.remove(face)
-        entry.dirty = True
-        self.touch(entry)
+        """Delete a face; the deletion is saved, so no prediction brings it back."""
+        self.document.delete_face(entry, face)
 
     def set_picture_size(self, entry: ImageEntry, size: tuple[int, int]) -> None:
-        """The picture was decoded: its size can change its status (a failed picture that now
-        reads), so it is announced."""
-        if entry.size != size:
-            entry.size = size
-            self.touch(entry)
+        self.document.set_size(entry, size)
 
     def touch(self, entry: ImageEntry | int) -> None:
         """Announce that this picture's faces, points, status or error changed."""
@@ -180,10 +177,7 @@ class Session:
             self.dirty_changed.emit(now)
 
     def index_of(self, entry: ImageEntry) -> int:
-        for i, e in enumerate(self.document.entries):
-            if e is entry:
-                return i
-        return -1
+        return self.document.index_of(entry)
 
     def status_counts(self) -> Counter[str]:
         """How many pictures have each status (approved, corrected, predicted, ...)."""

@@ -7,7 +7,10 @@ A picture NAME.ext has, in its annotation folder (beside it, or an output folder
 - `NAME.drr.json`, the side file: per face its .pts name, status (predicted, corrected,
   approved), face box [x0, y0, x1, y1] (0-based picture pixels) and where it came from
   (box_source: detector, annotation, person), occluded points and the points a person placed
-  (assisted correction). Without it, a .pts counts as a person's annotation.
+  (assisted correction). Without it, a .pts counts as a person's annotation. The side file also
+  keeps what a person did that has no .pts (`SideExtras`): the boxes of model faces they deleted
+  ("deleted": no prediction brings those back) and boxes they drew whose points are still the
+  model's ("boxes": a model switch or Re-run never replaces a person's box).
 
 A folder of annotations also holds `drr_corrections.json`, what the faces finished there taught
 the assisted correction (model/correction.py's format).
@@ -39,6 +42,17 @@ SIDECAR_VERSION = 1
 STATUSES = ("predicted", "corrected", "approved")
 HUMAN_STATUSES = ("corrected", "approved")
 BOX_SOURCES = ("detector", "annotation", "person")  # model.predict.BoxSource's values
+
+
+@dataclass
+class SideExtras:
+    """A person's decisions about a picture that no .pts holds."""
+
+    deleted: list[np.ndarray] = field(default_factory=list)  # boxes of model faces a person deleted
+    boxes: list[tuple[np.ndarray, str]] = field(default_factory=list)  # (box, source) of faces without human points
+
+    def __bool__(self) -> bool:
+        return bool(self.deleted or self.boxes)
 
 
 class AnnotationFileError(ValueError):
@@ -126,8 +140,43 @@ def saved_status(folder: Path, stem: str) -> str | None:
             faces = read_sidecar(side)
         except AnnotationFileError:
             return "corrected"
+        if not faces and not read_extras(folder, stem):
+            return None
         return "approved" if faces and all(m.get("status") == "approved" for m in faces) else "corrected"
     return "corrected" if (Path(folder) / pts_name(stem, 0)).is_file() else None
+
+
+def _box(value) -> np.ndarray | None:
+    try:
+        box = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return box if box.shape == (4,) and np.isfinite(box).all() else None
+
+
+def read_extras(folder: Path, stem: str) -> SideExtras:
+    """The deleted and drawn boxes of a picture's side file (empty when there is none or it is
+    unreadable: read_faces reports that)."""
+    side = sidecar_path(folder, stem)
+    out = SideExtras()
+    if not side.is_file():
+        return out
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out
+    if not isinstance(data, dict):
+        return out
+    for value in data.get("deleted", []) if isinstance(data.get("deleted"), list) else []:
+        box = _box(value)
+        if box is not None:
+            out.deleted.append(box)
+    for m in data.get("boxes", []) if isinstance(data.get("boxes"), list) else []:
+        box = _box(m.get("box")) if isinstance(m, dict) else None
+        if box is not None:
+            source = str(m.get("box_source", "person"))
+            out.boxes.append((box, source if source in BOX_SOURCES else "person"))
+    return out
 
 
 def _indices(values, n: int) -> set[int]:
@@ -175,9 +224,10 @@ def read_faces(folder: Path, stem: str, num_points: int | None = None) -> tuple[
 
 
 def write_faces(folder: Path, stem: str, image_name: str, records: list[FaceRecord],
-                unreadable: set[Path] | frozenset[Path] = frozenset(), sidecar: bool = True) -> tuple[list[Path], list[Path]]:
+                unreadable: set[Path] | frozenset[Path] = frozenset(), sidecar: bool = True,
+                extras: SideExtras | None = None) -> tuple[list[Path], list[Path]]:
     """Write a picture's faces atomically: NAME.pts, NAME_face2.pts, ... and (with sidecar) the
-    side file. A file in `unreadable` (malformed when read) is kept as NAME.pts.bak before being
+    side file, with the deleted and drawn boxes of `extras`. A file in `unreadable` (malformed when read) is kept as NAME.pts.bak before being
     replaced; numbered files of faces that no longer exist are removed, so that training never
     reads a deleted face. Returns (written, backups); OSError propagates."""
     folder = Path(folder)
@@ -206,8 +256,64 @@ def write_faces(folder: Path, stem: str, image_name: str, records: list[FaceReco
             break
         stale.unlink()
     side = sidecar_path(folder, stem)
-    if sidecar and (records or side.exists()):
-        text = json.dumps({"version": SIDECAR_VERSION, "image": image_name, "faces": meta}, indent=1)
+    extras = extras or SideExtras()
+    if sidecar and (records or extras or side.exists()):
+        data: dict = {"version": SIDECAR_VERSION, "image": image_name, "faces": meta}
+        if extras.deleted:
+            data["deleted"] = [[round(float(v), 3) for v in b] for b in extras.deleted]
+        if extras.boxes:
+            data["boxes"] = [{"box": [round(float(v), 3) for v in b], "box_source": src} for b, src in extras.boxes]
+        text = json.dumps(data, indent=1)
         atomic_write_text(side, text + "\n")
         written.append(side)
     return written, backups
+
+
+LOCK_FILE = ".drr-studio.lock"  # which running app edits a folder's annotations
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def lock_folder(folder: Path) -> str | None:
+    """Claim a folder of annotations for this process. Returns a warning naming the other app
+    when one that still runs holds it (both would save the same files); a lock left by a process
+    that is gone (a crash, kill -9) is taken over silently. Never raises: a folder where the lock
+    cannot be written (read-only) just goes unlocked."""
+    import socket
+
+    path = Path(folder) / LOCK_FILE
+    host = socket.gethostname()
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+        pid, their_host = int(held.get("pid", 0)), str(held.get("host", ""))
+    except (OSError, ValueError, AttributeError, TypeError):
+        pid, their_host = 0, ""
+    if pid and pid != os.getpid() and (their_host != host or _process_alive(pid)):
+        where = "" if their_host == host else f" on {their_host}"
+        return (f"Another DRR Studio (process {pid}{where}) has {folder} open: edits saved by both "
+                f"would overwrite each other. Close one of them (or delete {path} if it is stale).")
+    try:
+        atomic_write_text(path, json.dumps({"pid": os.getpid(), "host": host}) + "\n")
+    except OSError:
+        pass
+    return None
+
+
+def unlock_folder(folder: Path) -> None:
+    """Give up this process's claim on a folder (leaves another process's lock alone)."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        if int(json.loads(path.read_text(encoding="utf-8")).get("pid", 0)) == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass

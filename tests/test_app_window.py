@@ -295,7 +295,7 @@ def test_copied_faces_replace_the_models_face_of_the_same_person(qtbot, open_win
     key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert len(w.entry.faces) == 1 and predicted not in w.entry.faces
     np.testing.assert_array_equal(w.entry.faces[0].points, prev)
-    assert "replacing the model's 1" in w.statusBar().currentMessage()
+    assert "1 fitted to the model's face box here" in w.statusBar().currentMessage()
     key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert w.entry.faces == [predicted]
 
@@ -702,13 +702,46 @@ def test_shift_a_leaves_faces_that_need_a_look(qtbot, open_window, tmp_path):
     assert w.current == 0  # stopped here
     assert sure.status == Status.APPROVED and doubted.status == Status.PREDICTED and doubted.uncertain
     assert w.canvas.active == 1 and "left for you to check" in w.statusBar().currentMessage()
-    # the image list says the picture is half done, not done
-    assert w.image_panel.list.item(0).text().endswith("[corrected 1 of 2]")
+    # the image list says the picture is half done, and by approval (nobody corrected anything)
+    assert w.image_panel.list.item(0).text().endswith("[approved 1 of 2]")
     key(w, Qt.Key.Key_A)  # the deliberate act: the doubted face is selected
     assert doubted.status == Status.APPROVED
     assert w.image_panel.list.item(0).text().endswith("[approved]")
     key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
     assert w.current == 1
+
+
+def test_shift_a_again_on_the_face_it_stopped_on_approves_it_and_never_unapproves(qtbot, open_window, tmp_path):
+    """Issue 33: a second Shift+A used to take the sure face's approval back as "corrected" (a
+    face nobody edited). Now it approves the face it stopped on (selected, looked at) and goes
+    on; what is saved says approved for both."""
+    import dataclasses
+    import json
+
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = open_window([folder], predictor=FakePredictor(faces=2))
+    wait_predicted(qtbot, w)
+    sure, doubted = w.entry.faces
+    doubted.result = dataclasses.replace(doubted.result, uncertainty=9.0)
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert w.current == 0 and sure.status == Status.APPROVED
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert w.current == 1
+    assert sure.status == Status.APPROVED and doubted.status == Status.APPROVED
+    side = json.loads((folder / "img00.drr.json").read_text())
+    assert [f["status"] for f in side["faces"]] == ["approved", "approved"]
+
+
+def test_taking_an_approval_back_restores_what_the_face_was(qtbot, open_window, tmp_path):
+    """A on approved faces takes the approval back: a face nobody edited goes back to the
+    model's prediction (not "corrected", which would make it a lesson and a fine-tune face)."""
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    key(w, Qt.Key.Key_A)
+    assert face.status == Status.APPROVED
+    key(w, Qt.Key.Key_A)
+    assert face.status == Status.PREDICTED and not face.human
 
 
 def test_labelme_export_opens_its_pictures_and_a_folder_of_them_imports(qtbot, open_window, tmp_path, monkeypatch):

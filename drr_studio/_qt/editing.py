@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMessageBox
 
-from model.detect import MIN_MATCH_IOU, drawn_box_to_landmark_box
-from model.geometry import box_iou
+from model.detect import drawn_box_to_landmark_box
 
-from ..document import Face, FaceState, ImageEntry, Status
+from ..document import Face, FaceState, ImageEntry, Status, carry_faces
 from .commands import FaceEdit, FaceListEdit
 from .window_part import WindowPart
 
@@ -153,34 +152,52 @@ class Editor(WindowPart):
         self.w.settings.setValue("edit/assist", on)
         self.w.assistant.set_enabled(on)
 
-    def reset_learned(self) -> None:
+    def reset_learned(self, confirm: bool = True) -> None:
+        n = self.w.assistant.model.learned_count
+        if confirm and n and QMessageBox.question(
+                self.w, "Reset learned corrections",
+                f"Forget what the {n} finished face(s) of this folder taught the assisted correction? "
+                "The lessons file is deleted; your annotations stay.") != QMessageBox.StandardButton.Yes:
+            return
         self.w.assistant.reset_learned()
         self.w.statusBar().showMessage("Learned corrections reset: " + self.w.assistant.describe(), 5000)
 
     def approve(self) -> list[Face]:
         """Approve the selected face, or every face of the picture except those that need a
         deliberate look (ImageEntry.needs_a_look: the model doubts them, or the picture's edge
-        cuts them): those are approved only when selected. Returns the faces left to look at."""
+        cuts them): those are approved only when selected. Pressing it again on approved faces
+        takes the approval back. Returns the faces left to look at."""
         faces = self.target_faces()
-        left: list[Face] = []
-        if self.active_face() is None and self.w.entry is not None:
-            left = [f for f in faces if self.w.entry.needs_a_look(f)]
-            faces = [f for f in faces if f not in left]
-        if not faces:
-            self._say_left(left, 0)
-            return left
-        # pressing again on approved faces takes the approval back (still human-reviewed)
-        status = Status.CORRECTED if all(f.status == Status.APPROVED for f in faces) else Status.APPROVED
-        self.w.stack_for(self.w.current).beginMacro("approve" if status == Status.APPROVED else "unapprove")
-        for f in faces:
-            st = f.state()
-            self.edit_face(f, replace(st, status=status), "approve")
-        self.w.stack_for(self.w.current).endMacro()
+        if faces and all(f.status == Status.APPROVED for f in faces):
+            self._set_approval(faces, approve=False)
+            self.w.statusBar().showMessage(f"Approval taken back from {len(faces)} face(s)", 3000)
+            return []
+        return self._approve_sure([f for f in faces if f.status != Status.APPROVED], self.active_face() is not None)
+
+    def _approve_sure(self, faces: list[Face], deliberate: bool) -> list[Face]:
+        """Approve these faces but, unless deliberate (the face was selected), those that need a
+        look; returns those."""
+        left = [] if deliberate or self.w.entry is None else [f for f in faces if self.w.entry.needs_a_look(f)]
+        faces = [f for f in faces if f not in left]
+        if faces:
+            self._set_approval(faces, approve=True)
         if left:
             self._say_left(left, len(faces))
-        else:
-            self.w.statusBar().showMessage(f"{len(faces)} face(s) {status.value}", 3000)
+        elif faces:
+            self.w.statusBar().showMessage(f"{len(faces)} face(s) approved", 3000)
         return left
+
+    def _set_approval(self, faces: list[Face], approve: bool) -> None:
+        """One undo step. Taking an approval back restores what the face was: corrected when a
+        person placed points on it (or it came from a file), else the model's prediction, so an
+        approval never turns a face nobody edited into a corrected one."""
+        stack = self.w.stack_for(self.w.current)
+        stack.beginMacro("approve" if approve else "unapprove")
+        for f in faces:
+            edited = bool(f.placed) or f.annotation is not None or f.result is None
+            status = Status.APPROVED if approve else (Status.CORRECTED if edited else Status.PREDICTED)
+            self.edit_face(f, replace(f.state(), status=status), "approve" if approve else "unapprove")
+        stack.endMacro()
 
     def _say_left(self, left: list[Face], approved: int) -> None:
         if left:
@@ -190,11 +207,16 @@ class Editor(WindowPart):
 
     def approve_and_next(self) -> None:
         """Approve the picture's faces and go on; a face that needs a deliberate look stops it
-        there, selected."""
+        there, selected; pressed again, that face (looked at) is approved too. Never takes an
+        approval back."""
+        e, active = self.w.entry, self.active_face()
         self.w.canvas.set_active(-1)
         left: list[Face] = []
-        if self.w.entry and not all(f.status == Status.APPROVED for f in self.w.entry.faces):
-            left = self.approve()
+        if e is not None:
+            if active is not None and active.status != Status.APPROVED and active.points is not None:
+                self._approve_sure([active], deliberate=True)
+            todo = [f for f in e.faces if f.status != Status.APPROVED and f.points is not None]
+            left = self._approve_sure(todo, deliberate=False) if todo else []
         if left:
             self.w.canvas.set_active(self.w.entry.faces.index(left[0]))
             return
@@ -225,6 +247,8 @@ class Editor(WindowPart):
             self.edit_face(f, replace(st, points=np.asarray(f.result.points, float).copy(), status=Status.PREDICTED,
                                       occluded=frozenset(), placed=frozenset()), "reset")
         self.w.stack_for(self.w.current).endMacro()
+        # a face back to the model's points teaches nothing any more (the next save forgets its lesson)
+        self.w.files.learn_from(self.w.entry)
 
     # --- selection ----------------------------------------------------------------------------
     def on_selection_changed(self) -> None:
@@ -331,22 +355,31 @@ class Editor(WindowPart):
         if not faces:
             self.w.statusBar().showMessage(f"{prev.path.name} has no faces to copy", 3000)
             return
+        # each copy is fitted to the model's face of the same person here, which it replaces; a
+        # picture of another size without such a face gets nothing (carry_faces)
+        copies, skipped = carry_faces(faces, prev.size, e.faces, e.size)
+        if not copies:
+            self.w.statusBar().showMessage(
+                f"Nothing copied: {prev.path.name} is {self._size(prev)} and this picture {self._size(e)}, and no "
+                "face found here matches its faces; wait for the model's faces here, or draw a box (B)", 8000)
+            return
         stack = self.w.stack_for(i)
-        stack.beginMacro(f"copy {len(faces)} face(s) from {prev.path.name}")
-        # a copy replaces the model's own face of the same person (boxes overlapping by IoU >= 0.3);
-        # a face a person edited here stays
-        replaced = [g for g in e.faces if not g.human and any(box_iou(g.box, f.box) >= MIN_MATCH_IOU for f in faces)]
-        for g in replaced:
-            stack.push(FaceListEdit(self.w.session, e, g, False))
-        for f in faces:
-            copy = Face(box=f.box.copy(), points=f.points.copy(), status=Status.CORRECTED, occluded=set(f.occluded),
-                        placed=set(range(len(f.points))), source=f.source, roll=f.roll)
+        stack.beginMacro(f"copy {len(copies)} face(s) from {prev.path.name}")
+        for copy, replaced in copies:
+            if replaced is not None:
+                stack.push(FaceListEdit(self.w.session, e, replaced, False))
             stack.push(FaceListEdit(self.w.session, e, copy, True))
             self.predict_face(e, copy)  # the trace for the panels; a person's points stay as they are
         stack.endMacro()
-        note = f", replacing the model's {len(replaced)}" if replaced else ""
-        self.w.statusBar().showMessage(f"Copied {len(faces)} face(s) from {prev.path.name}{note}: correct them, "
-                                     "Ctrl+Z takes them back", 5000)
+        fitted = sum(r is not None for _, r in copies)
+        note = f", {fitted} fitted to the model's face box here" if fitted else ", at the same place"
+        note += f"; {skipped} skipped (no matching face here)" if skipped else ""
+        self.w.statusBar().showMessage(f"Copied {len(copies)} face(s) from {prev.path.name}{note}: correct them, "
+                                       "Ctrl+Z takes them back", 8000)
+
+    @staticmethod
+    def _size(entry: ImageEntry) -> str:
+        return f"{entry.size[0]}x{entry.size[1]}" if entry.size else "of unknown size"
 
     def delete_face(self) -> None:
         face = self.active_face()

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QProgressDialog
 from superqt.utils import GeneratorWorker, create_worker
 
+from model import annotation_files as files
 from model.images import IMAGE_SUFFIXES, is_image_file
 
 from ..document import Document, SaveError, write_export, write_training
@@ -121,16 +122,20 @@ class FileActions(WindowPart):
             kept = self.w.document.backups
             note = f"; the malformed file was kept as {', '.join(p.name for p in kept)}" if kept else ""
             self.w.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
-            if kept and not entry.unreadable:
-                entry.error = None  # the malformed annotation is replaced by the saved one
-                if self.w.message_bar.owner == entry.path:
-                    self.w.message_bar.clear()
-        self.w.session.touch(entry)
+            if kept and not entry.unreadable and self.w.message_bar.owner == entry.path:
+                self.w.message_bar.clear()  # the malformed annotation is replaced by the saved one
         return True
 
     def learn_from(self, entry) -> None:
-        """Saved faces a person finished teach the assisted correction (one lesson per face)."""
-        self.w.assistant.learn_faces([(self.w.document.face_key(entry, f), f) for f in entry.faces if f.human])
+        """Saved faces a person finished teach the assisted correction (one lesson per face);
+        faces of the picture no longer finished (Ctrl+R, deleted) forget theirs."""
+        doc = self.w.document
+        human = [(doc.face_key(entry, f), f) for f in entry.faces if f.human]
+        taught = {k for k, _ in human}
+        rel = doc.picture_key(entry)
+        names = [files.face_name(rel, k) for k in range(len(entry.faces) + len(entry.deleted))]
+        self.w.assistant.forget([k for k in names if k not in taught])
+        self.w.assistant.learn_faces(human)
         if self.w.assistant.folder_problem:
             self.w.show_problem(self.w.assistant.folder_problem)
 
@@ -141,7 +146,8 @@ class FileActions(WindowPart):
     def save_current(self) -> None:
         e = self.w.entry
         if e is not None:
-            e.dirty = e.dirty or any(f.human for f in e.faces)
+            if any(f.human for f in e.faces) or e.deleted:
+                self.w.document.mark_dirty(e)
             self.save_entry(e)
 
     def save_all(self) -> list[str]:
@@ -156,11 +162,9 @@ class FileActions(WindowPart):
                                       self._last_dir())
         if not folder:
             return
-        self.w.output_dir = self.w.document.output_dir = Path(folder)
+        self.w.output_dir = Path(folder)
+        self.w.document.set_output_dir(Path(folder))  # the corrections belong in the new folder too
         self.w.assistant.move_folder(self.w.document.annotation_folder())
-        for e in self.w.document.entries:
-            if any(f.human for f in e.faces):
-                e.dirty = True  # the corrections belong in the new folder too
         self.save_all()
         self.w.statusBar().showMessage(f"Saving into {folder}", 5000)
 
@@ -229,7 +233,6 @@ class FileActions(WindowPart):
             self.w.show_problem(f"Import failed: {exc}")
             return 0
         count, skipped = self.w.document.import_annotations(images)
-        self.w.session.touch_all()
         note = f"; left alone: {', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}" if skipped else ""
         self.w.statusBar().showMessage(f"Imported {count} face(s) from {path.name}{note}", 10000)
         return count

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from model.annotation_files import lock_folder, unlock_folder
 from model.layout import Layout, layout_for
 
 from ..assist import Assistant
@@ -49,6 +50,7 @@ from .prelabeller import PreLabeller
 from .review_panel import ReviewPanel
 from .workers import Picture, default_factory
 
+AUTOSAVE_MS = 800  # an edit is on disk this long after the last change
 _GARBAGE_COLLECTOR = None  # one per process, see collect_garbage_on_the_gui_thread
 
 
@@ -138,6 +140,12 @@ class MainWindow(QMainWindow):
         self.adjust_panel = ImageAdjustPanel()
         self.review = Review()
         self._review_ordered = False
+        # every edit reaches disk shortly after it (debounced: a drag is one save, not hundreds)
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setSingleShot(True)
+        self._autosave_timer.setInterval(AUTOSAVE_MS)
+        self._autosave_timer.timeout.connect(self.files.save_all)
+        self._locked: Path | None = None  # the annotation folder this app claimed (model.annotation_files.lock_folder)
         self._review_timer = QTimer(self)  # at most one review update per REVIEW_DELAY_MS
         self._review_timer.setSingleShot(True)
         self._review_timer.setInterval(REVIEW_DELAY_MS)
@@ -274,6 +282,8 @@ class MainWindow(QMainWindow):
         self.session.box_mode_changed.connect(lambda on: self.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())
+        self.session.dirty_changed.connect(lambda dirty: dirty and self._autosave_timer.start())
+        self.session.entry_changed.connect(lambda _: self.session.dirty and self._autosave_timer.start())
         self.session.document_changed.connect(self.schedule_review)
         self.image_panel.orderChanged.connect(lambda _: self.update_review())
         self.docks["Review"].visibilityChanged.connect(lambda on: on and self.update_review())
@@ -384,6 +394,7 @@ class MainWindow(QMainWindow):
         self.stacks.clear()
         for stack in self.undo_group.stacks():
             self.undo_group.removeStack(stack)
+        self._claim_folder(document.annotation_folder())
         self.assistant.open_folder(document.annotation_folder())
         if self.assistant.folder_problem:
             self.show_problem(self.assistant.folder_problem)
@@ -395,6 +406,15 @@ class MainWindow(QMainWindow):
             self.go_to(0)
         else:
             self.show_problem("No images to show: open a folder or image files (File menu).")
+
+    def _claim_folder(self, folder: Path | None) -> None:
+        """Tell the user when another running app edits the same folder (both would save it)."""
+        if self._locked is not None:
+            unlock_folder(self._locked)
+        self._locked = folder
+        warning = lock_folder(folder) if folder is not None else None
+        if warning:
+            self.show_problem(warning)
 
     def step_image(self, delta: int) -> None:
         rows = self.image_panel.visible_rows() or list(range(len(self.document)))
@@ -477,5 +497,7 @@ class MainWindow(QMainWindow):
             return
         self.files._save_layout()
         self.labeller.stop()
+        if self._locked is not None:
+            unlock_folder(self._locked)
         event.accept()
 

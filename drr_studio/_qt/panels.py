@@ -132,10 +132,7 @@ class ImageListPanel(QWidget):
         marker = "*" if e.dirty else ""
         check = e.to_check
         # the count of doubted faces is in the tooltip: a longer row would be cut off in the dock
-        shown = status
-        if status == Status.CORRECTED.value and not all(f.human for f in e.faces):
-            # some of its faces still carry only the model's points: say how far it is
-            shown = f"{status} {sum(f.human for f in e.faces)} of {len(e.faces)}"
+        shown = e.status_text  # how far a started picture is ("approved 1 of 2"): document.status_text
         item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   [{shown}]")
         item.setForeground(QBrush(QColor(STATUS_COLOR.get(status, "#ffffff"))))
         item.setData(Qt.ItemDataRole.UserRole, status)

@@ -2,9 +2,8 @@
 
 `PreLabeller` owns the background `PredictionWorker` and the model it loaded. It asks for
 pictures and predictions (the picture shown first, the next ones ahead, batch jobs last),
-applies what comes back to the document, keeps whole traces only for recent pictures, and
-announces each change through the session (`session.touch`), so that the views follow on
-their own. What the window shows beyond the views (a decoded picture, a problem line, a
+applies what comes back through the document's methods, which announce each change (the
+views follow on their own), and keeps whole traces only for recent pictures. What the window shows beyond the views (a decoded picture, a problem line, a
 status-bar message, the model's name) goes out as a signal; the window only connects them.
 """
 
@@ -127,17 +126,13 @@ class PreLabeller(QObject):
     def rerun(self, index: int) -> None:
         """Predict every face of picture index again (e.g. after its boxes changed)."""
         entry = self.document.entries[index]
-        for f in entry.faces:
-            f.result = None
-        entry.predicted = False
+        self.document.unpredict(entry, entry.faces)
         self.switch_time = time.perf_counter()  # timed from what the user did
         self.request(index, NOW)
 
     def predict_faces(self, entry: ImageEntry, faces: list[Face]) -> None:
         """Run the model on these faces' boxes (drawn, moved, or moved back by undo)."""
-        for f in faces:
-            f.result = None
-        entry.predicted = False
+        self.document.unpredict(entry, faces)
         if self.predictor is None or not faces:
             return
         self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces], uids=[f.uid for f in faces],
@@ -190,8 +185,7 @@ class PreLabeller(QObject):
 
     def _failed(self, path: Path, message: str) -> None:
         for i in self._indices(path):
-            self.document.entries[i].error = message
-            self.session.touch(i)
+            self.document.set_error(self.document.entries[i], message)
             if i == self.session.current:
                 self.problem.emit(message, path)
         self.jobDone.emit(path)
@@ -204,7 +198,6 @@ class PreLabeller(QObject):
             e = self.document.entries[i]
             self.document.apply_prediction(e, job.uids, job.versions, results)
             self._trim_traces()
-            self.session.touch(i)
             if i == self.session.current:
                 self._say_predicted(e, seconds)
         self.jobDone.emit(job.path)
@@ -241,7 +234,6 @@ class PreLabeller(QObject):
         self.modelStatus.emit(f"Model: {predictor.name} ({where}{bf16}{mirrored})", str(getattr(predictor, "path", "")))
         self.modelReady.emit(predictor)
         self.document.forget_predictions()
-        self.session.touch_all()
         if self.session.current >= 0:
             self.switch_time = time.perf_counter()
             self._request_around(self.session.current)
