@@ -1,0 +1,179 @@
+"""Issue 33: a person's work survives everything. Each bug a new user met, as a pytest-qt test
+against the real window (offscreen): deleted faces stay deleted, drawn boxes are saved and
+never replaced, Reset learned asks first, Ctrl+R forgets a lesson, copy-previous fits or
+refuses, edits reach disk without leaving the picture, views follow the model with no refresh
+call, a second app on the folder is warned."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+from conftest_app import FakePredictor, face_image, make_folder  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from test_app_window import drag, key, open_window, questions, wait_predicted  # noqa: E402,F401
+
+from drr_studio.document import Face, Status  # noqa: E402
+from model import annotation_files as files  # noqa: E402
+
+
+def test_a_deleted_face_stays_deleted_after_reopening(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = open_window([folder], predictor=FakePredictor(faces=2))
+    wait_predicted(qtbot, w)
+    assert len(w.entry.faces) == 2
+    w.canvas.set_active(0)
+    key(w, Qt.Key.Key_Delete)
+    assert len(w.entry.faces) == 1
+    key(w, Qt.Key.Key_PageDown)
+    w.close()
+    side = json.loads((folder / "img00.drr.json").read_text())
+    assert len(side["deleted"]) == 1 and side["faces"] == []
+    w2 = open_window([folder], predictor=FakePredictor(faces=2), settings_name="s2.ini")
+    wait_predicted(qtbot, w2)
+    assert len(w2.entry.faces) == 1, "the deleted face came back"
+    # undo of a deletion brings the face back and forgets the deletion
+    w2.canvas.set_active(0)
+    key(w2, Qt.Key.Key_Delete)
+    assert not w2.entry.faces and w2.entry.status == Status.CORRECTED.value
+    key(w2, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(w2.entry.faces) == 1 and len(w2.entry.deleted) == 1
+
+
+def test_a_drawn_box_is_saved_before_approval_and_survives_a_model_switch(qtbot, open_window, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    face_image(folder / "a.png")
+    w = open_window([folder], predictor=FakePredictor(faces=0))
+    wait_predicted(qtbot, w)
+    assert not w.entry.faces
+    drawn = np.array([60.0, 50.0, 180.0, 190.0])
+    w.editor.on_box_drawn(drawn)
+    qtbot.waitUntil(lambda: w.entry.faces[0].points is not None, timeout=5000)
+    box = w.entry.faces[0].box.copy()
+    assert w.entry.faces[0].status == Status.PREDICTED  # the model's points, a person's box
+    w.files.load_checkpoint(None)  # a model switch: every face predicted again
+    qtbot.waitUntil(lambda: w.entry.predicted, timeout=5000)
+    np.testing.assert_array_equal(w.entry.faces[0].box, box)
+    w.files.save_all()
+    w.close()
+    w2 = open_window([folder], predictor=FakePredictor(faces=0), settings_name="s2.ini")
+    qtbot.waitUntil(lambda: w2.entry.predicted, timeout=5000)
+    assert len(w2.entry.faces) == 1 and w2.entry.faces[0].source == "person"
+    np.testing.assert_allclose(w2.entry.faces[0].box, box, atol=1e-3)
+    assert w2.entry.faces[0].points is not None
+
+
+def test_an_edit_reaches_disk_without_leaving_the_picture(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 1)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    x, y = w.entry.faces[0].points[30]
+    drag(qtbot, w, (x, y), (x + 12, y + 6))
+    qtbot.waitUntil(lambda: (folder / "img00.pts").is_file() and not w.entry.dirty, timeout=3000)
+    assert not w.session.dirty
+
+
+def test_reset_learned_corrections_asks_first(qtbot, open_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    w.assistant.model.learned["x"] = np.zeros(136)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: (asked.append(a[2]), answers.pop(0))[1])
+    w.editor.reset_learned()
+    assert w.assistant.model.learned_count == 1 and len(asked) == 1  # No: kept
+    w.editor.reset_learned()
+    assert w.assistant.model.learned_count == 0
+
+
+def test_ctrl_r_takes_a_faces_lesson_back(qtbot, open_window, tmp_path):
+    folder = make_folder(tmp_path / "imgs", 1)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    x, y = face.points[8]
+    drag(qtbot, w, (x, y), (x + 10, y + 8))
+    w.files.save_current()
+    key_name = w.document.face_key(w.entry, face)
+    assert key_name in w.assistant.model.learned
+    w.canvas.set_active(0)
+    key(w, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert face.status == Status.PREDICTED
+    assert key_name not in w.assistant.model.learned
+    w.files.save_current()
+    assert key_name not in w.assistant.model.learned
+    learned = folder / files.LEARNED_FILE
+    assert not learned.exists() or key_name not in json.loads(learned.read_text()).get("learned", {})
+
+
+def test_copy_previous_from_a_picture_of_another_size_fits_or_refuses(qtbot, open_window, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    face_image(folder / "a.png", size=(240, 320))
+    face_image(folder / "b.png", size=(480, 640), seed=1)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    prev = w.entry.faces[0]
+    prev_rel = (prev.points - prev.box[:2]) / (prev.box[2:] - prev.box[:2])
+    w.go_to(1)
+    wait_predicted(qtbot, w)
+    target_box = w.entry.faces[0].box.copy()
+    key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    face = w.entry.faces[0]
+    assert len(w.entry.faces) == 1 and face.status == Status.CORRECTED
+    np.testing.assert_allclose((face.points - target_box[:2]) / (target_box[2:] - target_box[:2]), prev_rel,
+                               atol=1e-6)  # the shape, fitted to this picture's face box
+    assert "fitted" in w.statusBar().currentMessage()
+    # no face here to fit to and another size: nothing copied, and it says why
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    w.canvas.set_active(0)
+    key(w, Qt.Key.Key_Delete)
+    key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert not w.entry.faces and "Nothing copied" in w.statusBar().currentMessage()
+
+
+def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, open_window, tmp_path):
+    """The document announces every change itself: the image list and the canvas follow an
+    import and a face added from code, without touch()."""
+    from model.formats import AnnotatedImage, FaceAnnotation
+
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = open_window([folder])
+    wait_predicted(qtbot, w)
+    pts = w.entry.faces[0].points.copy()
+    other = w.document.entries[1]
+    w.document.import_annotations([AnnotatedImage(other.path, [FaceAnnotation(pts, set(), "approved", None)])])
+    assert w.image_panel.list.item(1).text().endswith("[approved]")
+    face = Face(box=np.array([10.0, 10.0, 100.0, 100.0]), points=pts, status=Status.CORRECTED)
+    w.document.insert_face(w.entry, face)
+    assert len(w.canvas._face_items) == 2  # the canvas drew it
+    assert "corrected 1 of 2" in w.image_panel.list.item(0).text()
+
+
+def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtbot, open_window, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    folder = make_folder(tmp_path / "imgs", 1)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder / files.LOCK_FILE).write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        w = open_window([folder])
+        assert "Another DRR Studio" in w.message_bar.label.text()
+    finally:
+        other.kill()
+        other.wait()
+    w.close()
+    # the other process is gone: its lock is stale, taken over in silence
+    w2 = open_window([folder], settings_name="s2.ini")
+    assert "Another DRR Studio" not in w2.message_bar.label.text()
+    assert json.loads((folder / files.LOCK_FILE).read_text())["pid"] == os.getpid()
+    w2.close()
+    assert not (folder / files.LOCK_FILE).exists()
