@@ -12,17 +12,23 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from conftest_app import FakePredictor, face_image, make_folder  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
-from test_app_window import drag, key, open_window, questions, wait_predicted  # noqa: E402,F401
+from test_app_window import drag, key, make_window, questions, wait_predicted  # noqa: E402,F401
 
 from drr_studio.document import Face, Status  # noqa: E402
 from model import annotation_files as files  # noqa: E402
 
 
-def test_a_deleted_face_stays_deleted_after_reopening(qtbot, open_window, tmp_path):
+@pytest.fixture
+def make_window(open_window):  # noqa: F811 - the imported fixture
+    return open_window
+
+
+def test_a_deleted_face_stays_deleted_after_reopening(qtbot, make_window, tmp_path):
     folder = make_folder(tmp_path / "imgs", 2)
-    w = open_window([folder], predictor=FakePredictor(faces=2))
+    w = make_window([folder], predictor=FakePredictor(faces=2))
     wait_predicted(qtbot, w)
     assert len(w.entry.faces) == 2
     w.canvas.set_active(0)
@@ -32,7 +38,7 @@ def test_a_deleted_face_stays_deleted_after_reopening(qtbot, open_window, tmp_pa
     w.close()
     side = json.loads((folder / "img00.drr.json").read_text())
     assert len(side["deleted"]) == 1 and side["faces"] == []
-    w2 = open_window([folder], predictor=FakePredictor(faces=2), settings_name="s2.ini")
+    w2 = make_window([folder], predictor=FakePredictor(faces=2), settings_name="s2.ini")
     wait_predicted(qtbot, w2)
     assert len(w2.entry.faces) == 1, "the deleted face came back"
     # undo of a deletion brings the face back and forgets the deletion
@@ -43,11 +49,11 @@ def test_a_deleted_face_stays_deleted_after_reopening(qtbot, open_window, tmp_pa
     assert len(w2.entry.faces) == 1 and len(w2.entry.deleted) == 1
 
 
-def test_a_drawn_box_is_saved_before_approval_and_survives_a_model_switch(qtbot, open_window, tmp_path):
+def test_a_drawn_box_is_saved_before_approval_and_survives_a_model_switch(qtbot, make_window, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     face_image(folder / "a.png")
-    w = open_window([folder], predictor=FakePredictor(faces=0))
+    w = make_window([folder], predictor=FakePredictor(faces=0))
     wait_predicted(qtbot, w)
     assert not w.entry.faces
     drawn = np.array([60.0, 50.0, 180.0, 190.0])
@@ -60,16 +66,16 @@ def test_a_drawn_box_is_saved_before_approval_and_survives_a_model_switch(qtbot,
     np.testing.assert_array_equal(w.entry.faces[0].box, box)
     w.files.save_all()
     w.close()
-    w2 = open_window([folder], predictor=FakePredictor(faces=0), settings_name="s2.ini")
+    w2 = make_window([folder], predictor=FakePredictor(faces=0), settings_name="s2.ini")
     qtbot.waitUntil(lambda: w2.entry.predicted, timeout=5000)
     assert len(w2.entry.faces) == 1 and w2.entry.faces[0].source == "person"
     np.testing.assert_allclose(w2.entry.faces[0].box, box, atol=1e-3)
     assert w2.entry.faces[0].points is not None
 
 
-def test_an_edit_reaches_disk_without_leaving_the_picture(qtbot, open_window, tmp_path):
+def test_an_edit_reaches_disk_without_leaving_the_picture(qtbot, make_window, tmp_path):
     folder = make_folder(tmp_path / "imgs", 1)
-    w = open_window([folder])
+    w = make_window([folder])
     wait_predicted(qtbot, w)
     x, y = w.entry.faces[0].points[30]
     drag(qtbot, w, (x, y), (x + 12, y + 6))
@@ -77,10 +83,10 @@ def test_an_edit_reaches_disk_without_leaving_the_picture(qtbot, open_window, tm
     assert not w.session.dirty
 
 
-def test_reset_learned_corrections_asks_first(qtbot, open_window, tmp_path, monkeypatch):
+def test_reset_learned_corrections_asks_first(qtbot, make_window, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
-    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    w = make_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
     w.assistant.model.learned["x"] = np.zeros(136)
     answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
@@ -92,9 +98,9 @@ def test_reset_learned_corrections_asks_first(qtbot, open_window, tmp_path, monk
     assert w.assistant.model.learned_count == 0
 
 
-def test_ctrl_r_takes_a_faces_lesson_back(qtbot, open_window, tmp_path):
+def test_ctrl_r_takes_a_faces_lesson_back(qtbot, make_window, tmp_path):
     folder = make_folder(tmp_path / "imgs", 1)
-    w = open_window([folder])
+    w = make_window([folder])
     wait_predicted(qtbot, w)
     face = w.entry.faces[0]
     x, y = face.points[8]
@@ -112,12 +118,12 @@ def test_ctrl_r_takes_a_faces_lesson_back(qtbot, open_window, tmp_path):
     assert not learned.exists() or key_name not in json.loads(learned.read_text()).get("learned", {})
 
 
-def test_copy_previous_from_a_picture_of_another_size_fits_or_refuses(qtbot, open_window, tmp_path):
+def test_copy_previous_from_a_picture_of_another_size_fits_or_refuses(qtbot, make_window, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     face_image(folder / "a.png", size=(240, 320))
     face_image(folder / "b.png", size=(480, 640), seed=1)
-    w = open_window([folder])
+    w = make_window([folder])
     wait_predicted(qtbot, w)
     prev = w.entry.faces[0]
     prev_rel = (prev.points - prev.box[:2]) / (prev.box[2:] - prev.box[:2])
@@ -138,13 +144,13 @@ def test_copy_previous_from_a_picture_of_another_size_fits_or_refuses(qtbot, ope
     assert not w.entry.faces and "Nothing copied" in w.statusBar().currentMessage()
 
 
-def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, open_window, tmp_path):
+def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, make_window, tmp_path):
     """The document announces every change itself: the image list and the canvas follow an
     import and a face added from code, without touch()."""
     from model.formats import AnnotatedImage, FaceAnnotation
 
     folder = make_folder(tmp_path / "imgs", 2)
-    w = open_window([folder])
+    w = make_window([folder])
     wait_predicted(qtbot, w)
     pts = w.entry.faces[0].points.copy()
     other = w.document.entries[1]
@@ -156,7 +162,7 @@ def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, open_wi
     assert "corrected 1 of 2" in w.image_panel.list.item(0).text()
 
 
-def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtbot, open_window, tmp_path):
+def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtbot, make_window, tmp_path):
     import socket
     import subprocess
     import sys
@@ -165,14 +171,14 @@ def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtb
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         (folder / files.LOCK_FILE).write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
-        w = open_window([folder])
+        w = make_window([folder])
         assert "Another DRR Studio" in w.message_bar.label.text()
     finally:
         other.kill()
         other.wait()
     w.close()
     # the other process is gone: its lock is stale, taken over in silence
-    w2 = open_window([folder], settings_name="s2.ini")
+    w2 = make_window([folder], settings_name="s2.ini")
     assert "Another DRR Studio" not in w2.message_bar.label.text()
     assert json.loads((folder / files.LOCK_FILE).read_text())["pid"] == os.getpid()
     w2.close()
