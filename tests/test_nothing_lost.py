@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest_app import FakePredictor, face_image, make_folder  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
-from test_app_window import drag, key, make_window, questions, wait_predicted  # noqa: E402,F401
+from test_app_window import drag, key, open_window, questions, wait_predicted  # noqa: E402,F401
 
 from drr_studio.document import Face, Status  # noqa: E402
 from model import annotation_files as files  # noqa: E402
