@@ -176,14 +176,22 @@ class Predictor:
         return detect_faces(image)
 
     @torch.inference_mode()
-    def run_crops(self, crops: torch.Tensor) -> Trace:
-        """Network on a batch of crops (B, 3, S, S), RGB 0..255; trace in crop pixels."""
+    def run_crops(self, crops: torch.Tensor, starts: torch.Tensor | None = None) -> Trace:
+        """Network on a batch of crops (B, 3, S, S), RGB 0..255; trace in crop pixels. starts
+        (B, p, 2), crop pixels: S^0 given instead of the candidate nearest conv8's arg-max."""
         crops = crops.to(self.device, torch.float32)
+        if starts is not None:
+            starts = starts.to(self.device, torch.float32)
         if not self.mirror_average:
-            return self.model(crops)
+            return self.model(crops, init_override=starts)
         b = crops.shape[0]
-        both = self.model(torch.cat([crops, crops.flip(-1)]))
-        return average_mirrored(both, b, self.model.cfg.input_size, self.layout.mirror_array())
+        mirror = self.layout.mirror_array()
+        if starts is not None:  # the mirrored crop starts from the mirrored shape
+            flipped = starts[:, torch.as_tensor(mirror, device=starts.device)].clone()
+            flipped[..., 0] = (self.model.cfg.input_size - 1) - flipped[..., 0]
+            starts = torch.cat([starts, flipped])
+        both = self.model(torch.cat([crops, crops.flip(-1)]), init_override=starts)
+        return average_mirrored(both, b, self.model.cfg.input_size, mirror)
 
     def inference(self, image: np.ndarray, boxes=None, sources=None, rolls=None,
                   batch_size: int = 8) -> list[FaceResult]:
@@ -268,15 +276,28 @@ class Predictor:
         angles = [float(a) for a in rolls] if rolls is not None else [0.0] * len(boxes)
         return self._run(image, boxes, angles, [None] * len(boxes), 8)
 
+    def track(self, image: np.ndarray, shapes: list[np.ndarray], start_from_shapes: bool = False) -> list[FaceResult]:
+        """Video tracking (model.tracking): each face framed by the tight box of its points on
+        the previous frame (the training framing, so one pass, as an annotation box), and with
+        start_from_shapes those points, moved into the crop, as S^0 instead of a candidate."""
+        shapes = [np.asarray(s, dtype=np.float64) for s in shapes]
+        boxes = [geometry.box_of_points(s) for s in shapes]
+        results = self._run(image, boxes, [0.0] * len(boxes), [None] * len(boxes), 8,
+                            shapes if start_from_shapes else None)
+        return [replace(r, box_source=BoxSource.ANNOTATION.value) for r in results]
+
     def _run(self, image: np.ndarray, boxes: list[np.ndarray], angles: list[float], scores: list,
-             batch_size: int) -> list[FaceResult]:
+             batch_size: int, starts: list[np.ndarray] | None = None) -> list[FaceResult]:
         size = self.model.cfg.input_size
         results: list[FaceResult] = []
         for start in range(0, len(boxes), batch_size):
             chunk = boxes[start : start + batch_size]
             mats = [geometry.crop_matrix(b, size, a) for b, a in zip(chunk, angles[start : start + batch_size])]
             crops = np.stack([geometry.warp(image, m, size) for m in mats])
-            trace = self.run_crops(torch.from_numpy(crops).permute(0, 3, 1, 2))
+            s0 = None
+            if starts is not None:
+                s0 = torch.from_numpy(np.stack([geometry.apply(m, s) for m, s in zip(mats, starts[start : start + batch_size])])).float()
+            trace = self.run_crops(torch.from_numpy(crops).permute(0, 3, 1, 2), s0)
             results += self._to_results(trace, chunk, mats, scores[start : start + batch_size])
         return results
 

@@ -1,0 +1,297 @@
+"""Landmarks through a clip: DRR tracking from the previous frame, and corrections carried
+through time (keyframe propagation). Qt-free; the app, drr-predict and bench.video use it.
+
+Tracking (`Tracker.step(frame)`): the face detector runs on the first frame, after a cut (the
+frame's thumbnail differs from the last one's by more than `cut_threshold` grey levels, after
+removing the brightness change), on a schedule when `redetect_every` > 0, and when a face's
+tracking is lost. Otherwise each face is framed by the tight box of its points on the previous
+frame, the box the network was trained on (so one pass, as for an annotation box, and no
+detector), and the K steps refine from there; with `start_from_previous` those points are also
+S^0 (in place of the candidate nearest conv8's arg-max). A face is lost when its new points are
+not finite, fewer than half lie in the frame (it is leaving), its centre jumps by more than
+`max_jump` eye distances or its size changes by more than 1.5x in one frame, conv8's arg-max
+and the final points disagree by more than `max_heatmap_gap` eye distances (the crop no longer
+shows a face), or, with mirror averaging, the two mirror passes disagree by `lost_gap` % of the
+eye distance. Detections are matched to faces by box overlap (IoU >= 0.3), so faces keep their
+identity (`track`, 1, 2, ... in order of appearance) across frames, cuts included.
+
+Smoothing (on by default, `smoothing=False` turns it off): a One-Euro filter of each face's
+shape seen in the face's own frame (ShapeSmoother), on the output points only (the tracker goes
+on from the unfiltered ones). `python -m bench.video` measures what it does to error and jitter.
+
+Propagation (`propagate`): a frame a person corrected is a keyframe. Its correction is the
+person's points minus the model's, written in the model's eye frame (x along the eye line, unit
+the eye-centre distance, model.correction.to_frame) so that it moves, turns and scales with the
+face. Between two keyframes of one shot each frame's model points get the two corrections
+blended linearly in time; before the first and after the last keyframe the nearest one's
+correction is held. Corrections never cross a cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .correction import from_frame, to_frame
+from .detect import Detection
+from .geometry import box_iou, box_of_points
+from .layout import layout_for
+from .predict import BoxSource, FaceResult, Predictor
+
+CUT_THRESHOLD = 25.0  # mean grey difference of 32 x 24 thumbnails (0..255) that means a new shot
+MATCH_IOU = 0.3  # a detection continues a face when their boxes overlap this much
+THUMB = (32, 24)
+
+
+def eye_distance(points: np.ndarray) -> float:
+    right, left = layout_for(len(points)).eye_centres(points)
+    return float(max(np.hypot(*(left - right)), 1e-6))
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A small grey copy of the frame with its mean removed: brightness drift is not a cut."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return small - small.mean()
+
+
+def is_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = CUT_THRESHOLD) -> bool:
+    return previous is not None and float(np.abs(current - previous).mean()) > threshold
+
+
+class OneEuro:
+    """The One-Euro filter (Casiez et al. 2012) on a (p, 2) shape, in eye distances: a low-pass
+    whose cutoff rises with the speed, so still faces are steadied and moving ones not delayed."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0) -> None:
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.x: np.ndarray | None = None
+        self.dx: np.ndarray | None = None
+
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, points: np.ndarray, dt: float) -> np.ndarray:
+        points = np.asarray(points, dtype=np.float64)
+        if self.x is None:
+            self.x, self.dx = points.copy(), np.zeros_like(points)
+            return points
+        scale = eye_distance(points)
+        dx = (points - self.x) / dt
+        self.dx = self.dx + self._alpha(self.d_cutoff, dt) * (dx - self.dx)
+        speed = np.linalg.norm(self.dx, axis=-1, keepdims=True) / scale
+        a = self._alpha(self.min_cutoff + self.beta * speed, dt)
+        self.x = self.x + a * (points - self.x)
+        return self.x.copy()
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2 x 3 similarity (scale, rotation, shift) taking src (p, 2) closest to dst in least
+    squares (Umeyama, without reflection)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sv, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rot = u @ np.diag([1.0, d]) @ vt
+    scale = (sv * [1.0, d]).sum() / max((a ** 2).sum(), 1e-12)
+    lin = scale * rot
+    return np.hstack([lin, (mu_d - lin @ mu_s)[:, None]])
+
+
+class ShapeSmoother:
+    """One-Euro smoothing of a face's shape in its own frame: each frame's points are split into
+    a similarity (where the face is, its size and roll: fitted to all p points, so already
+    steady) and the shape seen through it; only the shape is filtered, so moving, turning and
+    zooming faces are not delayed, only the points' own flicker is."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.5) -> None:
+        self.filter = OneEuro(min_cutoff, beta)
+        self.shape: np.ndarray | None = None  # the filtered shape, in the first frame's pixels
+
+    def __call__(self, points: np.ndarray, dt: float) -> np.ndarray:
+        points = np.asarray(points, dtype=np.float64)
+        if self.shape is None:
+            self.shape = self.filter(points, dt)
+            return points.copy()
+        m = similarity(self.shape, points)  # filtered shape -> this frame
+        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+        seen = points @ inv[:, :2].T + inv[:, 2]  # this frame's points in the shape's frame
+        self.shape = self.filter(seen, dt)
+        return self.shape @ m[:, :2].T + m[:, 2]
+
+
+@dataclass
+class TrackerSettings:
+    start_from_previous: bool = False  # S^0 from the previous points (bench.video measures it)
+    smoothing: bool = True  # One-Euro filter of the shape in the face's frame (ShapeSmoother)
+    min_cutoff: float = 1.0
+    beta: float = 0.5
+    redetect_every: int = 0  # also run the detector every N frames (0: only when needed)
+    cut_threshold: float = CUT_THRESHOLD
+    max_jump: float = 0.6  # eye distances the face centre may move in one frame
+    max_heatmap_gap: float = 0.35  # mean conv8 arg-max to final point distance, eye distances
+    lost_gap: float = 10.0  # mirror-pass gap (% of eye distance) that loses a face (mirror averaging)
+    min_inside: float = 0.5  # fraction of the points in the frame below which a face has left
+
+
+@dataclass
+class TrackedFace:
+    track: int  # identity: 1, 2, ... in order of appearance
+    points: np.ndarray  # (p, 2) picture pixels (smoothed when smoothing is on)
+    result: FaceResult  # the network's result on this frame (its points unsmoothed)
+    detected: bool  # this frame's box came from the detector
+
+
+@dataclass
+class FrameFaces:
+    index: int  # 0-based frame index
+    faces: list[TrackedFace]
+    detector_ran: bool
+    cut: bool
+    lost: list[int] = field(default_factory=list)  # tracks lost on this frame (re-detected or dropped)
+
+
+@dataclass
+class _Track:
+    track: int
+    points: np.ndarray  # unsmoothed, what the next frame starts from
+    box: np.ndarray
+    smoother: ShapeSmoother | None
+
+
+class Tracker:
+    """Faces through a clip, frame after frame: `step(frame)` for each in order."""
+
+    def __init__(self, predictor: Predictor, settings: TrackerSettings | None = None, fps: float = 25.0) -> None:
+        self.predictor = predictor
+        self.settings = settings or TrackerSettings()
+        self.dt = 1.0 / max(fps, 1e-3)
+        self.tracks: list[_Track] = []
+        self.next_track = 1
+        self.index = 0
+        self.detector_calls = 0
+        self._thumb: np.ndarray | None = None
+
+    def set_points(self, track: int, points: np.ndarray) -> None:
+        """A person corrected this face on the current frame: the next frames track from there."""
+        for t in self.tracks:
+            if t.track == track:
+                t.points = np.asarray(points, dtype=np.float64)
+                t.box = box_of_points(t.points)
+                if t.smoother is not None:
+                    t.smoother = self._smoother()
+
+    def step(self, image: np.ndarray) -> FrameFaces:
+        """The faces of the next frame (RGB uint8)."""
+        st = self.settings
+        thumb = thumbnail(image)
+        cut = is_cut(self._thumb, thumb, st.cut_threshold)
+        self._thumb = thumb
+        scheduled = st.redetect_every > 0 and self.index % st.redetect_every == 0
+        kept: list[tuple[_Track, FaceResult]] = []
+        lost: list[_Track] = []
+        if cut:
+            lost = list(self.tracks)
+        elif self.tracks:
+            results = self.predictor.track(image, [t.points for t in self.tracks], st.start_from_previous)
+            for t, r in zip(self.tracks, results):
+                if self._is_lost(t, r, image.shape):
+                    lost.append(t)
+                else:
+                    kept.append((t, r))
+        run_detector = not self.tracks or cut or bool(lost) or scheduled
+        detected: list[tuple[_Track, FaceResult]] = []
+        if run_detector:
+            detected = self._detect(image, kept, lost, cut)
+        faces = [self._emit(t, r, False, cut) for t, r in kept] + [self._emit(t, r, True, cut) for t, r in detected]
+        faces.sort(key=lambda f: f.track)
+        self.tracks = sorted([t for t, _ in kept] + [t for t, _ in detected], key=lambda t: t.track)
+        out = FrameFaces(self.index, faces, run_detector, cut, [t.track for t in lost])
+        self.index += 1
+        return out
+
+    def _is_lost(self, t: _Track, r: FaceResult, shape: tuple[int, ...]) -> bool:
+        st = self.settings
+        p = r.points
+        if not np.isfinite(p).all():
+            return True
+        h, w = shape[:2]
+        inside = ((p[:, 0] >= 0) & (p[:, 0] <= w - 1) & (p[:, 1] >= 0) & (p[:, 1] <= h - 1)).mean()
+        d_old, d_new = eye_distance(t.points), eye_distance(p)
+        jump = np.linalg.norm(p.mean(0) - t.points.mean(0)) / d_old
+        heatmap_gap = np.linalg.norm(r.s_hat - p, axis=-1).mean() / d_new
+        gap = r.uncertainty if r.uncertainty is not None else 0.0
+        return bool(inside < st.min_inside or jump > st.max_jump or not 2 / 3 <= d_new / d_old <= 1.5
+                    or heatmap_gap > st.max_heatmap_gap or gap >= st.lost_gap)
+
+    def _detect(self, image: np.ndarray, kept: list[tuple[_Track, FaceResult]], lost: list[_Track],
+                cut: bool) -> list[tuple[_Track, FaceResult]]:
+        """Detections not already tracked: each continues the lost face it overlaps most, or
+        starts a new one. One network pass each, with the detector's policy."""
+        self.detector_calls += 1
+        found: list[Detection] = self.predictor.detect(image)
+        fresh = [d for d in found if all(box_iou(d.box, r.box) < MATCH_IOU and box_iou(d.box, t.box) < MATCH_IOU
+                                         for t, r in kept)]
+        if not fresh:
+            return []
+        results = self.predictor.inference(image, [d.box for d in fresh], BoxSource.DETECTOR, [d.roll for d in fresh])
+        out: list[tuple[_Track, FaceResult]] = []
+        free = list(lost)
+        for d, r in zip(fresh, results):
+            iou, best = max(((box_iou(d.box, t.box), t) for t in free), key=lambda x: x[0], default=(0.0, None))
+            if best is not None and iou >= MATCH_IOU:
+                free.remove(best)
+                track = best.track
+            else:
+                track, self.next_track = self.next_track, self.next_track + 1
+            out.append((_Track(track, r.points, r.box, self._smoother()), r))
+        return out
+
+    def _smoother(self) -> ShapeSmoother | None:
+        st = self.settings
+        return ShapeSmoother(st.min_cutoff, st.beta) if st.smoothing else None
+
+    def _emit(self, t: _Track, r: FaceResult, detected: bool, cut: bool) -> TrackedFace:
+        t.points = np.asarray(r.points, dtype=np.float64)
+        t.box = box_of_points(t.points)
+        points = t.points if t.smoother is None else t.smoother(t.points, self.dt)
+        return TrackedFace(t.track, points, r, detected)
+
+
+def propagate(model: dict[int, np.ndarray], keys: dict[int, np.ndarray],
+              breaks: set[int] | frozenset[int] = frozenset()) -> dict[int, np.ndarray]:
+    """One face's points per frame after keyframe propagation (see the module docstring).
+    model: frame -> the model's (p, 2) points; keys: frame -> a person's points (keyframes);
+    breaks: frames that start a new shot (cuts). Keyframes come back as the person put them;
+    frames without a keyframe in their shot keep the model's points."""
+    out = {f: np.asarray(p, dtype=np.float64).copy() for f, p in model.items()}
+    # a keyframe's correction, in its model points' eye frame (None: the model had no face there)
+    residual = {k: to_frame(model[k], np.asarray(v, float) - model[k]) for k, v in keys.items() if k in model}
+    cuts = sorted(breaks)
+    keyed = sorted(residual)
+
+    def shot(f: int) -> int:
+        return int(np.searchsorted(cuts, f, side="right"))
+
+    for f, pts in model.items():
+        if f in keys:
+            continue
+        same = [k for k in keyed if shot(k) == shot(f)]
+        if not same:
+            continue
+        before = [k for k in same if k < f]
+        after = [k for k in same if k > f]
+        if before and after:
+            a, b = before[-1], after[0]
+            w = (f - a) / (b - a)
+            r = (1 - w) * residual[a] + w * residual[b]
+        else:
+            r = residual[before[-1] if before else after[0]]
+        out[f] = pts + from_frame(pts, r)
+    for k, v in keys.items():
+        out[k] = np.asarray(v, dtype=np.float64).copy()
+    return out

@@ -1,0 +1,196 @@
+"""Video: the clip reader, the tracker, keyframe propagation, the clip files and the CLI, on
+clips this file writes with OpenCV into tmp_path (never a committed video)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.correction import from_frame, to_frame
+from model.images import read_image
+from model.predict import Predictor
+from model.resources import SAMPLE, resource
+from model.tracking import Tracker, TrackerSettings, is_cut, propagate, similarity, thumbnail
+from model.video import VideoError, VideoReader, write_video
+
+W, H = 480, 360
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.load(precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    """The shipped sample's face, reduced to 200 x 200 (the astronaut's face is about 110 px there)."""
+    import cv2
+
+    img = read_image(resource(SAMPLE))
+    return cv2.resize(img[60:460, 90:490], (200, 200), interpolation=cv2.INTER_AREA)
+
+
+def canvas(value: int = 90) -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W]
+    return np.dstack([(value + 0.2 * xx) % 256, (value + 0.1 * yy) % 256, np.full((H, W), value)]).astype(np.uint8)
+
+
+def paste(frame: np.ndarray, face: np.ndarray, x: int, y: int) -> np.ndarray:
+    """The face pasted at (x, y), clipped to the frame (x may be negative: a face leaving)."""
+    out = frame.copy()
+    x0 = max(x, 0)
+    part = face[:, x0 - x : max(0, min(face.shape[1], W - x))]
+    out[y : y + face.shape[0], x0 : x0 + part.shape[1]] = part
+    return out
+
+
+def two_face_clip(face: np.ndarray, n: int = 8) -> list[np.ndarray]:
+    """Two faces moving towards each other by 3 px a frame."""
+    return [paste(paste(canvas(), face, 20 + 3 * i, 80), face, 260 - 3 * i, 100) for i in range(n)]
+
+
+# --- the reader --------------------------------------------------------------------------------
+
+
+def test_reader_counts_seeks_and_caches(tmp_path, face) -> None:
+    frames = [paste(canvas(40 + 20 * i), face, 10 * i, 50) for i in range(10)]
+    path = write_video(tmp_path / "clip.avi", frames, fps=12.0)
+    with VideoReader(path, cache_frames=3) as r:
+        assert len(r) == 10 and r.size == (W, H) and abs(r.fps - 12.0) < 0.01
+        seq = list(r)
+        assert len(seq) == 10 and seq[0].shape == (H, W, 3) and seq[0].dtype == np.uint8
+        back = r.frame(2)  # a seek backwards, beyond the cache of three
+        assert np.abs(back.astype(int) - frames[2]).mean() < 6  # MJPG is lossy
+        assert np.abs(back.astype(int) - frames[7]).mean() > 10
+        assert r.frame(2) is back and len(r._cache) <= 3  # cached, and the cache stays small
+        with pytest.raises(VideoError, match=r"clip\.avi: no frame 11 \(the clip has 10\)"):
+            r.frame(10)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40])
+def test_corrupt_clip_is_refused_with_its_name(tmp_path, content) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(VideoError, match="broken.mp4"):
+        VideoReader(bad)
+    with pytest.raises(VideoError, match="no such file"):
+        VideoReader(tmp_path / "missing.mp4")
+
+
+# --- tracking ----------------------------------------------------------------------------------
+
+
+def test_faces_keep_their_identity(predictor, face) -> None:
+    tracker = Tracker(predictor, TrackerSettings())
+    outs = [tracker.step(f) for f in two_face_clip(face)]
+    assert outs[0].detector_ran and not any(o.detector_ran for o in outs[1:])
+    assert tracker.detector_calls == 1
+    # which track is the face on the left (the detector numbers them by its score)
+    start = {f.track: f.points[:, 0].mean() for f in outs[0].faces}
+    left_track = min(start, key=start.get)
+    assert start[3 - left_track] - start[left_track] > 200
+    for i, o in enumerate(outs):
+        assert sorted(f.track for f in o.faces) == [1, 2]
+        for f in o.faces:
+            # the faces move towards each other (6 px closer each frame), so a swap of
+            # identities would put a track ~200 px from where its face is
+            want = start[f.track] + (3 * i if f.track == left_track else -3 * i)
+            assert abs(f.points[:, 0].mean() - want) < 10
+    assert outs[-1].faces[0].detected is False
+
+
+def test_a_cut_re_detects(predictor, face) -> None:
+    shot1 = [paste(canvas(90), face, 40 + 2 * i, 60) for i in range(4)]
+    shot2 = [paste(canvas(200)[:, ::-1], face[:, ::-1], 250 - 2 * i, 140) for i in range(4)]
+    tracker = Tracker(predictor, TrackerSettings())
+    outs = [tracker.step(f) for f in shot1 + shot2]
+    assert [o.cut for o in outs] == [False] * 4 + [True, False, False, False]
+    assert [o.detector_ran for o in outs] == [True, False, False, False, True, False, False, False]
+    x = outs[4].faces[0].points[:, 0]
+    assert x.min() > 250 and x.max() < 450  # the new shot's face (pasted at x 244..444), not the old place
+
+
+def test_a_face_leaving_the_frame_is_dropped(predictor, face) -> None:
+    frames = [paste(canvas(), face, x, 60) for x in (40, 0, -50, -100, -150, -200)]
+    tracker = Tracker(predictor, TrackerSettings())
+    outs = [tracker.step(f) for f in frames]
+    assert outs[0].faces and not outs[-1].faces
+    assert any(o.lost for o in outs[1:]) and tracker.detector_calls >= 2
+
+
+def test_cut_measure_ignores_brightness_drift(face) -> None:
+    a = paste(canvas(90), face, 40, 60)
+    brighter = np.clip(a.astype(int) + 30, 0, 255).astype(np.uint8)
+    other = paste(canvas(200)[:, ::-1], face[:, ::-1], 250, 140)
+    assert not is_cut(thumbnail(a), thumbnail(brighter))
+    assert is_cut(thumbnail(a), thumbnail(other))
+
+
+def test_similarity_fit_is_exact_for_a_similarity() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(68, 2)) * 30
+    t = np.deg2rad(17)
+    m = np.array([[1.3 * np.cos(t), -1.3 * np.sin(t), 12.0], [1.3 * np.sin(t), 1.3 * np.cos(t), -7.0]])
+    np.testing.assert_allclose(similarity(src, src @ m[:, :2].T + m[:, 2]), m, atol=1e-9)
+
+
+def test_smoothing_steadies_a_still_face_without_lag_on_a_moving_one() -> None:
+    from model.tracking import ShapeSmoother
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(68, 2)) * 20 + 200
+    base[36:48] = [[150 + 5 * k, 180] for k in range(6)] + [[230 + 5 * k, 180] for k in range(6)]
+    smoother, raw_jitter, smooth_jitter, prev_raw, prev_out = ShapeSmoother(), [], [], None, None
+    for i in range(60):
+        moved = base + [4.0 * i, 0]  # moving 4 px a frame
+        noisy = moved + rng.normal(size=moved.shape) * 1.5
+        out = smoother(noisy, 1 / 25)
+        if prev_out is not None:
+            raw_jitter.append(np.abs((noisy - moved) - prev_raw).mean())
+            smooth_jitter.append(np.abs((out - moved) - prev_out).mean())
+        prev_raw, prev_out = noisy - moved, out - moved
+    assert np.mean(smooth_jitter) < 0.6 * np.mean(raw_jitter)
+    assert np.abs((out - (base + [4.0 * 59, 0])).mean(0)).max() < 1.0  # no lag behind the motion
+
+
+# --- propagation -------------------------------------------------------------------------------
+
+
+def moving_face(n: int, roll_per_frame: float = 2.0) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(2)
+    shape = rng.normal(size=(68, 2)) * 15
+    shape[36:42] += [-30, -20]
+    shape[42:48] += [30, -20]
+    out = {}
+    for f in range(n):
+        t = np.deg2rad(roll_per_frame * f)
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        out[f] = shape @ rot.T * (1 + 0.01 * f) + [200 + 3 * f, 150]
+    return out
+
+
+def test_keyframes_pull_the_frames_between_them() -> None:
+    model = moving_face(21)
+    fix0, fix20 = np.zeros((68, 2)), np.zeros((68, 2))
+    fix0[8], fix20[8] = [0.0, 0.2], [0.0, 0.4]  # the chin lower, in eye distances of the eye frame
+    keys = {0: model[0] + from_frame(model[0], fix0), 20: model[20] + from_frame(model[20], fix20)}
+    out = propagate(model, keys)
+    np.testing.assert_allclose(out[0], keys[0])
+    np.testing.assert_allclose(out[20], keys[20])
+    mid = to_frame(model[10], out[10] - model[10])
+    np.testing.assert_allclose(mid[8], [0.0, 0.3], atol=1e-9)  # halfway, and turned with the face
+    np.testing.assert_allclose(np.delete(mid, 8, 0), 0.0, atol=1e-9)
+    quarter = to_frame(model[5], out[5] - model[5])
+    np.testing.assert_allclose(quarter[8], [0.0, 0.25], atol=1e-9)
+
+
+def test_corrections_do_not_cross_a_cut_and_are_held_after_the_last_key() -> None:
+    model = moving_face(12)
+    fix = np.zeros((68, 2))
+    fix[30] = [0.1, 0.0]
+    keys = {2: model[2] + from_frame(model[2], fix)}
+    out = propagate(model, keys, breaks={8})
+    for f in (0, 5, 7):  # held before and after the key, within its shot
+        np.testing.assert_allclose(to_frame(model[f], out[f] - model[f])[30], [0.1, 0.0], atol=1e-9)
+    for f in (8, 11):  # the next shot is not touched
+        np.testing.assert_allclose(out[f], model[f])
