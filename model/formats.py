@@ -57,6 +57,12 @@ class AnnotatedImage:
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
+    """From the header (model.images.header_size): a huge picture is never decoded for its size."""
+    from .images import header_size
+
+    size = header_size(path)
+    if size is not None:
+        return size
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -23,6 +23,19 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding its pixels (Pillow opens
+    lazily); None when Pillow does not know the format (then decoding decides)."""
+    try:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = None  # we judge the size ourselves, with a clear message
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except Exception:  # noqa: BLE001 - unknown or broken header: the decoder reports it
+        return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
@@ -31,6 +44,11 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if data.size == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes)")
+    size = header_size(path)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        # refused from the header: a decompression bomb never gets decoded (memory stays bounded)
+        raise ImageError(f"{path}: too large ({size[0]}x{size[1]} pixels; at most {MAX_PIXELS // 1_000_000} "
+                         "megapixels)")
     # IMREAD_COLOR applies the EXIF orientation, expands grey and drops alpha; ANYDEPTH keeps
     # 16-bit samples so that we scale them ourselves instead of clipping.
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)

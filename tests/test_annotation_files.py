@@ -8,6 +8,7 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
 from model import annotation_files as files
 from model.cli.convert import main as convert_main
@@ -112,3 +113,40 @@ def test_the_detector_imports_no_evaluation_or_prediction():
             "print(sorted(m for m in ('model.evaluate', 'model.predict') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    """A 30000 x 30000 PNG of 875 KB: refused before decoding, its name and size in the message."""
+    import struct
+    import zlib
+
+    from model.images import ImageError, read_image
+
+    w = h = 30000
+    z = zlib.compressobj(9)
+    row = b"\x00" * (w + 1)
+    data = b"".join(z.compress(row) for _ in range(h)) + z.flush()
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match=r"bomb\.png: too large \(30000x30000"):
+        read_image(bomb)
+
+
+def test_side_file_keeps_deleted_and_drawn_boxes(tmp_path):
+    pts = np.zeros((68, 2)) + 5
+    extras = files.SideExtras([np.array([1.0, 2, 30, 40])], [(np.array([5.0, 5, 50, 60]), "person")])
+    files.write_faces(tmp_path, "p", "p.png", [files.FaceRecord(pts)], extras=extras)
+    back = files.read_extras(tmp_path, "p")
+    np.testing.assert_allclose(back.deleted[0], extras.deleted[0])
+    np.testing.assert_allclose(back.boxes[0][0], extras.boxes[0][0])
+    assert back.boxes[0][1] == "person"
+    # a picture whose every face a person deleted still has its side file (and its status)
+    files.write_faces(tmp_path, "q", "q.png", [], extras=files.SideExtras([np.array([1.0, 2, 30, 40])]))
+    assert files.saved_status(tmp_path, "q") == "corrected"
+    (tmp_path / "r.drr.json").write_text('{"faces": [], "deleted": "nonsense", "boxes": [{"box": [1, 2]}]}')
+    assert not files.read_extras(tmp_path, "r")  # malformed extras are ignored, never raised
