@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -91,6 +92,10 @@ def draw_faces(path: Path, image: np.ndarray, results: list[FaceResult], layout)
     tmp.replace(path)
 
 
+# a full disk, a read-only or forbidden output folder: no later picture can be written either
+OUTPUT_FATAL = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drr-predict", description=__doc__)
     keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
@@ -143,7 +148,15 @@ def main(argv: list[str] | None = None) -> int:
             if a.draw:
                 draw_faces(out / f"{f.stem}.drawn.png", img, results, predictor.layout)
             faces += len(results)
-        except (ImageError, OSError) as exc:
+        except OSError as exc:
+            failed += 1
+            if exc.errno in OUTPUT_FATAL:  # every next picture would fail the same way: say it once, stop
+                where = exc.filename or out
+                print(f"drr-predict: {where}: {exc.strerror}; stopped at {f.name} (the .pts written so far are "
+                      "complete, no partial file is left)", file=sys.stderr)
+                return 1
+            tqdm.write(f"drr-predict: {f}: {exc.strerror or exc}", file=sys.stderr)
+        except ImageError as exc:
             failed += 1
             tqdm.write(f"drr-predict: {exc}", file=sys.stderr)
     done = len(files) - (failed - len(problems))
