@@ -286,3 +286,57 @@ def write_annotations(images: list[AnnotatedImage], fmt: str, out: Path) -> list
         atomic_write_text(out, json.dumps(to_coco(images)) if fmt == "coco" else to_cvat(images))
         return [out]
     raise FormatError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+# --- clips: COCO with one image per frame -----------------------------------------------------
+
+
+def clip_to_coco(clip: files.ClipAnnotation, size: tuple[int, int] | None = None) -> dict:
+    """A clip's faces as COCO keypoints, one image per frame that has faces, as COCO-VID and TAO
+    lay out video: images carry video_id and frame_id (0-based) and, for people reading the
+    file, frame_number (1-based, the .pts file's); annotations carry track_id (the face's
+    identity) and the side file's status and keyframe flag."""
+    faces = [f for fs in clip.frames.values() for f in fs]
+    p = len(faces[0].record.points) if faces else 68
+    w, h = size or (0, 0)
+    stem = Path(clip.video).stem or "clip"
+    out = {"info": {"description": "DRR Studio export (clip)"},
+           "videos": [{"id": 1, "name": clip.video, "frames": clip.frame_count, "fps": clip.fps, "width": w, "height": h}],
+           "images": [], "annotations": [], "categories": [coco_category(layout_for(p))]}
+    for i in sorted(clip.frames):
+        if not clip.frames[i]:
+            continue
+        image_id = len(out["images"]) + 1
+        out["images"].append({"id": image_id, "file_name": f"{stem}/{files.frame_stem(i)}.png", "video_id": 1,
+                              "frame_id": i, "frame_number": i + 1, "width": w, "height": h})
+        for face in clip.frames[i]:
+            ann = FaceAnnotation(face.record.points, set(face.record.occluded))
+            kps = []
+            for k, (x, y) in enumerate(ann.points):
+                kps += [round(float(x), 4), round(float(y), 4), 1 if k in ann.occluded else 2]
+            out["annotations"].append({"id": len(out["annotations"]) + 1, "image_id": image_id, "category_id": 1,
+                                       "track_id": face.track, "keypoints": kps, "num_keypoints": len(ann.points),
+                                       "bbox": ann.box, "area": ann.box[2] * ann.box[3], "iscrowd": 0,
+                                       "status": face.record.status, "keyframe": face.keyframe})
+    return out
+
+
+def clip_from_coco(data: dict, source: Path) -> files.ClipAnnotation:
+    """clip_to_coco's file read back (frames by frame_id, faces by track_id)."""
+    try:
+        video = (data.get("videos") or [{}])[0]
+        clip = files.ClipAnnotation(str(video.get("name", "")), int(video.get("frames", 0)), float(video.get("fps", 25.0)))
+        frame_of = {im["id"]: int(im["frame_id"]) for im in data["images"]}
+        for a in data["annotations"]:
+            kp = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+            status = a.get("status", "corrected")
+            record = files.FaceRecord(kp[:, :2].copy(), status if status in files.STATUSES else "corrected",
+                                      occluded={int(i) for i in np.flatnonzero(kp[:, 2] == 1)})
+            face = files.ClipFace(int(a.get("track_id", 1)), record, bool(a.get("keyframe", False)))
+            clip.frames.setdefault(frame_of[a["image_id"]], []).append(face)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise FormatError(f"{source}: not a clip COCO file ({exc.__class__.__name__}: {exc})") from None
+    for fs in clip.frames.values():
+        fs.sort(key=lambda f: f.track)
+    clip.frame_count = max(clip.frame_count, max(clip.frames, default=-1) + 1)
+    return clip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model import annotation_files as files
 from model.correction import from_frame, to_frame
 from model.images import read_image
 from model.predict import Predictor
@@ -194,3 +195,94 @@ def test_corrections_do_not_cross_a_cut_and_are_held_after_the_last_key() -> Non
         np.testing.assert_allclose(to_frame(model[f], out[f] - model[f])[30], [0.1, 0.0], atol=1e-9)
     for f in (8, 11):  # the next shot is not touched
         np.testing.assert_allclose(out[f], model[f])
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def sample_clip() -> files.ClipAnnotation:
+    model = moving_face(5)
+    clip = files.ClipAnnotation("talk.mp4", 5, 25.0, cuts=[3])
+    for i, pts in model.items():
+        faces = [files.ClipFace(1, files.FaceRecord(pts, "predicted", files.box_of_points(pts) - 2, box_source="detector"))]
+        if i != 2:  # the second face leaves on frame 3
+            faces.append(files.ClipFace(4, files.FaceRecord(pts + [150, 0], "predicted")))
+        clip.frames[i] = faces
+    clip.frames[1][0] = files.ClipFace(1, files.FaceRecord(model[1] + 1.5, "corrected", occluded={3}, placed={8, 30}),
+                                       keyframe=True)
+    return clip
+
+
+def test_clip_files_round_trip_in_300vw_layout(tmp_path) -> None:
+    clip = sample_clip()
+    written = files.write_clip(tmp_path / "talk", clip)
+    names = sorted(p.name for p in written)
+    assert "000001.pts" in names and "000001_face2.pts" in names and "000005.pts" in names
+    assert "000003_face2.pts" not in names and files.CLIP_SIDECAR in names
+    back, problems = files.read_clip(tmp_path / "talk", 68)
+    assert problems == [] and back.video == "talk.mp4" and back.frame_count == 5 and back.cuts == [3]
+    assert back.keyframes() == [1] and back.keyframes(4) == [] and back.tracks() == [1, 4]
+    for i in range(5):
+        assert [f.track for f in back.frames[i]] == [f.track for f in clip.frames[i]]
+        for a, b in zip(back.frames[i], clip.frames[i]):
+            np.testing.assert_allclose(a.record.points, b.record.points, atol=1e-3)
+            assert a.record.status == b.record.status and a.keyframe == b.keyframe
+    key = back.frames[1][0].record
+    assert key.occluded == {3} and key.placed == {8, 30}
+    assert back.frames[0][0].record.box_source == "detector"
+    np.testing.assert_allclose(back.frames[0][0].record.box, clip.frames[0][0].record.box, atol=1e-3)
+    # a frame that loses a face on a rewrite loses its file
+    clip.frames[4] = clip.frames[4][:1]
+    files.write_clip(tmp_path / "talk", clip)
+    assert not (tmp_path / "talk" / "000005_face2.pts").exists()
+
+
+def test_keyframes_survive_reopening_and_propagate(tmp_path) -> None:
+    """Corrections carried through time: saved, read back, and they still pull the frames between."""
+    model = moving_face(11)
+    clip = files.ClipAnnotation("c.mp4", 11, 25.0)
+    for i, pts in model.items():
+        clip.frames[i] = [files.ClipFace(1, files.FaceRecord(pts, "predicted"))]
+    fix = np.zeros((68, 2))
+    fix[8] = [0.0, 0.3]
+    for k in (0, 10):
+        clip.frames[k] = [files.ClipFace(1, files.FaceRecord(model[k] + from_frame(model[k], fix), "corrected"), True)]
+    files.write_clip(tmp_path / "c", clip)
+    back, _ = files.read_clip(tmp_path / "c")
+    keys = {k: back.track(1)[k].record.points for k in back.keyframes(1)}
+    assert sorted(keys) == [0, 10]
+    out = propagate(model, keys)
+    np.testing.assert_allclose(to_frame(model[6], out[6] - model[6])[8], [0.0, 0.3], atol=1e-3)
+
+
+def test_clip_folder_without_side_file_and_bad_files(tmp_path) -> None:
+    from model.pts import write_pts
+
+    annot = tmp_path / "001" / "annot"
+    annot.mkdir(parents=True)
+    pts = moving_face(3)
+    for i in range(3):
+        write_pts(annot / f"{i + 1:06d}.pts", pts[i])
+    (annot / "000004.pts").write_text("not a pts file")
+    assert files.is_clip_folder(tmp_path / "001")
+    clip, problems = files.read_clip(tmp_path / "001")
+    assert sorted(clip.frames) == [0, 1, 2] and clip.frames[0][0].record.status == "corrected"
+    assert len(problems) == 1 and "000004.pts" in problems[0]
+    (tmp_path / "001" / files.CLIP_SIDECAR).write_text("{ broken")
+    clip, problems = files.read_clip(tmp_path / "001")
+    assert sorted(clip.frames) == [0, 1, 2] and any(files.CLIP_SIDECAR in p for p in problems)
+
+
+def test_clip_coco_round_trip(tmp_path) -> None:
+    from model.formats import clip_from_coco, clip_to_coco
+
+    clip = sample_clip()
+    data = clip_to_coco(clip, (640, 480))
+    assert len(data["images"]) == 5 and data["images"][2]["frame_id"] == 2 and data["images"][2]["frame_number"] == 3
+    assert {a["track_id"] for a in data["annotations"]} == {1, 4}
+    back = clip_from_coco(data, tmp_path / "x.json")
+    assert back.keyframes() == [1] and back.video == "talk.mp4"
+    for i in range(5):
+        assert [f.track for f in back.frames[i]] == [f.track for f in clip.frames[i]]
+        np.testing.assert_allclose(back.frames[i][0].record.points, clip.frames[i][0].record.points, atol=1e-4)
+    assert back.frames[1][0].record.occluded == {3}
