@@ -140,6 +140,9 @@ class ImageEntry:
     saved_status: str | None = None  # from the side file, before the annotations are read (peek_statuses)
     # boxes of faces a person deleted: saved in the side file, and no detection near one comes back
     deleted: list[np.ndarray] = field(default_factory=list)
+    # its annotation files as read (model.annotation_files.disk_stamp): a save keeps another
+    # program's later edit of them as NAME.theirs instead of overwriting it silently
+    disk_stamp: dict[str, tuple[int, int]] | None = None
 
     @property
     def status(self) -> str:
@@ -222,6 +225,7 @@ class Document:
         self.root = root
         self.output_dir = output_dir
         self.backups: list[Path] = []  # malformed files the last save() moved aside as NAME.bak
+        self.outside_edits: list[Path] = []  # files another program changed, kept by the last save() as NAME.theirs
 
     @classmethod
     def from_paths(cls, paths: list[Path]) -> Document:
@@ -350,6 +354,7 @@ class Document:
         if entry.loaded:
             return []
         entry.loaded = True
+        entry.disk_stamp = files.disk_stamp(self.target_dir(entry), entry.path.stem)
         problems: list[str] = []
         dirs = [self.target_dir(entry)]
         if entry.path.parent not in dirs:
@@ -439,7 +444,7 @@ class Document:
         """Write what a person did to one image, atomically: their faces' points, the boxes they
         drew (points still the model's) and the faces they deleted. The model's points are not
         written (they are reproducible), so a prediction can never replace a file on disk."""
-        self.backups = []
+        self.backups, self.outside_edits = [], []
         if not entry.dirty:
             return []
         d = self.target_dir(entry)
@@ -449,8 +454,11 @@ class Document:
         drawn = [(f.box, f.source) for f in entry.faces if f not in human and f.source == "person"]
         extras = files.SideExtras([b.copy() for b in entry.deleted], drawn)
         try:
+            if entry.disk_stamp is not None:
+                self.outside_edits = files.keep_outside_edits(d, entry.path.stem, entry.disk_stamp)
             written, self.backups = files.write_faces(d, entry.path.stem, entry.path.name, records, entry.unreadable,
                                                       extras=extras)
+            entry.disk_stamp = files.disk_stamp(d, entry.path.stem)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             where = exc.filename or d

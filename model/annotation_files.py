@@ -223,6 +223,37 @@ def read_faces(folder: Path, stem: str, num_points: int | None = None) -> tuple[
     return records, problems, unreadable
 
 
+def disk_stamp(folder: Path, stem: str) -> dict[str, tuple[int, int]]:
+    """(modification time, size) of each of a picture's annotation files as they are now: what
+    the app read, to tell at save time whether another program changed them since."""
+    out: dict[str, tuple[int, int]] = {}
+    for p in [*face_pts_files(folder, stem), sidecar_path(folder, stem)]:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out[p.name] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def keep_outside_edits(folder: Path, stem: str, read: dict[str, tuple[int, int]]) -> list[Path]:
+    """Before a save replaces a picture's files: each one another program wrote since they were
+    read (`read`, from disk_stamp) is copied to NAME.theirs, so that nothing is overwritten
+    silently. Returns the copies."""
+    import shutil
+
+    kept = []
+    for name, stamp in disk_stamp(folder, stem).items():
+        if read.get(name) != stamp:
+            src = Path(folder) / name
+            dst = src.with_name(name + ".theirs")
+            tmp = dst.with_name("." + dst.name + ".tmp")
+            shutil.copy2(src, tmp)
+            os.replace(tmp, dst)
+            kept.append(dst)
+    return kept
+
+
 def write_faces(folder: Path, stem: str, image_name: str, records: list[FaceRecord],
                 unreadable: set[Path] | frozenset[Path] = frozenset(), sidecar: bool = True,
                 extras: SideExtras | None = None) -> tuple[list[Path], list[Path]]:

@@ -183,3 +183,26 @@ def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtb
     assert json.loads((folder / files.LOCK_FILE).read_text())["pid"] == os.getpid()
     w2.close()
     assert not (folder / files.LOCK_FILE).exists()
+
+
+def test_a_pts_edited_by_another_program_while_open_is_kept_not_overwritten(tmp_path):
+    from drr_studio.document import Document
+    from model.pts import read_pts, write_pts
+
+    folder = make_folder(tmp_path / "imgs", 1)
+    pts = np.tile([[50.0, 60.0]], (68, 1))
+    write_pts(folder / "img00.pts", pts)
+    doc = Document.from_paths([folder])
+    entry = doc.entries[0]
+    doc.load_annotations(entry)
+    write_pts(folder / "img00.pts", pts + 7)  # another program, while the folder is open here
+    face = entry.faces[0]
+    doc.set_face_state(entry, face, face.state())  # an edit here
+    doc.save(entry)
+    assert [p.name for p in doc.outside_edits] == ["img00.pts.theirs"]
+    np.testing.assert_allclose(read_pts(folder / "img00.pts.theirs"), pts + 7, atol=1e-3)  # theirs, kept
+    np.testing.assert_allclose(read_pts(folder / "img00.pts"), pts, atol=1e-3)  # ours, saved
+    face.points = face.points + 1
+    doc.set_face_state(entry, face, face.state())
+    doc.save(entry)  # nothing changed outside since our save: no copy
+    assert doc.outside_edits == []
