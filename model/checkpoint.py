@@ -45,6 +45,17 @@ def save_checkpoint(path: str | Path, model: DRR, meta: dict | None = None, extr
         raise
 
 
+def _why_unreadable(exc: Exception) -> str:
+    """One whole sentence on why torch.load refused a file (its own message runs to a page)."""
+    text = str(exc)
+    if "GLOBAL" in text or "Unsupported global" in text:
+        return "it holds pickled Python objects or code, which are never loaded: only weights are"
+    if "Weights only load failed" in text or "zip" in text.lower() or "central directory" in text or "EOF" in text:
+        return "the file is truncated, corrupt or not a PyTorch file"
+    first = text.strip().splitlines()[0] if text.strip() else exc.__class__.__name__
+    return first if len(first) <= 160 else first[:160].rsplit(" ", 1)[0] + " …"
+
+
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -52,8 +63,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling/zip failure means: not a checkpoint of ours
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"{path}: not a DRR Studio checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a DRR Studio checkpoint ({_why_unreadable(exc)})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a DRR Studio checkpoint (no '{FORMAT}' header)")
     if blob.get("version") != VERSION:
