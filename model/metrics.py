@@ -48,3 +48,12 @@ def auc(errors: np.ndarray, limit: float = 0.08) -> float:
 
 def failure_rate(errors: np.ndarray, limit: float = 0.08) -> float:
     return float(np.mean(np.asarray(errors) > limit)) if len(errors) else float("nan")
+
+
+def jitter(pred: np.ndarray, gt: np.ndarray, layout: Layout, kind: str = "inter-ocular") -> np.ndarray:
+    """Video: per pair of consecutive frames of one face ((n, p, 2) each, in frame order), the
+    mean change of the error vector (prediction - truth) over the points, divided by D; (n - 1,).
+    A steady error (a constant offset) is no jitter, a flickering one is."""
+    err = np.asarray(pred, dtype=np.float64) - np.asarray(gt, dtype=np.float64)
+    step = np.linalg.norm(np.diff(err, axis=0), axis=-1).mean(-1)
+    return step / normaliser(np.asarray(gt)[1:], layout, kind)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .annotation_files import ClipFace, FaceRecord
 from .correction import from_frame, to_frame
 from .detect import Detection
 from .geometry import box_iou, box_of_points
@@ -295,3 +296,10 @@ def propagate(model: dict[int, np.ndarray], keys: dict[int, np.ndarray],
     for k, v in keys.items():
         out[k] = np.asarray(v, dtype=np.float64).copy()
     return out
+
+
+def clip_faces(frame: FrameFaces) -> list[ClipFace]:
+    """A tracked frame's faces as the clip files hold them: the model's (status predicted), in
+    track order."""
+    return [ClipFace(f.track, FaceRecord(f.points, "predicted", f.result.box, box_source=f.result.box_source))
+            for f in frame.faces]

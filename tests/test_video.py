@@ -286,3 +286,50 @@ def test_clip_coco_round_trip(tmp_path) -> None:
         assert [f.track for f in back.frames[i]] == [f.track for f in clip.frames[i]]
         np.testing.assert_allclose(back.frames[i][0].record.points, clip.frames[i][0].record.points, atol=1e-4)
     assert back.frames[1][0].record.occluded == {3}
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_drr_predict_tracks_a_clip_and_drr_eval_scores_it(tmp_path, face, capsys) -> None:
+    from model.cli.evaluate import main as drr_eval
+    from model.cli.predict import main as drr_predict
+    from model.pts import write_pts
+
+    clip = write_video(tmp_path / "talk.mp4", [paste(canvas(), face, 40 + 4 * i, 60 + i) for i in range(6)])
+    assert drr_predict([str(clip), "--out", str(tmp_path / "out"), "--precision", "fp32"]) == 0
+    said = capsys.readouterr().out
+    assert "6 frames tracked" in said and "frames per second" in said
+    folder = tmp_path / "out" / "talk"
+    assert sorted(p.name for p in folder.glob("*.pts")) == [f"{i:06d}.pts" for i in range(1, 7)]
+    pred, problems = files.read_clip(folder, 68)
+    assert not problems and pred.video == "talk.mp4" and pred.frame_count == 6 and pred.tracks() == [1]
+    assert [f.record.status for i in range(6) for f in pred.frames[i]] == ["predicted"] * 6
+    # ground truth in the same layout: the predictions moved 0.1 eye distances to the right
+    truth = tmp_path / "gt" / "talk"
+    truth.mkdir(parents=True)
+    shift = None
+    for i in range(6):
+        pts = pred.frames[i][0].record.points
+        right, left = pts[36:42].mean(0), pts[42:48].mean(0)
+        shift = 0.1 * np.linalg.norm(left - right)
+        write_pts(truth / f"{i + 1:06d}.pts", pts + [shift, 0])
+    assert drr_eval([str(truth), "--predictions", str(folder), "--json", str(tmp_path / "e.json")]) == 0
+    said = capsys.readouterr().out
+    assert "6 of 6 annotated faces" in said
+    import json
+
+    summary = json.loads((tmp_path / "e.json").read_text())["talk"]
+    assert abs(summary["inter-pupil"]["nme"] - 10.0) < 0.5  # the shift, measured on the truth's eyes
+    assert summary["inter-pupil"]["jitter"] < 0.5  # a constant offset is no jitter
+
+
+def test_drr_predict_names_a_broken_clip_and_exits_1(tmp_path, capsys) -> None:
+    from model.cli.predict import main as drr_predict
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    assert drr_predict([str(bad), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "broken.mp4" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "broken").exists()

@@ -1,5 +1,6 @@
 """drr-eval: inter-pupil and inter-ocular NME per step (S_hat, S0 .. SK), AUC@0.08, failure rate
-and CED of a checkpoint on annotated pictures (model.evaluate does the work)."""
+and CED of a checkpoint on annotated pictures (model.evaluate does the work); with --predictions,
+a clip's predicted .pts folder against its ground truth folder (NME and jitter per frame)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,41 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotation_files import CLIP_SIDECAR, is_clip_folder, read_clip
 from ..checkpoint import CheckpointError
 from ..data import find_samples, read_name_list
-from ..evaluate import evaluate, format_table, write_ced
+from ..evaluate import evaluate, evaluate_clip, format_clip_table, format_table, write_ced
 from ..inference import PRECISIONS, keep_freed_memory
 from ..layout import layout_for
 from ..predict import Predictor
 from ..qa import rank_faces, write_qa_csv
+
+
+def evaluate_clips(truth_folders: list[str], predictions: Path, json_path: str | None) -> int:
+    """Predicted clip folders against their ground truth (model.evaluate.evaluate_clip)."""
+    results, failed = {}, 0
+    for folder in map(Path, truth_folders):
+        pred_folder = predictions if len(truth_folders) == 1 and is_clip_folder(predictions) else predictions / folder.name
+        try:
+            for f in (folder, pred_folder):
+                if not f.is_dir() or not is_clip_folder(f):
+                    raise ValueError(f"{f}: not a clip folder (000001.pts, ... or {CLIP_SIDECAR})")
+            truth, problems = read_clip(folder)
+            pred, pred_problems = read_clip(pred_folder)
+            for p in problems + pred_problems:
+                print(f"skipped: {p}", file=sys.stderr)
+            summary = evaluate_clip(pred, truth)
+        except ValueError as exc:
+            print(f"drr-eval: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        results[folder.name] = summary
+        print(f"{folder.name}: {summary['matched']} of {summary['faces']} annotated faces on {summary['frames']} frames "
+              f"matched by {pred_folder} ({summary['missed']} missed)")
+        print(format_clip_table(summary))
+    if json_path and results:
+        Path(json_path).write_text(json.dumps(results, indent=2))
+    return 2 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qa", metavar="CSV",
                     help="annotation QA: rank the faces by how far the model disagrees with their points "
                          "(discounted by its own doubt; implies --mirror-average), most suspicious first")
+    ap.add_argument("--predictions", metavar="DIR",
+                    help="video: score a clip folder of predicted .pts (drr-predict clip.mp4 --out writes "
+                         "OUT/CLIP/000001.pts, ...) against the clip folder given as data, its ground truth in "
+                         "the same layout; for several clips, DIR holds one folder per clip, named as theirs. "
+                         "No model is run")
     a = ap.parse_args(argv)
+    if a.predictions:
+        return evaluate_clips(a.data, Path(a.predictions), a.json)
     try:
         predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average or bool(a.qa), a.precision)
     except CheckpointError as exc:

@@ -6,22 +6,26 @@ import argparse
 import errno
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..annotation_files import pts_name
+from ..annotation_files import ClipAnnotation, pts_name, write_clip_frame, write_clip_sidecar
 from ..checkpoint import CheckpointError
 from ..images import ImageError, is_image_file, list_images, read_image
 from ..inference import PRECISIONS, keep_freed_memory
 from ..metrics import REVIEW_MIRROR_GAP
 from ..predict import FaceResult, Predictor
 from ..pts import write_pts
+from ..tracking import Tracker, TrackerSettings, clip_faces
+from ..video import VideoError, VideoReader, is_video_file
 
 
-def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
-    files, problems = [], []
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[str], list[Path]]:
+    """(pictures, problems, clips): folders give their pictures, clips are listed apart."""
+    files, problems, clips = [], [], []
     for it in items:
         p = Path(it)
         if p.is_dir():
@@ -32,11 +36,48 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str]]:
         elif p.is_file():
             if is_image_file(p):
                 files.append(p)
+            elif is_video_file(p):
+                clips.append(p)
             else:
-                problems.append(f"{p}: not a picture file (by its suffix)")
+                problems.append(f"{p}: not a picture or video file (by its suffix)")
         else:
             problems.append(f"{p}: no such file or folder")
-    return files, problems
+    return files, problems, clips
+
+
+def predict_clip(predictor: Predictor, path: Path, out: Path, smoothing: bool = True) -> tuple[int, float]:
+    """Track the faces of a clip into out/CLIP/000001.pts, ... and its side file (model.tracking,
+    model.annotation_files). Returns (frames, seconds, reading included); VideoError or OSError
+    propagate, naming the file."""
+    start = time.perf_counter()
+    with VideoReader(path) as reader:
+        tracker = Tracker(predictor, TrackerSettings(smoothing=smoothing), reader.fps)
+        folder = out / path.stem
+        clip = ClipAnnotation(path.name, len(reader), reader.fps)
+        for image in tqdm(reader, total=len(reader), desc=path.name, unit="frame"):
+            frame = tracker.step(image)
+            if frame.cut:
+                clip.cuts.append(frame.index)
+            clip.frames[frame.index] = clip_faces(frame)
+            write_clip_frame(folder, frame.index, clip.frames[frame.index])
+        clip.frame_count = len(reader)
+        write_clip_sidecar(folder, clip)
+    return clip.frame_count, time.perf_counter() - start
+
+
+def predict_clips(predictor: Predictor, clips: list[Path], out: Path, smoothing: bool) -> int:
+    """Every clip in turn; the number that failed (each named on stderr)."""
+    failed = 0
+    for path in clips:
+        try:
+            frames, seconds = predict_clip(predictor, path, out, smoothing)
+        except (VideoError, OSError) as exc:
+            failed += 1
+            print(f"drr-predict: {exc}", file=sys.stderr)
+            continue
+        print(f"drr-predict: {path.name}: {frames} frames tracked into {out / path.stem} "
+              f"in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames per second, reading included)")
+    return failed
 
 
 def read_boxes(path: str) -> dict[str, list[np.ndarray]]:
@@ -99,7 +140,8 @@ OUTPUT_FATAL = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drr-predict", description=__doc__)
     keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
-    ap.add_argument("images", nargs="+", help="pictures or folders of pictures")
+    ap.add_argument("images", nargs="+", help="pictures, folders of pictures, or video clips (mp4, avi, mov, mkv, ...: "
+                    "each tracked into OUT/CLIP/000001.pts, ...)")
     ap.add_argument("--out", required=True, help="folder for the .pts files")
     ap.add_argument("--boxes", help="JSON mapping a file name to its face box [x0, y0, x1, y1] (pixels)")
     ap.add_argument("--checkpoint", help="default: the shipped model")
@@ -111,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
     ap.add_argument("--draw", action="store_true", help="also save each picture with its points drawn (.drawn.png)")
+    ap.add_argument("--no-smoothing", action="store_true",
+                    help="clips: the tracked points as the network gives them, without the One-Euro shape filter")
     a = ap.parse_args(argv)
     try:
         predictor = Predictor.load(a.checkpoint, a.device, a.mirror_average, a.precision)
@@ -118,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"drr-predict: {exc}", file=sys.stderr)
         return 2
-    files, problems = expand_inputs(a.images)
+    files, problems, clips = expand_inputs(a.images)
     for p in problems:
         print(f"drr-predict: {p}", file=sys.stderr)
     out = Path(a.out)
@@ -128,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drr-predict: {out}: cannot create the output folder ({exc.strerror})", file=sys.stderr)
         return 2
     failed, faces, doubtful = len(problems), 0, []
+    clips_failed = predict_clips(predictor, clips, out, not a.no_smoothing) if clips else 0
+    if clips and not files:
+        return 1 if failed or clips_failed else 0
     for f in tqdm(files, desc="predicting", unit="image"):
         try:
             img = read_image(f)
@@ -165,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if doubtful:
         print(f"drr-predict: check first, the mirror passes disagree by {REVIEW_MIRROR_GAP:.0f}% of the eye "
               f"distance or more: {', '.join(doubtful)}")
-    return 1 if failed else 0
+    return 1 if failed or clips_failed else 0
 
 
 if __name__ == "__main__":
