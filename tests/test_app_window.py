@@ -357,7 +357,7 @@ def test_export_as_coco_and_import_it_elsewhere(qtbot, open_window, tmp_path):
     np.testing.assert_allclose(e.faces[0].points, points, atol=1e-3)
     assert "Imported 1 face" in w2.statusBar().currentMessage()
     assert w2.files.import_from(tmp_path / "out" / "coco.json") == 0  # a person's faces are not replaced
-    assert "already corrected" in w2.statusBar().currentMessage()
+    assert "already corrected" in w2.message_bar.label.text()  # the list above the picture
 
 
 def test_multiselect_mirror_occlusion_reset(qtbot, open_window, tmp_path):

@@ -271,8 +271,11 @@ class Canvas(pg.GraphicsView):
         self._update_roi()
 
     def _picture_changed(self, index: int) -> None:
-        """Session event: another picture (no face active); its faces come with set_faces."""
+        """Session event: another picture (no face active); its faces come with set_faces. The
+        hover text named a point of the picture left behind: it goes."""
         self._drawn_active = -1
+        QToolTip.hideText()
+        self.hoverText.emit("")
 
     def _selection_changed(self) -> None:
         """Session event: other points selected; redraw the active face and tell the window."""

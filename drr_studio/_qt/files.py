@@ -18,6 +18,7 @@ from .window_part import WindowPart
 from .workers import BATCH, describe_error
 
 MAX_RECENT = 8
+MAX_LISTED = 20  # pictures an import report names
 
 
 class FileActions(WindowPart):
@@ -233,8 +234,13 @@ class FileActions(WindowPart):
             self.w.show_problem(f"Import failed: {exc}")
             return 0
         count, skipped = self.w.document.import_annotations(images)
-        note = f"; left alone: {', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}" if skipped else ""
-        self.w.statusBar().showMessage(f"Imported {count} face(s) from {path.name}{note}", 10000)
+        summary = f"Imported {count} face(s) from {path.name}"
+        if skipped:  # the whole list, wrapped above the picture: the status bar would cut it off
+            shown = ", ".join(skipped[:MAX_LISTED]) + (f" and {len(skipped) - MAX_LISTED} more"
+                                                       if len(skipped) > MAX_LISTED else "")
+            self.w.message_bar.show_message(f"{summary}; {len(skipped)} picture(s) left alone: {shown}", info=True)
+            summary += f"; {len(skipped)} left alone (listed above the picture)"
+        self.w.statusBar().showMessage(summary, 10000)
         return count
 
     def run_export(self, folder: Path, approved_only: bool = False, fmt: str | None = None) -> GeneratorWorker:

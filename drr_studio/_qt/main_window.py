@@ -45,6 +45,7 @@ from .panels import (
     InitPanel,
     MessageBar,
     RefinePanel,
+    StatusLabel,
 )
 from .prelabeller import PreLabeller
 from .review_panel import ReviewPanel
@@ -163,10 +164,11 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Images"], self.docks["Refinement"]], [320, 330], Qt.Orientation.Horizontal)
 
     def _build_status_bar(self) -> None:
-        self.status_model = QLabel("Model: loading…")
+        # permanent fields of a bounded width: the status bar's messages keep the rest
+        self.status_model = StatusLabel("Model: loading…", 260)
         self.status_busy = QLabel()
-        self.status_pos = QLabel()
-        self.status_assist = QLabel()  # "assisted correction: learned from N faces", always in view
+        self.status_pos = StatusLabel("", 300)
+        self.status_assist = StatusLabel("", 220)  # "assisted correction: learned from N faces", always in view
         self.status_assist.setToolTip("Edit -> Assisted correction; Model -> Reset learned corrections")
         for w in (self.status_busy, self.status_pos, self.status_assist, self.status_model):
             self.statusBar().addPermanentWidget(w)

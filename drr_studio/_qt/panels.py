@@ -4,6 +4,7 @@ draws the matching overlays on the canvas."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +86,15 @@ class ImageListPanel(QWidget):
         self.list.currentRowChanged.connect(self._chosen)
         self._items: list[QListWidgetItem] = []  # by picture index
         self._scores: dict[int, float] = {}
+        # running counts, so that updating one row costs the same at 10 rows as at 10,000
+        self._statuses: Counter[str] = Counter()
+        self._shown = 0
         self._updating = False
 
     def set_entries(self, entries: list[ImageEntry]) -> None:
         self._updating = True
         self.list.clear()
-        self._items, self._scores = [], {}
+        self._items, self._scores, self._statuses = [], {}, Counter()
         for i, e in enumerate(entries):
             item = QListWidgetItem(e.path.name)
             item.setData(INDEX_ROLE, i)
@@ -104,8 +108,11 @@ class ImageListPanel(QWidget):
         if 0 <= index < len(self._items):
             item = self._items[index]
             self._style(item, entry)
-            item.setHidden(not self._passes(item))
-        self._count()
+            hidden = not self._passes(item)
+            if hidden != item.isHidden():
+                self._shown += 1 if not hidden else -1
+                item.setHidden(hidden)
+        self._show_count()
 
     def set_order(self, order: list[int], scores: dict[int, float] | None = None) -> None:
         """Show the pictures in this order (a permutation of their indices); scores: each
@@ -133,8 +140,15 @@ class ImageListPanel(QWidget):
         check = e.to_check
         # the count of doubted faces is in the tooltip: a longer row would be cut off in the dock
         shown = e.status_text  # how far a started picture is ("approved 1 of 2"): document.status_text
-        item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   [{shown}]")
+        n = len(e.faces)
+        faces = f"{n} face{'s' if n > 1 else ''}   " if n else ""  # once known (read or predicted)
+        item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   {faces}[{shown}]")
         item.setForeground(QBrush(QColor(STATUS_COLOR.get(status, "#ffffff"))))
+        old = item.data(Qt.ItemDataRole.UserRole)
+        if old != status:
+            if old is not None:
+                self._statuses[old] -= 1
+            self._statuses[status] += 1
         item.setData(Qt.ItemDataRole.UserRole, status)
         item.setData(CHECK_ROLE, bool(check))
         tip = f"{e.path}\n{e.error}" if e.error else str(e.path)
@@ -160,14 +174,14 @@ class ImageListPanel(QWidget):
     def apply_filter(self) -> None:
         for item in self._items:
             item.setHidden(not self._passes(item))
-        self._count()
+        self._shown = sum(not item.isHidden() for item in self._items)
+        self._show_count()
 
-    def _count(self) -> None:
-        shown = sum(not item.isHidden() for item in self._items)
-        statuses = [item.data(Qt.ItemDataRole.UserRole) for item in self._items]
-        done = [f"{statuses.count(st)} {st}" for st in (Status.APPROVED.value, Status.CORRECTED.value)
-                if st in statuses]
-        self.count.setText(f"{shown} of {len(self._items)} images" + (" · " + ", ".join(done) if done else ""))
+    def _show_count(self) -> None:
+        """The line under the list, from the running counts (O(1) per row update)."""
+        done = [f"{self._statuses[st]} {st}" for st in (Status.APPROVED.value, Status.CORRECTED.value)
+                if self._statuses[st]]
+        self.count.setText(f"{self._shown} of {len(self._items)} images" + (" · " + ", ".join(done) if done else ""))
 
     def visible_rows(self) -> list[int]:
         """Picture indices of the shown rows, top to bottom."""
@@ -462,6 +476,30 @@ class ImageAdjustPanel(QWidget):
             self.values[name].setText(self._shown(name, value))
 
 
+class StatusLabel(QLabel):
+    """A permanent status-bar field no wider than max_px: a longer text is elided, and whole in
+    its tooltip, so that the status bar's messages keep room and are not cut off."""
+
+    def __init__(self, text: str = "", max_px: int = 240) -> None:
+        super().__init__()
+        self.max_px, self.full, self.tip = max_px, "", ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.full = text
+        shown = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, self.max_px)
+        super().setText(shown)
+        super().setToolTip("\n".join(t for t in (text if shown != text else "", self.tip) if t))
+
+    def setToolTip(self, tip: str) -> None:  # noqa: N802 - Qt's name
+        self.tip = tip
+        self.setText(self.full)
+
+    def text(self) -> str:
+        """The whole text (what is drawn may be elided)."""
+        return self.full
+
+
 class MessageBar(QWidget):
     """A dismissable line above the canvas for problems the user must see (bad files, save
     failures) without a modal dialog interrupting the work. A problem of one picture belongs to
@@ -481,12 +519,16 @@ class MessageBar(QWidget):
         lay.setContentsMargins(8, 3, 3, 3)
         lay.addWidget(self.label, 1)
         lay.addWidget(close)
-        self.setStyleSheet("background:#5a2a22; color:#ffe9e0;")
+        self.setStyleSheet(self.PROBLEM_STYLE)
         self.hide()
 
-    def show_message(self, text: str, owner: Path | None = None) -> None:
+    PROBLEM_STYLE = "background:#5a2a22; color:#ffe9e0;"
+    INFO_STYLE = "background:#22405a; color:#e6f2ff;"  # a report too long for the status bar
+
+    def show_message(self, text: str, owner: Path | None = None, info: bool = False) -> None:
         self.label.setText(text)
         self.owner = owner
+        self.setStyleSheet(self.INFO_STYLE if info else self.PROBLEM_STYLE)
         self.show()
 
     def clear(self) -> None:
