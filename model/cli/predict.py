@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             if exc.errno in OUTPUT_FATAL:  # every next picture would fail the same way: say it once, stop
                 where = exc.filename or out
-                print(f"drr-predict: {where}: {exc.strerror}; stopped at {f.name} (the .pts written so far are "
-                      "complete, no partial file is left)", file=sys.stderr)
+                tqdm.write(f"drr-predict: {where}: {exc.strerror}; stopped at {f.name} (the .pts written so far "
+                           "are complete, no partial file is left)", file=sys.stderr)
                 return 1
             tqdm.write(f"drr-predict: {f}: {exc.strerror or exc}", file=sys.stderr)
         except ImageError as exc:
