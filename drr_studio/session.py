@@ -63,11 +63,15 @@ class Session:
         self.step = 0
         self.display = ImageAdjust()
         self._dirty = False
+        # the pictures seen with unsaved edits, from the document's events: the dirty check costs
+        # O(such pictures), not O(pictures) on every change (10,000 pictures opened in 10^8 reads)
+        self._dirty_entries: dict[int, ImageEntry] = {}
         self.box_mode = False
         self.landmark: int | None = None
         self.document.entry_changed.connect(self._relay)
 
     def _relay(self, entry: ImageEntry) -> None:
+        self._note_dirty(entry)
         i = self.document.index_of(entry)
         if i >= 0:
             self.entry_changed.emit(i)
@@ -82,6 +86,7 @@ class Session:
         self.document = document
         document.entry_changed.connect(self._relay)
         self.current, self.active, self.selection = -1, -1, frozenset()
+        self._rescan_dirty()
         self.document_changed.emit()
         self._check_dirty()
 
@@ -157,18 +162,32 @@ class Session:
         """Announce that this picture's faces, points, status or error changed."""
         i = entry if isinstance(entry, int) else self.index_of(entry)
         if 0 <= i < len(self.document):
+            self._note_dirty(self.document.entries[i])
             self.entry_changed.emit(i)
         self._check_dirty()
 
     def touch_all(self) -> None:
+        self._rescan_dirty()
         for i in range(len(self.document)):
             self.entry_changed.emit(i)
         self._check_dirty()
 
     @property
     def dirty(self) -> bool:
-        """Some picture has edits not yet saved."""
-        return any(e.dirty for e in self.document.entries)
+        """Some picture has edits not yet saved (as announced: a change is announced with
+        touch() or by the document's events)."""
+        for key in [k for k, e in self._dirty_entries.items() if not e.dirty]:
+            del self._dirty_entries[key]
+        return bool(self._dirty_entries)
+
+    def _note_dirty(self, entry: ImageEntry) -> None:
+        if entry.dirty:
+            self._dirty_entries[id(entry)] = entry
+        else:
+            self._dirty_entries.pop(id(entry), None)
+
+    def _rescan_dirty(self) -> None:
+        self._dirty_entries = {id(e): e for e in self.document.entries if e.dirty}
 
     def _check_dirty(self) -> None:
         now = self.dirty
