@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.detect import detect_faces, match_detection
 from model.geometry import box_of_points
 from model.images import read_image
 from model.layout import layout_for
 from model.metrics import normaliser
-from model.predict import BoxSource, Predictor
+from model.predict import Predictor, pre_label
 from model.qa import rank_faces
 
 from .common import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_OUT, DEFAULT_SPLIT, load_split, md_table, write_json
@@ -90,10 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         samples = []
     for s in tqdm(samples, desc="faces", unit="face", disable=a.quiet):
         img = read_image(s.image)
-        found = match_detection(detect_faces(img), box_of_points(s.points))
-        if found is None:
+        r = pre_label(predictor, img, box_of_points(s.points))  # as the app runs
+        if r is None:
             continue
-        r = predictor.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0]  # as the app runs
         names.append(s.name)
         pred.append(r.points)
         truth.append(s.points)

@@ -22,12 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
-from model.detect import match_detection
 from model.geometry import box_of_points
 from model.images import ImageError, read_image
 from model.layout import layout_for
 from model.metrics import REVIEW_MIRROR_GAP, nme
-from model.predict import BoxSource, Predictor
+from model.predict import Predictor, pre_label
 
 from .common import (
     DEFAULT_CHECKPOINT,
@@ -61,11 +60,10 @@ def measure(predictor: Predictor, samples, quiet: bool = False) -> tuple[np.ndar
         except ImageError as exc:
             skipped.append(str(exc))
             continue
-        found = match_detection(predictor.detect(img), box_of_points(s.points))
-        if found is None:
+        r = pre_label(predictor, img, box_of_points(s.points))  # as the app runs
+        if r is None:
             skipped.append(f"{s.image}: no face detected")
             continue
-        r = predictor.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0]  # as the app runs
         gaps.append(r.uncertainty)
         errors.append(float(nme(r.points[None], s.points[None], layout)[0] * 100))
     return np.array(gaps), np.array(errors), skipped

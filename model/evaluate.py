@@ -13,11 +13,10 @@ from tqdm import tqdm
 from . import geometry
 from .annotation_files import ClipAnnotation
 from .data import Sample
-from .detect import match_detection
 from .images import ImageError, read_image
 from .layout import layout_for
 from .metrics import auc, ced, failure_rate, jitter, nme
-from .predict import BoxSource, Predictor
+from .predict import BoxSource, Predictor, pre_label
 
 
 @dataclass
@@ -49,9 +48,9 @@ class Evaluation:
 
 def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
              box_file: dict | None = None, show_progress: bool = True) -> Evaluation:
-    """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector'
-    (model.detect, matched to the annotated face, with the app's re-crop pass and the
-    detector's eye line; faces it misses are skipped and listed) or 'file'."""
+    """boxes: 'truth' (tight box of the annotation, the training protocol), 'detector' (as the
+    app runs: model.predict.pre_label; faces the detector misses are skipped and listed) or
+    'file'."""
     names, stages, truth, skipped, gaps = [], [], [], [], []
     for s in tqdm(samples, desc="evaluating", unit="face", disable=not show_progress):
         try:
@@ -60,7 +59,6 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
             skipped.append(str(exc))
             continue
         tb = geometry.box_of_points(s.points)
-        rolls = None
         if boxes == "truth":
             box = tb
         elif boxes == "file":
@@ -68,14 +66,13 @@ def evaluate(predictor: Predictor, samples: list[Sample], boxes: str = "truth",
             if box is None:
                 skipped.append(f"{s.image}: no box in the boxes file")
                 continue
-        else:
-            found = match_detection(predictor.detect(img), tb)
-            if found is None:
+        if boxes == "detector":
+            r = pre_label(predictor, img, tb)  # as the app runs
+            if r is None:
                 skipped.append(f"{s.image}: no face detected")
                 continue
-            box, rolls = found.box, [found.roll]
-        source = BoxSource.DETECTOR if boxes == "detector" else BoxSource.ANNOTATION
-        r = predictor.inference(img, [box], source, rolls)[0]  # the policy, as in the app
+        else:
+            r = predictor.inference(img, [box], BoxSource.ANNOTATION)[0]
         names.append(s.name)
         gaps.append(r.uncertainty)
         stages.append(np.concatenate([r.s_hat[None], r.steps]))

@@ -367,3 +367,17 @@ def levelled_recrop(box: np.ndarray, angle: float, points: np.ndarray, layout: L
     if 0.5 * side <= new_side <= 2.0 * side:
         return new, roll
     return np.asarray(box, dtype=np.float64), angle
+
+
+def pre_label(predictor: LandmarkPredictor, image: np.ndarray, near: np.ndarray) -> FaceResult | None:
+    """The face around `near` (a box, e.g. an annotation's) pre-labelled as the app does: the
+    detector on the whole picture, the detection overlapping `near` most (model.detect.
+    match_detection), then the inference policy for a detector box with its eye line. None when
+    the detector misses the face. Every "as the app runs" figure (drr-eval --boxes detector, the
+    correction statistics, bench.qa, bench.uncertainty) goes through here."""
+    from .detect import match_detection
+
+    found = match_detection(predictor.detect(image), np.asarray(near, dtype=np.float64))
+    if found is None:
+        return None
+    return predictor.inference(image, [found.box], BoxSource.DETECTOR, [found.roll])[0]

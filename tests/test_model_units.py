@@ -499,3 +499,25 @@ def test_detection_matching_needs_overlap_not_just_a_near_centre():
     assert match_detection([other, det(eye_box, 0.2), good], face) is good
     assert match_detection([], face) is None
     assert box_iou(face, face) == 1.0
+
+
+def test_pre_label_takes_the_detection_around_the_face_with_the_detector_policy():
+    """model.predict.pre_label, the one 'as the app runs' loop: the detection overlapping the
+    given box, its source 'detector'; None when the detector misses that face."""
+    from conftest_app import FakePredictor
+
+    from model.detect import Detection
+    from model.predict import pre_label
+
+    class Fake(FakePredictor):  # detections as the real detector gives them
+        def detect(self, image):
+            return [Detection(b, s, b, np.zeros((5, 2)) + b[:2]) for b, s in super().detect(image)]
+
+    image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    fake = Fake(faces=2)
+    _, right = (d.box for d in fake.detect(image))
+    r = pre_label(fake, image, right + 3)
+    assert r is not None and r.box_source == "detector"
+    assert fake.calls[-1] == ("boxes", 1, ("detector",))
+    assert np.abs(r.points.mean(0) - [(right[0] + right[2]) / 2, (right[1] + right[3]) / 2]).max() < 40
+    assert pre_label(fake, image, np.array([0.0, 0.0, 8.0, 8.0])) is None  # nowhere near a face
