@@ -26,6 +26,14 @@ GUI_CACHE = 6  # decoded pictures kept for instant switching
 TRACE_KEEP = 4  # recently shown pictures whose faces keep their conv8 maps (Document.trim_traces)
 
 
+def face_job(priority: int, entry: ImageEntry, faces: list[Face], want_image: bool = True) -> Job:
+    """The worker's job for these faces of a picture: their boxes with where each came from
+    (the policy's passes), the detector's eye line, and the versions that tell a stale answer."""
+    return Job(priority, path=entry.path, boxes=[f.box.copy() for f in faces], uids=[f.uid for f in faces],
+               sources=[f.source for f in faces], rolls=[f.roll for f in faces],
+               versions=[f.box_version for f in faces], want_image=want_image)
+
+
 class PreLabeller(QObject):
     pictureChanged = Signal(int)  # the decoded picture of entry i arrived, or failed (None)
     problem = Signal(str, object)  # text, the picture it belongs to (None: not one picture's)
@@ -111,13 +119,8 @@ class PreLabeller(QObject):
         if not (need_image or need_predict):
             return False
         faces = entry.faces
-        if faces:
-            todo = [f for f in faces if f.result is None] or faces
-            job = Job(priority, path=entry.path, boxes=[f.box.copy() for f in todo], uids=[f.uid for f in todo],
-                      sources=[f.source for f in todo], rolls=[f.roll for f in todo],
-                      versions=[f.box_version for f in todo])
-        else:
-            job = Job(priority, path=entry.path)
+        job = face_job(priority, entry, [f for f in faces if f.result is None] or faces) if faces \
+            else Job(priority, path=entry.path)  # no faces yet: the worker detects them
         job.want_image, job.predict = need_image, need_predict
         self.worker.submit(job)
         self._update_busy()
@@ -135,19 +138,14 @@ class PreLabeller(QObject):
         self.document.unpredict(entry, faces)
         if self.predictor is None or not faces:
             return
-        self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces], uids=[f.uid for f in faces],
-                               sources=[f.source for f in faces], rolls=[f.roll for f in faces],
-                               versions=[f.box_version for f in faces], want_image=False))
+        self.worker.submit(face_job(NOW, entry, faces, want_image=False))
 
     def refresh_trace(self, entry: ImageEntry) -> None:
         """Run the model again on faces whose conv8 maps were trimmed (a panel wants them);
         human points stay as they are, the model's own points come back the same."""
         faces = [f for f in entry.faces if f.result is not None and getattr(f.result, "heatmaps", 0) is None]
         if faces and self.predictor is not None:
-            self.worker.submit(Job(NOW, path=entry.path, boxes=[f.box.copy() for f in faces],
-                                   uids=[f.uid for f in faces], versions=[f.box_version for f in faces],
-                                   sources=[f.source for f in faces], rolls=[f.roll for f in faces],
-                                   want_image=False))
+            self.worker.submit(face_job(NOW, entry, faces, want_image=False))
 
     def cancel(self, predicate: Callable[[Job], bool] = lambda j: True) -> None:
         self.worker.cancel(predicate)
