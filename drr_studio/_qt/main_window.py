@@ -281,6 +281,7 @@ class MainWindow(QMainWindow):
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
         self.session.landmark_changed.connect(lambda _: self.research.update_overlays())
+        self.session.step_changed.connect(lambda _: self.research.update_overlays())  # the step drawn is the session's
         self.session.box_mode_changed.connect(lambda on: self.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())

@@ -91,7 +91,7 @@ class ResearchView(WindowPart):
         disp, err = step_curves(res, face.reference())
         panel.set_curves(disp, err)
         seq = step_shapes(res)
-        v = min(panel.slider.value(), len(seq) - 1)
+        v = min(self.w.session.step, len(seq) - 1)  # the session's step, which the panel's slider sets
         if v >= 2 and panel.show_boxes.isChecked():
             # step k pools SIP features around S^(k-1): draw those boxes
             layer.add_boxes(seq[v - 1], float(res.sip_box_image), BOX_COLOR)
