@@ -134,7 +134,7 @@ class TrackerSettings:
     redetect_every: int = 0  # also run the detector every N frames (0: only when needed)
     cut_threshold: float = CUT_THRESHOLD
     max_jump: float = 0.6  # eye distances the face centre may move in one frame
-    max_heatmap_gap: float = 0.35  # mean conv8 arg-max to final point distance, eye distances
+    max_heatmap_gap: float = 0.5  # mean conv8 arg-max to final point distance, eye distances
     lost_gap: float = 10.0  # mirror-pass gap (% of eye distance) that loses a face (mirror averaging)
     min_inside: float = 0.5  # fraction of the points in the frame below which a face has left
 

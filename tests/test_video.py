@@ -333,3 +333,20 @@ def test_drr_predict_names_a_broken_clip_and_exits_1(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "broken").exists()
+
+
+# --- the benchmark's simulated annotator -------------------------------------------------------
+
+
+def test_propagation_needs_one_keyframe_per_shot_for_a_steady_error() -> None:
+    from bench.video import annotate_frames, annotate_with_propagation
+
+    truth = moving_face(20)
+    off = np.zeros((68, 2))
+    off[0:17] = [0.0, 0.15]  # the jaw drawn 0.15 eye distances too high, on every frame
+    model = [truth[i] + from_frame(truth[i], off) for i in range(20)]
+    truth_list = [truth[i] for i in range(20)]
+    per_frame = annotate_frames(model, truth_list, None)
+    count, keys = annotate_with_propagation(model, truth_list, [10], None)
+    assert keys == 2  # one keyframe in each of the two shots fixes the rest of it
+    assert per_frame >= 20 and count * 5 <= per_frame
