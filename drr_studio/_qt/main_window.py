@@ -165,10 +165,10 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         # permanent fields of a bounded width: the status bar's messages keep the rest
-        self.status_model = StatusLabel("Model: loading…", 260)
+        self.status_model = StatusLabel("Model: loading…", 300)
         self.status_busy = QLabel()
         self.status_pos = StatusLabel("", 300)
-        self.status_assist = StatusLabel("", 220)  # "assisted correction: learned from N faces", always in view
+        self.status_assist = StatusLabel("", 280)  # "assisted correction: learned from N faces", always in view
         self.status_assist.setToolTip("Edit -> Assisted correction; Model -> Reset learned corrections")
         for w in (self.status_busy, self.status_pos, self.status_assist, self.status_model):
             self.statusBar().addPermanentWidget(w)
