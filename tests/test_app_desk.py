@@ -290,3 +290,32 @@ def test_opening_10000_tiny_pictures_is_not_quadratic(qtbot, open_window, tmp_pa
     w.document.entries[5000].dirty = True
     w.session.touch(5000)
     assert w.session.dirty
+
+
+def test_the_refinement_plot_is_in_percent_of_the_eye_distance(qtbot, open_window, tmp_path):
+    import numpy as np
+
+    from drr_studio.document import Status
+    from model.layout import layout_for
+    from model.metrics import normaliser
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    face.points = face.result.points + [3.0, 4.0]  # a person moved every point 5 px
+    face.status = Status.CORRECTED
+    w.docks["Refinement"].show()
+    w.canvas.set_active(0)
+    w.research.update_overlays()
+    eye = float(normaliser(face.points[None], layout_for(68))[0])
+    err = w.refine_panel.err_curve.getData()[1]
+    assert err[-1] == np.float64(err[-1]) and abs(err[-1] - 500.0 / eye) < 1e-6  # S_K is 5 px off
+    assert [label.text for _, label in w.refine_panel.legend.items] == ["mean displacement (%)",
+                                                                         "error to annotation (%)"]
+    assert w.refine_panel.plot.getAxis("left").labelText == "% of the eye distance"
+    w.refine_panel.slider.setValue(w.refine_panel.slider.maximum())
+    assert w.refine_panel.label.text().endswith(f"error to annotation {500.0 / eye:.2f}% of the eye distance")
+    w.refine_panel.slider.setValue(0)
+    assert "S-hat" in w.refine_panel.label.text()  # Ŝ named in words: its hat is tiny at this size
+    style = w.refine_panel.plot.getAxis("bottom").style  # the hat clear of the axis line, larger
+    assert style["tickTextOffset"][1] >= 6 and style["tickFont"].pointSizeF() > w.refine_panel.font().pointSizeF()

@@ -81,7 +81,7 @@ def test_annotated_real_faces_get_the_model_trace(qtbot, window, tmp_path, share
     w.research.update_overlays()
     err = w.refine_panel.err_curve.getData()[1]
     assert err is not None and len(err) == w.predictor.config.steps + 2
-    assert "error to annotation (px)" in [label.text for _, label in w.refine_panel.legend.items]
+    assert "error to annotation (%)" in [label.text for _, label in w.refine_panel.legend.items]
     assert not w.document.dirty_entries()  # nothing to write into the research data folder
 
 

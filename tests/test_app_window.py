@@ -141,7 +141,7 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     ticks = w.refine_panel.plot.getAxis("bottom")._tickLevels[0]
     assert [t for _, t in ticks] == ["Ŝ", "S0", "S1", "S2", "S3", "S4"]
     legend = [label.text for _, label in w.refine_panel.legend.items]
-    assert legend == ["mean displacement (px)"]  # no annotation here: no "error to annotation"
+    assert legend == ["mean displacement (%)"]  # no annotation here: no "error to annotation"
     width = w.docks["Refinement"].width()
     for _ in range(2):
         key(w, Qt.Key.Key_BracketRight)

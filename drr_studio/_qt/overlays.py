@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
+from model.layout import layout_for
+from model.metrics import normaliser
+
 from ..document import Face
 from .window_part import WindowPart
 
@@ -24,15 +27,17 @@ def step_shapes(result) -> list[np.ndarray]:
 def step_curves(result, reference: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean displacement |S^k - S^(k-1)| for k = 1..K, and the mean error of Ŝ, S0..SK to a
     human reference shape (None without one, or when the reference is the model's own points,
-    approved unchanged: an error of 0 there says nothing), both in picture pixels."""
+    approved unchanged: an error of 0 there says nothing), both in % of the eye distance (of the
+    reference, else of the model's points), like every other error the app shows."""
     steps = np.asarray(result.steps, float)
-    disp = np.linalg.norm(np.diff(steps, axis=0), axis=-1).mean(-1)
-    if reference is None or np.shape(reference) != steps.shape[1:]:
-        return disp, None
-    if np.allclose(reference, np.asarray(result.points, float), atol=0.5):
+    has_reference = reference is not None and np.shape(reference) == steps.shape[1:]
+    shape = np.asarray(reference if has_reference else result.points, float)
+    scale = 100.0 / max(float(normaliser(shape[None], layout_for(len(shape)))[0]), 1e-6)
+    disp = np.linalg.norm(np.diff(steps, axis=0), axis=-1).mean(-1) * scale
+    if not has_reference or np.allclose(reference, np.asarray(result.points, float), atol=0.5):
         return disp, None
     seq = np.stack(step_shapes(result))
-    return disp, np.linalg.norm(seq - np.asarray(reference, float), axis=-1).mean(-1)
+    return disp, np.linalg.norm(seq - shape, axis=-1).mean(-1) * scale
 
 
 class ResearchView(WindowPart):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -331,6 +331,9 @@ class InitPanel(QWidget):
             self.gallery.addItem(item)
 
 
+DISP_NAME, ERROR_NAME = "mean displacement (%)", "error to annotation (%)"  # % of the eye distance
+
+
 class RefinePanel(QWidget):
     """Step control Ŝ, S0, S1..SK and the per-step plot."""
 
@@ -354,15 +357,20 @@ class RefinePanel(QWidget):
         self.plot.setMinimumHeight(140)
         self.plot.setLabel("bottom", "step")
         self.legend = self.plot.addLegend(offset=(-5, 5))
-        self.plot.setLabel("left", "pixels")
+        self.plot.setLabel("left", "% of the eye distance")
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # "pixels (x0.001)" reads badly
         self.plot.getViewBox().setLimits(yMin=0)
         self.disp_curve = self.plot.plot(pen=pg.mkPen((90, 170, 255), width=2), symbol="o", symbolSize=5,
-                                         name="mean displacement (px)")
+                                         name=DISP_NAME)
         self.err_curve = self.plot.plot(pen=pg.mkPen((255, 120, 80), width=2), symbol="s", symbolSize=5,
-                                        name="error to annotation (px)")
+                                        name=ERROR_NAME)
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 255, 255, 120)))
         self.plot.addItem(self.marker)
+        # Ŝ read as S: its hat was drawn over the axis line, a few pixels at the usual size;
+        # the tick labels sit lower, a little larger
+        font = QFont()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        self.plot.getAxis("bottom").setStyle(tickFont=font, tickTextOffset=8)
         lay = QVBoxLayout(self)
         lay.addWidget(self.enabled)
         lay.addWidget(self.slider)
@@ -376,7 +384,7 @@ class RefinePanel(QWidget):
 
     @staticmethod
     def step_name(value: int) -> str:
-        return "Ŝ (argmax)" if value == 0 else f"S{value - 1}"
+        return "Ŝ (S-hat: the heatmaps' argmax)" if value == 0 else f"S{value - 1}"
 
     def set_steps(self, k: int) -> None:
         """k refinement steps: positions Ŝ, S0 .. Sk, which the plot's axis names."""
@@ -396,9 +404,9 @@ class RefinePanel(QWidget):
         v = self.slider.value()
         text = f"Step {self.step_name(v)}"
         if displacement is not None and v >= 2 and v - 2 < len(displacement):
-            text += f": mean displacement {displacement[v - 2]:.2f} px"
+            text += f": mean displacement {displacement[v - 2]:.2f}%"
         if error is not None and v < len(error):
-            text += f", error to annotation {error[v]:.2f} px"
+            text += f", error to annotation {error[v]:.2f}% of the eye distance"
         self.label.setText(text)
 
     def set_curves(self, displacement: np.ndarray | None, error: np.ndarray | None) -> None:
@@ -416,7 +424,7 @@ class RefinePanel(QWidget):
         else:
             self.err_curve.setData(np.arange(len(error)) - 1, error)  # Ŝ sits at x = -1
             if not named:
-                self.legend.addItem(self.err_curve, "error to annotation (px)")
+                self.legend.addItem(self.err_curve, ERROR_NAME)
         top = max([float(np.max(c)) for c in (displacement, error) if c is not None and len(c)] + [1e-3])
         self.plot.setYRange(0, top * 1.1)
         self.plot.setXRange(-1, max(self.slider.maximum() - 1, 1))
