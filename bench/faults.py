@@ -218,8 +218,9 @@ def train_fault(tmp: Path, name: str, args: list[str]) -> Outcome:
     data = training_folder(tmp)
     out = tmp / "run"
     parent = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
-    cmd = [*cli("drr-train"), "--data", str(data), "--out", str(out), "--threads", "1", "--val-fraction", "0.25", *args]
-    proc = subprocess.Popen([*cmd, "--epochs", "4"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [*cli("drr-train"), "--data", str(data), "--out", str(out), "--threads", "1", "--val-fraction", "0.25"]
+    proc = subprocess.Popen([*cmd, *args, "--epochs", "4"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     wait_for(lambda: (out / "last.pt").exists(), 240)
     kill_at_random(proc, 0.0, 1.5)
     err = proc.stderr.read()
@@ -231,7 +232,7 @@ def train_fault(tmp: Path, name: str, args: list[str]) -> Outcome:
             read_checkpoint(p)
         except CheckpointError as exc:
             problems.append(f"half-written checkpoint visible: {exc}")
-    resumed = run([*cmd, "--epochs", "4", "--resume"], timeout=600)
+    resumed = run([*cmd, "--epochs", "4", "--resume"], timeout=600)  # the run's own options come from last.pt
     if resumed.returncode != 0:
         problems.append(f"--resume failed: {last_line(resumed.stderr)}")
     temps = [p.name for p in out.glob(".*.tmp")]
