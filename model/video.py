@@ -12,12 +12,17 @@ Anything unusable raises VideoError naming the file, never a bare OpenCV failure
 from __future__ import annotations
 
 import itertools
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+# FFmpeg's own messages ("moov atom not found") go straight to stderr, before our VideoError says
+# the same with the file's name; quiet unless the person asked for a level themselves
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 CACHE_FRAMES = 16  # decoded frames kept: 16 x 1080p RGB is 100 MB, 16 x 640x480 15 MB
