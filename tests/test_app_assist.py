@@ -167,3 +167,26 @@ def test_a_face_approved_unchanged_teaches_too_but_another_tools_annotation_does
     face = w.document.entries[0].faces[0]  # the picture just approved (the next may not be predicted yet)
     face.placed = set(range(68))  # as read from another tool's .pts: every point a person's
     assert not w.assistant.learn("x", face)
+
+
+def test_locked_points_never_move_and_unlocked_ones_follow(qtbot, assisted_window, tmp_path):
+    """Issue 34: L locks the selected points (they count as placed, nothing moves them); a chin
+    drag moves the rest of the jaw (these statistics shift it as one) but not the locked half."""
+    w = assisted_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    locked = set(range(8))
+    w.canvas.set_active(0)
+    w.canvas.select_points(locked)
+    QTest.keyClick(w, Qt.Key.Key_L)
+    assert locked <= face.placed and face.status == Status.CORRECTED
+    before = face.points.copy()
+    w.canvas.set_active(-1)
+    x, y = face.points[CHIN]
+    drag(qtbot, w, (x, y), (x + 12, y))
+    np.testing.assert_array_equal(face.points[sorted(locked)], before[sorted(locked)])
+    # the unlocked half followed (less than without the lock: the locked half says the model was right there)
+    assert np.abs(face.points[9:17, 0] - before[9:17, 0]).mean() > 0.5
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the drag
+    QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the lock
+    assert not (locked & face.placed)

@@ -206,3 +206,4 @@ def test_a_pts_edited_by_another_program_while_open_is_kept_not_overwritten(tmp_
     doc.set_face_state(entry, face, face.state())
     doc.save(entry)  # nothing changed outside since our save: no copy
     assert doc.outside_edits == []
+

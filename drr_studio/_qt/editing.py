@@ -47,6 +47,9 @@ class Editor(WindowPart):
             tip="After a drag, the face's points you have not placed move to where the model's typical errors "
                 "say they probably are; the points you placed (diamonds) never move")
         self.w.assist_action.setChecked(self.w.settings.value("edit/assist", True, type=bool))
+        self.w.action(menu, "Lock selected points", self.lock_selection, "L",
+                      tip="The selected points are right as they are: they count as placed, so no follower moves "
+                          "them (select a part with 1-5, then L)")
         self.w.action(menu, "Re-fit unplaced points", self.refit_face, "R",
                     tip="Move the points you have not placed to follow the ones you placed, now")
         menu.addSeparator()
@@ -146,6 +149,24 @@ class Editor(WindowPart):
         moved = self.follow(face, text="re-fit unplaced points")
         self.w.statusBar().showMessage("Unplaced points re-fitted" if moved else
                                      "The points you have not placed already follow the ones you placed", 3000)
+
+    def lock_selection(self) -> None:
+        """A person checked these points: they count as placed (assisted correction never moves
+        them), without moving them; L again on locked points unlocks those the model put there."""
+        face = self.active_face()
+        sel = frozenset(self.w.canvas.selection)
+        if face is None or face.points is None or not sel:
+            self.w.statusBar().showMessage("Select points first (a part with 1-5, or click / Shift+drag): L locks them",
+                                           4000)
+            return
+        st = face.state()
+        unlock = sel <= st.placed
+        placed = st.placed - sel if unlock else st.placed | sel
+        status = st.status if st.status != Status.PREDICTED or unlock else Status.CORRECTED
+        self.edit_face(face, replace(st, placed=placed, status=status), "unlock points" if unlock else "lock points")
+        self.w.statusBar().showMessage(
+            f"{len(sel)} point(s) {'unlocked: followers may move them again' if unlock else 'locked: no follower moves them'}"
+            " (Ctrl+Z takes it back)", 4000)
 
     def toggle_assist(self) -> None:
         on = self.w.assist_action.isChecked()
