@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
 from model.cli.correction import LEARN_WEIGHT, pre_label_results
-from model.correction import DEFAULT_SHRINKAGE, CorrectionFileError, CorrectionModel
+from model.correction import DEFAULT_SHRINKAGE, CorrectionFileError, CorrectionModel, file_sha256
 from model.data import Sample, find_samples
 from model.detect import MIN_MATCH_IOU
 from model.geometry import box_iou, box_of_points
@@ -174,21 +174,34 @@ def fold_prior(preds: np.ndarray, truth: np.ndarray, part: np.ndarray, stats: Co
     return prior
 
 
+def mode_specs(refitter=None, conditioner=None) -> dict[str, tuple[bool, object]]:
+    """The assisted modes: name -> (learns from each finished face, refit hook or None). With
+    conditioned steps, "app" is theirs on top of learning (what the app then runs)."""
+    specs: dict[str, tuple[bool, object]] = {"assisted": (False, None), "learning": (True, None)}
+    if refitter is not None:
+        specs["refit"] = (False, refitter)
+    if conditioner is not None:
+        specs["conditioned"] = (False, conditioner)
+        specs["app"] = (True, conditioner)
+    return specs
+
+
 def run_modes(preds: np.ndarray, truth: np.ndarray, names: list[str], tau: float, shrinkage: float,
               stats: CorrectionModel | None, folds: int, learn_weight: float,
               refitter=None, prior_truth: np.ndarray | None = None,
-              curves: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+              curves: dict[str, np.ndarray] | None = None, conditioner=None) -> dict[str, np.ndarray]:
     """Corrections per face for plain, assisted and learning (in the faces' order); with
-    refitter (face index -> refit callable), also the DRR way ("refit"). The cross-fitted
-    statistics are measured against prior_truth (default: truth): the data's own convention
-    when the simulated person's differs. curves (a dict): filled with each mode's (n, 11) NME
-    after 0..10 clicks, learning's with the lessons of the faces before (taught at this tau)."""
+    refitter (face index -> refit callable), also the DRR way ("refit"); with conditioner (the
+    same for model.conditioned's steps), "conditioned" and "app". The cross-fitted statistics
+    are measured against prior_truth (default: truth): the data's own convention when the
+    simulated person's differs. curves (a dict): filled with each mode's (n, 11) NME after
+    0..10 clicks, a learning mode's with the lessons of the faces before (taught at this tau)."""
     prior_truth = truth if prior_truth is None else prior_truth
     n = len(preds)
-    modes = ("plain", "assisted", "learning") + (("refit",) if refitter is not None else ())
-    counts = {m: np.zeros(n, dtype=int) for m in modes}
+    specs = mode_specs(refitter, conditioner)
+    counts = {m: np.zeros(n, dtype=int) for m in ("plain", *specs)}
     if curves is not None:
-        curves.update({m: np.zeros((n, CURVE_CLICKS + 1)) for m in modes})
+        curves.update({m: np.zeros((n, CURVE_CLICKS + 1)) for m in counts})
     for i in range(n):
         counts["plain"][i] = simulate(preds[i], truth[i], tau)[0]
         if curves is not None:
@@ -196,21 +209,16 @@ def run_modes(preds: np.ndarray, truth: np.ndarray, names: list[str], tau: float
     parts = [np.arange(n)] if stats is not None else folds_of(n, folds)
     for part in parts:
         prior = fold_prior(preds, prior_truth, part, stats, shrinkage, learn_weight)
-        learner = CorrectionModel.from_dict(prior.to_dict())
-        learner.shrinkage, learner.learn_weight = shrinkage, learn_weight
+        learners = {m: prior.copy() for m, (learns, _) in specs.items() if learns}
         for i in part:
-            counts["assisted"][i] = simulate(preds[i], truth[i], tau, prior)[0]
-            fit = refitter(i) if refitter is not None else None
-            if fit is not None:
-                counts["refit"][i] = simulate(preds[i], truth[i], tau, prior, fit)[0]
-            if curves is not None:
-                curves["assisted"][i] = curve(preds[i], truth[i], prior)
-                curves["learning"][i] = curve(preds[i], truth[i], learner)
-                if fit is not None:
-                    curves["refit"][i] = curve(preds[i], truth[i], prior, fit)
-            c, final = simulate(preds[i], truth[i], tau, learner)
-            counts["learning"][i] = c
-            learner.learn(preds[i], final, key=names[i])
+            for m, (learns, hook) in specs.items():
+                model = learners[m] if learns else prior
+                fit = hook(i) if hook is not None else None
+                counts[m][i], final = simulate(preds[i], truth[i], tau, model, fit)
+                if curves is not None:
+                    curves[m][i] = curve(preds[i], truth[i], model, fit)
+                if learns:
+                    model.learn(preds[i], final, key=names[i])
     return counts
 
 
@@ -252,8 +260,19 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", default=str(DEFAULT_OUT / "annotator.json"))
     ap.add_argument("--refit", action="store_true", help="also the DRR way: after each correction the refinement "
                     "steps run again from the assisted update with the placed points held (one network pass each)")
+    ap.add_argument("--steps", help="also model.conditioned's steps (NAME.steps.pt, made for --checkpoint): after each "
+                    "correction they run from the assisted update (\"conditioned\"; \"app\" becomes them on top of "
+                    "learning); needs --stats")
     ap.add_argument("--quiet", action="store_true")
     return ap
+
+
+def check_made_for(stats: CorrectionModel | None, checkpoint: Path) -> None:
+    """Refuse statistics stamped for another model than the one measured (as the app would)."""
+    want = (stats.model.get("sha256") if stats is not None else None) or None
+    if want and want != file_sha256(checkpoint):
+        raise CorrectionFileError(f"the statistics were made for {stats.model.get('name', 'another model')} "
+                                  f"(sha256 {want[:12]}), not for {checkpoint.name}: the app would not use them")
 
 
 def load_faces(a: argparse.Namespace) -> list[Sample]:
@@ -273,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = load_faces(a)
         predictor = Predictor.load(a.checkpoint, mirror_average=not a.no_mirror)
         stats = CorrectionModel.load(a.stats, 68) if a.stats else None
+        check_made_for(stats, Path(a.checkpoint))
     except (OSError, ValueError, CheckpointError, CorrectionFileError) as exc:
         print(f"bench.annotator: {exc}", file=sys.stderr)
         return 2
@@ -298,13 +318,19 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_dlib and dlib_model is None:
         print(f"bench.annotator: dlib's {DLIB_FILE} not found: no dlib column (pip install '.[bench]')",
               file=sys.stderr)
-    results = measure(a, preds, truth, data_truth, [s.name for s in samples], stats, refitter, dl)
+    conditioner = None
+    if a.steps:
+        conditioner = conditioner_for(a, samples, labels, predictor, stats)
+        if conditioner is None:
+            return 2
+    results = measure(a, preds, truth, data_truth, [s.name for s in samples], stats, refitter, dl, conditioner)
     report(results, a, len(samples), missed, dl)
     results.update(
         faces=len(samples), detector_missed=missed, boxes=a.boxes, mirror=not a.no_mirror,
         checkpoint=str(a.checkpoint), checkpoint_val_faces=predictor.meta.get("val_faces"),
         statistics=a.stats or f"cross-fitted, {a.folds} folds", shrinkage=a.shrinkage[0],
-        convention_shift=a.convention_shift, app_mode=APP_MODE,
+        convention_shift=a.convention_shift, app_mode=APP_MODE if conditioner is None else "learning + conditioned",
+        steps=a.steps,
         learn_weight=a.learn_weight, dlib_found=None if dl is None else sum(p is not None for p in dl),
         environment=environment("cpu"))
     if a.json:
@@ -313,8 +339,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def conditioner_for(a: argparse.Namespace, samples: list[Sample], labels: list, predictor: Predictor,
+                    stats: CorrectionModel | None):
+    """face index -> refit hook running model.conditioned's steps from the Gaussian update (the
+    face's deconv7 maps computed once); None, with a message, when the steps cannot be used."""
+    from model.conditioned import ConditionedSteps, face_maps, refine
+
+    try:
+        steps = ConditionedSteps.load(a.steps, a.checkpoint)
+    except ValueError as exc:
+        print(f"bench.annotator: {exc}", file=sys.stderr)
+        return None
+    if stats is None:
+        print("bench.annotator: conditioned steps start from the statistics they were trained with: give --stats",
+              file=sys.stderr)
+        return None
+    maps: dict[int, tuple] = {}
+
+    def hook(i: int):
+        if i not in maps:
+            maps[i] = face_maps(predictor.model, read_image(samples[i].image), labels[i].crop_to_image)
+        m, to_crop = maps[i]
+        return lambda start, placed: refine(steps, m, to_crop, start, placed)
+    return hook
+
+
 def measure(a: argparse.Namespace, preds: np.ndarray, truth: np.ndarray, data_truth: np.ndarray,
-            names: list[str], stats: CorrectionModel | None, refitter, dl) -> dict:
+            names: list[str], stats: CorrectionModel | None, refitter, dl, conditioner=None) -> dict:
     """Every mode at every tau (and shrinkage), and the curves of NME after k clicks (at the
     first tau and shrinkage: only learning's lessons depend on them)."""
     results: dict = {"corrections": {}, "median": {}, "p90": {}, "second_half": {}, "sweep": {},
@@ -326,7 +377,8 @@ def measure(a: argparse.Namespace, preds: np.ndarray, truth: np.ndarray, data_tr
         key = f"{tau:.2f}"
         for j, shrink in enumerate(a.shrinkage):
             counts = run_modes(preds, truth, names, tau, shrink, stats, a.folds, a.learn_weight,
-                               refitter if j == 0 else None, data_truth, curves if t == j == 0 else None)
+                               refitter if j == 0 else None, data_truth, curves if t == j == 0 else None,
+                               conditioner if j == 0 else None)
             results["sweep"].setdefault(key, {})[f"{shrink:g}"] = {
                 m: summary(c)["mean"] for m, c in counts.items()}
             if j:
@@ -334,7 +386,7 @@ def measure(a: argparse.Namespace, preds: np.ndarray, truth: np.ndarray, data_tr
             if dl is not None:
                 counts["dlib"] = np.array([simulate(dl[i], truth[i], tau)[0] for i in found], dtype=int)
                 results["dlib_faces"][key] = {m: summary(counts[m][found])["mean"] for m in ("plain", "assisted")}
-            counts["app"] = counts[APP_MODE]
+            counts.setdefault("app", counts[APP_MODE])
             for m, c in counts.items():
                 s = summary(c)
                 results["corrections"].setdefault(key, {})[m] = s["mean"]
@@ -343,7 +395,7 @@ def measure(a: argparse.Namespace, preds: np.ndarray, truth: np.ndarray, data_tr
             results["second_half"][key] = {m: summary(counts[m][late])["mean"] for m in ("assisted", "learning")}
     if dl is not None:
         curves["dlib"] = np.array([curve(dl[i], truth[i]) for i in found]).reshape(-1, CURVE_CLICKS + 1)
-    curves["app"] = curves[APP_MODE]
+    curves.setdefault("app", curves[APP_MODE])
     results["curve"] = {m: [float(v) for v in c.mean(0) * 100] if len(c) else None for m, c in curves.items()}
     results["curve_normaliser"] = "inter-ocular (outer eye corners), % as tau"
     return results

@@ -9,9 +9,10 @@ and every other point moves by the conditional mean of its residual given them:
 
     r_U = mu_U + Sigma_UO Sigma_OO^-1 (r_O - mu_O)
 
-Placed points stay exactly where the person put them. Sigma is estimated from a few hundred
-faces, so it is shrunk towards its diagonal: Sigma_l = (1 - l) Sigma + l diag(Sigma), with l
-chosen by `python -m bench.annotator --shrinkage ...`.
+Placed points stay exactly where the person put them. Sigma is estimated from a finite number of
+faces (the held-out model's 1,810 training faces, model.cli.correction), so it is shrunk towards
+its diagonal: Sigma_l = (1 - l) Sigma + l diag(Sigma), with l chosen by
+`python -m bench.annotator --shrinkage ...`.
 
 Learning: every face a person finishes adds its residual (final points - prediction) to the
 statistics, counted `learn_weight` times, so that the mean moves towards this person's
@@ -21,13 +22,14 @@ File format (JSON, `CorrectionModel.save` / `load`):
 
     {"format": "drr-correction", "version": 1,
      "num_points": 68, "frame": "eye-centres",
-     "count": 202,                  # faces behind mean and covariance (the prior; 0: no prior,
+     "count": 1810,                 # faces behind mean and covariance (the prior; 0: no prior,
                                     #   and then no mean or covariance in the file)
      "shrinkage": 0.3, "learn_weight": 1.0,
      "mean": [2p floats],           # x0, y0, x1, y1, ... in the eye frame
      "covariance": [[2p floats] x 2p],
      "model": {"sha256": "...", "name": "..."},   # the checkpoint the prior was measured for
      "source": "how the prior was made",
+     "calibration": {"scale": 1.66, ...},           # optional: how the covariance's scale was set
      "learned": {"key": [2p floats], ...}}          # residuals of finished faces, by face key
 
 A folder's learned file has the same format with an empty prior ("count": 0) and only
@@ -107,6 +109,7 @@ class CorrectionModel:
     learned: dict[str, np.ndarray] = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     source: str = ""
+    calibration: dict = field(default_factory=dict)  # how the covariance's scale was set (model.cli.correction)
     _cache: tuple | None = field(default=None, repr=False, compare=False)
 
     # --- building --------------------------------------------------------------------------
@@ -121,9 +124,15 @@ class CorrectionModel:
         """Statistics from (n, p, 2) predictions and the (n, p, 2) true points of the same faces
         (faces the model never trained on)."""
         r = np.stack([residual(p, t) for p, t in zip(predictions, finals)])
+        return cls.from_residuals(r, shrinkage, **kw)
+
+    @classmethod
+    def from_residuals(cls, r: np.ndarray, shrinkage: float = DEFAULT_SHRINKAGE, **kw) -> CorrectionModel:
+        """Statistics from (n, 2p) frame residuals (`residual()` of each face)."""
+        r = np.asarray(r, dtype=np.float64)
         mean = r.mean(0)
         cov = np.cov(r, rowvar=False, bias=True) if len(r) > 1 else np.zeros((r.shape[1],) * 2)
-        return cls(predictions.shape[1], mean, cov, float(len(r)), shrinkage, **kw)
+        return cls(r.shape[1] // 2, mean, cov, float(len(r)), shrinkage, **kw)
 
     # --- learning --------------------------------------------------------------------------
     def learn(self, prediction: np.ndarray, final: np.ndarray, key: str | None = None) -> None:
@@ -147,7 +156,8 @@ class CorrectionModel:
 
     def copy(self) -> CorrectionModel:
         return CorrectionModel(self.num_points, self.mean.copy(), self.covariance.copy(), self.count,
-                               self.shrinkage, self.learn_weight, dict(self.learned), dict(self.model), self.source)
+                               self.shrinkage, self.learn_weight, dict(self.learned), dict(self.model), self.source,
+                               dict(self.calibration))
 
     @property
     def learned_count(self) -> int:
@@ -214,6 +224,8 @@ class CorrectionModel:
              "count": self.count, "shrinkage": self.shrinkage, "learn_weight": self.learn_weight}
         if self.count > 0:  # a folder's lessons file has no prior: no 2p x 2p zeros
             d.update(mean=r6(self.mean), covariance=[r6(row) for row in self.covariance])
+        if self.calibration:
+            d["calibration"] = self.calibration
         d.update(model=self.model, source=self.source, learned={k: r6(v) for k, v in self.learned.items()})
         return d
 
@@ -257,7 +269,7 @@ class CorrectionModel:
         if not all(np.isfinite(a).all() for a in arrays):
             raise ValueError("non-finite numbers")
         return cls(p, mean, cov, float(d.get("count", 0)), shrink, float(d.get("learn_weight", 1.0)),
-                   learned, dict(d.get("model", {})), str(d.get("source", "")))
+                   learned, dict(d.get("model", {})), str(d.get("source", "")), dict(d.get("calibration", {})))
 
 
 def stats_path(checkpoint: str | Path) -> Path:
