@@ -1,0 +1,255 @@
+"""A clip's window: the frame, its faces' points, and the timeline under them.
+
+`drr-studio clip.mp4` or File -> Open video... opens it. The faces are tracked in a background
+thread (model.tracking, the first frame shown at once, the rest as they come); drag a point to
+correct it: the face's other points follow (assisted correction, as on pictures), the frame
+becomes a keyframe (green on the timeline) and the frames around it follow it
+(drr_studio.clip_document). Ctrl+S saves the clip folder (300-VW's layout beside the clip, or
+under --output), as does closing the window and the end of tracking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+
+from model.correction import CorrectionModel, for_checkpoint
+from model.predict import DEFAULT_CHECKPOINT
+from model.video import VIDEO_SUFFIXES, VideoError, VideoReader
+
+from ..clip_document import ClipDocument
+from .timeline import Timeline
+
+GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
+POINT_COLOURS = {True: (40, 200, 90), False: (255, 170, 40)}  # keyframe, model's points
+
+
+class ClipTracker(QThread):
+    """Tracks the clip's frames in order, from `start`, and hands each frame's faces over."""
+
+    tracked = Signal(int, object, bool)  # frame, {track: points}, cut
+    failed = Signal(str)
+
+    def __init__(self, video: Path, checkpoint: Path | None, start: int = 0) -> None:
+        super().__init__()
+        self.video, self.checkpoint, self.start_frame = video, checkpoint, start
+        self._stop = False
+
+    def stop(self) -> None:
+        self._stop = True
+        self.wait(60000)
+
+    def run(self) -> None:
+        from model.checkpoint import CheckpointError
+        from model.predict import Predictor
+        from model.tracking import Tracker
+
+        try:
+            predictor = Predictor.load(self.checkpoint)
+            with VideoReader(self.video) as reader:  # its own reader: a capture is not thread-safe
+                tracker = Tracker(predictor, fps=reader.fps)
+                for i in range(self.start_frame, len(reader)):
+                    if self._stop:
+                        return
+                    frame = tracker.step(reader.frame(i))
+                    self.tracked.emit(i, {f.track: f.points for f in frame.faces}, frame.cut)
+        except (VideoError, CheckpointError, OSError) as exc:
+            self.failed.emit(str(exc))
+
+
+class PointView(pg.ViewBox):
+    """The picture's view box: a drag that starts on a point moves the point; elsewhere it pans."""
+
+    def __init__(self, window: ClipWindow) -> None:
+        super().__init__(invertY=True, lockAspect=True)
+        self.window = window
+        self._grab: tuple[int, int] | None = None
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt's name
+        if ev.button() != pg.QtCore.Qt.MouseButton.LeftButton:
+            return super().mouseDragEvent(ev, axis)
+        if ev.isStart():
+            self._grab = self.window.point_near(self.mapSceneToView(ev.buttonDownScenePos()))
+        if self._grab is None:
+            return super().mouseDragEvent(ev, axis)
+        ev.accept()
+        pos = self.mapSceneToView(ev.scenePos())
+        self.window.move_point(*self._grab, np.array([pos.x(), pos.y()]), ev.isFinish())
+        if ev.isFinish():
+            self._grab = None
+
+
+class ClipWindow(QMainWindow):
+    def __init__(self, video: Path, checkpoint: Path | None = None, output: Path | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)  # a window of its own, kept alive by its parent (the main window)
+        self.reader = VideoReader(video)  # VideoError for the caller to show
+        folder = (Path(output) if output else Path(video).parent) / Path(video).stem
+        self.doc, problems = ClipDocument.open(Path(video), len(self.reader), self.reader.fps, folder)
+        self.checkpoint = checkpoint
+        self.corrector = self._corrector(checkpoint)
+        self.setWindowTitle(f"{Path(video).name} - DRR Studio")
+        self._editing: dict[tuple[int, int], tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+        self._build()
+        self.show_frame(0)
+        if problems:
+            self.statusBar().showMessage("; ".join(problems), 15000)
+        self.tracker: ClipTracker | None = None
+        start = self.doc.tracked_frames() if self.doc.points else 0
+        if start < self.doc.frame_count:
+            self.tracker = ClipTracker(Path(video), checkpoint, start)
+            self.tracker.tracked.connect(self._tracked)
+            self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
+            self.tracker.finished.connect(self._tracking_done)
+            self.tracker.start()
+
+    @staticmethod
+    def _corrector(checkpoint: Path | None) -> CorrectionModel | None:
+        stats, _ = for_checkpoint(checkpoint or DEFAULT_CHECKPOINT, 68)
+        return stats if stats.active else None
+
+    def _build(self) -> None:
+        self.view = PointView(self)
+        self.graphics = pg.GraphicsView()
+        self.graphics.setCentralItem(self.view)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image)
+        self.scatter = pg.ScatterPlotItem(size=7, pen=pg.mkPen(20, 20, 20))
+        self.view.addItem(self.scatter)
+        self.timeline = Timeline(self.doc.frame_count, self.doc.fps)
+        self.timeline.frameChanged.connect(self.show_frame)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.timeline)
+        self.setCentralWidget(central)
+        menu = self.menuBar().addMenu("&File")
+        for text, slot, key in (("Save", self.save, "Ctrl+S"), ("Close", self.close, "Ctrl+W")):
+            act = QAction(text, self)
+            act.setShortcut(QKeySequence(key))
+            act.triggered.connect(slot)
+            menu.addAction(act)
+        self.statusBar().showMessage("Drag a point to correct it; ,/. or arrows step, [ ] keyframes, Space plays")
+        self.resize(960, 720)
+        self._update_marks()
+
+    # --- showing ------------------------------------------------------------------------------
+    @property
+    def frame(self) -> int:
+        return self.timeline.frame
+
+    def show_frame(self, frame: int) -> None:
+        try:
+            picture = self.reader.frame(frame)
+        except VideoError as exc:
+            self.statusBar().showMessage(str(exc))
+            return
+        first = self.image.image is None
+        self.image.setImage(picture, autoLevels=False, levels=(0, 255))
+        if first:
+            self.view.autoRange(padding=0.02)
+        self._draw_points()
+
+    def _draw_points(self, moving: dict[int, np.ndarray] | None = None) -> None:
+        spots = []
+        for track, pts in {**self.doc.faces_at(self.frame), **(moving or {})}.items():
+            colour = POINT_COLOURS[self.doc.is_key(track, self.frame) or bool(moving and track in moving)]
+            spots += [{"pos": (float(x), float(y)), "brush": pg.mkBrush(*colour), "data": (track, k)}
+                      for k, (x, y) in enumerate(pts)]
+        self.scatter.setData(spots)
+
+    def _update_marks(self) -> None:
+        self.timeline.set_marks(self.doc.keyframes(), sorted(self.doc.cuts), self.doc.tracked_frames())
+
+    # --- tracking -----------------------------------------------------------------------------
+    def _tracked(self, frame: int, faces: dict, cut: bool) -> None:
+        self.doc.set_model(frame, faces, cut)
+        if frame == self.frame:
+            self._draw_points()
+        if frame % 10 == 0 or frame == self.doc.frame_count - 1:
+            self._update_marks()
+
+    def _tracking_done(self) -> None:
+        self._update_marks()
+        if self.doc.tracked_frames() == self.doc.frame_count:
+            self.save()
+
+    # --- correcting ---------------------------------------------------------------------------
+    def point_near(self, pos) -> tuple[int, int] | None:
+        """(track, point) of the point nearest to a view position, within GRAB_PX on screen."""
+        best, best_d = None, float("inf")
+        scale = self.view.viewPixelSize()[0] or 1.0
+        for track, pts in self.doc.faces_at(self.frame).items():
+            d = np.hypot(pts[:, 0] - pos.x(), pts[:, 1] - pos.y())
+            k = int(np.argmin(d))
+            if d[k] < best_d:
+                best, best_d = (track, k), float(d[k])
+        return best if best is not None and best_d / scale <= GRAB_PX else None
+
+    def move_point(self, track: int, point: int, xy: np.ndarray, finished: bool) -> None:
+        """A point dragged; when the drag ends, the face's other points follow (assisted
+        correction from the points the frame had before its first edit) and the frame becomes
+        a keyframe whose correction the frames around it follow."""
+        key = (track, self.frame)
+        start, placed = self._editing.setdefault(key, (self.doc.faces_at(self.frame)[track].copy(), {}))
+        placed[point] = np.asarray(xy, dtype=np.float64)
+        pts = start.copy() if self.corrector is None else self.corrector.update(start, placed)
+        for k, p in placed.items():
+            pts[k] = p
+        if not finished:  # drawn only: the clip changes when the drag ends
+            self._draw_points({track: pts})
+            return
+        self.doc.correct(track, self.frame, pts)
+        self._draw_points()
+        self._update_marks()
+
+    # --- files --------------------------------------------------------------------------------
+    def save(self) -> bool:
+        try:
+            self.doc.save()
+        except OSError as exc:
+            QMessageBox.warning(self, "Not saved", f"{self.doc.folder}: cannot save ({exc.strerror or exc})")
+            return False
+        self.statusBar().showMessage(f"saved to {self.doc.folder}", 5000)
+        return True
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        shift = bool(event.modifiers() & pg.QtCore.Qt.KeyboardModifier.ShiftModifier)
+        if not self.timeline.handle_key(event.key(), shift):
+            super().keyPressEvent(event)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.tracker is not None:
+            self.tracker.stop()
+        if self.doc.dirty and self.doc.points:
+            self.save()
+        self.timeline.timer.stop()
+        self.reader.close()
+        super().closeEvent(event)
+
+
+def open_clip(video: Path, parent: QWidget | None = None, checkpoint: Path | None = None,
+              output: Path | None = None) -> ClipWindow | None:
+    """A clip's window, shown; None (and a message naming the file) when it cannot be read."""
+    try:
+        window = ClipWindow(Path(video), checkpoint, output, parent)
+    except VideoError as exc:
+        QMessageBox.warning(parent, "Cannot open the clip", str(exc))
+        return None
+    window.show()
+    return window
+
+
+def open_video_dialog(parent: QWidget) -> ClipWindow | None:
+    """File -> Open video...: choose a clip and open its window."""
+    patterns = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
+    path, _ = QFileDialog.getOpenFileName(parent, "Open video", "", f"Videos ({patterns});;All files (*)")
+    if not path:
+        return None
+    return open_clip(Path(path), parent, getattr(parent, "checkpoint", None), getattr(parent, "output_dir", None))

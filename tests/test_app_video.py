@@ -1,0 +1,104 @@
+"""The clip window (drr_studio/_qt/clip_window.py) and its timeline, offscreen, on a clip this
+file writes with OpenCV (never a committed video); the real model tracks it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import Qt  # noqa: E402
+
+from drr_studio.clip_document import ClipDocument  # noqa: E402
+from model import annotation_files as files  # noqa: E402
+from model.video import write_video  # noqa: E402
+
+
+@pytest.fixture
+def clip(tmp_path):
+    import cv2
+
+    from model.images import read_image
+    from model.resources import SAMPLE, resource
+
+    face = cv2.resize(read_image(resource(SAMPLE))[60:460, 90:490], (200, 200), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(8):
+        frame = np.full((300, 400, 3), 70, np.uint8)
+        frame[50:250, 60 + 5 * i : 260 + 5 * i] = face
+        frames.append(frame)
+    return write_video(tmp_path / "talk.mp4", frames)
+
+
+def open_window(qtbot, clip):
+    from drr_studio._qt.clip_window import ClipWindow
+
+    w = ClipWindow(clip)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.tracker is None or w.tracker.isFinished(), timeout=60000)
+    qtbot.waitUntil(lambda: w.doc.tracked_frames() == 8, timeout=5000)
+    return w
+
+
+def test_clip_window_tracks_corrects_saves_and_reopens(qtbot, clip, tmp_path) -> None:
+    w = open_window(qtbot, clip)
+    assert (tmp_path / "talk" / "000008.pts").is_file()  # saved when tracking ended
+    assert w.timeline.marks.tracked == 8 and w.doc.keyframes() == []
+    # a correction on frame 3: its chin moved down by 6 px; the frame becomes a keyframe
+    w.timeline.set_frame(2)
+    before = {f: w.doc.points[1][f].copy() for f in range(8)}
+    chin = before[2][8] + [0, 6]
+    w.move_point(1, 8, chin, finished=True)
+    assert w.doc.keyframes() == [2] and w.timeline.marks.keys == [2]
+    np.testing.assert_allclose(w.doc.points[1][2][8], chin)
+    for f in (0, 5, 7):  # the frames around it follow (the correction held in its shot)
+        assert np.linalg.norm(w.doc.points[1][f][8] - before[f][8]) > 3
+    # the timeline's keys: to the last frame, back to the keyframe, one step, ten steps
+    w.timeline.handle_key(Qt.Key.Key_End, False)
+    assert w.frame == 7
+    w.timeline.handle_key(Qt.Key.Key_BracketLeft, False)
+    assert w.frame == 2
+    w.timeline.handle_key(Qt.Key.Key_Period, False)
+    assert w.frame == 3
+    w.timeline.handle_key(Qt.Key.Key_Left, True)
+    assert w.frame == 0
+    w.close()  # saves
+    back, problems = files.read_clip(tmp_path / "talk", 68)
+    assert not problems and back.keyframes(1) == [2]
+    np.testing.assert_allclose(back.track(1)[2].record.points[8], chin, atol=1e-3)
+    w2 = open_window(qtbot, clip)  # reopened: nothing tracked again, the keyframe still there
+    assert w2.tracker is None and w2.doc.keyframes() == [2]
+    w2.close()
+
+
+def test_clip_window_screenshot(qtbot, clip, tmp_path) -> None:
+    """The timeline under the picture, for a person to look at (written to tmp_path)."""
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(4)
+    w.move_point(1, 30, w.doc.points[1][4][30] + [3, 0], finished=True)
+    w.resize(640, 560)
+    qtbot.wait(50)
+    shot = w.grab()
+    assert shot.width() > 0 and shot.save(str(tmp_path / "clip_window.png"))
+    w.close()
+
+
+def test_keyframe_correction_propagates_in_the_document(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
+    rng = np.random.default_rng(0)
+    shape = rng.normal(size=(68, 2)) * 10 + 100
+    shape[36:42] -= [25, 0]
+    shape[42:48] += [25, 0]
+    for f in range(10):
+        doc.set_model(f, {1: shape + [2 * f, 0]}, cut=f == 6)
+    doc.correct(1, 0, doc.points[1][0] + [0, 4])
+    assert np.allclose(doc.points[1][5] - (shape + [10, 0]), [0, 4])  # held through the shot
+    assert np.allclose(doc.points[1][6], shape + [12, 0])  # not across the cut
+    doc.correct(1, 4, doc.points[1][4] + [0, -4])
+    np.testing.assert_allclose(doc.points[1][0] - shape, [[0, 4]] * 68)  # the first keyframe stays
+    np.testing.assert_allclose(doc.points[1][2] - (shape + [4, 0]), [[0, 2]] * 68, atol=1e-9)  # halfway
+    doc.save()
+    again, problems = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
+    assert not problems and again.keyframes() == [0, 4] and again.cuts == {6}
