@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shape_predictor = dlib.shape_predictor(str(dlib_model))
     try:
-        predictor = Predictor.load(a.checkpoint, pick_device(a.device), precision=a.precision)
+        predictor = Predictor.load(a.checkpoint, pick_device(a.device), mirror_average=False, precision=a.precision)
         samples, problems = load_split(a.data, a.names, a.limit)
     except (CheckpointError, OSError, ValueError) as exc:
         print(f"bench.accuracy: {exc}", file=sys.stderr)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     env = environment()
     print(f"torch {env['torch']}, {env['cpu']}, {env['cpu_capability']}, native bf16 {env['native_bf16']}")
-    preds = {p: Predictor.load(None, "cpu", precision=p) for p in ("fp32", "bf16")}
+    preds = {p: Predictor.load(None, "cpu", mirror_average=False, precision=p) for p in ("fp32", "bf16")}
     print("| face | candidate fp32 / bf16 | Ŝ moved % | S0 moved % | S8 moved % | error fp32 → bf16 % |")
     print("|---|---|---|---|---|---|")
     flips = 0

@@ -74,7 +74,7 @@ def measure(model: DRR, device: str, dtype: str, batch: int, opts: argparse.Name
     """ms/face of the backbone and of the full trace for one setting. dtype is the Predictor's
     precision (bf16: backbone and conv8 in bfloat16); on CUDA bf16 means autocast."""
     cuda_bf16 = device == "cuda" and dtype == "bf16"
-    predictor = Predictor(model, device=device, precision="fp32" if cuda_bf16 else dtype)
+    predictor = Predictor(model, device=device, mirror_average=False, precision="fp32" if cuda_bf16 else dtype)
     size = model.cfg.input_size
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(batch, 3, size, size, generator=gen) * 255).to(device)

@@ -23,7 +23,7 @@ import statistics, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 torch.set_num_threads(int(sys.argv[4]))
 from model.predict import Predictor
-p = Predictor.load(sys.argv[2], "cpu", precision=sys.argv[3])
+p = Predictor.load(sys.argv[2], "cpu", mirror_average=False, precision=sys.argv[3])
 x = torch.rand(1, 3, p.config.input_size, p.config.input_size) * 255
 for _ in range(20):
     p.run_crops(x)

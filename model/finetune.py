@@ -87,7 +87,7 @@ def training_objective(blob: dict) -> dict:
 
 def held_out_errors(checkpoint: str | Path, faces: list[Sample], device: str | None = None) -> tuple[float, float]:
     """(inter-ocular, inter-pupil) NME in % of a checkpoint on faces, annotation-box protocol."""
-    predictor = Predictor.load(checkpoint, None if device in (None, "auto") else device)
+    predictor = Predictor.load(checkpoint, None if device in (None, "auto") else device, mirror_average=False)
     summary = evaluate(predictor, faces, "truth", show_progress=False).summary()
     return summary["inter-ocular"]["nme"], summary["inter-pupil"]["nme"]
 

@@ -12,8 +12,8 @@ passes the face gets (the app, the CLIs and the benches pass the source and deci
 | annotation (the tight box of annotated points, the training framing) | one | already the framing the network was trained on |
 | person (a box drawn or moved by hand) | two: the second on the tight box of the first points | a hand-drawn box frames a face loosely |
 
-Mirror averaging is the Predictor's setting (the app's Model menu, drr-predict --mirror-average)
-and applies to every source. An eye-levelled model (config.level_eyes) always runs twice, the
+Mirror averaging is the Predictor's setting, on by default (model.options.MIRROR_AVERAGE: the app's
+Model menu, drr-predict --no-mirror-average), and applies to every source. An eye-levelled model (config.level_eyes) always runs twice, the
 second pass levelling the first pass's eye line: on the levelled tight box of the first points
 for detector and hand-drawn boxes (YuNet boxes 6.81 -> 6.58 on the eye-levelled run), on the same
 box rotated for annotation boxes (see run()).
@@ -37,6 +37,7 @@ from .inference import FrozenDRR, freeze, resolve_precision
 from .layout import Layout, can_mirror, layout_for
 from .metrics import REVIEW_MIRROR_GAP, normaliser
 from .network import DRR, Trace
+from .options import MIRROR_AVERAGE
 from .resources import DEFAULT_WEIGHTS, resource
 
 DEFAULT_CHECKPOINT = resource(DEFAULT_WEIGHTS)
@@ -119,7 +120,7 @@ class Predictor:
     Predictor runs a frozen copy of it (model.inference.freeze)."""
 
     def __init__(self, model: DRR | FrozenDRR, path: Path | None = None, meta: dict | None = None,
-                 device: str | None = None, mirror_average: bool = False, precision: str = "auto") -> None:
+                 device: str | None = None, mirror_average: bool = MIRROR_AVERAGE, precision: str = "auto") -> None:
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.device = dev
         try:
@@ -144,7 +145,7 @@ class Predictor:
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str | None = None,
-             mirror_average: bool = False, precision: str = "auto") -> Predictor:
+             mirror_average: bool = MIRROR_AVERAGE, precision: str = "auto") -> Predictor:
         path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
         if device == "cuda" and not torch.cuda.is_available():
             raise CheckpointError("--device cuda asked for, but no CUDA device is available")

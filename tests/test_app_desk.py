@@ -319,3 +319,48 @@ def test_the_refinement_plot_is_in_percent_of_the_eye_distance(qtbot, open_windo
     assert "S-hat" in w.refine_panel.label.text()  # Ŝ named in words: its hat is tiny at this size
     style = w.refine_panel.plot.getAxis("bottom").style  # the hat clear of the axis line, larger
     assert style["tickTextOffset"][1] >= 6 and style["tickFont"].pointSizeF() > w.refine_panel.font().pointSizeF()
+
+
+def test_one_mirror_averaging_default_everywhere(qtbot, open_window, tmp_path, monkeypatch):
+    import inspect
+
+    from drr_studio._qt.prelabeller import PreLabeller
+    from model.cli import predict as cli
+    from model.options import MIRROR_AVERAGE
+    from model.predict import CheckpointError, Predictor
+
+    for fn in (Predictor.__init__, Predictor.load, PreLabeller.__init__):
+        assert inspect.signature(fn).parameters["mirror_average"].default is MIRROR_AVERAGE, fn
+    asked = []
+
+    def load(checkpoint=None, device=None, mirror_average=MIRROR_AVERAGE, precision="auto"):
+        asked.append(mirror_average)
+        raise CheckpointError("stop here")
+
+    monkeypatch.setattr(cli.Predictor, "load", load)
+    assert cli.main(["x.png", "--out", str(tmp_path)]) == 2
+    assert cli.main(["x.png", "--out", str(tmp_path), "--no-mirror-average"]) == 2
+    assert asked == [MIRROR_AVERAGE, False]
+    w = open_window([make_folder(tmp_path / "imgs", 1)])  # fresh settings
+    wait_predicted(qtbot, w)
+    assert w.mirror_action.isChecked() is MIRROR_AVERAGE and w.mirror_action.isEnabled()
+    assert w.labeller.worker.mirror_average is MIRROR_AVERAGE
+
+
+def test_the_mirror_menu_is_unticked_and_disabled_for_a_model_that_cannot_mirror(qtbot, open_window, tmp_path):
+    from conftest_app import FakePredictor
+
+    from model.layout import can_mirror, layout_for
+
+    fake = FakePredictor()
+    fake.layout = layout_for(7)  # no left/right order
+    assert not can_mirror(fake.layout)
+    w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=fake)
+    qtbot.waitUntil(lambda: w.predictor is not None, timeout=5000)
+    assert not w.mirror_action.isChecked() and not w.mirror_action.isEnabled()
+    assert w.settings.value("model/mirror_average", None) in (None, True, "true")  # the choice is kept
+    fit = FakePredictor()
+    w.labeller.worker._factory = lambda c: fit
+    w.files.load_checkpoint(tmp_path / "mirrors.pt")
+    qtbot.waitUntil(lambda: w.predictor is fit, timeout=5000)
+    assert w.mirror_action.isChecked() and w.mirror_action.isEnabled()

@@ -149,7 +149,7 @@ def test_refit_the_drr_way_holds_placed_points_and_reproduces_the_trace() -> Non
     from model.predict import Predictor
     from model.resources import SAMPLE, resource
 
-    p = Predictor.load(precision="fp32")
+    p = Predictor.load(mirror_average=False, precision="fp32")
     img = read_image(resource(SAMPLE))
     r = p.inference(img)[0]
     np.testing.assert_allclose(p.refit(img, r, r.steps[0], {}), r.points, atol=1e-3)

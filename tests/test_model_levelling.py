@@ -83,7 +83,7 @@ def _level_predictor() -> Predictor:
     torch.manual_seed(0)
     model = DRR(DRRConfig(input_size=64, num_candidates=5, level_eyes=True))
     model.set_shapes(torch.rand(5, 68, 2) * 30 + 17, torch.full((68, 2), 32.0), torch.full((68, 2), 8.0))
-    return Predictor(model, device="cpu", precision="fp32")
+    return Predictor(model, device="cpu", mirror_average=False, precision="fp32")
 
 
 def test_levelled_model_runs_a_second_pass_levelled_by_its_first(faces):

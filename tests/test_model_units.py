@@ -227,7 +227,7 @@ def test_predictor_folding_keeps_the_trace(stride, extra):
     with torch.no_grad():
         ref = model(x)
     before = copy.deepcopy(model.state_dict())
-    predictor = Predictor(model, device="cpu", precision="fp32")
+    predictor = Predictor(model, device="cpu", mirror_average=False, precision="fp32")
     fast = predictor.run_crops(x)
     # freeze(m)(x) == m(x), and the Predictor never changes the network it was given
     after = model.state_dict()
@@ -300,7 +300,7 @@ def test_recrop_runs_a_second_pass_on_the_tight_box_of_the_first_points():
     torch.manual_seed(0)
     model = DRR(DRRConfig(backbone="small", width=0.125, input_size=64, heatmap_stride=2, num_candidates=5))
     model.set_shapes(torch.rand(5, 68, 2) * 30 + 15, torch.full((68, 2), 32.0), torch.full((68, 2), 8.0))
-    pred = Predictor(model.eval(), device="cpu")
+    pred = Predictor(model.eval(), device="cpu", mirror_average=False)
     image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
     box = np.array([40.0, 20.0, 110.0, 90.0])
     first = pred.inference(image, [box], "annotation")[0]
@@ -344,7 +344,7 @@ def test_mirror_average_is_the_mean_of_a_crop_and_its_mirror_image():
     for r in model.refiner.regressors:  # updates big enough to move the points
         torch.nn.init.normal_(r.weight, std=0.05)
     model.eval()
-    plain = Predictor(model, device="cpu")
+    plain = Predictor(model, device="cpu", mirror_average=False)
     both = Predictor(model, device="cpu", mirror_average=True)  # the same module: folded once only
     image = (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
     mirrored = np.ascontiguousarray(image[:, ::-1])
@@ -453,7 +453,7 @@ def test_bf16_predictions_match_fp32_on_real_faces(shared_data):
     samples, _ = find_samples([shared_data], 68)
     samples = [s for s in samples if s.name in set(keep)]
     assert len(samples) == 12
-    runs = {p: evaluate(Predictor.load(None, "cpu", precision=p), samples, show_progress=False)
+    runs = {p: evaluate(Predictor.load(None, "cpu", mirror_average=False, precision=p), samples, show_progress=False)
             for p in ("fp32", "bf16")}
     moved = np.linalg.norm(runs["bf16"].stages[:, -1] - runs["fp32"].stages[:, -1], axis=-1)
     iod = np.linalg.norm(runs["fp32"].truth[:, 36] - runs["fp32"].truth[:, 45], axis=-1)

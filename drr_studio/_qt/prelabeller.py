@@ -17,6 +17,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from model.options import MIRROR_AVERAGE
+
 from ..document import Face, ImageEntry
 from ..session import Session
 from .workers import AHEAD, BATCH, NOW, Job, Picture, PredictionWorker, default_factory
@@ -44,7 +46,7 @@ class PreLabeller(QObject):
     jobDone = Signal(object)  # a picture's job ended (predicted or failed): batch progress
 
     def __init__(self, session: Session, factory: Callable[[Path | None], Any] = default_factory,
-                 mirror_average: bool = False) -> None:
+                 mirror_average: bool = MIRROR_AVERAGE) -> None:
         super().__init__()
         self.session = session
         self.predictor: Any = None

@@ -21,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from model.images import ImageError, read_image
+from model.options import MIRROR_AVERAGE
 
 NOW, AHEAD, BATCH = 0, 1, 2  # job priorities
 DISPLAY_MAX = 2048  # larger pictures are shown reduced: a 12 MP QImage takes ~100 ms to paint
@@ -98,7 +99,7 @@ class PredictionWorker(QThread):
         self._predictor: Any = None
         # test-time mirror averaging (model.predict.Predictor.mirror_average), applied to each
         # model as it is loaded, before it predicts anything
-        self.mirror_average = True
+        self.mirror_average = MIRROR_AVERAGE
         self.generation = 0
         self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._cache_size = cache_size

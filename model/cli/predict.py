@@ -18,6 +18,7 @@ from ..checkpoint import CheckpointError
 from ..images import ImageError, is_image_file, list_images, read_image
 from ..inference import PRECISIONS, keep_freed_memory
 from ..metrics import REVIEW_MIRROR_GAP
+from ..options import MIRROR_AVERAGE
 from ..predict import FaceResult, Predictor
 from ..pts import write_pts
 from ..tracking import Tracker, TrackerSettings, clip_faces
@@ -147,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boxes", help="JSON mapping a file name to its face box [x0, y0, x1, y1] (pixels)")
     ap.add_argument("--checkpoint", help="default: the shipped model")
     ap.add_argument("--device", choices=["cpu", "cuda"])
-    ap.add_argument("--mirror-average", action="store_true",
-                    help="also run each face mirrored and average the two shapes (more accurate, slower); "
-                         "faces whose two passes disagree are listed to check first")
+    ap.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=MIRROR_AVERAGE,
+                    help="also run each face mirrored and average the two shapes (more accurate, about twice "
+                         "the time); faces whose two passes disagree are listed to check first")
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto (default): bf16 backbone on a CPU with native bf16, else fp32")
     ap.add_argument("--trace", action="store_true", help="also save the whole trace per face (.npz)")
