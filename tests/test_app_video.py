@@ -102,3 +102,30 @@ def test_keyframe_correction_propagates_in_the_document(tmp_path) -> None:
     doc.save()
     again, problems = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
     assert not problems and again.keyframes() == [0, 4] and again.cuts == {6}
+
+
+def test_file_menu_opens_a_video_and_names_a_broken_one(qtbot, clip, tmp_path, monkeypatch) -> None:
+    from conftest_app import fake_factory
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from drr_studio._qt.clip_window import ClipWindow
+    from drr_studio._qt.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow([], settings=settings, factory=fake_factory())
+    qtbot.addWidget(w)
+    action = next(a for a in w.file_menu.actions() if a.text() == "Open video…")
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"junk" * 100)
+    chosen = iter([str(bad), str(clip)])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (next(chosen), ""))
+    action.trigger()
+    assert len(warnings) == 1 and "broken.mp4" in warnings[0]
+    action.trigger()
+    clips = w.findChildren(ClipWindow)
+    assert len(clips) == 1 and clips[0].doc.frame_count == 8
+    clips[0].close()
+    w.labeller.worker.stop()

@@ -1,4 +1,4 @@
-"""Entry point: `drr-studio [FOLDER | IMAGES…] [--checkpoint FILE] [--output DIR]`.
+"""Entry point: `drr-studio [FOLDER | IMAGES… | CLIP.mp4] [--checkpoint FILE] [--output DIR]`.
 
 With no argument the bundled sample picture opens, so that the first screen always shows a
 face with the default model's points.
@@ -20,7 +20,8 @@ SAMPLE = resource(SAMPLE_PICTURE)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="drr-studio", description=__doc__.splitlines()[0])
-    ap.add_argument("paths", nargs="*", type=Path, help="a folder, or image files (default: the sample)")
+    ap.add_argument("paths", nargs="*", type=Path, help="a folder, or image files (default: the sample), or video clips "
+                    "(each opens in a clip window)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the shipped one)")
     ap.add_argument("--output", type=Path, default=None, help="write .pts files here instead of beside the images")
     return ap.parse_args(argv)
@@ -96,11 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     warm_up()
     app.setApplicationName("DRR Studio")
     app.setOrganizationName("drr-studio")
+    from model.video import is_video_file
+
+    from .clip_window import open_clip
+
     paths = args.paths or ([SAMPLE] if SAMPLE.exists() else [])
+    clips = [p for p in paths if is_video_file(p)]  # each in a clip window of its own (issue 36)
     window = MainWindow(checkpoint=args.checkpoint)
     window.output_dir = args.output
     window.show()
-    window.files.open_paths(paths)
+    window.files.open_paths([p for p in paths if not is_video_file(p)])
+    for clip in clips:
+        open_clip(clip, window, args.checkpoint, args.output)
     return app.exec()
 
 

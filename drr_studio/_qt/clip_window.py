@@ -87,8 +87,9 @@ class PointView(pg.ViewBox):
 class ClipWindow(QMainWindow):
     def __init__(self, video: Path, checkpoint: Path | None = None, output: Path | None = None,
                  parent: QWidget | None = None) -> None:
+        reader = VideoReader(video)  # first: a clip that cannot be read leaves no half-made window
         super().__init__(parent)  # a window of its own, kept alive by its parent (the main window)
-        self.reader = VideoReader(video)  # VideoError for the caller to show
+        self.reader = reader
         folder = (Path(output) if output else Path(video).parent) / Path(video).stem
         self.doc, problems = ClipDocument.open(Path(video), len(self.reader), self.reader.fps, folder)
         self.checkpoint = checkpoint

@@ -14,6 +14,7 @@ from model.images import IMAGE_SUFFIXES, is_image_file
 
 from ..document import Document, SaveError, write_export, write_training
 from . import dialogs
+from .clip_window import open_video_dialog
 from .window_part import WindowPart
 from .workers import BATCH, describe_error
 
@@ -30,6 +31,8 @@ class FileActions(WindowPart):
     def build_file_menu(self, menu: QMenu) -> None:
         self.w.action(menu, "Open images…", self.choose_images, "Ctrl+O")
         self.w.action(menu, "Open folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.w.action(menu, "Open video…", lambda: open_video_dialog(self.w),
+                      tip="Track a clip's faces and correct them through time, in a clip window (issue 36)")
         self.w.recent_menu = menu.addMenu("Recent folders")
         self._fill_recent()
         menu.addSeparator()
