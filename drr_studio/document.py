@@ -220,8 +220,9 @@ class Document:
     entry_changed = Signal(object)  # an ImageEntry's faces, points, status, error or dirty flag changed
 
     def __init__(self, images: list[Path], root: Path | None = None, output_dir: Path | None = None) -> None:
-        self.entries = [ImageEntry(Path(p)) for p in images]
+        self.entries = [ImageEntry(p if isinstance(p, Path) else Path(p)) for p in images]
         self._index = {id(e): i for i, e in enumerate(self.entries)}
+        self._by_path: dict[Path, list[int]] | None = None
         self.root = root
         self.output_dir = output_dir
         self.backups: list[Path] = []  # malformed files the last save() moved aside as NAME.bak
@@ -244,6 +245,17 @@ class Document:
             return i
         self._index = {id(e): k for k, e in enumerate(self.entries)}  # the list was replaced
         return self._index.get(id(entry), -1)
+
+    def indices_of_path(self, path: Path) -> list[int]:
+        """The entries of this picture file (usually one), in constant time."""
+        if self._by_path is not None:
+            hit = [i for i in self._by_path.get(path, []) if i < len(self.entries) and self.entries[i].path == path]
+            if hit:
+                return hit
+        self._by_path = {}  # first use, or the list was replaced
+        for i, e in enumerate(self.entries):
+            self._by_path.setdefault(e.path, []).append(i)
+        return list(self._by_path.get(path, []))
 
     def _changed(self, entry: ImageEntry) -> None:
         self.entry_changed.emit(entry)
@@ -432,12 +444,14 @@ class Document:
     def forget_predictions(self) -> None:
         """A new model: every trace is stale; untouched faces go back to 'not predicted'."""
         for entry in self.entries:
+            stale = entry.predicted or any(f.result is not None or not f.human for f in entry.faces)
             entry.predicted = False
             for f in entry.faces:
                 f.result = None
                 if not f.human:
                     f.status = Status.PENDING
-            self._changed(entry)
+            if stale:  # a folder just opened has nothing to forget: no event per picture
+                self._changed(entry)
 
     # --- saving ---------------------------------------------------------------------------
     def save(self, entry: ImageEntry) -> list[Path]:
@@ -477,11 +491,25 @@ class Document:
         corrected) from its side file or .pts, without reading the points: the image list
         shows a reopened folder's progress at once. A malformed side file counts as corrected
         here; reading it properly (load_annotations) reports it."""
+        listings: dict[Path, set[str]] = {}  # one directory listing per folder, not two stats per picture
+
+        def listing(d: Path) -> set[str]:
+            if d not in listings:
+                try:
+                    listings[d] = set(os.listdir(d))
+                except OSError:
+                    listings[d] = set()
+            return listings[d]
+
         for entry in self.entries:
             if entry.loaded:
                 continue
+            stem = entry.path.stem
             for d in dict.fromkeys([self.target_dir(entry), entry.path.parent]):
-                status = files.saved_status(d, entry.path.stem)
+                names = listing(d)
+                if stem + SIDECAR_SUFFIX not in names and files.pts_name(stem, 0) not in names:
+                    continue
+                status = files.saved_status(d, stem)
                 if status is not None:
                     entry.saved_status = status
                     break
