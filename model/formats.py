@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import annotation_files as files
+from .cvat import add_meta
 from .images import list_images
 from .layout import Layout, layout_for
 from .pts import PtsError, atomic_write_text
@@ -190,9 +191,13 @@ def from_labelme(data: dict, json_path: Path) -> AnnotatedImage:
 
 
 def to_cvat(images: list[AnnotatedImage]) -> str:
+    """CVAT for images 1.1, as CVAT's own export writes it: the `<meta>` block with the task and
+    its skeleton label (model/cvat.py), then each picture's faces as skeletons."""
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
-    names = layout_for(len(images[0].faces[0].points)).point_names() if images and images[0].faces else []
+    layout = layout_for(next((len(f.points) for im in images for f in im.faces), 68))
+    names = layout.point_names()
+    add_meta(root, layout, len(images))
     for i, im in enumerate(images):
         w, h = im.size or _image_size(im.path) or (0, 0)
         node = ET.SubElement(root, "image", id=str(i), name=im.path.name, width=str(w), height=str(h))

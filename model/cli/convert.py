@@ -5,6 +5,7 @@ labelme, CVAT for images 1.1), through model.formats.
     drr-convert coco.json --images pictures/ --to pts --out labels/
     drr-convert predicted/ --images pictures/ --to coco --out coco.json   # drr-predict's --out folder
     drr-convert labelme_folder/ --to cvat --out annotations.xml
+    drr-convert --cvat-labels face68.json    # the skeleton label for CVAT's label constructor (Raw)
 """
 
 from __future__ import annotations
@@ -21,12 +22,24 @@ from ..formats import FORMATS, FormatError, read_annotations, write_annotations
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="drr-convert", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", type=Path, help="a folder (pictures + .pts, or labelme .json), a COCO .json or a CVAT .xml")
-    ap.add_argument("--to", required=True, choices=FORMATS)
-    ap.add_argument("--out", required=True, type=Path, help="folder, or a .json / .xml file for coco / cvat")
+    ap.add_argument("source", type=Path, nargs="?",
+                    help="a folder (pictures + .pts, or labelme .json), a COCO .json or a CVAT .xml")
+    ap.add_argument("--to", choices=FORMATS)
+    ap.add_argument("--out", type=Path, help="folder, or a .json / .xml file for coco / cvat")
+    ap.add_argument("--cvat-labels", type=Path, metavar="FILE",
+                    help="write the 68-point face skeleton label for CVAT's label constructor (Raw tab) and stop")
     ap.add_argument("--images", type=Path, help="where the pictures are: of a COCO or CVAT file (default: its folder) or of a .pts folder "
                     "written by drr-predict --out (default: beside the .pts)")
     a = ap.parse_args(argv)
+    if a.cvat_labels is not None:
+        from ..cvat import cvat_labels_json
+        from ..layout import layout_for
+
+        a.cvat_labels.write_text(cvat_labels_json(layout_for(68)), encoding="utf-8")
+        print(f"drr-convert: the face skeleton label for CVAT in {a.cvat_labels}")
+        return 0
+    if a.source is None or a.to is None or a.out is None:
+        ap.error("give SOURCE, --to and --out (or --cvat-labels FILE)")
     if not a.source.exists():
         print(f"drr-convert: {a.source}: not found", file=sys.stderr)
         return 2
