@@ -29,11 +29,13 @@ class ClipDocument:
         self.points: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> (p, 2)
         self.keys: dict[int, set[int]] = {}  # track -> keyframes
         self.cuts: set[int] = set()
+        self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
         """The tracker's points for a frame (track -> points); a keyframe's points are kept."""
+        self.tracked = max(self.tracked, frame + 1)
         if cut:
             self.cuts.add(frame)
         for track, pts in faces.items():
@@ -66,7 +68,8 @@ class ClipDocument:
 
     # --- files --------------------------------------------------------------------------------
     def to_annotation(self) -> files.ClipAnnotation:
-        clip = files.ClipAnnotation(self.video.name, self.frame_count, self.fps, cuts=sorted(self.cuts))
+        clip = files.ClipAnnotation(self.video.name, self.frame_count, self.fps, cuts=sorted(self.cuts),
+                                    tracked=self.tracked)
         for track, by_frame in sorted(self.points.items()):
             for frame, pts in by_frame.items():
                 key = frame in self.keys.get(track, set())
@@ -88,6 +91,8 @@ class ClipDocument:
             return doc, []
         clip, problems = files.read_clip(folder)
         doc.cuts = set(clip.cuts)
+        # a folder saved before tracking ended says how far it got; any other was tracked through
+        doc.tracked = min(clip.tracked if clip.tracked is not None else frame_count, frame_count)
         for frame, faces in clip.frames.items():
             for face in faces:
                 doc.points.setdefault(face.track, {})[frame] = face.record.points
@@ -95,6 +100,3 @@ class ClipDocument:
                     doc.keys.setdefault(face.track, set()).add(frame)
         return doc, problems
 
-    def tracked_frames(self) -> int:
-        """How many frames have points (of any face)."""
-        return len({f for by_frame in self.points.values() for f in by_frame})

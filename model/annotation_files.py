@@ -384,6 +384,7 @@ class ClipAnnotation:
     fps: float
     frames: dict[int, list[ClipFace]] = field(default_factory=dict)  # 0-based frame -> faces
     cuts: list[int] = field(default_factory=list)  # 0-based frames that start a new shot
+    tracked: int | None = None  # frames the tracker has been through, when it stopped early (None: all)
 
     def tracks(self) -> list[int]:
         return sorted({f.track for faces in self.frames.values() for f in faces})
@@ -435,6 +436,8 @@ def write_clip_sidecar(folder: Path, clip: ClipAnnotation) -> Path:
     data = {"format": CLIP_FORMAT, "version": SIDECAR_VERSION, "video": clip.video,
             "frames": int(clip.frame_count), "fps": round(float(clip.fps), 4),
             "cuts": [i + 1 for i in sorted(clip.cuts)], "faces": faces}
+    if clip.tracked is not None and clip.tracked < clip.frame_count:
+        data["tracked"] = int(clip.tracked)
     path = Path(folder) / CLIP_SIDECAR
     atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")  # compact: one entry per frame
     return path
@@ -490,7 +493,8 @@ def read_clip(folder: Path, num_points: int | None = None) -> tuple[ClipAnnotati
             if not isinstance(data, dict) or not isinstance(data.get("faces", {}), dict):
                 raise ValueError("not a clip side file")
             clip = ClipAnnotation(str(data.get("video", "")), int(data.get("frames", 0)), float(data.get("fps", 25.0)),
-                                  cuts=[int(c) - 1 for c in data.get("cuts", [])])
+                                  cuts=[int(c) - 1 for c in data.get("cuts", [])],
+                                  tracked=int(data["tracked"]) if "tracked" in data else None)
             for stem, entries in data.get("faces", {}).items():
                 where = _frame_index(stem)
                 if where is None or not isinstance(entries, list):

@@ -38,7 +38,7 @@ def open_window(qtbot, clip):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.tracker is None or w.tracker.isFinished(), timeout=60000)
-    qtbot.waitUntil(lambda: w.doc.tracked_frames() == 8, timeout=5000)
+    qtbot.waitUntil(lambda: w.doc.tracked == 8, timeout=5000)
     return w
 
 
@@ -129,3 +129,18 @@ def test_file_menu_opens_a_video_and_names_a_broken_one(qtbot, clip, tmp_path, m
     assert len(clips) == 1 and clips[0].doc.frame_count == 8
     clips[0].close()
     w.labeller.worker.stop()
+
+
+def test_a_clip_saved_before_tracking_ended_resumes_where_it_stopped(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
+    shape = np.random.default_rng(1).normal(size=(68, 2)) * 10 + 100
+    for f in range(4):
+        doc.set_model(f, {1: shape} if f != 2 else {})  # frame 3 had no face
+    doc.save()
+    again, _ = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
+    assert again.tracked == 4 and sorted(again.points[1]) == [0, 1, 3]
+    for f in range(4, 10):
+        again.set_model(f, {1: shape})
+    again.save()
+    done, _ = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
+    assert done.tracked == 10

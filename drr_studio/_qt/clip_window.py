@@ -101,9 +101,8 @@ class ClipWindow(QMainWindow):
         if problems:
             self.statusBar().showMessage("; ".join(problems), 15000)
         self.tracker: ClipTracker | None = None
-        start = self.doc.tracked_frames() if self.doc.points else 0
-        if start < self.doc.frame_count:
-            self.tracker = ClipTracker(Path(video), checkpoint, start)
+        if self.doc.tracked < self.doc.frame_count:
+            self.tracker = ClipTracker(Path(video), checkpoint, self.doc.tracked)
             self.tracker.tracked.connect(self._tracked)
             self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
             self.tracker.finished.connect(self._tracking_done)
@@ -166,7 +165,7 @@ class ClipWindow(QMainWindow):
         self.scatter.setData(spots)
 
     def _update_marks(self) -> None:
-        self.timeline.set_marks(self.doc.keyframes(), sorted(self.doc.cuts), self.doc.tracked_frames())
+        self.timeline.set_marks(self.doc.keyframes(), sorted(self.doc.cuts), self.doc.tracked)
 
     # --- tracking -----------------------------------------------------------------------------
     def _tracked(self, frame: int, faces: dict, cut: bool) -> None:
@@ -178,7 +177,7 @@ class ClipWindow(QMainWindow):
 
     def _tracking_done(self) -> None:
         self._update_marks()
-        if self.doc.tracked_frames() == self.doc.frame_count:
+        if self.doc.tracked == self.doc.frame_count:
             self.save()
 
     # --- correcting ---------------------------------------------------------------------------
