@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import annotation_files as files
-from .cvat import add_meta
+from .cvat import FACE_LABEL, add_meta
 from .images import list_images
 from .layout import Layout, layout_for
 from .pts import PtsError, atomic_write_text
@@ -343,5 +343,82 @@ def clip_from_coco(data: dict, source: Path) -> files.ClipAnnotation:
         raise FormatError(f"{source}: not a clip COCO file ({exc.__class__.__name__}: {exc})") from None
     for fs in clip.frames.values():
         fs.sort(key=lambda f: f.track)
+    clip.frame_count = max(clip.frame_count, max(clip.frames, default=-1) + 1)
+    return clip
+
+
+# --- clips: CVAT for video 1.1 ------------------------------------------------------------------
+
+
+def clip_to_cvat_video(clip: files.ClipAnnotation, size: tuple[int, int] | None = None) -> str:
+    """A clip as CVAT for video 1.1: one skeleton track per face (its `track`), a shape on every
+    frame the face has points, each a CVAT keyframe so that CVAT shows the tracker's points and
+    not its own interpolation; a shape marked outside where the face leaves (a gap, or its end).
+    The meta block is CVAT's own, for an interpolation (video) task."""
+    faces = [f for fs in clip.frames.values() for f in fs]
+    layout = layout_for(len(faces[0].record.points) if faces else 68)
+    names = layout.point_names()
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    add_meta(root, layout, clip.frame_count, clip.video or "DRR Studio clip")
+    task = root.find("meta/task")
+    task.find("mode").text = "interpolation"  # a video task: tracks, not per-image shapes
+    if size:
+        original = ET.SubElement(task, "original_size")
+        ET.SubElement(original, "width").text = str(size[0])
+        ET.SubElement(original, "height").text = str(size[1])
+    for i, track in enumerate(clip.tracks()):
+        node = ET.SubElement(root, "track", id=str(i), label=FACE_LABEL, source="manual")
+        by_frame = clip.track(track)
+        for f in sorted(by_frame):
+            _cvat_skeleton(node, f, by_frame[f].record, names, outside=False)
+            if f + 1 not in by_frame and f + 1 < clip.frame_count:  # the face leaves here
+                _cvat_skeleton(node, f + 1, by_frame[f].record, names, outside=True)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _cvat_skeleton(track: ET.Element, frame: int, record: files.FaceRecord, names: list[str], outside: bool) -> None:
+    sk = ET.SubElement(track, "skeleton", frame=str(frame), keyframe="1", outside="1" if outside else "0",
+                       occluded="0", z_order="0")
+    for k, (x, y) in enumerate(record.points):
+        ET.SubElement(sk, "points", label=names[k], keyframe="1", outside="1" if outside else "0",
+                      occluded="1" if k in record.occluded else "0",
+                      points=f"{float(x) + CORNER:.4f},{float(y) + CORNER:.4f}")
+
+
+def clip_from_cvat_video(xml_path: Path) -> files.ClipAnnotation:
+    """CVAT for video 1.1 back to a clip: every skeleton of a face track that is not outside
+    (keyframes and the shapes CVAT interpolated alike), as a person's points (status corrected).
+    Which frames were DRR Studio's keyframes is not carried (every shape is a CVAT keyframe)."""
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise FormatError(f"{xml_path}: not readable XML ({exc})") from None
+    index = {name: i for i, name in enumerate(layout_for(68).point_names())}
+    name = root.findtext("meta/task/name") or ""
+    size = int(root.findtext("meta/task/size") or 0)
+    clip = files.ClipAnnotation(name, size, 25.0)
+    for t, track in enumerate(root.iter("track"), start=1):
+        for sk in track.iter("skeleton"):
+            if sk.get("outside") == "1":
+                continue
+            pts, occluded = {}, set()
+            for p in sk.iter("points"):
+                k = index.get(p.get("label"))
+                if k is None:
+                    raise FormatError(f"{xml_path}: unknown point label {p.get('label')!r}")
+                try:
+                    x, y = (float(v) for v in p.get("points", "").split(";")[0].split(","))
+                except ValueError:
+                    raise FormatError(f"{xml_path}: point {p.get('label')!r} has no coordinates") from None
+                pts[k] = (x - CORNER, y - CORNER)
+                if p.get("occluded") == "1" or p.get("outside") == "1":
+                    occluded.add(k)
+            if len(pts) != len(index):
+                raise FormatError(f"{xml_path}: track {track.get('id')} frame {sk.get('frame')} has {len(pts)} of "
+                                  f"{len(index)} points")
+            record = files.FaceRecord(np.array([pts[k] for k in range(len(index))]), "corrected", occluded=occluded)
+            clip.frames.setdefault(int(sk.get("frame", 0)), []).append(files.ClipFace(t, record))
     clip.frame_count = max(clip.frame_count, max(clip.frames, default=-1) + 1)
     return clip

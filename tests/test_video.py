@@ -350,3 +350,32 @@ def test_propagation_needs_one_keyframe_per_shot_for_a_steady_error() -> None:
     count, keys = annotate_with_propagation(model, truth_list, [10], None)
     assert keys == 2  # one keyframe in each of the two shots fixes the rest of it
     assert per_frame >= 20 and count * 5 <= per_frame
+
+
+def test_clip_cvat_video_round_trip(tmp_path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from model.formats import clip_from_cvat_video, clip_to_cvat_video
+
+    clip = sample_clip()
+    path = tmp_path / "annotations.xml"
+    path.write_text(clip_to_cvat_video(clip, (640, 480)))
+    root = ET.parse(path).getroot()
+    assert root.findtext("meta/task/mode") == "interpolation"
+    tracks = root.findall("track")
+    assert len(tracks) == 2 and all(t.get("label") == "face" for t in tracks)
+    # track 4 has no face on frame 3 (index 2): an outside shape there, and it comes back on frame 4
+    second = {int(s.get("frame")): s.get("outside") for s in tracks[1].iter("skeleton")}
+    assert second == {0: "0", 1: "0", 2: "1", 3: "0", 4: "0"}
+    back = clip_from_cvat_video(path)
+    assert back.frame_count == 5 and back.tracks() == [1, 2] and sorted(back.frames) == [0, 1, 2, 3, 4]
+    assert [len(back.frames[i]) for i in range(5)] == [2, 2, 1, 2, 2]
+    for i in range(5):
+        np.testing.assert_allclose(back.frames[i][0].record.points, clip.frames[i][0].record.points, atol=1e-3)
+    assert back.frames[1][0].record.occluded == {3}
+    path.write_text("<annotations><track id='0' label='face'><skeleton frame='0' outside='0'>"
+                    "<points label='jaw 1' points='1,2'/></skeleton></track></annotations>")
+    from model.formats import FormatError
+
+    with pytest.raises(FormatError, match="annotations.xml: track 0 frame 0 has 1 of 68 points"):
+        clip_from_cvat_video(path)
