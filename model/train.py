@@ -18,7 +18,7 @@ import torch
 
 from . import distributed, geometry
 from .candidates import kmeans
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, model_from_blob, read_checkpoint, save_checkpoint
 from .config import PRESETS, DRRConfig
 from .data import AUGMENTATIONS, FaceDataset, Sample
 from .ema import WeightAverage
@@ -298,7 +298,7 @@ class Trainer:
         self.start_epoch, self.it, self.elapsed0, self.best, self.history = 0, 0, 0.0, math.inf, []
         self.ema = WeightAverage(self.model, opts.ema) if opts.ema else None
         if opts.resume and self.last_path.exists():
-            self._resume()
+            self._resume(warn)
         self._setup_data(train_samples, val_samples)
         self.use_bf16 = opts.precision == "bf16" or (opts.precision == "auto" and (device.type == "cuda" or native_bf16()))
         self.t0 = time.monotonic()
@@ -328,8 +328,18 @@ class Trainer:
                   {"params": [p for p in self.params if id(p) in reg_ids], "lr_mult": opts.regressor_lr_mult}]
         self.optim = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
 
-    def _resume(self) -> None:
+    def _resume(self, warn: Callable[[str], None] | None = None) -> None:
         blob = read_checkpoint(self.last_path)
+        saved = dict(blob.get("config", {}))
+        if saved != self.model.cfg.to_dict():
+            # the run's architecture is the checkpoint's: --resume needs no architecture options
+            diff = ", ".join(f"{k} {v}" for k, v in saved.items() if self.model.cfg.to_dict().get(k) != v)
+            self.model = model_from_blob(blob, self.last_path).train()
+            self._setup_optimizer()
+            if self.ema is not None:
+                self.ema = WeightAverage(self.model, self.opts.ema)
+            if warn:
+                warn(f"{self.last_path}: resuming with the checkpoint's own architecture ({diff})")
         self.model.load_state_dict(blob["state_dict"])
         # with --ema the checkpoint holds the average and the raw weights beside it: training
         # goes on from the raw ones (without --ema the average is then dropped)

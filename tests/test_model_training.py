@@ -73,6 +73,22 @@ def test_stop_flag_and_resume(shared_data, tmp_path):
     assert [h["epoch"] for h in r2.history] == [1, 2, 3]
 
 
+def test_resume_takes_the_architecture_from_the_checkpoint(shared_data, tmp_path):
+    """--resume without the run's architecture options (here another input size) continues the
+    checkpoint's network with a warning, instead of failing with a size mismatch (bench.faults)."""
+    train_s, val_s = _faces(shared_data, 8, 2)
+    opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 4},
+                        epochs=1, batch_size=4, seed=1)
+    train(opts, train_s, val_s)
+    later = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 96, "num_candidates": 4},
+                         epochs=2, batch_size=4, seed=1, resume=True)
+    said: list[str] = []
+    r = train(later, train_s, val_s, progress=lambda e: said.append(str(e.get("text", ""))))
+    assert [h["epoch"] for h in r.history] == [1, 2]
+    assert load_checkpoint(r.last_path)[0].cfg.input_size == 64
+    assert any("checkpoint's own architecture" in t for t in said)
+
+
 def test_unknown_training_precision_is_refused(shared_data, tmp_path):
     train_s, val_s = _faces(shared_data, 8, 2)
     opts = TrainOptions(out=str(tmp_path / "run"), overrides={"input_size": 64, "num_candidates": 2},
