@@ -379,3 +379,18 @@ def test_clip_cvat_video_round_trip(tmp_path) -> None:
 
     with pytest.raises(FormatError, match="annotations.xml: track 0 frame 0 has 1 of 68 points"):
         clip_from_cvat_video(path)
+
+
+def test_drr_convert_converts_a_clip_folder_and_back(tmp_path, capsys) -> None:
+    from model.cli.convert import main as drr_convert
+
+    files.write_clip(tmp_path / "talk", sample_clip())
+    assert drr_convert([str(tmp_path / "talk"), "--to", "cvat", "--out", str(tmp_path / "talk.xml")]) == 0
+    assert "9 faces on 5 frames of a clip" in capsys.readouterr().out
+    assert drr_convert([str(tmp_path / "talk.xml"), "--to", "coco", "--out", str(tmp_path / "talk.json")]) == 0
+    assert drr_convert([str(tmp_path / "talk.json"), "--to", "pts", "--out", str(tmp_path / "again")]) == 0
+    back, problems = files.read_clip(tmp_path / "again", 68)
+    assert not problems and [len(back.frames[i]) for i in range(5)] == [2, 2, 1, 2, 2]
+    np.testing.assert_allclose(back.frames[4][1].record.points, sample_clip().frames[4][1].record.points, atol=1e-3)
+    assert drr_convert([str(tmp_path / "talk"), "--to", "labelme", "--out", str(tmp_path / "lm")]) == 2
+    assert "not labelme" in capsys.readouterr().err
