@@ -207,3 +207,19 @@ def test_a_pts_edited_by_another_program_while_open_is_kept_not_overwritten(tmp_
     doc.save(entry)  # nothing changed outside since our save: no copy
     assert doc.outside_edits == []
 
+
+
+def test_the_autosave_does_not_learn_from_a_face_still_being_corrected(qtbot, make_window, tmp_path):
+    """The edit reaches disk at once, but the face teaches the assisted correction only when the
+    person leaves the picture (a half-corrected face would otherwise teach its own followers)."""
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = make_window([folder])
+    wait_predicted(qtbot, w)
+    face = w.entry.faces[0]
+    name = w.document.face_key(w.entry, face)
+    x, y = face.points[8]
+    drag(qtbot, w, (x, y), (x + 10, y + 8))
+    qtbot.waitUntil(lambda: (folder / "img00.pts").is_file() and not w.session.dirty, timeout=3000)
+    assert name not in w.assistant.model.learned
+    key(w, Qt.Key.Key_PageDown)
+    assert name in w.assistant.model.learned

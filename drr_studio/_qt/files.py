@@ -113,18 +113,27 @@ class FileActions(WindowPart):
         self.w.recent_menu.setEnabled(bool(self.recent_folders()))
 
     # --- saving -------------------------------------------------------------------------------
-    def save_entry(self, entry) -> bool:
-        """Save one image's corrections; on failure tell the user and keep them in memory."""
+    def save_entry(self, entry, learn: bool = True) -> bool:
+        """Save one image's corrections; on failure tell the user and keep them in memory.
+        learn: its faces are finished (the person leaves the picture, saves by hand, closes) and
+        teach the assisted correction; the autosave after each edit does not learn, or a face
+        half corrected would teach its own followers."""
         try:
             written = self.w.document.save(entry)
         except SaveError as exc:
             self.w.show_problem(f"{exc}. Your edits are kept in memory: File → Set output folder… "
                               "to save them somewhere writable.")
             return False
-        if written:
+        if learn and (written or any(f.human for f in entry.faces)):
             self.learn_from(entry)
+        if written:
             kept = self.w.document.backups
             note = f"; the malformed file was kept as {', '.join(p.name for p in kept)}" if kept else ""
+            theirs = self.w.document.outside_edits
+            if theirs:
+                self.w.show_problem(f"Another program changed {entry.path.stem}'s annotations while they were open "
+                                    f"here: your edits are saved, theirs kept as {', '.join(p.name for p in theirs)}",
+                                    entry.path)
             self.w.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
             if kept and not entry.unreadable and self.w.message_bar.owner == entry.path:
                 self.w.message_bar.clear()  # the malformed annotation is replaced by the saved one
@@ -144,8 +153,9 @@ class FileActions(WindowPart):
             self.w.show_problem(self.w.assistant.folder_problem)
 
     def autosave_current(self) -> bool:
+        """Leaving the picture: save what is not on disk yet, and learn from its finished faces."""
         e = self.w.entry
-        return self.save_entry(e) if e is not None and e.dirty else True
+        return self.save_entry(e) if e is not None else True
 
     def save_current(self) -> None:
         e = self.w.entry
@@ -154,10 +164,10 @@ class FileActions(WindowPart):
                 self.w.document.mark_dirty(e)
             self.save_entry(e)
 
-    def save_all(self) -> list[str]:
+    def save_all(self, learn: bool = True) -> list[str]:
         failed = []
         for e in self.w.document.dirty_entries():
-            if not self.save_entry(e):
+            if not self.save_entry(e, learn):
                 failed.append(e.path.name)
         return failed
 

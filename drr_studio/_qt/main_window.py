@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(AUTOSAVE_MS)
-        self._autosave_timer.timeout.connect(self.files.save_all)
+        self._autosave_timer.timeout.connect(lambda: self.files.save_all(learn=False))
         self._locked: Path | None = None  # the annotation folder this app claimed (model.annotation_files.lock_folder)
         self._review_timer = QTimer(self)  # at most one review update per REVIEW_DELAY_MS
         self._review_timer.setSingleShot(True)
