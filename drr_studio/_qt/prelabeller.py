@@ -158,7 +158,7 @@ class PreLabeller(QObject):
 
     # --- what the worker sends back -----------------------------------------------------------
     def _indices(self, path: Path) -> list[int]:
-        return [i for i, e in enumerate(self.document.entries) if e.path == path]
+        return self.document.indices_of_path(path)
 
     def _image_loaded(self, path: Path, image: Picture) -> None:
         self.images[path] = image
