@@ -36,6 +36,20 @@ def is_video_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def _open_capture(path: Path) -> cv2.VideoCapture:
+    """cv2.VideoCapture without OpenCV's own log lines for a file it cannot open (VideoError says
+    it with the file's name); the log level is put back at once."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        return cv2.VideoCapture(str(path))
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(str(path))
+    finally:
+        logging.setLogLevel(level)
+
+
 class VideoReader:
     """Frames of a clip on demand: `len(reader)`, `reader.frame(i)`, iteration, `fps`, `size`."""
 
@@ -45,7 +59,7 @@ class VideoReader:
             raise VideoError(f"{self.path}: no such file")
         if self.path.stat().st_size == 0:
             raise VideoError(f"{self.path}: the file is empty (0 bytes)")
-        self._cap = cv2.VideoCapture(str(self.path))
+        self._cap = _open_capture(self.path)
         if not self._cap.isOpened():
             raise VideoError(f"{self.path}: not a readable video (corrupt, truncated or a format OpenCV cannot decode)")
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()

@@ -394,3 +394,16 @@ def test_drr_convert_converts_a_clip_folder_and_back(tmp_path, capsys) -> None:
     np.testing.assert_allclose(back.frames[4][1].record.points, sample_clip().frames[4][1].record.points, atol=1e-3)
     assert drr_convert([str(tmp_path / "talk"), "--to", "labelme", "--out", str(tmp_path / "lm")]) == 2
     assert "not labelme" in capsys.readouterr().err
+
+
+def test_drr_predict_keeps_the_frames_before_a_clip_stops_decoding(tmp_path, face, capsys) -> None:
+    from model.cli.predict import main as drr_predict
+
+    frames = [paste(canvas(), face, 40 + 4 * i, 60) + np.uint8(i) for i in range(12)]
+    data = write_video(tmp_path / "cut.avi", frames).read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])  # the end of the file lost
+    assert drr_predict([str(tmp_path / "cut.avi"), "--out", str(tmp_path / "out"), "--precision", "fp32"]) == 1
+    err = capsys.readouterr().err
+    assert "cut.avi: frame" in err and "cannot be decoded" in err and "Traceback" not in err
+    clip, problems = files.read_clip(tmp_path / "out" / "cut", 68)
+    assert not problems and 0 < clip.tracked < 12 and sorted(clip.frames) == list(range(clip.tracked))

@@ -50,20 +50,25 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], list[str], list[Path]]:
 def predict_clip(predictor: Predictor, path: Path, out: Path, smoothing: bool = True) -> tuple[int, float]:
     """Track the faces of a clip into out/CLIP/000001.pts, ... and its side file (model.tracking,
     model.annotation_files). Returns (frames, seconds, reading included); VideoError or OSError
-    propagate, naming the file."""
+    propagate, naming the file. A clip that stops decoding part way (truncated) keeps the frames
+    tracked before, and its side file says how far it got ("tracked")."""
     start = time.perf_counter()
     with VideoReader(path) as reader:
         tracker = Tracker(predictor, TrackerSettings(smoothing=smoothing), reader.fps)
         folder = out / path.stem
-        clip = ClipAnnotation(path.name, len(reader), reader.fps)
-        for image in tqdm(reader, total=len(reader), desc=path.name, unit="frame"):
-            frame = tracker.step(image)
-            if frame.cut:
-                clip.cuts.append(frame.index)
-            clip.frames[frame.index] = clip_faces(frame)
-            write_clip_frame(folder, frame.index, clip.frames[frame.index])
-        clip.frame_count = len(reader)
-        write_clip_sidecar(folder, clip)
+        clip = ClipAnnotation(path.name, len(reader), reader.fps, tracked=0)
+        try:
+            for image in tqdm(reader, total=len(reader), desc=path.name, unit="frame"):
+                frame = tracker.step(image)
+                if frame.cut:
+                    clip.cuts.append(frame.index)
+                clip.frames[frame.index] = clip_faces(frame)
+                write_clip_frame(folder, frame.index, clip.frames[frame.index])
+                clip.tracked = frame.index + 1
+        finally:
+            clip.frame_count = len(reader)
+            if clip.tracked:
+                write_clip_sidecar(folder, clip)
     return clip.frame_count, time.perf_counter() - start
 
 
