@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from psygnal import Signal
 
+from model.options import MIRROR_AVERAGE
+
 from .document import Document, Face, FaceState, ImageEntry
 
 
@@ -54,6 +56,7 @@ class Session:
     dirty_changed = Signal(bool)  # the folder has (True) or no longer has edits not yet saved
     box_mode_changed = Signal(bool)  # a drag draws a face box (B) instead of panning or selecting
     landmark_changed = Signal(object)  # the landmark whose heatmap is shown (None: all of them)
+    mirror_changed = Signal(bool)  # the effective mirror averaging: asked for and possible with the model
 
     def __init__(self, document: Document | None = None) -> None:
         self.document = document or Document([])
@@ -68,6 +71,8 @@ class Session:
         self._dirty_entries: dict[int, ImageEntry] = {}
         self.box_mode = False
         self.landmark: int | None = None
+        self.mirror_wanted = MIRROR_AVERAGE  # what the person chose (kept when a model cannot mirror)
+        self.mirror_possible = True  # the model in use has a left/right order of points
         self.document.entry_changed.connect(self._relay)
 
     def _relay(self, entry: ImageEntry) -> None:
@@ -128,6 +133,24 @@ class Session:
         if index != self.landmark:
             self.landmark = index
             self.landmark_changed.emit(index)
+
+    @property
+    def mirror_average(self) -> bool:
+        """Mirror averaging as the model runs: asked for, and possible with this model."""
+        return self.mirror_wanted and self.mirror_possible
+
+    def set_mirror_average(self, wanted: bool) -> None:
+        before = self.mirror_average
+        self.mirror_wanted = bool(wanted)
+        if self.mirror_average != before:
+            self.mirror_changed.emit(self.mirror_average)
+
+    def set_mirror_possible(self, possible: bool) -> None:
+        """The model in use can (not) mirror: the effective value follows, the choice is kept."""
+        before = self.mirror_average
+        self.mirror_possible = bool(possible)
+        if self.mirror_average != before:
+            self.mirror_changed.emit(self.mirror_average)
 
     def set_display(self, **changes: float) -> None:
         """Change how the picture is shown (ImageAdjust's fields); for the view only."""

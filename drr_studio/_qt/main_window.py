@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self._subscribe()
 
         # the model's side: pictures, predictions and the model itself come from here
-        self.labeller = PreLabeller(self.session, factory, mirror_average=self.mirror_action.isChecked())
+        self.labeller = PreLabeller(self.session, factory, mirror_average=self.session.mirror_average)
         self.labeller.pictureChanged.connect(self._picture_changed)
         self.labeller.problem.connect(self.show_problem)
         self.labeller.message.connect(self.statusBar().showMessage)
@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.labeller.modelReady.connect(self._model_ready)
         self.labeller.busyChanged.connect(self.status_busy.setText)
         self.labeller.jobDone.connect(self._job_done)
+        self.session.mirror_changed.connect(self.labeller.set_mirror_average)  # the model follows the setting
         self.labeller.load_model(checkpoint)
 
         self._install_extensions()
@@ -238,7 +239,9 @@ class MainWindow(QMainWindow):
             tip="Also run each face mirrored and average the two shapes at every step: more accurate "
                 "points for about twice the model's time per face (unavailable for a model whose points "
                 "have no left/right order)")
-        self.mirror_action.setChecked(self.settings.value("model/mirror_average", MIRROR_AVERAGE, type=bool))
+        # the setting lives in the session (the effective value); the menu and the model follow it
+        self.session.set_mirror_average(self.settings.value("model/mirror_average", MIRROR_AVERAGE, type=bool))
+        self.mirror_action.setChecked(self.session.mirror_average)
         self.action(self.help_menu, "Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
         self.action(self.help_menu, "About DRR Studio", lambda: show_about(self))
 
@@ -277,9 +280,10 @@ class MainWindow(QMainWindow):
         self.refine_panel.stepChanged.connect(lambda _: self.research.update_overlays())  # toggles redraw too
 
     def _subscribe(self) -> None:
-        """The views follow the session's events: whoever changes a picture calls
-        session.touch(entry), and its row, the canvas and the review follow."""
+        """The views follow the session's events (the document announces every change of a
+        picture through it): its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
+        self.session.mirror_changed.connect(self.mirror_action.setChecked)
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
         self.session.landmark_changed.connect(lambda _: self.research.update_overlays())
@@ -466,10 +470,9 @@ class MainWindow(QMainWindow):
         if self.assistant.prior_problem and getattr(predictor, "path", None) is not None:
             self.statusBar().showMessage(self.assistant.prior_problem + ": only the dragged points move", 8000)
         self.heat_panel.landmark.setRange(1, int(predictor.config.num_points))
-        # a model that cannot mirror: the menu says so (unticked, disabled); the saved choice stays
-        mirrors = can_mirror(predictor.layout)
-        self.mirror_action.setEnabled(mirrors)
-        self.mirror_action.setChecked(mirrors and self.settings.value("model/mirror_average", MIRROR_AVERAGE, type=bool))
+        # a model that cannot mirror: the menu says so (unticked, disabled); the person's choice stays
+        self.mirror_action.setEnabled(can_mirror(predictor.layout))
+        self.session.set_mirror_possible(can_mirror(predictor.layout))
 
     def _job_done(self, path: Path) -> None:
         if self.batch is not None:
@@ -481,11 +484,11 @@ class MainWindow(QMainWindow):
         self.session.touch(entry)
 
     def _toggle_mirror(self) -> None:
-        """Takes effect like a model switch (same network, new setting): untouched faces are
-        predicted again; human edits stay."""
+        """The person's choice, kept in the settings; the session holds the effective value, and
+        the model follows its event like a model switch (untouched faces predicted again)."""
         on = self.mirror_action.isChecked()
         self.settings.setValue("model/mirror_average", on)
-        self.labeller.set_mirror_average(on)
+        self.session.set_mirror_average(on)
 
     def _toggle_ghost(self) -> None:
         self.canvas.show_ghost = self.ghost_action.isChecked()
