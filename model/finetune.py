@@ -9,12 +9,15 @@ checkpoint is never modified; a cancelled or failed run leaves no new checkpoint
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .correction import reset_for
@@ -43,6 +46,46 @@ class FineTuneOptions(TrainOptions):
     # fp32 even where bf16 autocast is faster: a fine-tune is a few minutes of small updates,
     # and under bf16 the test's tilted faces gained 5% instead of over 10%
     precision: str = "fp32"
+    # stop when the held-out error has not improved for this many epochs, and keep the best
+    # epoch's weights (0: run every epoch and keep the last); the app's dialog turns it on
+    patience: int = 0
+
+
+TARGET_STEPS = 300  # suggested_schedule: about this many optimizer steps, whatever the face count
+FEW_FACES = 50  # below this many training faces, the smaller learning rate
+
+
+def suggested_schedule(train_faces: int, batch_size: int = 8) -> tuple[int, float]:
+    """(epochs, learning rate) for a fine-tune on this many faces: the same number of steps
+    (TARGET_STEPS) for 13 faces as for 500, so a small folder gets enough updates, and a smaller
+    learning rate below FEW_FACES, where each batch is most of the folder and steps are noisy."""
+    batches = max(1, math.ceil(max(train_faces, 1) / batch_size))
+    epochs = int(min(300, max(20, math.ceil(TARGET_STEPS / batches))))
+    return epochs, (1e-4 if train_faces < FEW_FACES else 3e-4)
+
+
+class EarlyStop:
+    """Watches a run's epochs: after `patience` epochs without a lower held-out error it asks
+    the run to stop (0: never); the user's own stop request passes through."""
+
+    def __init__(self, patience: int, progress: Callable[[dict], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        self.patience, self._progress, self._should_stop = patience, progress, should_stop
+        self.best, self.best_epoch, self.triggered = math.inf, 0, False
+
+    def progress(self, ev: dict) -> None:
+        if ev.get("event") == "epoch" and ev.get("val_nme") is not None:
+            if ev["val_nme"] < self.best:
+                self.best, self.best_epoch = float(ev["val_nme"]), int(ev["epoch"])
+            elif self.patience and int(ev["epoch"]) - self.best_epoch >= self.patience and not self.triggered:
+                self.triggered = True
+                if self._progress:
+                    self._progress({"event": "early_stop", "epoch": ev["epoch"], "best_epoch": self.best_epoch})
+        if self._progress:
+            self._progress(ev)
+
+    def should_stop(self) -> bool:
+        return self.triggered or bool(self._should_stop and self._should_stop())
 
 
 @dataclass
@@ -56,6 +99,12 @@ class FineTuneResult:
     held_out_faces: int = 0
     cancelled: bool = False
     history: list[dict] = field(default_factory=list)
+    # each held-out face: its name, and its inter-pupil error (%) under the old and the new model
+    face_names: list[str] = field(default_factory=list)
+    old_face_errors: list[float] = field(default_factory=list)
+    new_face_errors: list[float] = field(default_factory=list)
+    best_epoch: int | None = None  # the epoch kept (early stopping), else None: the last
+    stopped_early: bool = False
 
 
 def split_held_out(samples: list[Sample], fraction: float) -> tuple[list[Sample], list[Sample]]:
@@ -85,11 +134,15 @@ def training_objective(blob: dict) -> dict:
     return {k: trained[k] for k in INHERITED_OPTIONS if k in trained}
 
 
-def held_out_errors(checkpoint: str | Path, faces: list[Sample], device: str | None = None) -> tuple[float, float]:
-    """(inter-ocular, inter-pupil) NME in % of a checkpoint on faces, annotation-box protocol."""
+def held_out_errors(checkpoint: str | Path, faces: list[Sample],
+                    device: str | None = None) -> tuple[float, float, list[float]]:
+    """(inter-ocular, inter-pupil) NME in % of a checkpoint on faces, annotation-box protocol,
+    and each face's inter-pupil error in %."""
     predictor = Predictor.load(checkpoint, None if device in (None, "auto") else device, mirror_average=False)
-    summary = evaluate(predictor, faces, "truth", show_progress=False).summary()
-    return summary["inter-ocular"]["nme"], summary["inter-pupil"]["nme"]
+    run = evaluate(predictor, faces, "truth", show_progress=False)
+    summary = run.summary()
+    per_face = [float(e) for e in np.asarray(run.errors("inter-pupil")) * 100]
+    return summary["inter-ocular"]["nme"], summary["inter-pupil"]["nme"], per_face
 
 
 def fine_tune(opts: FineTuneOptions, samples: list[Sample],
@@ -108,17 +161,24 @@ def fine_tune(opts: FineTuneOptions, samples: list[Sample],
         given = {f.name: getattr(opts, f.name) for f in fields(TrainOptions)}
         topts = TrainOptions(**{**given, "out": str(work), "init": str(opts.checkpoint), "resume": False,
                                 **training_objective(parent)})
-        run = train(topts, train_s, held, progress, should_stop)
+        watch = EarlyStop(opts.patience if held else 0, progress, should_stop)
+        run = train(topts, train_s, held, watch.progress, watch.should_stop)
         result.history = run.history
-        if run.stopped:
+        if run.stopped and not watch.triggered:
             result.cancelled = True
             return result
         if progress:
             progress({"event": "evaluating"})
-        final = run.last_path  # no model selection on the held-out faces: they judge it
+        # with early stopping the held-out faces pick the epoch (so they flatter it a little);
+        # without, no model selection on them: they only judge the last epoch
+        final = run.best_path if watch.patience and run.best_path.exists() else run.last_path
+        result.stopped_early = watch.triggered
+        result.best_epoch = watch.best_epoch if final == run.best_path else None
         if held:
-            result.old_error, result.old_error_pupil = held_out_errors(opts.checkpoint, held, opts.device)
-            result.new_error, result.new_error_pupil = held_out_errors(final, held, opts.device)
+            result.face_names = [s.name for s in held]
+            result.old_error, result.old_error_pupil, result.old_face_errors = held_out_errors(
+                opts.checkpoint, held, opts.device)
+            result.new_error, result.new_error_pupil, result.new_face_errors = held_out_errors(final, held, opts.device)
         model, blob = load_checkpoint(final)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = models / f"{opts.name_prefix}-{stamp}.pt"

@@ -364,3 +364,104 @@ def test_the_mirror_menu_is_unticked_and_disabled_for_a_model_that_cannot_mirror
     w.files.load_checkpoint(tmp_path / "mirrors.pt")
     qtbot.waitUntil(lambda: w.predictor is fit, timeout=5000)
     assert w.mirror_action.isChecked() and w.mirror_action.isEnabled()
+
+
+def test_the_fine_tune_time_estimate_leaves_out_the_start(qtbot):
+    """A 400-epoch run (2 batches an epoch, 0.19 s a step) after 12 s of start-up: at epoch 3
+    it said 29.1 min left; the pace since the first step says 2.5."""
+    from drr_studio._qt.finetune import FineTuneProgress, minutes_left
+
+    assert minutes_left(None, 5.0, 1, 800) is None and minutes_left((12.0, 1), 12.0, 1, 800) is None
+    left = minutes_left((12.0, 1), 12.0 + 5 * 0.19, 6, 800)
+    assert abs(left - 794 * 0.19 / 60) < 1e-9
+    dialog = FineTuneProgress()
+    qtbot.addWidget(dialog)
+    dialog.update_progress({"event": "step", "epoch": 1, "epochs": 400, "batch": 1, "batches": 2, "loss": 1.0})
+    assert "estimating" in dialog.label.text()
+    dialog.first = (dialog.first[0] - 0.95, 1)  # five steps of 0.19 s since the first one
+    dialog.update_progress({"event": "step", "epoch": 3, "epochs": 400, "batch": 2, "batches": 2, "loss": 0.9})
+    assert "at most 0.5 min left" in dialog.label.text() or "at most 2." in dialog.label.text()
+
+
+def test_fine_tune_defaults_follow_the_number_of_faces():
+    import math
+
+    from model.finetune import TARGET_STEPS, suggested_schedule
+
+    for faces in (5, 13, 40, 200, 2000):
+        epochs, lr = suggested_schedule(faces, 8)
+        steps = epochs * math.ceil(faces / 8)
+        assert 20 <= epochs <= 300 and (steps >= TARGET_STEPS or epochs == 300), (faces, epochs)
+        assert lr == (1e-4 if faces < 50 else 3e-4)
+    assert suggested_schedule(13)[0] > suggested_schedule(400)[0]
+
+
+def test_early_stopping_stops_after_the_patience_and_passes_cancel_through():
+    from model.finetune import EarlyStop
+
+    seen, asked = [], [False]
+    watch = EarlyStop(3, seen.append, lambda: asked[0])
+    for epoch, err in enumerate([5.0, 4.0, 3.5, 3.6, 3.7], 1):
+        watch.progress({"event": "epoch", "epoch": epoch, "val_nme": err})
+        assert not watch.should_stop()
+    watch.progress({"event": "epoch", "epoch": 6, "val_nme": 3.55})
+    assert watch.should_stop() and watch.best_epoch == 3
+    assert {"event": "early_stop", "epoch": 6, "best_epoch": 3} in seen
+    never = EarlyStop(0, None, lambda: asked[0])
+    for epoch in range(1, 30):
+        never.progress({"event": "epoch", "epoch": epoch, "val_nme": 9.0})
+    assert not never.should_stop()
+    asked[0] = True
+    assert never.should_stop()  # the user's Cancel
+
+
+def test_the_held_out_split_does_not_change_when_the_folder_moves(qtbot, tmp_path, sample_faces):
+    import shutil
+    from pathlib import Path
+
+    from test_app_finetune import annotated_folder
+
+    from drr_studio._qt.finetune import FineTuneDialog, corrected_faces
+    from drr_studio.document import Document, Status
+    from model.finetune import split_held_out
+
+    folder = annotated_folder(tmp_path / "here", sample_faces, 4)
+    names = [s.name for s in corrected_faces(Document.from_paths([folder]), {Status.CORRECTED}, 68)]
+    assert names and not any(n.startswith("/") or str(tmp_path) in n for n in names)
+    (tmp_path / "elsewhere").mkdir()
+    moved = Path(shutil.move(str(folder), str(tmp_path / "elsewhere" / "there")))
+    again = corrected_faces(Document.from_paths([moved]), {Status.CORRECTED}, 68)
+    assert [s.name for s in again] == names
+    held = [s.name for s in split_held_out(again, 0.25)[1]]
+    first = corrected_faces(Document.from_paths([moved]), {Status.CORRECTED}, 68)
+    assert [s.name for s in split_held_out(first, 0.25)[1]] == held
+    dialog = FineTuneDialog(Document.from_paths([moved]), 68)
+    qtbot.addWidget(dialog)
+    from model.finetune import suggested_schedule
+
+    train = len(again) - round(0.1 * len(again))
+    assert (dialog.epochs.value(), dialog.lr.value()) == suggested_schedule(train)
+    assert dialog.early.isChecked() and dialog.options(tmp_path / "a.pt", tmp_path / "m").patience > 0
+
+
+def test_a_fine_tune_with_early_stopping_keeps_its_best_epoch_and_scores_each_face(tmp_path, sample_faces):
+    from test_app_finetune import _tiny_checkpoint, annotated_folder
+
+    from drr_studio._qt.finetune import corrected_faces, per_face_lines
+    from drr_studio.document import Document, Status
+    from model.finetune import FineTuneOptions, fine_tune
+
+    folder = annotated_folder(tmp_path / "p", sample_faces, 4)
+    samples = corrected_faces(Document.from_paths([folder]), {Status.CORRECTED}, 68)
+    opts = FineTuneOptions(checkpoint=str(_tiny_checkpoint(tmp_path / "start.pt")), models_dir=str(tmp_path / "m"),
+                           held_out_fraction=0.25, epochs=4, patience=1, threads=1, device="cpu")
+    events = []
+    result = fine_tune(opts, samples, events.append)
+    assert not result.cancelled and result.checkpoint is not None and result.best_epoch is not None
+    held = [e for e in result.history if "val_nme" in e]
+    assert min(held, key=lambda e: e["val_nme"])["epoch"] == result.best_epoch
+    assert result.stopped_early == any(e.get("event") == "early_stop" for e in events)
+    assert len(result.face_names) == len(result.old_face_errors) == len(result.new_face_errors) == result.held_out_faces
+    assert abs(sum(result.new_face_errors) / len(result.new_face_errors) - result.new_error_pupil) < 1e-6
+    lines = per_face_lines(result)
+    assert all(name in lines for name in result.face_names) and "->" in lines

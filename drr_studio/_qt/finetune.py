@@ -37,24 +37,33 @@ from PySide6.QtWidgets import (
 
 from model.annotation_files import face_name
 from model.data import Sample
-from model.finetune import FineTuneOptions, FineTuneResult, fine_tune_in_process, split_held_out
+from model.finetune import (
+    FineTuneOptions,
+    FineTuneResult,
+    fine_tune_in_process,
+    split_held_out,
+    suggested_schedule,
+)
 from model.predict import DEFAULT_CHECKPOINT
 
 from ..document import Document, Status
 
 MODELS_DIR = "drr_models"
+PATIENCE = 15  # epochs without a lower held-out error before the dialog's run stops early
 
 
 def corrected_faces(document: Document, statuses: set[Status], num_points: int | None = None) -> list[Sample]:
     """The faces a human corrected or approved, as training samples (picture + points).
-    Images not visited yet have their annotation files read first."""
+    Images not visited yet have their annotation files read first. Face names are the
+    pictures' paths within the folder (model.annotation_files' names): the held-out split,
+    a hash of the names, stays the same wherever the folder is moved."""
     out = []
     for entry in document.entries:
         document.load_annotations(entry, num_points)  # no-op for entries already loaded
         for k, face in enumerate(entry.faces):
             ok = face.points is not None and np.isfinite(face.points).all()
             if face.status in statuses and ok and (num_points is None or len(face.points) == num_points):
-                name = face_name(entry.path.with_suffix("").as_posix(), k)  # model.annotation_files' names
+                name = face_name(Path(document.picture_key(entry)).with_suffix("").as_posix(), k)
                 out.append(Sample(entry.path, np.asarray(face.points, dtype=np.float64).copy(), name))
     return out
 
@@ -97,6 +106,11 @@ class FineTuneDialog(QDialog):
         self.use_approved.setChecked(True)
         self.held_out = QSpinBox(suffix=" %", minimum=0, maximum=50, value=10)
         self.epochs = QSpinBox(minimum=1, maximum=500, value=FineTuneOptions.epochs)
+        self.epochs.setToolTip("Suggested for the number of faces: about the same number of training steps "
+                               "for a small folder as for a large one")
+        self.early = QCheckBox(f"Stop when the held-out error has not improved for {PATIENCE} epochs, "
+                               "and keep the best epoch")
+        self.early.setChecked(True)
         self.minutes = QDoubleSpinBox(minimum=0.0, maximum=600.0, value=0.0, decimals=1, suffix=" min")
         self.minutes.setSpecialValueText("no limit")
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1e-2, singleStep=1e-4, value=FineTuneOptions.lr)
@@ -113,6 +127,7 @@ class FineTuneDialog(QDialog):
         form.addRow("", self.count)
         form.addRow("Held out for checking", self.held_out)
         form.addRow("Epochs", self.epochs)
+        form.addRow("", self.early)
         form.addRow("Time budget", self.minutes)
         form.addRow("Learning rate", self.lr)
         form.addRow("Layers", self.layers)
@@ -126,6 +141,7 @@ class FineTuneDialog(QDialog):
         for box in (self.use_corrected, self.use_approved):
             box.toggled.connect(self._update_count)
         self.held_out.valueChanged.connect(self._update_count)
+        self._suggested: tuple[int, float] | None = None
         self._update_count()
 
     def statuses(self) -> set[Status]:
@@ -147,12 +163,23 @@ class FineTuneDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(n > 0)
         self.warning.setText(few_faces_warning(n - held, held))
         self.warning.setVisible(bool(self.warning.text()))
+        self._suggest(n - held)
+
+    def _suggest(self, train_faces: int) -> None:
+        """Epochs and learning rate for this many faces, unless the user changed them."""
+        epochs, lr = suggested_schedule(train_faces, FineTuneOptions.batch_size)
+        untouched = self._suggested is None or (self.epochs.value(), self.lr.value()) == self._suggested
+        if untouched:
+            self.epochs.setValue(epochs)
+            self.lr.setValue(lr)
+            self._suggested = (self.epochs.value(), self.lr.value())
 
     def options(self, checkpoint: Path, models: Path) -> FineTuneOptions:
         return FineTuneOptions(checkpoint=str(checkpoint), models_dir=str(models),
                                held_out_fraction=self.held_out.value() / 100, epochs=self.epochs.value(),
                                max_minutes=self.minutes.value(), lr=self.lr.value(),
-                               train_layers=self.layers.currentData())
+                               train_layers=self.layers.currentData(),
+                               patience=PATIENCE if self.early.isChecked() else 0)
 
 
 class FineTuneWorker(QObject):
@@ -222,8 +249,18 @@ class FineTuneWorker(QObject):
             self._process.terminate()
 
 
+def minutes_left(first: tuple[float, int] | None, now: float, done: int, total: int) -> float | None:
+    """Minutes to the last step at the pace since the first step (the process's start and the
+    model's loading excluded: counted in, they made an early estimate ten times too long);
+    None until a step after the first is in."""
+    if first is None or done <= first[1]:
+        return None
+    return (now - first[0]) / (done - first[1]) * max(total - done, 0) / 60
+
+
 class FineTuneProgress(QDialog):
-    """Non-modal: the annotator keeps working while the model trains."""
+    """Non-modal: the annotator keeps working while the model trains. The plot: the training
+    loss by step, and the held-out error by epoch, which early stopping watches."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -236,37 +273,69 @@ class FineTuneProgress(QDialog):
         self.plot.setLabel("left", "loss")
         self.plot.setMinimumHeight(160)
         self.curve = self.plot.plot(pen=pg.mkPen("#1f77b4", width=2))
+        self.held_plot = pg.PlotWidget(background="w")
+        self.held_plot.setLabel("bottom", "epoch")
+        self.held_plot.setLabel("left", "held-out error (%)")
+        self.held_plot.setMinimumHeight(120)
+        self.held_curve = self.held_plot.plot(pen=pg.mkPen("#d62728", width=2), symbol="o", symbolSize=5)
+        self.held: list[tuple[int, float]] = []
+        self.first: tuple[float, int] | None = None  # (time, steps done) at the first step
+        self.early_note = ""
         self.cancel_button = QPushButton("Cancel")
         lay = QVBoxLayout(self)
-        for w in (self.label, self.bar, self.plot, self.cancel_button):
+        for w in (self.label, self.bar, self.plot, self.held_plot, self.cancel_button):
             lay.addWidget(w)
         self.losses: list[float] = []
-        self.t0 = time.monotonic()
 
     def update_progress(self, ev: dict) -> None:
         if ev.get("event") == "step":
-            self.losses.append(float(ev["loss"]))
-            self.curve.setData(np.arange(len(self.losses)), np.asarray(self.losses))
-            done = ((ev["epoch"] - 1) * ev["batches"] + ev["batch"]) / (ev["epochs"] * ev["batches"])
-            elapsed = time.monotonic() - self.t0
-            left = elapsed / max(done, 1e-6) - elapsed
-            self.bar.setValue(int(done * 100))
-            self.label.setText(f"Epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.3f} · "
-                               f"about {left / 60:.1f} min left")
+            self._step(ev)
         elif ev.get("event") == "epoch" and ev.get("val_nme") is not None:
+            self.held.append((int(ev["epoch"]), float(ev["val_nme"])))
+            self.held_curve.setData(*np.asarray(self.held, float).T)
             self.setToolTip(f"epoch {ev['epoch']}: held-out inter-pupil NME {ev['val_nme']:.2f}%")
+        elif ev.get("event") == "early_stop":
+            self.early_note = (f"No better on the held-out faces since epoch {ev['best_epoch']}: "
+                               "stopping, keeping that epoch")
+            self.label.setText(self.early_note)
         elif ev.get("event") == "evaluating":
             self.label.setText("Measuring the old and the new model on the held-out faces…")
             self.bar.setValue(100)
+
+    def _step(self, ev: dict) -> None:
+        self.losses.append(float(ev["loss"]))
+        self.curve.setData(np.arange(len(self.losses)), np.asarray(self.losses))
+        done, total = (ev["epoch"] - 1) * ev["batches"] + ev["batch"], ev["epochs"] * ev["batches"]
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (now, done)
+        self.bar.setValue(int(100 * done / max(total, 1)))
+        left = minutes_left(self.first, now, done, total)
+        when = "estimating the time left" if left is None else (
+            f"at most {left:.1f} min left" if left >= 1 else f"at most {left * 60:.0f} s left")
+        if not self.early_note:
+            self.label.setText(f"Epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.3f} · {when}")
+
+
+def per_face_lines(result: FineTuneResult, limit: int = 12) -> str:
+    """Each held-out face, before -> after (the ones that changed most first)."""
+    rows = sorted(zip(result.face_names, result.old_face_errors, result.new_face_errors),
+                  key=lambda r: -abs(r[2] - r[1]))
+    lines = [f"  {name}: {old:.2f}% -> {new:.2f}%" for name, old, new in rows[:limit]]
+    more = f"\n  … and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ("Per face:\n" + "\n".join(lines) + more + "\n") if lines else ""
 
 
 def ask_switch(parent: QWidget, result: FineTuneResult) -> bool:
     """Old vs new on the held-out faces, side by side; True = switch to the new model."""
     if result.old_error is not None:
+        kept = (f" Kept epoch {result.best_epoch}, the best on these faces (so they flatter it a little)."
+                if result.best_epoch else "")
         text = (f"Held-out faces ({result.held_out_faces}), inter-pupil NME (mean point error in % of "
                 f"the distance between the eye centres, as in the Review dock):\n"
                 f"  current model: {result.old_error_pupil:.2f}%\n  new model:     {result.new_error_pupil:.2f}%\n\n"
-                f"Trained on {result.train_faces} faces. Switch to the new model?")
+                + per_face_lines(result) +
+                f"\nTrained on {result.train_faces} faces.{kept} Switch to the new model?")
     else:
         text = (f"Trained on {result.train_faces} faces; none were held out, so there is no "
                 "before/after comparison. Switch to the new model?")
