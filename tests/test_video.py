@@ -407,3 +407,20 @@ def test_drr_predict_keeps_the_frames_before_a_clip_stops_decoding(tmp_path, fac
     assert "cut.avi: frame" in err and "cannot be decoded" in err and "Traceback" not in err
     clip, problems = files.read_clip(tmp_path / "out" / "cut", 68)
     assert not problems and 0 < clip.tracked < 12 and sorted(clip.frames) == list(range(clip.tracked))
+
+
+def test_bench_video_runs_end_to_end(shared_data, tmp_path, capsys) -> None:
+    import json
+
+    from bench.video import main as bench_video
+
+    out = tmp_path / "video.json"
+    assert bench_video(["--clips", "1", "--frames", "8", "--threads", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == {"frame by frame", "tracking", "no smoothing", "S0 previous"}
+    for m in res["methods"].values():
+        assert m["frames"] == 8 and m["nme"] > 0 and m["fps"] > 0 and m["detector_calls"] >= 1
+    assert res["methods"]["frame by frame"]["detector_calls"] == 8
+    assert res["methods"]["tracking"]["detector_calls"] < 8  # the detector only on frame 1, the cut, a loss
+    assert len(res["annotator"]["tracking + propagation"]) == 1 and res["motion"].startswith("2-D")
+    assert "jitter" in capsys.readouterr().out
