@@ -125,9 +125,10 @@ class AccuracyRun:
     drr_truth: np.ndarray  # (n, K + 2, p, 2): S_hat, S0 .. SK with truth boxes
     drr_truth_mirror: np.ndarray | None  # the same, mirror-averaged (None when not asked for)
     detected: np.ndarray  # (n,) bool: YuNet (model.detect) found this face
-    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with the re-crop pass (drr-predict's way)
+    drr_detector: np.ndarray  # (m, K + 2, p, 2) on the detected faces, with a re-crop pass (a comparison
+    # column: the app and drr-predict give a detector box one pass, model.predict.SECOND_PASS)
     drr_detector_one_pass: np.ndarray  # the same without it
-    drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged (the app's way until 2026-12-03)
+    drr_detector_mirror: np.ndarray | None  # re-crop and mirror-averaged (a comparison column)
     dlib_found: np.ndarray  # (n,) bool: dlib's HOG detector found this face
     dlib: np.ndarray | None  # (d, 1, p, 2) dlib 68-point on the faces HOG found, or None without dlib
     drr_detector_one_pass_mirror: np.ndarray | None = None  # mirror-averaged, no re-crop pass: the app's way
@@ -329,9 +330,11 @@ def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
     for kind in KINDS:
         curves = {}
         if det.any():
-            # YuNet boxes with the re-crop pass, mirror-averaged when it was measured
-            app, label = ((res.drr_detector_mirror, "DRR, YuNet boxes + re-crop + mirror")
-                          if res.drr_detector_mirror is not None else (res.drr_detector, "DRR, YuNet boxes + re-crop"))
+            # as the app runs: YuNet boxes, one pass (model.predict.SECOND_PASS), mirror-averaged
+            # when it was measured
+            app, label = ((res.drr_detector_one_pass_mirror, "DRR, YuNet boxes, one pass, mirror-averaged (the app)")
+                          if res.drr_detector_one_pass_mirror is not None
+                          else (res.drr_detector_one_pass, "DRR, YuNet boxes, one pass"))
             curves[f"{label} (n={int(det.sum())})"] = face_errors(app, res.truth[det], kind)
         if res.dlib is not None and res.dlib_found.any():
             n = int(res.dlib_found.sum())

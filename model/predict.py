@@ -8,15 +8,15 @@ passes the face gets (the app, the CLIs and the benches pass the source and deci
 
 | box source (BoxSource) | passes | why |
 |---|---|---|
-| detector (YuNet's box, with its eye line) | one | a second pass on the tight box of the first points bought nothing once mirror-averaged (held-out 5.36 one pass, 5.35 two, `bench.accuracy`) for twice the cost |
+| detector (YuNet's box, with its eye line) | one | a second pass on the tight box of the first points bought nothing once mirror-averaged, for twice the cost (`bench.accuracy`'s re-crop columns; docs/experiment-log.md) |
 | annotation (the tight box of annotated points, the training framing) | one | already the framing the network was trained on |
 | person (a box drawn or moved by hand) | two: the second on the tight box of the first points | a hand-drawn box frames a face loosely |
 
 Mirror averaging is the Predictor's setting, on by default (model.options.MIRROR_AVERAGE: the app's
 Model menu, drr-predict --no-mirror-average), and applies to every source. An eye-levelled model (config.level_eyes) always runs twice, the
 second pass levelling the first pass's eye line: on the levelled tight box of the first points
-for detector and hand-drawn boxes (YuNet boxes 6.81 -> 6.58 on the eye-levelled run), on the same
-box rotated for annotation boxes (see run()).
+for detector and hand-drawn boxes, on the same box rotated for annotation boxes (see run();
+the figures are in docs/experiment-log.md).
 """
 
 from __future__ import annotations

@@ -465,3 +465,12 @@ def test_a_fine_tune_with_early_stopping_keeps_its_best_epoch_and_scores_each_fa
     assert abs(sum(result.new_face_errors) / len(result.new_face_errors) - result.new_error_pupil) < 1e-6
     lines = per_face_lines(result)
     assert all(name in lines for name in result.face_names) and "->" in lines
+
+
+def test_menu_tips_quote_no_measured_figures(qtbot, open_window, tmp_path):
+    """Figures go stale with every model; they belong in bench results and the docs."""
+    import re
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    tips = [a.statusTip() + a.toolTip() for a in w.findChildren(type(w.mirror_action))]
+    assert tips and not [t for t in tips if re.search(r"\d+\.\d+ ?(%|->|→)", t)]

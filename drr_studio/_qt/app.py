@@ -68,8 +68,8 @@ def warm_up() -> None:
         from model.inference import keep_freed_memory
 
         # The app predicts in a loop (predict-ahead, Predict all), like drr-predict: keeping freed
-        # blocks saves page faults worth 40% of a face on an Intel Xeon (16 -> 9.5 ms, bf16 batch 1);
-        # the heap keeps its peak, which bench.app_memory measures with this same call.
+        # blocks saves page faults on every face (bench.speed measures it); the heap keeps its
+        # peak, which bench.app_memory measures with this same call.
         keep_freed_memory()
 
         detect_faces(np.zeros((32, 32, 3), np.uint8))
