@@ -17,6 +17,8 @@ import numpy as np
 from model import annotation_files as files
 from model.tracking import propagate
 
+UNDO_STEPS = 20  # corrections that Undo can take back (each keeps a copy of one face's frames)
+
 
 class ClipDocument:
     """frame -> {track: points} for one clip, its keyframes, cuts, and where it is saved."""
@@ -31,6 +33,7 @@ class ClipDocument:
         self.cuts: set[int] = set()
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
+        self._undo: list[tuple[int, dict[int, np.ndarray], set[int]]] = []  # (track, its frames, its keys) before
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
@@ -58,6 +61,7 @@ class ClipDocument:
         shot around it follow (model.tracking.propagate), other keyframes staying put."""
         by_frame = self.points.setdefault(track, {})
         keys = self.keys.setdefault(track, set())
+        self._undo = (self._undo + [(track, dict(by_frame), set(keys))])[-UNDO_STEPS:]
         held = {k: by_frame[k] for k in keys if k in by_frame}
         held[frame] = np.asarray(points, dtype=np.float64)
         if frame not in by_frame:
@@ -65,6 +69,16 @@ class ClipDocument:
         self.points[track] = propagate(by_frame, held, self.cuts)
         keys.add(frame)
         self.dirty = True
+
+    def undo(self) -> int | None:
+        """Take back the last correction (its face's frames and keyframes as they were); the
+        track it touched, or None when there is nothing to undo."""
+        if not self._undo:
+            return None
+        track, by_frame, keys = self._undo.pop()
+        self.points[track], self.keys[track] = by_frame, keys
+        self.dirty = True
+        return track
 
     # --- files --------------------------------------------------------------------------------
     def to_annotation(self) -> files.ClipAnnotation:

@@ -52,6 +52,10 @@ def test_clip_window_tracks_corrects_saves_and_reopens(qtbot, clip, tmp_path) ->
     chin = before[2][8] + [0, 6]
     w.move_point(1, 8, chin, finished=True)
     assert w.doc.keyframes() == [2] and w.timeline.marks.keys == [2]
+    w.undo()  # Ctrl+Z: the correction taken back
+    assert w.doc.keyframes() == [] and w.timeline.marks.keys == []
+    np.testing.assert_allclose(w.doc.points[1][5], before[5])
+    w.move_point(1, 8, chin, finished=True)
     np.testing.assert_allclose(w.doc.points[1][2][8], chin)
     for f in (0, 5, 7):  # the frames around it follow (the correction held in its shot)
         assert np.linalg.norm(w.doc.points[1][f][8] - before[f][8]) > 3
@@ -99,6 +103,9 @@ def test_keyframe_correction_propagates_in_the_document(tmp_path) -> None:
     doc.correct(1, 4, doc.points[1][4] + [0, -4])
     np.testing.assert_allclose(doc.points[1][0] - shape, [[0, 4]] * 68)  # the first keyframe stays
     np.testing.assert_allclose(doc.points[1][2] - (shape + [4, 0]), [[0, 2]] * 68, atol=1e-9)  # halfway
+    doc.undo()  # the second correction taken back: frame 4 a propagated frame again
+    assert doc.keyframes() == [0] and np.allclose(doc.points[1][4] - (shape + [8, 0]), [0, 4])
+    doc.correct(1, 4, doc.points[1][4] + [0, -4])
     doc.save()
     again, problems = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
     assert not problems and again.keyframes() == [0, 4] and again.cuts == {6}

@@ -130,7 +130,8 @@ class ClipWindow(QMainWindow):
         layout.addWidget(self.timeline)
         self.setCentralWidget(central)
         menu = self.menuBar().addMenu("&File")
-        for text, slot, key in (("Save", self.save, "Ctrl+S"), ("Close", self.close, "Ctrl+W")):
+        for text, slot, key in (("Save", self.save, "Ctrl+S"), ("Undo the last correction", self.undo, "Ctrl+Z"),
+                                ("Close", self.close, "Ctrl+W")):
             act = QAction(text, self)
             act.setShortcut(QKeySequence(key))
             act.triggered.connect(slot)
@@ -206,6 +207,14 @@ class ClipWindow(QMainWindow):
             self._draw_points({track: pts})
             return
         self.doc.correct(track, self.frame, pts)
+        self._draw_points()
+        self._update_marks()
+
+    def undo(self) -> None:
+        if self.doc.undo() is None:
+            self.statusBar().showMessage("nothing to undo", 3000)
+            return
+        self._editing.clear()  # the next drag starts from the points as they are again
         self._draw_points()
         self._update_marks()
 
