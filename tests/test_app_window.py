@@ -553,11 +553,11 @@ def test_recent_folders_and_layout_are_remembered(qtbot, open_window, tmp_path):
     w = open_window([folder])
     w.files.open_paths([folder])
     assert w.files.recent_folders()[0] == str(folder.resolve())
-    w.docks["Refinement"].show()
+    w.docks["Review"].show()  # the research docks start closed on each launch (test_app_desk)
     w.close()
     w2 = open_window([], settings_name="s.ini")
     assert w2.files.recent_folders()[0] == str(folder.resolve())
-    assert w2.docks["Refinement"].isVisible()
+    assert w2.docks["Review"].isVisible()
     assert w2.recent_menu.actions()[0].text() == str(folder.resolve())
 
 
