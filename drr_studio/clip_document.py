@@ -1,11 +1,14 @@
-"""A clip being annotated: every tracked face's points per frame, the keyframes a person made,
-and the files (model.annotation_files' clip folder). Qt-free, like the picture document.
+"""A clip being annotated: the tracker's points per face and frame, the keyframes a person made,
+the points shown (the two combined), and the files (model.annotation_files' clip folder).
+Qt-free, like the picture document.
 
-Propagation is applied as each correction is made: a drag on frame f of a face makes f a
-keyframe, and model.tracking.propagate moves the frames around it towards the new points, with
-every earlier keyframe held where the person put it (its correction relative to the points on
-screen is zero). So the points on screen are always what the files get, a reopened clip goes on
-exactly where it was left, and fixing frames 1 and 50 fixes most of 2-49.
+What is shown is always model.tracking.propagate(the tracker's points, the keyframes, the cuts),
+as bench.video measures it: a drag on frame f makes f a keyframe, and the frames of its shot
+follow (between two keyframes both corrections, blended in time; after the last one its
+correction held). Frames the tracker delivers after a correction get it too, so correcting while
+tracking runs loses nothing. The files hold what is shown; a reopened clip takes those points as
+the tracker's (its keyframes then carry no correction of their own, as they are already in the
+points), so it goes on exactly where it was left.
 """
 
 from __future__ import annotations
@@ -17,66 +20,76 @@ import numpy as np
 from model import annotation_files as files
 from model.tracking import propagate
 
-UNDO_STEPS = 20  # corrections that Undo can take back (each keeps a copy of one face's frames)
+UNDO_STEPS = 50  # corrections that Undo can take back (each keeps one face's keyframes)
 
 
 class ClipDocument:
-    """frame -> {track: points} for one clip, its keyframes, cuts, and where it is saved."""
+    """track -> frame -> points for one clip (the tracker's, the keyframes, what is shown), its
+    cuts, and where it is saved."""
 
     def __init__(self, video: Path, frame_count: int, fps: float, folder: Path) -> None:
         self.video = Path(video)
         self.frame_count = frame_count
         self.fps = fps
         self.folder = Path(folder)  # the clip's annotation folder: 000001.pts, ..., drr_clip.json
-        self.points: dict[int, dict[int, np.ndarray]] = {}  # track -> frame -> (p, 2)
-        self.keys: dict[int, set[int]] = {}  # track -> keyframes
+        self.model: dict[int, dict[int, np.ndarray]] = {}  # the tracker's points
+        self.keys: dict[int, dict[int, np.ndarray]] = {}  # a person's points (keyframes)
+        self.points: dict[int, dict[int, np.ndarray]] = {}  # what is shown and saved
         self.cuts: set[int] = set()
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
-        self._undo: list[tuple[int, dict[int, np.ndarray], set[int]]] = []  # (track, its frames, its keys) before
+        self._undo: list[tuple[int, dict[int, np.ndarray]]] = []  # (track, its keyframes before)
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
-        """The tracker's points for a frame (track -> points); a keyframe's points are kept."""
+        """The tracker's points for a frame (track -> points), shown with the keyframes' pull."""
         self.tracked = max(self.tracked, frame + 1)
+        new_cut = cut and frame not in self.cuts
         if cut:
             self.cuts.add(frame)
         for track, pts in faces.items():
-            if frame not in self.keys.get(track, set()):
-                self.points.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
+            self.model.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
+            keys = self.keys.get(track, {})
+            if frame in keys:
+                continue
+            # only this frame needs the keyframes' pull: propagate it with the keyframes alone
+            model = {k: self.model[track][k] for k in keys if k in self.model[track]}
+            model[frame] = self.model[track][frame]
+            self.points.setdefault(track, {})[frame] = propagate(model, keys, self.cuts)[frame]
+        if new_cut:  # keyframes no longer reach past it
+            for track in self.keys:
+                self._show(track)
         self.dirty = True
+
+    def _show(self, track: int) -> None:
+        self.points[track] = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts)
 
     # --- what a person does -------------------------------------------------------------------
     def faces_at(self, frame: int) -> dict[int, np.ndarray]:
         return {t: by_frame[frame] for t, by_frame in sorted(self.points.items()) if frame in by_frame}
 
     def is_key(self, track: int, frame: int) -> bool:
-        return frame in self.keys.get(track, set())
+        return frame in self.keys.get(track, {})
 
     def keyframes(self) -> list[int]:
-        return sorted(set().union(*self.keys.values())) if self.keys else []
+        return sorted({f for keys in self.keys.values() for f in keys})
 
     def correct(self, track: int, frame: int, points: np.ndarray) -> None:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its
-        shot around it follow (model.tracking.propagate), other keyframes staying put."""
-        by_frame = self.points.setdefault(track, {})
-        keys = self.keys.setdefault(track, set())
-        self._undo = (self._undo + [(track, dict(by_frame), set(keys))])[-UNDO_STEPS:]
-        held = {k: by_frame[k] for k in keys if k in by_frame}
-        held[frame] = np.asarray(points, dtype=np.float64)
-        if frame not in by_frame:
-            by_frame[frame] = held[frame]
-        self.points[track] = propagate(by_frame, held, self.cuts)
-        keys.add(frame)
+        shot follow (model.tracking.propagate)."""
+        keys = self.keys.setdefault(track, {})
+        self._undo = (self._undo + [(track, dict(keys))])[-UNDO_STEPS:]
+        keys[frame] = np.asarray(points, dtype=np.float64)
+        self._show(track)
         self.dirty = True
 
     def undo(self) -> int | None:
-        """Take back the last correction (its face's frames and keyframes as they were); the
-        track it touched, or None when there is nothing to undo."""
+        """Take back the last correction; the track it touched, or None when there is none."""
         if not self._undo:
             return None
-        track, by_frame, keys = self._undo.pop()
-        self.points[track], self.keys[track] = by_frame, keys
+        track, keys = self._undo.pop()
+        self.keys[track] = keys
+        self._show(track)
         self.dirty = True
         return track
 
@@ -86,7 +99,7 @@ class ClipDocument:
                                     tracked=self.tracked)
         for track, by_frame in sorted(self.points.items()):
             for frame, pts in by_frame.items():
-                key = frame in self.keys.get(track, set())
+                key = self.is_key(track, frame)
                 record = files.FaceRecord(pts, "corrected" if key else "predicted", None)
                 clip.frames.setdefault(frame, []).append(files.ClipFace(track, record, key))
         return clip
@@ -109,8 +122,8 @@ class ClipDocument:
         doc.tracked = min(clip.tracked if clip.tracked is not None else frame_count, frame_count)
         for frame, faces in clip.frames.items():
             for face in faces:
+                doc.model.setdefault(face.track, {})[frame] = face.record.points
                 doc.points.setdefault(face.track, {})[frame] = face.record.points
                 if face.keyframe:
-                    doc.keys.setdefault(face.track, set()).add(frame)
+                    doc.keys.setdefault(face.track, {})[frame] = face.record.points
         return doc, problems
-

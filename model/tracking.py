@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from .annotation_files import ClipFace, FaceRecord
-from .correction import from_frame, to_frame
+from .correction import to_frame
 from .detect import Detection
 from .geometry import box_iou, box_of_points
 from .layout import layout_for
@@ -268,34 +268,48 @@ def propagate(model: dict[int, np.ndarray], keys: dict[int, np.ndarray],
     """One face's points per frame after keyframe propagation (see the module docstring).
     model: frame -> the model's (p, 2) points; keys: frame -> a person's points (keyframes);
     breaks: frames that start a new shot (cuts). Keyframes come back as the person put them;
-    frames without a keyframe in their shot keep the model's points."""
+    frames without a keyframe in their shot keep the model's points. Vectorised over frames: a
+    10-minute clip's face (15,000 frames) takes a fraction of a second."""
     out = {f: np.asarray(p, dtype=np.float64).copy() for f, p in model.items()}
-    # a keyframe's correction, in its model points' eye frame (None: the model had no face there)
+    # a keyframe's correction, in its model points' eye frame (none where the model had no face)
     residual = {k: to_frame(model[k], np.asarray(v, float) - model[k]) for k, v in keys.items() if k in model}
-    cuts = sorted(breaks)
-    keyed = sorted(residual)
-
-    def shot(f: int) -> int:
-        return int(np.searchsorted(cuts, f, side="right"))
-
-    for f, pts in model.items():
-        if f in keys:
-            continue
-        same = [k for k in keyed if shot(k) == shot(f)]
-        if not same:
-            continue
-        before = [k for k in same if k < f]
-        after = [k for k in same if k > f]
-        if before and after:
-            a, b = before[-1], after[0]
-            w = (f - a) / (b - a)
-            r = (1 - w) * residual[a] + w * residual[b]
-        else:
-            r = residual[before[-1] if before else after[0]]
-        out[f] = pts + from_frame(pts, r)
+    frames = np.array(sorted(f for f in model if f not in keys), dtype=np.int64)
+    if residual and len(frames):
+        cuts = np.array(sorted(breaks), dtype=np.int64)
+        keyed = np.array(sorted(residual), dtype=np.int64)
+        stack = np.stack([residual[k] for k in keyed])  # (K, p, 2)
+        key_shot = np.searchsorted(cuts, keyed, side="right")
+        shot = np.searchsorted(cuts, frames, side="right")
+        after = np.searchsorted(keyed, frames)  # the first keyframe after each frame
+        before = np.maximum(after - 1, 0)
+        after_c = np.minimum(after, len(keyed) - 1)
+        has_before = (after > 0) & (key_shot[before] == shot)
+        has_after = (after < len(keyed)) & (key_shot[after_c] == shot)
+        span = np.maximum(keyed[after_c] - keyed[before], 1)
+        w = np.where(has_before & has_after, (frames - keyed[before]) / span, np.where(has_after, 1.0, 0.0))
+        use = has_before | has_after
+        r = (1 - w)[:, None, None] * stack[before] + w[:, None, None] * stack[after_c]
+        if use.any():  # frames in a shot with a keyframe
+            pts = np.stack([out[f] for f in frames[use]])
+            moved = pts + _from_frames(pts, r[use])
+            for f, m in zip(frames[use], moved):
+                out[int(f)] = m
     for k, v in keys.items():
         out[k] = np.asarray(v, dtype=np.float64).copy()
     return out
+
+
+def _from_frames(points: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """model.correction.from_frame for a stack of shapes (F, p, 2) and their frame residuals."""
+    layout = layout_for(points.shape[1])
+    v = points[:, list(layout.left_eye)].mean(1) - points[:, list(layout.right_eye)].mean(1)
+    s = np.hypot(v[:, 0], v[:, 1])
+    ok = np.isfinite(s) & (s >= 1e-6)  # as eye_frame: no usable eye line, no rotation or scale
+    c = np.where(ok, v[:, 0] / np.where(ok, s, 1.0), 1.0)
+    si = np.where(ok, v[:, 1] / np.where(ok, s, 1.0), 0.0)
+    s = np.where(ok, s, 1.0)
+    rot = np.stack([np.stack([c, -si], -1), np.stack([si, c], -1)], -2)  # (F, 2, 2)
+    return np.einsum("fpj,fij->fpi", residuals, rot) * s[:, None, None]
 
 
 def clip_faces(frame: FrameFaces) -> list[ClipFace]:

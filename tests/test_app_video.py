@@ -138,6 +138,21 @@ def test_file_menu_opens_a_video_and_names_a_broken_one(qtbot, clip, tmp_path, m
     w.labeller.worker.stop()
 
 
+def test_a_correction_made_while_tracking_runs_reaches_the_frames_tracked_after_it(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
+    shape = np.random.default_rng(2).normal(size=(68, 2)) * 10 + 100
+    shape[36:42] -= [25, 0]
+    shape[42:48] += [25, 0]
+    for f in range(3):
+        doc.set_model(f, {1: shape + [f, 0]})
+    doc.correct(1, 1, doc.points[1][1] + [0, 5])
+    for f in range(3, 10):  # the tracker goes on after the correction
+        doc.set_model(f, {1: shape + [f, 0]}, cut=f == 8)
+    for f in (3, 7):
+        np.testing.assert_allclose(doc.points[1][f] - (shape + [f, 0]), [[0, 5]] * 68, atol=1e-9)
+    np.testing.assert_allclose(doc.points[1][9], shape + [9, 0])  # the next shot untouched
+
+
 def test_a_clip_saved_before_tracking_ended_resumes_where_it_stopped(tmp_path) -> None:
     doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
     shape = np.random.default_rng(1).normal(size=(68, 2)) * 10 + 100
