@@ -97,7 +97,7 @@ def test_placed_points_never_move(qtbot, assisted_window, tmp_path):
 def test_turned_off_only_the_dragged_point_moves(qtbot, assisted_window, tmp_path):
     w = assisted_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
-    w.assist_action.trigger()
+    w.editor.assist_action.trigger()
     assert not w.assistant.enabled and "off" in w.assistant.describe()
     face = w.entry.faces[0]
     before = face.points.copy()

@@ -64,7 +64,7 @@ def export_and_wait(qtbot, w, *args, **kwargs) -> str:
     """Run an export and wait for it to end; returns the status bar's message. Waiting on the
     worker's own signal could miss it: a short export may finish before the wait connects."""
     w.files.run_export(*args, **kwargs)
-    qtbot.waitUntil(lambda: w.export_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.files.export_worker is None, timeout=30000)
     return w.statusBar().currentMessage()
 
 
@@ -492,7 +492,7 @@ def test_export_and_predict_all(qtbot, open_window, tmp_path):
     w.files.predict_all()
     qtbot.waitUntil(lambda: all(e.predicted for e in w.document.entries), timeout=8000)
     # on a loaded machine the modal progress dialog shows up; keys reach the window once it is gone
-    qtbot.waitUntil(lambda: w.batch is None and QApplication.activeModalWidget() is None, timeout=8000)
+    qtbot.waitUntil(lambda: w.files.batch is None and QApplication.activeModalWidget() is None, timeout=8000)
     key(w, Qt.Key.Key_A)
     assert w.entry.faces[0].status == Status.APPROVED
     assert export_and_wait(qtbot, w, tmp_path / "train").startswith("Exported 1 face")
@@ -558,7 +558,7 @@ def test_recent_folders_and_layout_are_remembered(qtbot, open_window, tmp_path):
     w2 = open_window([], settings_name="s.ini")
     assert w2.files.recent_folders()[0] == str(folder.resolve())
     assert w2.docks["Review"].isVisible()
-    assert w2.recent_menu.actions()[0].text() == str(folder.resolve())
+    assert w2.files.recent_menu.actions()[0].text() == str(folder.resolve())
 
 
 def test_hover_names_the_point_and_click_selects(qtbot, open_window, tmp_path):
@@ -862,9 +862,9 @@ def test_box_mode_and_the_heatmap_landmark_are_the_sessions(qtbot, open_window, 
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     wait_predicted(qtbot, w)
     key(w, Qt.Key.Key_B)
-    assert w.session.box_mode and w.canvas.box_mode and w.box_action.isChecked()
+    assert w.session.box_mode and w.canvas.box_mode and w.editor.box_action.isChecked()
     w.session.set_box_mode(False)
-    assert not w.box_action.isChecked() and not w.canvas.box_mode
+    assert not w.editor.box_action.isChecked() and not w.canvas.box_mode
     w.docks["Heatmaps"].show()
     w.session.set_landmark(36)
     assert w.heat_panel.landmark_index() == 36

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox
 
 from model.detect import drawn_box_to_landmark_box
@@ -26,12 +27,18 @@ class Editor(WindowPart):
     window `w` (its session, canvas, undo stacks, status bar, action()) and asks its
     pre-labeller to run the model on drawn and moved boxes."""
 
+    # its actions (made by build_edit_menu): the window and the views read their state from here
+    undo_action: QAction
+    redo_action: QAction
+    assist_action: QAction
+    box_action: QAction
+
     def build_edit_menu(self, menu: QMenu) -> None:
-        self.w.undo_action = self.w.undo_group.createUndoAction(self.w, "Undo")
-        self.w.undo_action.setShortcuts(["Ctrl+Z"])
-        self.w.redo_action = self.w.undo_group.createRedoAction(self.w, "Redo")
-        self.w.redo_action.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
-        for act in (self.w.undo_action, self.w.redo_action):
+        self.undo_action = self.w.undo_group.createUndoAction(self.w, "Undo")
+        self.undo_action.setShortcuts(["Ctrl+Z"])
+        self.redo_action = self.w.undo_group.createRedoAction(self.w, "Redo")
+        self.redo_action.setShortcuts(["Ctrl+Shift+Z", "Ctrl+Y"])
+        for act in (self.undo_action, self.redo_action):
             menu.addAction(act)
             self.w.addAction(act)
         menu.addSeparator()
@@ -42,11 +49,11 @@ class Editor(WindowPart):
                     tip="Mark the selected points as occluded (kept in the side file, not the .pts)")
         self.w.action(menu, "Reset face to prediction", self.reset_face, "Ctrl+R")
         menu.addSeparator()
-        self.w.assist_action = self.w.action(
+        self.assist_action = self.w.action(
             menu, "Assisted correction: points follow a fix", self.toggle_assist, checkable=True,
             tip="After a drag, the face's points you have not placed move to where the model's typical errors "
                 "say they probably are; the points you placed (diamonds) never move")
-        self.w.assist_action.setChecked(self.w.settings.value("edit/assist", True, type=bool))
+        self.assist_action.setChecked(self.w.settings.value("edit/assist", True, type=bool))
         self.w.action(menu, "Lock selected points", self.lock_selection, "L",
                       tip="The selected points are right as they are: they count as placed, so no follower moves "
                           "them (select a part with 1-5, then L)")
@@ -61,7 +68,7 @@ class Editor(WindowPart):
             self.w.action(part_menu, f"Select {label}", lambda _=False, p=parts, n=label: self.select_part(p, n), str(key),
                         tip=f"Select the {label} of the face (or click on a part's line); Ctrl adds to the selection")
         self.w.action(menu, "Next face", self.next_face, "Tab")
-        self.w.box_action = self.w.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
+        self.box_action = self.w.action(menu, "Draw face box", self.toggle_box_mode, "B", checkable=True,
                                       tip="Drag a rectangle around a face the detector missed")
         self.w.action(menu, "Delete face", self.delete_face, ["Delete", "Backspace"])
         self.w.action(menu, "Copy faces from the previous image", self.copy_previous_faces, "Ctrl+Shift+V",
@@ -169,7 +176,7 @@ class Editor(WindowPart):
             " (Ctrl+Z takes it back)", 4000)
 
     def toggle_assist(self) -> None:
-        on = self.w.assist_action.isChecked()
+        on = self.assist_action.isChecked()
         self.w.settings.setValue("edit/assist", on)
         self.w.assistant.set_enabled(on)
 
@@ -331,7 +338,7 @@ class Editor(WindowPart):
 
     # --- faces --------------------------------------------------------------------------------
     def toggle_box_mode(self) -> None:
-        self.w.session.set_box_mode(self.w.box_action.isChecked())
+        self.w.session.set_box_mode(self.box_action.isChecked())
         if self.w.session.box_mode:
             self.w.statusBar().showMessage("Drag a rectangle around the face (B again to stop)", 5000)
 

@@ -28,12 +28,18 @@ class FileActions(WindowPart):
     window's layout. Works on the window `w` (settings, session, set_document(), show_problem(),
     action(), the status bar) and its pre-labeller."""
 
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.recent_menu: QMenu | None = None  # File -> Recent folders (build_file_menu)
+        self.batch: dict | None = None  # the running Predict all: its dialog and the pictures left
+        self.export_worker: GeneratorWorker | None = None  # the export running now, if any
+
     def build_file_menu(self, menu: QMenu) -> None:
         self.w.action(menu, "Open images…", self.choose_images, "Ctrl+O")
         self.w.action(menu, "Open folder…", self.choose_folder, "Ctrl+Shift+O")
         self.w.action(menu, "Open video…", lambda: open_video_dialog(self.w),
                       tip="Track a clip's faces and correct them through time, in a clip window (issue 36)")
-        self.w.recent_menu = menu.addMenu("Recent folders")
+        self.recent_menu = menu.addMenu("Recent folders")
         self._fill_recent()
         menu.addSeparator()
         self.w.action(menu, "Save", self.save_current, "Ctrl+S",
@@ -106,11 +112,11 @@ class FileActions(WindowPart):
         self._fill_recent()
 
     def _fill_recent(self) -> None:
-        self.w.recent_menu.clear()
+        self.recent_menu.clear()
         for folder in self.recent_folders():
-            act = self.w.recent_menu.addAction(folder)
+            act = self.recent_menu.addAction(folder)
             act.triggered.connect(lambda _=False, f=folder: self.open_paths([Path(f)]))
-        self.w.recent_menu.setEnabled(bool(self.recent_folders()))
+        self.recent_menu.setEnabled(bool(self.recent_folders()))
 
     # --- saving -------------------------------------------------------------------------------
     def save_entry(self, entry, learn: bool = True) -> bool:
@@ -291,11 +297,11 @@ class FileActions(WindowPart):
         dialog.canceled.connect(worker.quit)
 
         def finished() -> None:  # the reference kept the worker alive; None once it is done
-            if self.w.export_worker is worker:
-                self.w.export_worker = None
+            if self.export_worker is worker:
+                self.export_worker = None
 
         worker.finished.connect(finished)
-        self.w.export_worker = worker
+        self.export_worker = worker
         worker.start()
         return worker
 
@@ -310,22 +316,22 @@ class FileActions(WindowPart):
         dialog = QProgressDialog("Predicting…", "Cancel", 0, len(queued), self.w)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
-        self.w.batch = {"dialog": dialog, "todo": {self.w.document.entries[i].path for i in queued}, "total": len(queued)}
+        self.batch = {"dialog": dialog, "todo": {self.w.document.entries[i].path for i in queued}, "total": len(queued)}
         dialog.canceled.connect(self._cancel_batch)
 
     def _batch_progress(self, path: Path) -> None:
-        b = self.w.batch
+        b = self.batch
         b["todo"].discard(path)
         done = b["total"] - len(b["todo"])
         b["dialog"].setValue(done)
         if not b["todo"]:
             b["dialog"].reset()
-            self.w.batch = None
+            self.batch = None
             self.w.statusBar().showMessage(f"Predicted {done} image(s)", 5000)
 
     def _cancel_batch(self) -> None:
         self.w.labeller.cancel(lambda j: j.priority == BATCH)
-        self.w.batch = None
+        self.batch = None
         self.w.statusBar().showMessage("Batch prediction cancelled", 4000)
 
     def choose_checkpoint(self) -> None:

@@ -91,8 +91,6 @@ class MainWindow(QMainWindow):
         self.output_dir: Path | None = None  # where .pts go; None = beside each image
         self.undo_group = QUndoGroup(self)
         self.stacks: dict[int, QUndoStack] = {}
-        self.batch: dict | None = None
-        self.export_worker = None  # the export running now, if any
         self.assistant = Assistant()  # assisted correction: after a drag the other points follow
 
         self.canvas = Canvas(self.session)
@@ -109,7 +107,7 @@ class MainWindow(QMainWindow):
         self._build_panels()
         self._build_status_bar()
         self._build_menus()
-        self.assistant.enabled = self.assist_action.isChecked()
+        self.assistant.enabled = self.editor.assist_action.isChecked()
         self._connect()
         self._subscribe()
 
@@ -288,7 +286,7 @@ class MainWindow(QMainWindow):
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
         self.session.landmark_changed.connect(lambda _: self.research.update_overlays())
         self.session.step_changed.connect(lambda _: self.research.update_overlays())  # the step drawn is the session's
-        self.session.box_mode_changed.connect(lambda on: self.box_action.setChecked(on))
+        self.session.box_mode_changed.connect(lambda on: self.editor.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())
         self.session.dirty_changed.connect(lambda dirty: dirty and self._autosave_timer.start())
@@ -475,7 +473,7 @@ class MainWindow(QMainWindow):
         self.session.set_mirror_possible(can_mirror(predictor.layout))
 
     def _job_done(self, path: Path) -> None:
-        if self.batch is not None:
+        if self.files.batch is not None:
             self.files._batch_progress(path)
 
     # --- refresh ------------------------------------------------------------------------------
