@@ -281,7 +281,7 @@ class MainWindow(QMainWindow):
         """The views follow the session's events (the document announces every change of a
         picture through it): its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
-        self.session.mirror_changed.connect(self.mirror_action.setChecked)
+        self.session.mirror_changed.connect(lambda on: self.mirror_action.setChecked(on))
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
         self.session.landmark_changed.connect(lambda _: self.research.update_overlays())
