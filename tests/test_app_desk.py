@@ -380,7 +380,7 @@ def test_the_fine_tune_time_estimate_leaves_out_the_start(qtbot):
     assert "estimating" in dialog.label.text()
     dialog.first = (dialog.first[0] - 0.95, 1)  # five steps of 0.19 s since the first one
     dialog.update_progress({"event": "step", "epoch": 3, "epochs": 400, "batch": 2, "batches": 2, "loss": 0.9})
-    assert "at most 0.5 min left" in dialog.label.text() or "at most 2." in dialog.label.text()
+    assert "at most 2.5 min left" in dialog.label.text(), dialog.label.text()
 
 
 def test_fine_tune_defaults_follow_the_number_of_faces():
