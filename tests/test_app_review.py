@@ -138,13 +138,13 @@ def test_suspicious_first_order_rings_and_ced_in_the_window(qtbot, window, tmp_p
         else:
             face.status = Status.APPROVED
         w.session.touch(e)  # the row follows the event, nobody calls the panel
-    assert w.image_panel.list.item(0).text().endswith("[approved]")
+    assert w.image_panel.row_text(0).endswith("[approved]")
     qtbot.waitUntil(lambda: w.document.entries[2].faces[0].suspicious == {JAW_TIP}, timeout=3000)
 
     w.image_panel.order.setCurrentText(SUSPICIOUS_FIRST)
     rows = w.image_panel.visible_rows()
     assert rows[0] == 2 and sorted(rows) == list(range(5))
-    assert "review score" in w.image_panel.list.item(0).toolTip()
+    assert "review score" in w.image_panel.row_tooltip(0)
     w.go_to(rows[0])
     flags = w.canvas._face_items[0].flags.getData()
     assert len(flags[0]) == 1 and np.allclose([flags[0][0], flags[1][0]], w.entry.faces[0].points[JAW_TIP])

@@ -78,7 +78,7 @@ def test_open_folder_predicts_and_navigates(qtbot, open_window, tmp_path):
     wait_predicted(qtbot, w)
     e = w.entry
     assert w.current == 0 and len(e.faces) == 1 and e.faces[0].points.shape == (68, 2)
-    assert w.image_panel.list.item(0).text().endswith("[predicted]")
+    assert w.image_panel.row_text(0).endswith("[predicted]")
     assert "fake" in w.status_model.text() and "CPU" in w.status_model.text()
     assert w.labeller.last_latency is not None and w.labeller.last_latency < 2.0
     # predict-ahead: the next image is ready before we go there
@@ -101,9 +101,9 @@ def test_faces_the_model_doubts_are_shown_and_filtered(qtbot, open_window, tmp_p
     w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=FakePredictor(uncertainty=7.5))
     wait_predicted(qtbot, w)
     assert w.entry.to_check == 1
-    row = w.image_panel.list.item(0).text()
+    row = w.image_panel.row_text(0)
     assert row.startswith("⚠") and row.endswith("[predicted]")
-    assert "1 face(s) the model is unsure of" in w.image_panel.list.item(0).toolTip()
+    assert "1 face(s) the model is unsure of" in w.image_panel.row_tooltip(0)
     assert w.canvas._face_items[0].box.pen().color().getRgb()[:3] == UNCERTAIN_PEN
     assert "unsure of 1" in w.statusBar().currentMessage()
     w.docks["Initialisation"].show()
@@ -221,7 +221,7 @@ def test_reopened_folder_shows_each_pictures_status_before_it_is_visited(qtbot, 
         w.files.save_current()
     w.close()
     w2 = open_window([folder], settings_name="s2.ini")
-    rows = [w2.image_panel.list.item(i).text() for i in range(4)]
+    rows = [w2.image_panel.row_text(i) for i in range(4)]
     assert rows[1].endswith("[approved]") and rows[2].endswith("[corrected]"), rows
     from drr_studio.document import Document
 
@@ -409,7 +409,7 @@ def test_a_picture_without_faces_gets_a_status_of_its_own(qtbot, open_window, tm
     w.go_to(names.index("blank.png"))
     wait_predicted(qtbot, w)
     assert w.entry.status == "no face found" and not w.entry.faces
-    row = w.image_panel.list.item(names.index("blank.png")).text()
+    row = w.image_panel.row_text(names.index("blank.png"))
     assert row.endswith("[no face found]"), row
     w.image_panel.filter.setCurrentText("no face found")
     assert w.image_panel.visible_rows() == [names.index("blank.png")]
@@ -429,7 +429,7 @@ def test_problem_banner_belongs_to_its_picture(qtbot, open_window, tmp_path):
     w.go_to(1)
     assert bar.isVisible() and "img01.pts" in bar.label.text()
     wait_predicted(qtbot, w)
-    assert w.image_panel.list.item(1).text().endswith("[bad annotation file]")
+    assert w.image_panel.row_text(1).endswith("[bad annotation file]")
     w.go_to(2)
     assert not bar.isVisible()  # a good picture: no stale banner
     w.go_to(1)
@@ -703,10 +703,10 @@ def test_shift_a_leaves_faces_that_need_a_look(qtbot, open_window, tmp_path):
     assert sure.status == Status.APPROVED and doubted.status == Status.PREDICTED and doubted.uncertain
     assert w.canvas.active == 1 and "left for you to check" in w.statusBar().currentMessage()
     # the image list says the picture is half done, and by approval (nobody corrected anything)
-    assert w.image_panel.list.item(0).text().endswith("[approved 1 of 2]")
+    assert w.image_panel.row_text(0).endswith("[approved 1 of 2]")
     key(w, Qt.Key.Key_A)  # the deliberate act: the doubted face is selected
     assert doubted.status == Status.APPROVED
-    assert w.image_panel.list.item(0).text().endswith("[approved]")
+    assert w.image_panel.row_text(0).endswith("[approved]")
     key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
     assert w.current == 1
 
@@ -848,7 +848,7 @@ def test_views_follow_the_sessions_events_without_a_refresh(qtbot, open_window, 
     moved = face.points + [4.0, 0.0]
     s.set_face_state(e, face, dataclasses.replace(face.state(), points=moved, status=Status.APPROVED))
     np.testing.assert_allclose(w.canvas._face_items[0].points.data["x"], moved[:, 0])
-    assert w.image_panel.list.item(0).text().endswith("[approved]")
+    assert w.image_panel.row_text(0).endswith("[approved]")
     assert w.isWindowModified()  # the folder's dirty flag is announced
     w.files.save_current()
     assert not w.isWindowModified()

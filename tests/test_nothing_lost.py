@@ -155,11 +155,11 @@ def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, make_wi
     pts = w.entry.faces[0].points.copy()
     other = w.document.entries[1]
     w.document.import_annotations([AnnotatedImage(other.path, [FaceAnnotation(pts, set(), "approved", None)])])
-    assert w.image_panel.list.item(1).text().endswith("[approved]")
+    assert w.image_panel.row_text(1).endswith("[approved]")
     face = Face(box=np.array([10.0, 10.0, 100.0, 100.0]), points=pts, status=Status.CORRECTED)
     w.document.insert_face(w.entry, face)
     assert len(w.canvas._face_items) == 2  # the canvas drew it
-    assert "corrected 1 of 2" in w.image_panel.list.item(0).text()
+    assert "corrected 1 of 2" in w.image_panel.row_text(0)
 
 
 def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtbot, make_window, tmp_path):

@@ -4,18 +4,20 @@ draws the matching overlays on the canvas."""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -35,9 +37,7 @@ STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaf
 TO_CHECK = "to check"  # images with a face the model doubts
 FILTERS = ["all", TO_CHECK, Status.PENDING.value, Status.PREDICTED.value, NO_FACE_STATUS, Status.CORRECTED.value,
            Status.APPROVED.value, BAD_FILE_STATUS, ERROR_STATUS]
-CHECK_ROLE = Qt.ItemDataRole.UserRole + 1
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 2  # the picture's index in the document
-TIP_ROLE = Qt.ItemDataRole.UserRole + 3
 FOLDER_ORDER, SUSPICIOUS_FIRST = "folder order", "suspicious first"
 ORDERS = [FOLDER_ORDER, SUSPICIOUS_FIRST]
 
@@ -49,10 +49,123 @@ def fixed_width_text(label: QLabel) -> None:
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
+class ImageListModel(QAbstractListModel):
+    """The rows of the image list, drawn on demand (Qt asks only for the rows on screen): a
+    folder of 100,000 pictures costs a list of indices, not 100,000 widgets. `rows` holds the
+    picture indices shown, in order (the folder's or the review's), after the filter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[ImageEntry] = []
+        self.rows: list[int] = []
+        self.order: list[int] = []
+        self.rank: list[int] = []  # picture index -> its place in `order` (rows are sorted by it)
+        self.scores: dict[int, float] = {}
+        self.statuses: list[str] = []  # per picture, for the running counts
+        self.counts: Counter[str] = Counter()
+        self.checks: list[bool] = []  # per picture: a face the model doubts
+        self.filter = "all"
+
+    def reset(self, entries: list[ImageEntry]) -> None:
+        self.beginResetModel()
+        self.entries = entries
+        self.order = list(range(len(entries)))
+        self.statuses = [e.status for e in entries]
+        self.checks = [bool(e.to_check) for e in entries]
+        self.counts = Counter(self.statuses)
+        self.scores = {}
+        self._filter_rows()
+        self.endResetModel()
+
+    def passes(self, i: int) -> bool:
+        if self.filter == TO_CHECK:
+            return self.checks[i]
+        return self.filter == "all" or self.filter == self.statuses[i]
+
+    def _filter_rows(self) -> None:
+        self.rank = [0] * len(self.entries)
+        for k, i in enumerate(self.order):
+            self.rank[i] = k
+        self.rows = [i for i in self.order if self.passes(i)]
+
+    def row(self, i: int) -> int | None:
+        """The row showing picture i (None: filtered out), by bisection: O(log n)."""
+        r = bisect.bisect_left(self.rows, self.rank[i], key=self.rank.__getitem__)
+        return r if r < len(self.rows) and self.rows[r] == i else None
+
+    def refilter(self, filter_text: str | None = None, order: list[int] | None = None) -> None:
+        self.beginResetModel()
+        if filter_text is not None:
+            self.filter = filter_text
+        if order is not None:
+            self.order = list(order)
+        self._filter_rows()
+        self.endResetModel()
+
+    def update(self, i: int) -> None:
+        """Picture i changed: its row is drawn again; it appears or goes only when the filter
+        is on and its verdict changed (then the rows are filtered again)."""
+        e = self.entries[i]
+        old, new = self.statuses[i], e.status
+        if old != new:
+            self.counts[old] -= 1
+            self.counts[new] += 1
+            self.statuses[i] = new
+        self.checks[i] = bool(e.to_check)
+        r = self.row(i)
+        if self.passes(i) and r is None:  # it now shows: inserted at its place in the order
+            r = bisect.bisect_left(self.rows, self.rank[i], key=self.rank.__getitem__)
+            self.beginInsertRows(QModelIndex(), r, r)
+            self.rows.insert(r, i)
+            self.endInsertRows()
+        elif not self.passes(i) and r is not None:  # it no longer shows
+            self.beginRemoveRows(QModelIndex(), r, r)
+            del self.rows[r]
+            self.endRemoveRows()
+        elif r is not None:
+            self.dataChanged.emit(self.index(r), self.index(r))
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802 - Qt's name
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        i = self.rows[index.row()]
+        e = self.entries[i]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row_text(e)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(QColor(STATUS_COLOR.get(self.statuses[i], "#ffffff")))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row_tip(e, self.scores.get(i))
+        if role == INDEX_ROLE:
+            return i
+        return None
+
+
+def row_text(e: ImageEntry) -> str:
+    """A picture's row: a mark when the model doubts a face, the name, * for unsaved edits, the
+    number of faces once known, and how far it is (document.status_text)."""
+    n = len(e.faces)
+    faces = f"{n} face{'s' if n > 1 else ''}   " if n else ""
+    return f"{'⚠ ' if e.to_check else ''}{e.path.name}{'*' if e.dirty else ''}   {faces}[{e.status_text}]"
+
+
+def row_tip(e: ImageEntry, score: float | None) -> str:
+    tip = f"{e.path}\n{e.error}" if e.error else str(e.path)
+    if e.to_check:
+        tip += f"\n{e.to_check} face(s) the model is unsure of: its mirror-image pass disagrees"
+    if score is not None:
+        tip += (f"\nreview score {score:.1f}: its worst human point lies that far from the model's "
+                "(% of the eye distance, discounted by the model's doubt)")
+    return tip
+
+
 class ImageListPanel(QWidget):
     """Every image with its status. The filter hides rows; the order is the folder's or the
-    review's (most suspicious annotations first). Rows carry their picture's index, so that
-    navigation (visible_rows) follows what the list shows."""
+    review's (most suspicious annotations first). A model/view list (ImageListModel): only the
+    rows on screen are drawn, and a picture's change redraws its row alone."""
 
     imageChosen = Signal(int)
     orderChanged = Signal(str)
@@ -67,140 +180,96 @@ class ImageListPanel(QWidget):
         self.order.addItems(ORDERS)
         self.order.setToolTip("suspicious first: pictures whose human points the model disagrees with "
                               "most come first (annotation review; run Model → Predict all first)")
-        self.list = QListWidget()
+        self.model = ImageListModel()
+        self.list = QListView()
+        self.list.setModel(self.model)
+        self.list.setUniformItemSizes(True)  # rows of one height: no measuring of 100,000 rows
+        self.list.setEditTriggers(QListView.EditTrigger.NoEditTriggers)
         self.count = QLabel()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Show:"))
-        row.addWidget(self.filter, 1)
-        lay.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Order:"))
-        row.addWidget(self.order, 1)
-        lay.addLayout(row)
+        for label, box in (("Show:", self.filter), ("Order:", self.order)):
+            row = QHBoxLayout()
+            row.addWidget(QLabel(label))
+            row.addWidget(box, 1)
+            lay.addLayout(row)
         lay.addWidget(self.list, 1)
         lay.addWidget(self.count)
         self.filter.currentTextChanged.connect(lambda _: self.apply_filter())
         self.order.currentTextChanged.connect(self.orderChanged.emit)
-        self.list.currentRowChanged.connect(self._chosen)
-        self._items: list[QListWidgetItem] = []  # by picture index
-        self._scores: dict[int, float] = {}
-        # running counts, so that updating one row costs the same at 10 rows as at 10,000
-        self._statuses: Counter[str] = Counter()
-        self._shown = 0
+        self.list.selectionModel().currentRowChanged.connect(lambda cur, _: self._chosen(cur.row()))
         self._updating = False
 
     def set_entries(self, entries: list[ImageEntry]) -> None:
         self._updating = True
-        self.list.clear()
-        self._items, self._scores, self._statuses = [], {}, Counter()
-        for i, e in enumerate(entries):
-            item = QListWidgetItem(e.path.name)
-            item.setData(INDEX_ROLE, i)
-            self.list.addItem(item)
-            self._items.append(item)
-            self._style(item, e)
+        self.model.filter = self.filter.currentText()
+        self.model.reset(entries)
         self._updating = False
-        self.apply_filter()
+        self._show_count()
 
     def update_entry(self, index: int, entry: ImageEntry) -> None:
-        if 0 <= index < len(self._items):
-            item = self._items[index]
-            self._style(item, entry)
-            hidden = not self._passes(item)
-            if hidden != item.isHidden():
-                self._shown += 1 if not hidden else -1
-                item.setHidden(hidden)
+        if 0 <= index < len(self.model.entries):
+            current = self.current_index()
+            self._updating = True
+            self.model.update(index)
+            if current is not None and self.model.row(current) is not None:
+                self.list.setCurrentIndex(self.model.index(self.model.row(current)))
+            self._updating = False
         self._show_count()
 
     def set_order(self, order: list[int], scores: dict[int, float] | None = None) -> None:
         """Show the pictures in this order (a permutation of their indices); scores: each
         picture's review score, shown in its tooltip."""
-        self._scores = dict(scores or {})
-        if [self.list.item(r).data(INDEX_ROLE) for r in range(self.list.count())] == list(order):
-            for item in self._items:  # same order (the usual case while predicting): tooltips only
-                self._style_review(item)
+        self.model.scores = dict(scores or {})
+        if list(order) == self.model.order:  # same order (the usual case while predicting): tooltips only
             return
         current = self.current_index()
         self._updating = True
-        for r in range(self.list.count() - 1, -1, -1):  # from the end: each take is O(1)
-            self.list.takeItem(r)
-        for i in order:
-            self.list.addItem(self._items[i])
-            self._style_review(self._items[i])
+        self.model.refilter(order=order)
         if current is not None:
-            self.list.setCurrentItem(self._items[current])
+            self.set_current(current)
         self._updating = False
-        self.apply_filter()
 
-    def _style(self, item: QListWidgetItem, e: ImageEntry) -> None:
-        status = e.status
-        marker = "*" if e.dirty else ""
-        check = e.to_check
-        # the count of doubted faces is in the tooltip: a longer row would be cut off in the dock
-        shown = e.status_text  # how far a started picture is ("approved 1 of 2"): document.status_text
-        n = len(e.faces)
-        faces = f"{n} face{'s' if n > 1 else ''}   " if n else ""  # once known (read or predicted)
-        item.setText(f"{'⚠ ' if check else ''}{e.path.name}{marker}   {faces}[{shown}]")
-        item.setForeground(QBrush(QColor(STATUS_COLOR.get(status, "#ffffff"))))
-        old = item.data(Qt.ItemDataRole.UserRole)
-        if old != status:
-            if old is not None:
-                self._statuses[old] -= 1
-            self._statuses[status] += 1
-        item.setData(Qt.ItemDataRole.UserRole, status)
-        item.setData(CHECK_ROLE, bool(check))
-        tip = f"{e.path}\n{e.error}" if e.error else str(e.path)
-        if check:
-            tip += f"\n{check} face(s) the model is unsure of: its mirror-image pass disagrees"
-        item.setData(TIP_ROLE, tip)
-        self._style_review(item)
+    def row_text(self, row: int) -> str:
+        """The text of the row-th row shown (for tests and the review)."""
+        return self.model.data(self.model.index(row))
 
-    def _style_review(self, item: QListWidgetItem) -> None:
-        tip = item.data(TIP_ROLE) or ""
-        score = self._scores.get(item.data(INDEX_ROLE))
-        if score is not None:
-            tip += (f"\nreview score {score:.1f}: its worst human point lies that far from the model's "
-                    "(% of the eye distance, discounted by the model's doubt)")
-        item.setToolTip(tip)
-
-    def _passes(self, item: QListWidgetItem) -> bool:
-        f = self.filter.currentText()
-        if f == TO_CHECK:
-            return bool(item.data(CHECK_ROLE))
-        return f == "all" or f == item.data(Qt.ItemDataRole.UserRole)
+    def row_tooltip(self, row: int) -> str:
+        return self.model.data(self.model.index(row), Qt.ItemDataRole.ToolTipRole)
 
     def apply_filter(self) -> None:
-        for item in self._items:
-            item.setHidden(not self._passes(item))
-        self._shown = sum(not item.isHidden() for item in self._items)
+        current = self.current_index()
+        self._updating = True
+        self.model.refilter(filter_text=self.filter.currentText())
+        if current is not None and self.model.row(current) is not None:
+            self.list.setCurrentIndex(self.model.index(self.model.row(current)))
+        self._updating = False
         self._show_count()
 
     def _show_count(self) -> None:
         """The line under the list, from the running counts (O(1) per row update)."""
-        done = [f"{self._statuses[st]} {st}" for st in (Status.APPROVED.value, Status.CORRECTED.value)
-                if self._statuses[st]]
-        self.count.setText(f"{self._shown} of {len(self._items)} images" + (" · " + ", ".join(done) if done else ""))
+        counts = self.model.counts
+        done = [f"{counts[st]} {st}" for st in (Status.APPROVED.value, Status.CORRECTED.value) if counts[st]]
+        self.count.setText(f"{len(self.model.rows)} of {len(self.model.entries)} images"
+                           + (" · " + ", ".join(done) if done else ""))
 
     def visible_rows(self) -> list[int]:
         """Picture indices of the shown rows, top to bottom."""
-        rows = (self.list.item(r) for r in range(self.list.count()))
-        return [item.data(INDEX_ROLE) for item in rows if not item.isHidden()]
+        return list(self.model.rows)
 
     def current_index(self) -> int | None:
-        item = self.list.currentItem()
-        return None if item is None else item.data(INDEX_ROLE)
+        row = self.list.currentIndex().row()
+        return self.model.rows[row] if 0 <= row < len(self.model.rows) else None
 
     def set_current(self, index: int) -> None:
         self._updating = True
-        if 0 <= index < len(self._items):
-            self.list.setCurrentItem(self._items[index])
+        if 0 <= index < len(self.model.entries) and self.model.row(index) is not None:
+            self.list.setCurrentIndex(self.model.index(self.model.row(index)))
         self._updating = False
 
     def _chosen(self, row: int) -> None:
-        if not self._updating and row >= 0:
-            self.imageChosen.emit(self.list.item(row).data(INDEX_ROLE))
+        if not self._updating and 0 <= row < len(self.model.rows):
+            self.imageChosen.emit(self.model.rows[row])
 
 
 class HeatmapPanel(QWidget):
