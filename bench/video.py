@@ -32,9 +32,10 @@ Simulated annotator for clips (tau 0.07 of the outer-eye-corner distance, as ben
                              beyond tau is corrected that way and becomes a keyframe; the tracked
                              points of the other frames are pulled towards the keyframes
                              (model.tracking.propagate); until no frame is beyond tau
-Corrections are counted per point placed, summed per clip. The statistics were estimated on
-these validation faces' residuals (resources/drr_default.correction.json), which favours every
-assisted row alike.
+Corrections are counted per point placed, summed per clip. The statistics are the shipped
+ones (resources/drr_default.correction.json: the training faces' residuals, their covariance's
+scale calibrated on the validation faces these stills come from, which favours every assisted
+row alike, slightly).
 """
 
 from __future__ import annotations
