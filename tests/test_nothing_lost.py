@@ -160,6 +160,8 @@ def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, make_wi
     w.document.insert_face(w.entry, face)
     assert len(w.canvas._face_items) == 2  # the canvas drew it
     assert "corrected 1 of 2" in w.image_panel.row_text(0)
+    w.session.set_current(1)  # the list follows the session's picture, nobody pushes it
+    assert w.image_panel.current_index() == 1
 
 
 def test_a_second_app_on_the_folder_is_warned_and_a_stale_lock_is_taken_over(qtbot, make_window, tmp_path):

@@ -281,6 +281,7 @@ class MainWindow(QMainWindow):
         """The views follow the session's events (the document announces every change of a
         picture through it): its row, the canvas and the review follow."""
         self.session.entry_changed.connect(self._entry_changed)
+        self.image_panel.show_session(self.session)  # the list follows the session itself
         self.session.mirror_changed.connect(lambda on: self.mirror_action.setChecked(on))
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
@@ -297,7 +298,6 @@ class MainWindow(QMainWindow):
 
     def _entry_changed(self, index: int) -> None:
         entry = self.document.entries[index]
-        self.image_panel.update_entry(index, entry)
         if index == self.current:
             self.canvas.set_faces(entry.faces, self.layout)
             self.research.update_overlays()
@@ -397,7 +397,8 @@ class MainWindow(QMainWindow):
     def set_document(self, document: Document) -> None:
         self.labeller.cancel()
         self.message_bar.clear()  # the old folder's problems are not the new one's
-        self.session.set_document(document)
+        document.peek_statuses()  # reopened folders show their approved and corrected pictures at once
+        self.session.set_document(document)  # the image list and the canvas follow
         self.stacks.clear()
         for stack in self.undo_group.stacks():
             self.undo_group.removeStack(stack)
@@ -405,8 +406,6 @@ class MainWindow(QMainWindow):
         self.assistant.open_folder(document.annotation_folder())
         if self.assistant.folder_problem:
             self.show_problem(self.assistant.folder_problem)
-        document.peek_statuses()  # reopened folders show their approved and corrected pictures at once
-        self.image_panel.set_entries(document.entries)
         self.canvas.set_faces([], None)
         self.canvas.set_image(None)
         if len(document):
@@ -447,7 +446,6 @@ class MainWindow(QMainWindow):
         elif entry.error:  # back on a picture with a known problem: say it again
             self.show_problem(entry.error, entry.path)
         self.undo_group.setActiveStack(self.stack_for(index))
-        self.image_panel.set_current(index)
         self.setWindowTitle(f"DRR Studio — {entry.path.name} ({index + 1}/{len(self.document)})[*]")
         self.show_picture(self.labeller.picture(entry))
         self.refresh(entry)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..document import BAD_FILE_STATUS, ERROR_STATUS, NO_FACE_STATUS, ImageEntry, Status
+from ..session import Session
 from .research_layer import HEAT_OPACITY
 
 STATUS_COLOR = {Status.PENDING.value: "#9a9a9a", Status.PREDICTED.value: "#5aaaff",
@@ -199,6 +200,14 @@ class ImageListPanel(QWidget):
         self.order.currentTextChanged.connect(self.orderChanged.emit)
         self.list.selectionModel().currentRowChanged.connect(lambda cur, _: self._chosen(cur.row()))
         self._updating = False
+
+    def show_session(self, session: Session) -> None:
+        """Follow this session: its document's pictures, each picture's changes, the picture
+        shown. The list subscribes itself; nobody pushes rows into it."""
+        session.document_changed.connect(lambda: self.set_entries(session.document.entries))
+        session.entry_changed.connect(lambda i: self.update_entry(i, session.document.entries[i]))
+        session.current_changed.connect(self.set_current)
+        self.set_entries(session.document.entries)
 
     def set_entries(self, entries: list[ImageEntry]) -> None:
         self._updating = True
