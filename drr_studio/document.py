@@ -223,6 +223,7 @@ class Document:
         self.entries = [ImageEntry(p if isinstance(p, Path) else Path(p)) for p in images]
         self._index = {id(e): i for i, e in enumerate(self.entries)}
         self._by_path: dict[Path, list[int]] | None = None
+        self._traced: set[ImageEntry] = set()  # pictures whose faces may hold conv8 maps (trim_traces)
         self.root = root
         self.output_dir = output_dir
         self.backups: list[Path] = []  # malformed files the last save() moved aside as NAME.bak
@@ -422,6 +423,7 @@ class Document:
                 face.status = Status.PREDICTED
             changed.append(face)
         entry.predicted = all(f.result is not None for f in entry.faces)
+        self._traced.add(entry)
         self._changed(entry)
         return changed
 
@@ -431,8 +433,10 @@ class Document:
         the maps of a trimmed face asks for them again (PreLabeller.refresh_trace). Returns the
         number of faces trimmed."""
         n = 0
-        for entry in self.entries:
+        traced, self._traced = self._traced, set()
+        for entry in traced:  # only the pictures predicted since the last trim: O(those), not O(folder)
             if entry.path in keep:
+                self._traced.add(entry)
                 continue
             for f in entry.faces:
                 r = f.result

@@ -103,9 +103,10 @@ class ImageListModel(QAbstractListModel):
         self._filter_rows()
         self.endResetModel()
 
-    def update(self, i: int) -> None:
-        """Picture i changed: its row is drawn again; it appears or goes only when the filter
-        is on and its verdict changed (then the rows are filtered again)."""
+    def update(self, i: int) -> int | None:
+        """Picture i changed: it appears or goes when the filter's verdict on it changed.
+        Returns its row when it stays shown: the view repaints that row (a dataChanged signal
+        makes QListView walk every row: 180 ms a change at 65,000 pictures)."""
         e = self.entries[i]
         old, new = self.statuses[i], e.status
         if old != new:
@@ -123,8 +124,9 @@ class ImageListModel(QAbstractListModel):
             self.beginRemoveRows(QModelIndex(), r, r)
             del self.rows[r]
             self.endRemoveRows()
-        elif r is not None:
-            self.dataChanged.emit(self.index(r), self.index(r))
+        else:
+            return r
+        return None
 
     def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802 - Qt's name
         return 0 if parent is not None and parent.isValid() else len(self.rows)
@@ -220,7 +222,9 @@ class ImageListPanel(QWidget):
         if 0 <= index < len(self.model.entries):
             current = self.current_index()
             self._updating = True
-            self.model.update(index)
+            row = self.model.update(index)
+            if row is not None:
+                self.list.viewport().update(self.list.visualRect(self.model.index(row)))
             if current is not None and self.model.row(current) is not None:
                 self.list.setCurrentIndex(self.model.index(self.model.row(current)))
             self._updating = False
