@@ -15,6 +15,14 @@ of 0-10 placed points (the worst first, as a person does, or random), on top of 
 prediction or of that prediction moved by an error drawn from the residual statistics (the
 pose-error idea of Click-Pose), starting from the Gaussian update of those points.
 
+Not shipped (issue 34's record, docs/experiment-log.md): on the validation split with detector
+boxes they need more corrections than the Gaussian update alone (3.95 against 3.08 at tau 0.07,
+6 epochs). On the training faces they cut the first click's NME by 37% (the Gaussian update 18%):
+the frozen backbone's features of the faces it trained on give the truth away, and on faces it
+never saw they do not. Trained instead on half of the validation faces they overfit worse (10.4
+on the other half); geometry only (features=False) 3.16; dropout 0.8 on the features, one step,
+3.09: as good as the Gaussian update, no better.
+
 File format (torch.save of a dict, NAME.steps.pt beside the checkpoint): {"format":
 "drr-conditioned-steps", "version": 1, "config": {...}, "state": state_dict, "model": {"sha256",
 "name"} of the checkpoint whose backbone it reads, "source": how it was trained}.
