@@ -31,10 +31,10 @@ from tqdm import tqdm
 from ..checkpoint import CheckpointError
 from ..correction import CorrectionModel, file_sha256, residual, stats_path
 from ..data import Sample, find_samples, read_name_list, split_by_names
-from ..detect import detect_faces, match_detection
 from ..geometry import box_of_points
 from ..images import read_image
-from ..predict import BoxSource, Predictor
+from ..predict import Predictor
+from ..predict import pre_label as pre_label_as_app
 from ..resources import DEFAULT_WEIGHTS, VAL_SPLIT, resource
 
 LEARN_WEIGHT = 0.5  # a finished face counts half a prior face (bench.annotator: learning <= assisted at every tau)
@@ -66,9 +66,9 @@ def pre_label_face(predictor: Predictor, img: np.ndarray, points: np.ndarray, bo
     YuNet's box matched to it (boxes "detector") or the annotation's tight box ("truth")."""
     tb = box_of_points(points)
     if boxes == "detector":
-        found = match_detection(detect_faces(img), tb)
+        found = pre_label_as_app(predictor, img, tb)  # as the app runs (model.predict.pre_label)
         if found is not None:
-            return predictor.inference(img, [found.box], BoxSource.DETECTOR, [found.roll])[0], False
+            return found, False
         return predictor.inference(img, [tb])[0], True
     return predictor.inference(img, [tb])[0], False
 
