@@ -1,4 +1,5 @@
-"""Train DRR's steps conditioned on the annotator's points (model/conditioned.py, issue 34).
+"""Train DRR's steps conditioned on the annotator's points (model/conditioned.py, issue 34;
+experimental: no steps are shipped, see model/conditioned.py for why).
 
     python -m model.cli.conditioned --heldout resources/drr_default.pt --for resources/drr_default.pt
 
