@@ -247,7 +247,7 @@ def test_updating_a_row_of_a_long_image_list_does_not_walk_the_list(qtbot):
     import time
     from pathlib import Path
 
-    from drr_studio._qt.panels import ImageListPanel
+    from drr_studio._qt.image_list import ImageListPanel
     from drr_studio.document import ImageEntry, Status
 
     panel = ImageListPanel()

@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 from conftest_app import FakePredictor, fake_factory, make_folder  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
+from drr_studio._qt.image_list import FOLDER_ORDER, SUSPICIOUS_FIRST  # noqa: E402
 from drr_studio._qt.main_window import MainWindow  # noqa: E402
-from drr_studio._qt.panels import FOLDER_ORDER, SUSPICIOUS_FIRST  # noqa: E402
 from drr_studio.document import Document, Face, ImageEntry, Status  # noqa: E402
 from drr_studio.review import Review, ced  # noqa: E402
 from drr_studio.session import Session  # noqa: E402

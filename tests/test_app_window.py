@@ -96,7 +96,7 @@ def test_faces_the_model_doubts_are_shown_and_filtered(qtbot, open_window, tmp_p
     """The review flag: a pink box, a marked row, the 'to check' filter, the status bar and
     the initialisation panel all say which face the model is unsure of."""
     from drr_studio._qt.canvas import UNCERTAIN_PEN
-    from drr_studio._qt.panels import TO_CHECK
+    from drr_studio._qt.image_list import TO_CHECK
 
     w = open_window([make_folder(tmp_path / "imgs", 1)], predictor=FakePredictor(uncertainty=7.5))
     wait_predicted(qtbot, w)

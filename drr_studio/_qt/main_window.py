@@ -37,12 +37,11 @@ from .canvas import Canvas
 from .editing import Editor
 from .files import FileActions
 from .help import ShortcutsDialog, show_about
+from .image_list import SUSPICIOUS_FIRST, ImageListPanel
 from .overlays import ResearchView
 from .panels import (
-    SUSPICIOUS_FIRST,
     HeatmapPanel,
     ImageAdjustPanel,
-    ImageListPanel,
     InitPanel,
     MessageBar,
     RefinePanel,
