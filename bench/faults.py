@@ -27,6 +27,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .fault_children import (
+    BIG_FOLDER,
+    CORRUPT_LOAD,
+    EXPORT_LOOP,
+    GONE_PICTURE,
+    HOLD_LOCK,
+    OUTSIDE_EDIT,
+    PREDICT_FULL,
+    SAVE_FAILING,
+    SAVE_LOOP,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "astronaut.png"
 WEIGHTS = ROOT / "resources" / "drr_default.pt"
@@ -118,22 +130,6 @@ def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
 
 
 # --- kill -9 ----------------------------------------------------------------------------------
-SAVE_LOOP = r"""
-import sys
-from pathlib import Path
-from drr_studio.document import Document
-doc = Document.from_paths([Path(sys.argv[1])])
-entry = doc.entries[0]
-doc.load_annotations(entry)
-face = entry.faces[0]
-for i in range(1, 100000):
-    st = face.state()
-    pts = st.points.copy(); pts[0, 0] = i
-    from dataclasses import replace
-    doc.set_face_state(entry, face, replace(st, points=pts))
-    doc.save(entry)
-    print(i, flush=True)
-"""
 
 
 @fault("kill -9 during autosave")
@@ -156,20 +152,6 @@ def kill_during_autosave(tmp: Path, name: str) -> Outcome:
     lost = max(0, max(acked) - on_disk)
     return Outcome(name, lost, tracebacks(proc.stderr.read()), lost == 0,
                    f"killed after {max(acked)} saves; on disk: edit {on_disk}, every file parses")
-
-
-EXPORT_LOOP = r"""
-import sys
-from pathlib import Path
-import numpy as np
-from model.formats import AnnotatedImage, FaceAnnotation, write_annotations
-pics = sorted(Path(sys.argv[1]).glob("*.png"))
-pts = np.stack([np.linspace(100, 300, 68), np.linspace(120, 320, 68)], 1)
-images = [AnnotatedImage(p, [FaceAnnotation(pts + k, set(), "approved", None)], (512, 512)) for k, p in enumerate(pics)]
-while True:
-    write_annotations(images, sys.argv[2], Path(sys.argv[3]))
-    print("done", flush=True)
-"""
 
 
 def export_fault(tmp: Path, name: str, fmt: str) -> Outcome:
@@ -270,35 +252,6 @@ def kill_during_predict(tmp: Path, name: str) -> Outcome:
 
 
 # --- the disk says no ---------------------------------------------------------------------------
-SAVE_FAILING = r"""
-import errno, json, os, sys
-from dataclasses import replace
-from pathlib import Path
-from drr_studio.document import Document, SaveError
-err = getattr(errno, sys.argv[2])
-doc = Document.from_paths([Path(sys.argv[1])])
-entry = doc.entries[0]
-doc.load_annotations(entry)
-face = entry.faces[0]
-pts = face.points.copy(); pts[0, 0] = 4242
-doc.set_face_state(entry, face, replace(face.state(), points=pts))
-real_fsync, real_replace = os.fsync, os.replace
-def refuse(*a, **k):
-    raise OSError(err, os.strerror(err))
-if sys.argv[2] == "ENOSPC":
-    os.fsync = refuse
-else:
-    os.replace = refuse
-try:
-    doc.save(entry)
-    message = "saved?!"
-except SaveError as exc:
-    message = str(exc)
-kept = entry.dirty and face.points[0, 0] == 4242
-os.fsync, os.replace = real_fsync, real_replace
-doc.save(entry)  # writable again: the edit reaches disk
-print(json.dumps({"message": message, "kept": bool(kept)}))
-"""
 
 
 def disk_fault(tmp: Path, name: str, errname: str) -> Outcome:
@@ -323,16 +276,6 @@ fault("read-only output folder")(lambda tmp, name: disk_fault(tmp, name, "EROFS"
 fault("full disk while saving")(lambda tmp, name: disk_fault(tmp, name, "ENOSPC"))
 
 
-PREDICT_FULL = r"""
-import errno, os, sys
-def full(fd):
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-os.fsync = full
-from model.cli.predict import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 @fault("full disk during drr-predict")
 def full_disk_predict(tmp: Path, name: str) -> Outcome:
     pics = picture_folder(tmp / "pics", 5, (256, 256))
@@ -346,24 +289,6 @@ def full_disk_predict(tmp: Path, name: str) -> Outcome:
 
 
 # --- files changed behind its back ----------------------------------------------------------------
-OUTSIDE_EDIT = r"""
-import sys, json
-from dataclasses import replace
-from pathlib import Path
-from drr_studio.document import Document
-from model.pts import write_pts, read_pts
-folder = Path(sys.argv[1])
-doc = Document.from_paths([folder])
-entry = doc.entries[0]
-doc.load_annotations(entry)
-theirs = read_pts(folder / "pic00000.pts") + 9
-write_pts(folder / "pic00000.pts", theirs)  # another program, while the picture is open
-face = entry.faces[0]
-pts = face.points.copy(); pts[5] += 3
-doc.set_face_state(entry, face, replace(face.state(), points=pts))
-doc.save(entry)
-print(json.dumps({"kept": [p.name for p in doc.outside_edits]}))
-"""
 
 
 @fault(".pts edited by another program while open")
@@ -375,24 +300,6 @@ def outside_edit(tmp: Path, name: str) -> Outcome:
     ok = kept == ["pic00000.pts.theirs"] and (folder / "pic00000.pts.theirs").exists()
     return Outcome(name, 0 if ok else 1, tracebacks(err), ok,
                    f"ours saved, theirs kept as {', '.join(kept)}" if ok else f"not kept: {last_line(err)}")
-
-
-CORRUPT_LOAD = r"""
-import sys, json
-from pathlib import Path
-from drr_studio.document import Document
-from model.images import read_image
-folder = Path(sys.argv[1])
-doc = Document.from_paths([folder])
-entry = doc.entries[0]
-problems = doc.load_annotations(entry)
-read_image(entry.path)  # the picture still opens
-other = doc.entries[1]
-doc.load_annotations(other)
-doc.mark_dirty(other)
-doc.save(other)  # saving another picture leaves the bad file alone
-print(json.dumps({"problems": problems}))
-"""
 
 
 def corrupt_fault(tmp: Path, name: str, which: str) -> Outcome:
@@ -412,33 +319,6 @@ def corrupt_fault(tmp: Path, name: str, which: str) -> Outcome:
 
 fault("truncated .pts")(lambda tmp, name: corrupt_fault(tmp, name, "pts"))
 fault("corrupt side file")(lambda tmp, name: corrupt_fault(tmp, name, "side"))
-
-
-GONE_PICTURE = r"""
-import sys, json, os
-from dataclasses import replace
-from pathlib import Path
-from drr_studio.document import Document
-from model.images import read_image, ImageError
-folder = Path(sys.argv[1])
-doc = Document.from_paths([folder])
-entry = doc.entries[0]
-doc.load_annotations(entry)
-if sys.argv[2] == "delete":
-    entry.path.unlink()
-else:
-    entry.path.rename(entry.path.with_name("renamed.png"))
-try:
-    read_image(entry.path)
-    message = "read?!"
-except ImageError as exc:
-    message = str(exc)
-face = entry.faces[0]
-pts = face.points.copy(); pts[0] += 2
-doc.set_face_state(entry, face, replace(face.state(), points=pts))
-doc.save(entry)  # the person's edit of it still reaches disk
-print(json.dumps({"message": message, "dirty": entry.dirty}))
-"""
 
 
 def gone_fault(tmp: Path, name: str, how: str) -> Outcome:
@@ -521,15 +401,6 @@ def evil_checkpoint(tmp: Path, name: str) -> Outcome:
     return Outcome(name, 0, tracebacks(r.stderr), ok, f"rc {r.returncode}: {msg}")
 
 
-HOLD_LOCK = r"""
-import sys, time
-from pathlib import Path
-from model.annotation_files import lock_folder
-print(lock_folder(Path(sys.argv[1])), flush=True)
-time.sleep(60)
-"""
-
-
 @fault("two apps on one folder")
 def two_apps(tmp: Path, name: str) -> Outcome:
     from model.annotation_files import lock_folder
@@ -544,35 +415,6 @@ def two_apps(tmp: Path, name: str) -> Outcome:
     ok = warning is not None and "Another DRR Studio" in warning and stale is None
     return Outcome(name, 0, 0, ok, f"second app: {warning}; after the first died: "
                    f"{'taken over' if stale is None else stale}")
-
-
-BIG_FOLDER = r"""
-import json, os, resource, sys, time
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-from pathlib import Path
-t0 = time.perf_counter()
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
-app = QApplication([])
-from drr_studio._qt.main_window import MainWindow
-w = MainWindow([Path(sys.argv[1])], settings=QSettings(sys.argv[2], QSettings.Format.IniFormat))
-w.show()
-def until(cond, limit=300):
-    end = time.perf_counter() + limit
-    while not cond() and time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.002)
-until(lambda: w.document.entries and w.document.entries[0].predicted)
-first = time.perf_counter() - t0
-switches = []
-for i in range(1, 21):
-    t = time.perf_counter()
-    w.go_to(i)
-    app.processEvents()
-    switches.append(time.perf_counter() - t)
-print(json.dumps({"first": first, "switch_ms": 1000 * sorted(switches)[len(switches) // 2],
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "n": len(w.document)}))
-"""
 
 
 def big_folder(tmp: Path, name: str, n: int) -> Outcome:
