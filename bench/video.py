@@ -32,6 +32,12 @@ Simulated annotator for clips (tau 0.07 of the outer-eye-corner distance, as ben
                              beyond tau is corrected that way and becomes a keyframe; the tracked
                              points of the other frames are pulled towards the keyframes
                              (model.tracking.propagate); until no frame is beyond tau
+  + re-tracking              the same, and after each correction the frames after it up to the
+                             next keyframe or cut are tracked again from the corrected points
+                             (model.tracking.retrack), the correction carried forward measured
+                             against the network's points on the keyframe framed by them
+  re-tracking, correction    the same, the correction carried forward measured against the
+    against the first points tracker's first points on the keyframe (as propagation alone does)
 Corrections are counted per point placed, summed per clip. The statistics are the shipped
 ones (resources/drr_default.correction.json: the training faces' residuals, their covariance's
 scale calibrated on the validation faces these stills come from, which favours every assisted
@@ -44,6 +50,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +63,7 @@ from model.images import read_image
 from model.layout import layout_for
 from model.metrics import jitter, nme
 from model.predict import Predictor
-from model.tracking import Tracker, TrackerSettings, propagate
+from model.tracking import Tracker, TrackerSettings, propagate, retrack
 from model.video import VideoReader, write_video
 
 from .annotator import simulate
@@ -142,23 +149,55 @@ def worst_beyond(points: np.ndarray, truth: np.ndarray) -> bool:
     return float(np.linalg.norm(points - truth, axis=1).max()) > TAU * d
 
 
+Retracker = Callable[[int, np.ndarray, int], tuple[np.ndarray, list[np.ndarray]]]
+ANNOTATOR_MODES = {  # mode: (re-track after each correction, carry the correction forward from its base)
+    "tracking + propagation": (False, False),
+    "tracking + propagation + re-tracking": (True, True),
+    "re-tracking, correction against the first points": (True, False),
+}
+
+
 def annotate_with_propagation(points: list[np.ndarray | None], truth: list[np.ndarray], cuts: list[int],
-                              stats: CorrectionModel) -> tuple[int, int]:
-    """(corrections, keyframes): the first frame beyond tau is corrected and becomes a keyframe,
-    propagation moves the others; until no frame is beyond tau."""
+                              stats: CorrectionModel, retrack: Retracker | None = None,
+                              use_base: bool = True) -> dict:
+    """The first frame beyond tau is corrected and becomes a keyframe; with `retrack`, the frames
+    after it up to the next keyframe or cut are tracked again from the corrected points
+    (model.tracking.retrack); propagation moves the others; until no frame is beyond tau.
+    {corrections, keyframes, nme (the final points, inter-ocular % per frame), retracked frames}."""
+    n = len(truth)
     model = {i: (p if p is not None else truth[i]) for i, p in enumerate(points)}
     keys: dict[int, np.ndarray] = {}
+    bases: dict[int, np.ndarray] = {}
     count = sum(len(t) for p, t in zip(points, truth) if p is None)  # no face: a person places every point
     keys.update({i: truth[i] for i, p in enumerate(points) if p is None})
-    for _ in range(len(truth)):
-        current = propagate(model, keys, set(cuts))
-        bad = next((i for i in range(len(truth)) if i not in keys and worst_beyond(current[i], truth[i])), None)
+    retracked = 0
+    current = propagate(model, keys, set(cuts))
+    for _ in range(n):
+        bad = next((i for i in range(n) if i not in keys and worst_beyond(current[i], truth[i])), None)
         if bad is None:
             break
-        n, fixed = simulate(current[bad], truth[bad], TAU, stats)
-        count += n
+        clicks, fixed = simulate(current[bad], truth[bad], TAU, stats)
+        count += clicks
         keys[bad] = fixed
-    return count, len(keys)
+        if retrack is not None:
+            end = min([k for k in keys if k > bad] + [c for c in cuts if c > bad] + [n])
+            base, again = retrack(bad, fixed, end)
+            model.update({bad + 1 + j: p for j, p in enumerate(again)})
+            retracked += len(again)
+            if use_base:
+                bases[bad] = base
+        current = propagate(model, keys, set(cuts), bases)
+    final = nme(np.stack([current[i] for i in range(n)]), np.stack(truth), LAYOUT, "inter-ocular") * 100
+    return {"corrections": count, "keyframes": len(keys), "nme": float(np.mean(final)), "retracked": retracked}
+
+
+def retracker(predictor: Predictor, reader: VideoReader) -> Retracker:
+    """Re-tracking over a clip's frames: (keyframe, the person's points, end) -> (base, points
+    of the frames keyframe + 1 .. end - 1 until the face is lost)."""
+    def run(frame: int, points: np.ndarray, end: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        images = (reader.frame(f) for f in range(frame + 1, end))
+        return retrack(predictor, reader.frame(frame), points, images, TrackerSettings(), reader.fps)
+    return run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -196,7 +235,8 @@ def measure(predictor: Predictor, clips: list[tuple[Path, Clip]], stats: Correct
     per: dict = {m: {"nme": [], "jitter": [], "frames": 0, "seconds": 0.0, "cpu_seconds": 0.0, "detector_calls": 0,
                      "missed": 0}
                  for m in METHODS}
-    annot = {"frame by frame, assisted": [], "tracking, assisted": [], "tracking + propagation": [], "keyframes": []}
+    annot: dict[str, list] = {"frame by frame, assisted": [], "tracking, assisted": [], **{m: [] for m in ANNOTATOR_MODES}}
+    detail: dict[str, dict[str, list]] = {k: {m: [] for m in ANNOTATOR_MODES} for k in ("keyframes", "nme", "retracked")}
     for path, clip in clips:
         runs = {m: run_method(predictor, path, clip.truth, s) for m, s in METHODS.items()}
         for m, run in runs.items():
@@ -211,14 +251,20 @@ def measure(predictor: Predictor, clips: list[tuple[Path, Clip]], stats: Correct
             agg["missed"] += s["missed"]
         annot["frame by frame, assisted"].append(annotate_frames(runs["frame by frame"].points, clip.truth, stats))
         annot["tracking, assisted"].append(annotate_frames(runs["tracking"].points, clip.truth, stats))
-        n, k = annotate_with_propagation(runs["tracking"].points, clip.truth, clip.cuts, stats)
-        annot["tracking + propagation"].append(n)
-        annot["keyframes"].append(k)
+        with VideoReader(path) as reader:
+            for mode, (again, use_base) in ANNOTATOR_MODES.items():
+                out = annotate_with_propagation(runs["tracking"].points, clip.truth, clip.cuts, stats,
+                                                retracker(predictor, reader) if again else None, use_base)
+                annot[mode].append(out["corrections"])
+                for k in detail:
+                    detail[k][mode].append(out[k])
     methods = {m: {"nme": float(np.mean(v["nme"])), "jitter": float(np.mean(v["jitter"])),
                    "fps": v["frames"] / v["seconds"], "frames_per_cpu_second": v["frames"] / v["cpu_seconds"],
                    "detector_calls": v["detector_calls"], "frames": v["frames"],
                    "frames_without_face": v["missed"]} for m, v in per.items()}
-    return {"methods": methods, "annotator": {k: [int(x) for x in v] for k, v in annot.items()}}
+    return {"methods": methods, "annotator": {k: [int(x) for x in v] for k, v in annot.items()},
+            "annotator_keyframes": detail["keyframes"], "annotator_nme": detail["nme"],
+            "annotator_retracked_frames": detail["retracked"]}
 
 
 def report(res: dict, a: argparse.Namespace) -> None:
@@ -233,11 +279,16 @@ def report(res: dict, a: argparse.Namespace) -> None:
                     "frames per CPU-s", "detector calls", "frames", "no face"], rows))
     an = res["annotator"]
     fbf = np.mean(an["frame by frame, assisted"])
-    rows = [[k, float(np.mean(v)), float(np.mean(v)) / fbf, " ".join(map(str, v))]
-            for k, v in an.items() if k != "keyframes"]
-    print(f"\nSimulated annotator, corrections (points placed) per clip, tau {TAU}; keyframes per clip "
-          f"{' '.join(map(str, an['keyframes']))}")
-    print(md_table(["mode", "mean per clip", "/ frame by frame", "per clip"], rows))
+    rows = []
+    for k, v in an.items():
+        keyed = k in ANNOTATOR_MODES
+        rows.append([k, float(np.mean(v)), float(np.mean(v)) / fbf, " ".join(map(str, v)),
+                     " ".join(map(str, res["annotator_keyframes"][k])) if keyed else "",
+                     f"{np.mean(res['annotator_nme'][k]):.2f}" if keyed else "",
+                     sum(res["annotator_retracked_frames"][k]) if keyed else ""])
+    print(f"\nSimulated annotator, corrections (points placed) per clip, tau {TAU}")
+    print(md_table(["mode", "mean per clip", "/ frame by frame", "per clip", "keyframes per clip",
+                    "final NME %", "frames re-tracked"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:

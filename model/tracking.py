@@ -25,10 +25,17 @@ the eye-centre distance, model.correction.to_frame) so that it moves, turns and 
 face. Between two keyframes of one shot each frame's model points get the two corrections
 blended linearly in time; before the first and after the last keyframe the nearest one's
 correction is held. Corrections never cross a cut.
+
+Re-tracking (`Retrack`, `retrack`): after a correction on frame k, the frames after k up to the
+next keyframe or cut are tracked again from the person's points (the first one framed by their
+box), and propagation then pulls them towards the keyframes on both sides, the correction
+carried forward measured against the network's points on frame k framed by the person's points
+(`bases`). bench.video measures it against propagation alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import cv2
@@ -263,21 +270,79 @@ class Tracker:
         return TrackedFace(t.track, points, r, detected)
 
 
+class Retrack:
+    """One face tracked again from a person's points on a keyframe (re-tracking after a
+    correction): `step(image)` for each following frame, in order. The first frame is framed by
+    the tight box of the person's points, each later one by the previous frame's result, as
+    `Tracker.step` does; smoothing starts afresh from `base`. `step` returns None from the first
+    frame where the face is lost (Tracker's tests) or a cut is seen, and ever after.
+
+    `base` is the network's points on the keyframe itself, framed by the person's points: the
+    model the re-tracked frames came from, so `propagate(..., bases={keyframe: base})` carries
+    forward what the network still gets wrong with that framing, not the correction of a framing
+    the re-tracked frames no longer have."""
+
+    def __init__(self, predictor: Predictor, key_image: np.ndarray, points: np.ndarray,
+                 settings: TrackerSettings | None = None, fps: float = 25.0) -> None:
+        self._tracker = Tracker(predictor, settings, fps)
+        st = self._tracker.settings
+        points = np.asarray(points, dtype=np.float64)
+        self.base = np.asarray(predictor.track(key_image, [points], st.start_from_previous)[0].points, np.float64)
+        smoother = self._tracker._smoother()
+        if smoother is not None:
+            smoother(self.base, self._tracker.dt)
+        self._track: _Track | None = _Track(0, points, box_of_points(points), smoother)
+        self._thumb = thumbnail(key_image)
+
+    def step(self, image: np.ndarray) -> np.ndarray | None:
+        if self._track is None:
+            return None
+        thumb = thumbnail(image)
+        cut = is_cut(self._thumb, thumb, self._tracker.settings.cut_threshold)
+        self._thumb = thumb
+        t = self._track
+        r = None if cut else self._tracker.predictor.track(image, [t.points], self._tracker.settings.start_from_previous)[0]
+        if r is None or self._tracker._is_lost(t, r, image.shape):
+            self._track = None
+            return None
+        return self._tracker._emit(t, r, False, False).points
+
+
+def retrack(predictor: Predictor, key_image: np.ndarray, points: np.ndarray, images: Iterable[np.ndarray],
+            settings: TrackerSettings | None = None, fps: float = 25.0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(base, points of the frames after the keyframe): `Retrack` over `images` (the frames
+    after the keyframe, in order, up to the next keyframe or cut), stopping where it stops."""
+    r = Retrack(predictor, key_image, points, settings, fps)
+    out: list[np.ndarray] = []
+    for image in images:
+        p = r.step(image)
+        if p is None:
+            break
+        out.append(p)
+    return r.base, out
+
+
 def propagate(model: dict[int, np.ndarray], keys: dict[int, np.ndarray],
-              breaks: set[int] | frozenset[int] = frozenset()) -> dict[int, np.ndarray]:
+              breaks: set[int] | frozenset[int] = frozenset(),
+              bases: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
     """One face's points per frame after keyframe propagation (see the module docstring).
     model: frame -> the model's (p, 2) points; keys: frame -> a person's points (keyframes);
-    breaks: frames that start a new shot (cuts). Keyframes come back as the person put them;
-    frames without a keyframe in their shot keep the model's points. Vectorised over frames: a
-    10-minute clip's face (15,000 frames) takes a fraction of a second."""
+    breaks: frames that start a new shot (cuts); bases: keyframe -> the model points the frames
+    after it were re-tracked from (Retrack.base): the correction carried forward from such a
+    keyframe is measured against its base, the one carried backward against its model points.
+    Keyframes come back as the person put them; frames without a keyframe in their shot keep the
+    model's points. Vectorised over frames: a 10-minute clip's face (15,000 frames) takes a
+    fraction of a second."""
     out = {f: np.asarray(p, dtype=np.float64).copy() for f, p in model.items()}
     # a keyframe's correction, in its model points' eye frame (none where the model had no face)
     residual = {k: to_frame(model[k], np.asarray(v, float) - model[k]) for k, v in keys.items() if k in model}
+    ahead = {k: to_frame(b, np.asarray(keys[k], float) - b) for k, b in (bases or {}).items() if k in residual}
     frames = np.array(sorted(f for f in model if f not in keys), dtype=np.int64)
     if residual and len(frames):
         cuts = np.array(sorted(breaks), dtype=np.int64)
         keyed = np.array(sorted(residual), dtype=np.int64)
         stack = np.stack([residual[k] for k in keyed])  # (K, p, 2)
+        forward = np.stack([ahead.get(k, residual[k]) for k in keyed])  # carried to the frames after
         key_shot = np.searchsorted(cuts, keyed, side="right")
         shot = np.searchsorted(cuts, frames, side="right")
         after = np.searchsorted(keyed, frames)  # the first keyframe after each frame
@@ -288,7 +353,7 @@ def propagate(model: dict[int, np.ndarray], keys: dict[int, np.ndarray],
         span = np.maximum(keyed[after_c] - keyed[before], 1)
         w = np.where(has_before & has_after, (frames - keyed[before]) / span, np.where(has_after, 1.0, 0.0))
         use = has_before | has_after
-        r = (1 - w)[:, None, None] * stack[before] + w[:, None, None] * stack[after_c]
+        r = (1 - w)[:, None, None] * forward[before] + w[:, None, None] * stack[after_c]
         if use.any():  # frames in a shot with a keyframe
             pts = np.stack([out[f] for f in frames[use]])
             moved = pts + _from_frames(pts, r[use])

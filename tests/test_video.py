@@ -11,7 +11,7 @@ from model.correction import from_frame, to_frame
 from model.images import read_image
 from model.predict import Predictor
 from model.resources import SAMPLE, resource
-from model.tracking import Tracker, TrackerSettings, is_cut, propagate, similarity, thumbnail
+from model.tracking import Tracker, TrackerSettings, is_cut, propagate, retrack, similarity, thumbnail
 from model.video import VideoError, VideoReader, write_video
 
 W, H = 480, 360
@@ -117,6 +117,31 @@ def test_a_face_leaving_the_frame_is_dropped(predictor, face) -> None:
     outs = [tracker.step(f) for f in frames]
     assert outs[0].faces and not outs[-1].faces
     assert any(o.lost for o in outs[1:]) and tracker.detector_calls >= 2
+
+
+def test_retracking_from_a_keyframe_changes_the_frames_after_it_and_stops_at_a_cut(predictor, face) -> None:
+    frames = [paste(canvas(), face, 40 + 4 * i, 60) for i in range(7)]
+    tracker = Tracker(predictor, TrackerSettings())
+    model = {i: tracker.step(f).faces[0].points for i, f in enumerate(frames)}
+    key = model[2] + [0.0, 6.0]  # a person moved the face down on frame 3; frame 6 is the next keyframe
+    base, again = retrack(predictor, frames[2], key, frames[3:5], TrackerSettings())
+    assert len(again) == 2 and base.shape == (68, 2)
+    assert all(np.abs(again[i] - model[3 + i]).max() > 0.05 for i in range(2))  # tracked again: changed
+    retracked = {**model, 3: again[0], 4: again[1]}
+    keys = {2: key, 5: model[5] + [0.0, 2.0]}
+    plain = propagate(model, keys)
+    out = propagate(retracked, keys, bases={2: base})
+    for f in (0, 1):  # not before it
+        np.testing.assert_allclose(out[f], plain[f])
+    for f in (2, 5):  # the keyframes as the person put them
+        np.testing.assert_allclose(out[f], keys[f])
+    assert np.abs(out[3] - plain[3]).max() > 0.05
+    np.testing.assert_allclose(out[6], plain[6])  # after the next keyframe: untouched
+    other_shot = paste(canvas(200)[:, ::-1], face[:, ::-1], 250, 140)
+    _, stopped = retrack(predictor, frames[2], key, [frames[3], other_shot, frames[5]], TrackerSettings())
+    assert len(stopped) == 1  # the cut ends it
+    _, lost = retrack(predictor, frames[2], key + [300.0, 0.0], frames[3:5], TrackerSettings())
+    assert lost == []  # from points where there is no face: lost at once, nothing re-tracked
 
 
 def test_cut_measure_ignores_brightness_drift(face) -> None:
@@ -347,9 +372,19 @@ def test_propagation_needs_one_keyframe_per_shot_for_a_steady_error() -> None:
     model = [truth[i] + from_frame(truth[i], off) for i in range(20)]
     truth_list = [truth[i] for i in range(20)]
     per_frame = annotate_frames(model, truth_list, None)
-    count, keys = annotate_with_propagation(model, truth_list, [10], None)
-    assert keys == 2  # one keyframe in each of the two shots fixes the rest of it
-    assert per_frame >= 20 and count * 5 <= per_frame
+    out = annotate_with_propagation(model, truth_list, [10], None)
+    assert out["keyframes"] == 2  # one keyframe in each of the two shots fixes the rest of it
+    assert per_frame >= 20 and out["corrections"] * 5 <= per_frame and out["retracked"] == 0
+    # re-tracking: a (perfect) tracker run again from each keyframe up to the cut or the clip's end
+    spans = []
+
+    def fake(frame: int, points: np.ndarray, end: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        spans.append((frame, end))
+        return points, [truth[f] for f in range(frame + 1, end)]
+
+    again = annotate_with_propagation(model, truth_list, [10], None, fake)
+    assert spans == [(0, 10), (10, 20)] and again["retracked"] == 18 and again["keyframes"] == 2
+    assert again["nme"] < out["nme"]  # the frames after a keyframe are the re-tracked ones, as they are
 
 
 def test_clip_cvat_video_round_trip(tmp_path) -> None:
