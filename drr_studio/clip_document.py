@@ -9,6 +9,15 @@ correction held). Frames the tracker delivers after a correction get it too, so 
 tracking runs loses nothing. The files hold what is shown; a reopened clip takes those points as
 the tracker's (its keyframes then carry no correction of their own, as they are already in the
 points), so it goes on exactly where it was left.
+
+Re-tracking (`retrack_span`, `set_retracked`): after a correction on frame k the app tracks the
+frames after k again from the corrected points, up to the next keyframe of the face, the next
+cut or the frames tracked so far (model.tracking.Retrack, in the tracker's thread). The results
+replace the tracker's points of those frames as they come, and propagation pulls them towards
+the keyframes on both sides, the correction carried forward measured against the network's
+points on k framed by the person's points (its base). A result is taken only while frame k is
+still the keyframe it was tracked from, and only up to the face's next keyframe or cut as they
+are when it arrives. Undo puts back the tracker's points as they were before the correction.
 """
 
 from __future__ import annotations
@@ -34,11 +43,12 @@ class ClipDocument:
         self.folder = Path(folder)  # the clip's annotation folder: 000001.pts, ..., drr_clip.json
         self.model: dict[int, dict[int, np.ndarray]] = {}  # the tracker's points
         self.keys: dict[int, dict[int, np.ndarray]] = {}  # a person's points (keyframes)
+        self.bases: dict[int, dict[int, np.ndarray]] = {}  # keyframe -> the points re-tracked from
         self.points: dict[int, dict[int, np.ndarray]] = {}  # what is shown and saved
         self.cuts: set[int] = set()
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
-        self._undo: list[tuple[int, dict[int, np.ndarray]]] = []  # (track, its keyframes before)
+        self._undo: list[tuple[int, dict, dict, dict]] = []  # (track, its keyframes, model, bases before)
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
@@ -55,14 +65,38 @@ class ClipDocument:
             # only this frame needs the keyframes' pull: propagate it with the keyframes alone
             model = {k: self.model[track][k] for k in keys if k in self.model[track]}
             model[frame] = self.model[track][frame]
-            self.points.setdefault(track, {})[frame] = propagate(model, keys, self.cuts)[frame]
+            shown = propagate(model, keys, self.cuts, self.bases.get(track))[frame]
+            self.points.setdefault(track, {})[frame] = shown
         if new_cut:  # keyframes no longer reach past it
             for track in self.keys:
                 self._show(track)
         self.dirty = True
 
     def _show(self, track: int) -> None:
-        self.points[track] = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts)
+        self.points[track] = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts,
+                                       self.bases.get(track))
+
+    def retrack_span(self, track: int, frame: int) -> range:
+        """The frames to track again after a correction of `track` on `frame`: up to its next
+        keyframe, the next cut or the last frame tracked, whichever comes first."""
+        ends = [k for k in self.keys.get(track, {}) if k > frame] + [c for c in self.cuts if c > frame]
+        return range(frame + 1, min([*ends, self.tracked]))
+
+    def set_retracked(self, track: int, frame: int, key: np.ndarray, base: np.ndarray,
+                      faces: dict[int, np.ndarray]) -> list[int]:
+        """Frames re-tracked from the keyframe `key` of `track` on `frame` (Retrack.base, frame ->
+        points); taken only while that keyframe is as it was and within its span as it is now.
+        The frames taken."""
+        if self.keys.get(track, {}).get(frame) is not key:
+            return []
+        span = self.retrack_span(track, frame)
+        taken = sorted(f for f in faces if f in span)
+        self.bases.setdefault(track, {})[frame] = np.asarray(base, dtype=np.float64)
+        for f in taken:
+            self.model.setdefault(track, {})[f] = np.asarray(faces[f], dtype=np.float64)
+        self._show(track)
+        self.dirty = True
+        return taken
 
     # --- what a person does -------------------------------------------------------------------
     def faces_at(self, frame: int) -> dict[int, np.ndarray]:
@@ -78,7 +112,9 @@ class ClipDocument:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its
         shot follow (model.tracking.propagate)."""
         keys = self.keys.setdefault(track, {})
-        self._undo = (self._undo + [(track, dict(keys))])[-UNDO_STEPS:]
+        bases = self.bases.setdefault(track, {})
+        before = (track, dict(keys), dict(self.model.get(track, {})), dict(bases))
+        self._undo = (self._undo + [before])[-UNDO_STEPS:]
         keys[frame] = np.asarray(points, dtype=np.float64)
         self._show(track)
         self.dirty = True
@@ -87,8 +123,9 @@ class ClipDocument:
         """Take back the last correction; the track it touched, or None when there is none."""
         if not self._undo:
             return None
-        track, keys = self._undo.pop()
-        self.keys[track] = keys
+        track, keys, model, bases = self._undo.pop()
+        self.keys[track], self.bases[track] = keys, bases
+        self.model.setdefault(track, {}).update(model)  # frames tracked since the correction stay
         self._show(track)
         self.dirty = True
         return track

@@ -37,7 +37,7 @@ def open_window(qtbot, clip):
     w = ClipWindow(clip)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.tracker is None or w.tracker.isFinished(), timeout=60000)
+    qtbot.waitUntil(lambda: w.tracking_ended, timeout=60000)
     qtbot.waitUntil(lambda: w.doc.tracked == 8, timeout=5000)
     return w
 
@@ -166,3 +166,49 @@ def test_a_clip_saved_before_tracking_ended_resumes_where_it_stopped(tmp_path) -
     again.save()
     done, _ = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
     assert done.tracked == 10
+
+
+def test_retracked_frames_stop_at_the_next_keyframe_and_cut_and_keep_the_keyframes(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 12, 25.0, tmp_path / "c")
+    shape = np.random.default_rng(3).normal(size=(68, 2)) * 10 + 100
+    shape[36:42] -= [25, 0]
+    shape[42:48] += [25, 0]
+    for f in range(12):
+        doc.set_model(f, {1: shape + [f, 0]}, cut=f == 9)
+    doc.correct(1, 6, doc.points[1][6] + [0, 3])
+    doc.correct(1, 2, doc.points[1][2] + [0, -3])
+    assert doc.retrack_span(1, 2) == range(3, 6) and doc.retrack_span(1, 6) == range(7, 9)
+    before = {f: p.copy() for f, p in doc.points[1].items()}
+    key = doc.keys[1][2]
+    tracked_again = {f: shape + [f, 2.0] for f in range(3, 12)}  # the re-tracker went on past both
+    assert doc.set_retracked(1, 2, key, key, tracked_again) == [3, 4, 5]
+    for f in (0, 1, 6, 7, 8, 9, 10, 11):  # not before it, not past the next keyframe or the cut
+        np.testing.assert_allclose(doc.points[1][f], before[f])
+    np.testing.assert_allclose(doc.points[1][2], key)  # the keyframes stay
+    np.testing.assert_allclose(doc.points[1][6], before[6])
+    assert doc.keyframes() == [2, 6]
+    # frame 3: the re-tracked points with the blend of a zero correction (its base is the key) and
+    # a quarter of frame 6's
+    assert not np.allclose(doc.points[1][3], before[3])
+    np.testing.assert_allclose(doc.points[1][3] - (shape + [3, 2.0]), [[0, 0.75]] * 68, atol=1e-9)
+    doc.undo()  # the correction on frame 2 taken back: the tracker's points as they were
+    assert doc.keyframes() == [6]
+    np.testing.assert_allclose(doc.model[1][4], shape + [4, 0])
+    assert doc.set_retracked(1, 2, key, key, tracked_again) == []  # a stale result is dropped
+
+
+def test_clip_window_retracks_after_a_correction(qtbot, clip) -> None:
+    w = open_window(qtbot, clip)
+    w.retrack = True
+    model = {f: w.doc.model[1][f].copy() for f in range(8)}
+    w.timeline.set_frame(5)
+    w.move_point(1, 30, w.doc.points[1][5][30] + [0, 4], finished=True)
+    w.timeline.set_frame(2)
+    w.move_point(1, 8, w.doc.points[1][2][8] + [0, 6], finished=True)  # re-tracks frames 3 and 4
+    qtbot.waitUntil(lambda: 2 in w.doc.bases.get(1, {}) and 5 in w.doc.bases.get(1, {}), timeout=60000)
+    for f in (0, 1, 2, 5):  # the tracker's points before the keyframe and on the keyframes: as they were
+        np.testing.assert_allclose(w.doc.model[1][f], model[f])
+    for f in (3, 4, 6, 7):
+        assert np.abs(w.doc.model[1][f] - model[f]).max() > 1e-3  # tracked again
+    assert w.doc.keyframes() == [2, 5]
+    w.close()

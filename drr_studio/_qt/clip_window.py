@@ -10,7 +10,10 @@ under --output), as does closing the window and the end of tracking.
 
 from __future__ import annotations
 
+import queue
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -25,20 +28,42 @@ from model.video import VIDEO_SUFFIXES, VideoError, VideoReader
 from ..clip_document import ClipDocument
 from .timeline import Timeline
 
+if TYPE_CHECKING:
+    from model.predict import Predictor
+
 GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
 POINT_COLOURS = {True: (40, 200, 90), False: (255, 170, 40)}  # keyframe, model's points
+RETRACK_CHUNK = 8  # re-tracked frames handed over at a time
+RETRACK_DEFAULT = True  # bench.video: fewer corrections per clip with re-tracking (docs/video.md)
+
+
+@dataclass
+class RetrackJob:
+    """Track a face again after a correction: from its keyframe's points over `span`."""
+
+    track: int
+    frame: int
+    key: np.ndarray  # the keyframe's points as the document holds them (identity is checked)
+    span: range
 
 
 class ClipTracker(QThread):
-    """Tracks the clip's frames in order, from `start`, and hands each frame's faces over."""
+    """Tracks the clip's frames in order, from `start`, and hands each frame's faces over; then
+    stays to re-track after corrections (`request`), which go before the next frame."""
 
     tracked = Signal(int, object, bool)  # frame, {track: points}, cut
+    retracked = Signal(object, object, object)  # RetrackJob, base, {frame: points} (a chunk)
+    done = Signal()  # every frame from `start` tracked
     failed = Signal(str)
 
     def __init__(self, video: Path, checkpoint: Path | None, start: int = 0) -> None:
         super().__init__()
         self.video, self.checkpoint, self.start_frame = video, checkpoint, start
         self._stop = False
+        self._jobs: queue.Queue[RetrackJob] = queue.Queue()
+
+    def request(self, job: RetrackJob) -> None:
+        self._jobs.put(job)
 
     def stop(self) -> None:
         self._stop = True
@@ -54,12 +79,37 @@ class ClipTracker(QThread):
             with VideoReader(self.video) as reader:  # its own reader: a capture is not thread-safe
                 tracker = Tracker(predictor, fps=reader.fps)
                 for i in range(self.start_frame, len(reader)):
+                    self._serve(predictor, reader, block=False)
                     if self._stop:
                         return
                     frame = tracker.step(reader.frame(i))
                     self.tracked.emit(i, {f.track: f.points for f in frame.faces}, frame.cut)
+                self.done.emit()
+                while not self._stop:
+                    self._serve(predictor, reader, block=True)
         except (VideoError, CheckpointError, OSError) as exc:
             self.failed.emit(str(exc))
+
+    def _serve(self, predictor: Predictor, reader: VideoReader, block: bool) -> None:
+        """The re-tracking jobs waiting (with block, waits a moment for one)."""
+        from model.tracking import Retrack
+
+        while not self._stop:
+            try:
+                job = self._jobs.get(timeout=0.05) if block else self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            retrack = Retrack(predictor, reader.frame(job.frame), job.key, fps=reader.fps)
+            chunk: dict[int, np.ndarray] = {}
+            for f in job.span:
+                points = None if self._stop else retrack.step(reader.frame(f))
+                if points is None:
+                    break
+                chunk[f] = points
+                if len(chunk) == RETRACK_CHUNK:
+                    self.retracked.emit(job, retrack.base, chunk)
+                    chunk = {}
+            self.retracked.emit(job, retrack.base, chunk)
 
 
 class PointView(pg.ViewBox):
@@ -96,17 +146,25 @@ class ClipWindow(QMainWindow):
         self.corrector = self._corrector(checkpoint)
         self.setWindowTitle(f"{Path(video).name} - DRR Studio")
         self._editing: dict[tuple[int, int], tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+        self.retrack = RETRACK_DEFAULT  # track the frames after a correction again from it
         self._build()
         self.show_frame(0)
         if problems:
             self.statusBar().showMessage("; ".join(problems), 15000)
         self.tracker: ClipTracker | None = None
-        if self.doc.tracked < self.doc.frame_count:
-            self.tracker = ClipTracker(Path(video), checkpoint, self.doc.tracked)
+        self.tracking_ended = self.doc.tracked >= self.doc.frame_count
+        if not self.tracking_ended:
+            self._start_tracker().done.connect(self._tracking_done)
+
+    def _start_tracker(self) -> ClipTracker:
+        """The background thread: tracks what is not tracked yet, then serves re-tracking."""
+        if self.tracker is None:
+            self.tracker = ClipTracker(self.doc.video, self.checkpoint, self.doc.tracked)
             self.tracker.tracked.connect(self._tracked)
+            self.tracker.retracked.connect(self._retracked)
             self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
-            self.tracker.finished.connect(self._tracking_done)
             self.tracker.start()
+        return self.tracker
 
     @staticmethod
     def _corrector(checkpoint: Path | None) -> CorrectionModel | None:
@@ -136,6 +194,9 @@ class ClipWindow(QMainWindow):
             act.setShortcut(QKeySequence(key))
             act.triggered.connect(slot)
             menu.addAction(act)
+        again = QAction("Re-track after a correction", self, checkable=True, checked=self.retrack)
+        again.toggled.connect(lambda on: setattr(self, "retrack", on))
+        menu.insertAction(menu.actions()[-1], again)
         self.statusBar().showMessage("Drag a point to correct it; ,/. or arrows step, [ ] keyframes, Space plays")
         self.resize(960, 720)
         self._update_marks()
@@ -176,7 +237,13 @@ class ClipWindow(QMainWindow):
         if frame % 10 == 0 or frame == self.doc.frame_count - 1:
             self._update_marks()
 
+    def _retracked(self, job: RetrackJob, base: np.ndarray, faces: dict) -> None:
+        taken = self.doc.set_retracked(job.track, job.frame, job.key, base, faces)
+        if self.frame in taken:
+            self._draw_points()
+
     def _tracking_done(self) -> None:
+        self.tracking_ended = True
         self._update_marks()
         if self.doc.tracked == self.doc.frame_count:
             self.save()
@@ -207,6 +274,10 @@ class ClipWindow(QMainWindow):
             self._draw_points({track: pts})
             return
         self.doc.correct(track, self.frame, pts)
+        if self.retrack:
+            span = self.doc.retrack_span(track, self.frame)
+            if len(span):
+                self._start_tracker().request(RetrackJob(track, self.frame, self.doc.keys[track][self.frame], span))
         self._draw_points()
         self._update_marks()
 
