@@ -287,7 +287,6 @@ class Editor(WindowPart):
                                          3000)
         if len(sel) == 1 and self.w.research.panel_shown("Heatmaps"):
             self.w.session.set_landmark(next(iter(sel)))
-        self.w.research.update_overlays()
 
     def select_all(self) -> None:
         e = self.w.entry

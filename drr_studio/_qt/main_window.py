@@ -82,7 +82,6 @@ class MainWindow(QMainWindow):
         # the window builds and wires widgets; what the user's actions do is in three objects
         self.editor = Editor(self)  # edits, selection, approval, assisted correction (editing.py)
         self.files = FileActions(self)  # open, save, export, import, batch prediction (files.py)
-        self.research = ResearchView(self)  # what the DRR panels draw on the canvas (overlays.py)
         self.settings = settings or QSettings("drr-studio", "DRR Studio")
         # the document, the picture shown, the active face and the selection, with the change
         # events the views subscribe to (see _subscribe)
@@ -120,6 +119,11 @@ class MainWindow(QMainWindow):
         self.labeller.busyChanged.connect(self.status_busy.setText)
         self.labeller.jobDone.connect(self._job_done)
         self.session.mirror_changed.connect(self.labeller.set_mirror_average)  # the model follows the setting
+        # what the DRR panels draw on the canvas (overlays.py): given what it shows, it follows them itself
+        self.research = ResearchView(self.session, self.canvas, self.docks, self.heat_panel, self.init_panel,
+                                     self.refine_panel, lambda: self.labeller.predictor, self.labeller.refresh_trace)
+        self.research.subscribe()
+        self.labeller.pictureChanged.connect(lambda _: self.research.update_overlays())
         self.labeller.load_model(checkpoint)
 
         self._install_extensions()
@@ -178,7 +182,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         dock.setVisible(visible)
-        dock.visibilityChanged.connect(lambda *_: self.research.update_overlays())
         self.docks[title] = dock
 
     def action(self, menu: QMenu, text: str, slot: Callable, shortcut: str | QKeySequence | list | None = None,
@@ -268,13 +271,10 @@ class MainWindow(QMainWindow):
         self.canvas.hoverText.connect(self.status_pos.setText)
         # the landmark shown is the session's: the panel edits it, and follows it (a point clicked)
         self.heat_panel.changed.connect(lambda: self.session.set_landmark(self.heat_panel.landmark_index()))
-        self.heat_panel.changed.connect(self.research.update_overlays)
         self.adjust_panel.changed.connect(lambda changes: self.session.set_display(**changes))
         self.adjust_panel.reset.connect(self.session.reset_display)
         self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.research.set_heat_opacity(v / 100))
-        self.init_panel.changed.connect(self.research.update_overlays)
         self.refine_panel.stepChanged.connect(self.session.set_step)  # the step shown is the session's
-        self.refine_panel.stepChanged.connect(lambda _: self.research.update_overlays())  # toggles redraw too
 
     def _subscribe(self) -> None:
         """The views follow the session's events (the document announces every change of a
@@ -284,8 +284,6 @@ class MainWindow(QMainWindow):
         self.session.mirror_changed.connect(lambda on: self.mirror_action.setChecked(on))
         self.session.display_changed.connect(self.adjust_panel.show_adjust)  # the canvas follows it too
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
-        self.session.landmark_changed.connect(lambda _: self.research.update_overlays())
-        self.session.step_changed.connect(lambda _: self.research.update_overlays())  # the step drawn is the session's
         self.session.box_mode_changed.connect(lambda on: self.editor.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
         self.session.entry_changed.connect(lambda _: self.schedule_review())
@@ -298,8 +296,7 @@ class MainWindow(QMainWindow):
     def _entry_changed(self, index: int) -> None:
         entry = self.document.entries[index]
         if index == self.current:
-            self.canvas.set_faces(entry.faces, self.layout)
-            self.research.update_overlays()
+            self.canvas.set_faces(entry.faces, self.layout)  # then the research view (subscribed after)
 
     def schedule_review(self) -> None:
         if not self._review_timer.isActive():
@@ -453,7 +450,6 @@ class MainWindow(QMainWindow):
     # --- what the pre-labeller reports ------------------------------------------------------
     def _picture_changed(self, index: int) -> None:
         self.show_picture(self.labeller.picture(self.document.entries[index]))
-        self.research.update_overlays()
 
     def _model_status(self, text: str, tip: str) -> None:
         self.status_model.setText(text)
