@@ -352,9 +352,13 @@ def clip_from_coco(data: dict, source: Path) -> files.ClipAnnotation:
 
 def clip_to_cvat_video(clip: files.ClipAnnotation, size: tuple[int, int] | None = None) -> str:
     """A clip as CVAT for video 1.1: one skeleton track per face (its `track`), a shape on every
-    frame the face has points, each a CVAT keyframe so that CVAT shows the tracker's points and
-    not its own interpolation; a shape marked outside where the face leaves (a gap, or its end).
-    The meta block is CVAT's own, for an interpolation (video) task."""
+    frame the face has points; a shape marked outside where the face leaves (a gap, or its end).
+    The meta block is CVAT's own, for an interpolation (video) task.
+
+    Keyframes: a person's keyframe is a skeleton with keyframe="1", a frame of the tracker's one
+    with keyframe="0". The skeleton's points are keyframe="1" on every frame: CVAT's importer
+    keeps a skeleton track's shape only when some of its points are keyframes (it drops the
+    others and interpolates over them), so this keeps the tracker's points in CVAT."""
     faces = [f for fs in clip.frames.values() for f in fs]
     layout = layout_for(len(faces[0].record.points) if faces else 68)
     names = layout.point_names()
@@ -371,15 +375,17 @@ def clip_to_cvat_video(clip: files.ClipAnnotation, size: tuple[int, int] | None 
         node = ET.SubElement(root, "track", id=str(i), label=FACE_LABEL, source="manual")
         by_frame = clip.track(track)
         for f in sorted(by_frame):
-            _cvat_skeleton(node, f, by_frame[f].record, names, outside=False)
+            _cvat_skeleton(node, f, by_frame[f].record, names, outside=False, keyframe=by_frame[f].keyframe)
             if f + 1 not in by_frame and f + 1 < clip.frame_count:  # the face leaves here
-                _cvat_skeleton(node, f + 1, by_frame[f].record, names, outside=True)
+                _cvat_skeleton(node, f + 1, by_frame[f].record, names, outside=True, keyframe=True)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _cvat_skeleton(track: ET.Element, frame: int, record: files.FaceRecord, names: list[str], outside: bool) -> None:
-    sk = ET.SubElement(track, "skeleton", frame=str(frame), keyframe="1", outside="1" if outside else "0",
+def _cvat_skeleton(track: ET.Element, frame: int, record: files.FaceRecord, names: list[str], outside: bool,
+                   keyframe: bool) -> None:
+    sk = ET.SubElement(track, "skeleton", frame=str(frame), keyframe="1" if keyframe else "0",
+                       outside="1" if outside else "0",
                        occluded="0", z_order="0")
     for k, (x, y) in enumerate(record.points):
         ET.SubElement(sk, "points", label=names[k], keyframe="1", outside="1" if outside else "0",
@@ -389,8 +395,11 @@ def _cvat_skeleton(track: ET.Element, frame: int, record: files.FaceRecord, name
 
 def clip_from_cvat_video(xml_path: Path) -> files.ClipAnnotation:
     """CVAT for video 1.1 back to a clip: every skeleton of a face track that is not outside
-    (keyframes and the shapes CVAT interpolated alike), as a person's points (status corrected).
-    Which frames were DRR Studio's keyframes is not carried (every shape is a CVAT keyframe)."""
+    (keyframes and the shapes CVAT interpolated alike). A skeleton with keyframe="1" is a
+    keyframe (status corrected) when its track also has shapes with keyframe="0"
+    (clip_to_cvat_video's tracker frames, or CVAT's interpolated ones: status predicted); a track
+    whose every shape is a keyframe (an older export, or CVAT's own after importing one) is read
+    without keyframes, every shape as a person's points (status corrected)."""
     try:
         root = ET.parse(xml_path).getroot()
     except (ET.ParseError, OSError) as exc:
@@ -400,9 +409,9 @@ def clip_from_cvat_video(xml_path: Path) -> files.ClipAnnotation:
     size = int(root.findtext("meta/task/size") or 0)
     clip = files.ClipAnnotation(name, size, 25.0)
     for t, track in enumerate(root.iter("track"), start=1):
-        for sk in track.iter("skeleton"):
-            if sk.get("outside") == "1":
-                continue
+        inside = [sk for sk in track.iter("skeleton") if sk.get("outside") != "1"]
+        keyed = any(sk.get("keyframe") == "0" for sk in inside)
+        for sk in inside:
             pts, occluded = {}, set()
             for p in sk.iter("points"):
                 k = index.get(p.get("label"))
@@ -418,7 +427,9 @@ def clip_from_cvat_video(xml_path: Path) -> files.ClipAnnotation:
             if len(pts) != len(index):
                 raise FormatError(f"{xml_path}: track {track.get('id')} frame {sk.get('frame')} has {len(pts)} of "
                                   f"{len(index)} points")
-            record = files.FaceRecord(np.array([pts[k] for k in range(len(index))]), "corrected", occluded=occluded)
-            clip.frames.setdefault(int(sk.get("frame", 0)), []).append(files.ClipFace(t, record))
+            key = keyed and sk.get("keyframe") == "1"
+            status = "predicted" if keyed and not key else "corrected"
+            record = files.FaceRecord(np.array([pts[k] for k in range(len(index))]), status, occluded=occluded)
+            clip.frames.setdefault(int(sk.get("frame", 0)), []).append(files.ClipFace(t, record, key))
     clip.frame_count = max(clip.frame_count, max(clip.frames, default=-1) + 1)
     return clip

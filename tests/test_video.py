@@ -408,6 +408,19 @@ def test_clip_cvat_video_round_trip(tmp_path) -> None:
     for i in range(5):
         np.testing.assert_allclose(back.frames[i][0].record.points, clip.frames[i][0].record.points, atol=1e-3)
     assert back.frames[1][0].record.occluded == {3}
+    # keyframes: the person's frame 2 of track 1 is a CVAT keyframe, the tracker's frames are not
+    # (on the skeleton; its points stay keyframes, which CVAT's importer needs to keep the frame)
+    first = {int(s.get("frame")): s.get("keyframe") for s in tracks[0].iter("skeleton")}
+    assert first == {0: "0", 1: "1", 2: "0", 3: "0", 4: "0"}
+    assert {p.get("keyframe") for p in tracks[0].iter("points")} == {"1"}
+    assert back.keyframes(1) == [1] and back.keyframes(2) == []
+    assert back.frames[1][0].record.status == "corrected" and back.frames[0][0].record.status == "predicted"
+    # a track whose every shape is a CVAT keyframe (an older export, or CVAT's after import): no keyframes
+    for sk in root.iter("skeleton"):
+        sk.set("keyframe", "1")
+    ET.ElementTree(root).write(path)
+    old = clip_from_cvat_video(path)
+    assert old.keyframes(1) == [] and old.frames[0][0].record.status == "corrected"
     path.write_text("<annotations><track id='0' label='face'><skeleton frame='0' outside='0'>"
                     "<points label='jaw 1' points='1,2'/></skeleton></track></annotations>")
     from model.formats import FormatError
