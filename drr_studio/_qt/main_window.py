@@ -79,9 +79,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         collect_garbage_on_the_gui_thread()
         self.setWindowTitle("DRR Studio")
-        # the window builds and wires widgets; what the user's actions do is in three objects
-        self.editor = Editor(self)  # edits, selection, approval, assisted correction (editing.py)
-        self.files = FileActions(self)  # open, save, export, import, batch prediction (files.py)
         self.settings = settings or QSettings("drr-studio", "DRR Studio")
         # the document, the picture shown, the active face and the selection, with the change
         # events the views subscribe to (see _subscribe)
@@ -104,13 +101,22 @@ class MainWindow(QMainWindow):
 
         self._build_panels()
         self._build_status_bar()
+        # the setting lives in the session (the effective value); the menu and the model follow it
+        self.session.set_mirror_average(self.settings.value("model/mirror_average", MIRROR_AVERAGE, type=bool))
+        # the model's side: pictures, predictions and the model itself come from here
+        self.labeller = PreLabeller(self.session, factory, mirror_average=self.session.mirror_average)
+        # what the DRR panels draw on the canvas (overlays.py): given what it shows, it follows them itself
+        self.research = ResearchView(self.session, self.canvas, self.docks, self.heat_panel, self.init_panel,
+                                     self.refine_panel, lambda: self.labeller.predictor, self.labeller.refresh_trace)
+        # what the user's actions do: edits (editing.py), files and batch work (files.py)
+        self.editor = Editor(self, self.session, self.assistant, self.labeller, self.research, self.settings,
+                             self.undo_group)
+        self.files = FileActions(self)
         self._build_menus()
         self.assistant.enabled = self.editor.assist_action.isChecked()
         self._connect()
         self._subscribe()
 
-        # the model's side: pictures, predictions and the model itself come from here
-        self.labeller = PreLabeller(self.session, factory, mirror_average=self.session.mirror_average)
         self.labeller.pictureChanged.connect(self._picture_changed)
         self.labeller.problem.connect(self.show_problem)
         self.labeller.message.connect(self.statusBar().showMessage)
@@ -119,10 +125,7 @@ class MainWindow(QMainWindow):
         self.labeller.busyChanged.connect(self.status_busy.setText)
         self.labeller.jobDone.connect(self._job_done)
         self.session.mirror_changed.connect(self.labeller.set_mirror_average)  # the model follows the setting
-        # what the DRR panels draw on the canvas (overlays.py): given what it shows, it follows them itself
-        self.research = ResearchView(self.session, self.canvas, self.docks, self.heat_panel, self.init_panel,
-                                     self.refine_panel, lambda: self.labeller.predictor, self.labeller.refresh_trace)
-        self.research.subscribe()
+        self.research.subscribe()  # after _subscribe: the canvas has its faces before the overlays are drawn
         self.labeller.pictureChanged.connect(lambda _: self.research.update_overlays())
         self.labeller.load_model(checkpoint)
 
@@ -239,8 +242,6 @@ class MainWindow(QMainWindow):
             tip="Also run each face mirrored and average the two shapes at every step: more accurate "
                 "points for about twice the model's time per face (unavailable for a model whose points "
                 "have no left/right order)")
-        # the setting lives in the session (the effective value); the menu and the model follow it
-        self.session.set_mirror_average(self.settings.value("model/mirror_average", MIRROR_AVERAGE, type=bool))
         self.mirror_action.setChecked(self.session.mirror_average)
         self.action(self.help_menu, "Keyboard shortcuts", lambda: ShortcutsDialog(self).exec(), "F1")
         self.action(self.help_menu, "About DRR Studio", lambda: show_about(self))
