@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         # what the user's actions do: edits (editing.py), files and batch work (files.py)
         self.editor = Editor(self, self.session, self.assistant, self.labeller, self.research, self.settings,
                              self.undo_group)
-        self.files = FileActions(self)
+        self.files = FileActions(self, self.session, self.assistant, self.labeller, self.settings, self.message_bar)
         self._build_menus()
         self.assistant.enabled = self.editor.assist_action.isChecked()
         self._connect()
@@ -123,14 +123,13 @@ class MainWindow(QMainWindow):
         self.labeller.modelStatus.connect(self._model_status)
         self.labeller.modelReady.connect(self._model_ready)
         self.labeller.busyChanged.connect(self.status_busy.setText)
-        self.labeller.jobDone.connect(self._job_done)
         self.session.mirror_changed.connect(self.labeller.set_mirror_average)  # the model follows the setting
         self.research.subscribe()  # after _subscribe: the canvas has its faces before the overlays are drawn
         self.labeller.pictureChanged.connect(lambda _: self.research.update_overlays())
         self.labeller.load_model(checkpoint)
 
         self._install_extensions()
-        self.files._restore_layout()
+        self._restore_layout()
         for name in RESEARCH_DOCKS:  # research overlays start off on each launch (annotation first)
             self.docks[name].hide()
         if paths:
@@ -466,11 +465,6 @@ class MainWindow(QMainWindow):
         self.mirror_action.setEnabled(can_mirror(predictor.layout))
         self.session.set_mirror_possible(can_mirror(predictor.layout))
 
-    def _job_done(self, path: Path) -> None:
-        if self.files.batch is not None:
-            self.files._batch_progress(path)
-
-    # --- refresh ------------------------------------------------------------------------------
     def refresh(self, entry: ImageEntry) -> None:
         """After any change to an entry (edits, undo): announce it, the views follow."""
         self.session.touch(entry)
@@ -495,11 +489,27 @@ class MainWindow(QMainWindow):
         s = self.refine_panel.slider
         s.setValue(max(s.minimum(), min(s.maximum(), s.value() + delta)))
 
+    # --- the window's own layout ----------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("window_state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        if state is not None:
+            self.restoreState(state)
+
+    def _save_layout(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.sync()
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self.files.confirm_close():
             event.ignore()
             return
-        self.files._save_layout()
+        self._save_layout()
         self.labeller.stop()
         if self._locked is not None:
             unlock_folder(self._locked)
