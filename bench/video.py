@@ -200,6 +200,36 @@ def retracker(predictor: Predictor, reader: VideoReader) -> Retracker:
     return run
 
 
+GAP_STEPS = (1, 2, 3, 5, 10, 20)
+
+
+def retrack_gap(predictor: Predictor, clips: list[tuple[Path, Clip]]) -> dict:
+    """Each shot re-tracked from the truth on its third frame, against the tracker's own chain:
+    the mean point distance between the two (% of the inter-ocular distance) 1, 2, ... frames
+    later, and both chains' NME over the re-tracked frames."""
+    gaps: dict[int, list[float]] = {n: [] for n in GAP_STEPS}
+    errors: dict[str, list[float]] = {"tracker": [], "re-tracked from the truth": []}
+    for path, clip in clips:
+        run = run_method(predictor, path, clip.truth, TrackerSettings())
+        with VideoReader(path) as reader:
+            for shot in shots(len(clip.truth), clip.cuts):
+                k = shot.start + 2
+                if k >= shot.stop - 1:
+                    continue
+                images = (reader.frame(f) for f in range(k + 1, shot.stop))
+                _, again = retrack(predictor, reader.frame(k), clip.truth[k], images, TrackerSettings(), reader.fps)
+                for j, p in enumerate(again):
+                    f, d = k + 1 + j, float(np.linalg.norm(clip.truth[k + 1 + j][36] - clip.truth[k + 1 + j][45]))
+                    if run.points[f] is None:
+                        continue
+                    if j + 1 in gaps:
+                        gaps[j + 1].append(float(np.linalg.norm(p - run.points[f], axis=1).mean() / d * 100))
+                    errors["tracker"].append(float(np.linalg.norm(run.points[f] - clip.truth[f], axis=1).mean() / d * 100))
+                    errors["re-tracked from the truth"].append(float(np.linalg.norm(p - clip.truth[f], axis=1).mean() / d * 100))
+    return {"gap_after_frames": {n: float(np.mean(v)) for n, v in gaps.items() if v},
+            "nme": {k: float(np.mean(v)) for k, v in errors.items()}, "frames": len(errors["tracker"])}
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.video", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,6 +241,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--mirror", action="store_true", help="mirror-average every pass (both methods)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: all this process may use)")
     ap.add_argument("--json", default=str(DEFAULT_OUT / "video.json"))
+    ap.add_argument("--retrack-gap", action="store_true",
+                    help="only: how far re-tracking from the truth on each shot's third frame stays from the tracker's chain")
     return ap
 
 
@@ -302,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             if why:
                 print(f"bench.video: {why}", file=sys.stderr)
             t0 = time.perf_counter()
+            if a.retrack_gap:
+                gap = retrack_gap(predictor, clips)
+                print(f"\nre-tracked from the truth on each shot's third frame, {gap['frames']} frames: distance to the "
+                      f"tracker's chain (% inter-ocular) after n frames {gap['gap_after_frames']}; NME {gap['nme']}")
+                return 0
             res = measure(predictor, clips, stats)
     except (OSError, ValueError, CheckpointError) as exc:
         print(f"bench.video: {exc}", file=sys.stderr)

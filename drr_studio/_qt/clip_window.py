@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
 POINT_COLOURS = {True: (40, 200, 90), False: (255, 170, 40)}  # keyframe, model's points
 RETRACK_CHUNK = 8  # re-tracked frames handed over at a time
-RETRACK_DEFAULT = True  # bench.video: fewer corrections per clip with re-tracking (docs/video.md)
+RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
 
 
 @dataclass
