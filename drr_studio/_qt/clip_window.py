@@ -4,7 +4,9 @@
 thread (model.tracking, the first frame shown at once, the rest as they come); drag a point to
 correct it: the face's other points follow (assisted correction, as on pictures), the frame
 becomes a keyframe (green on the timeline) and the frames around it follow it
-(drr_studio.clip_document). Ctrl+S saves the clip folder (300-VW's layout beside the clip, or
+(drr_studio.clip_document); with File -> Re-track after a correction (off by default: bench.video
+counted more corrections with it) the frames after it are also tracked again from it, in the same
+thread. Ctrl+S saves the clip folder (300-VW's layout beside the clip, or
 under --output), as does closing the window and the end of tracking.
 """
 
