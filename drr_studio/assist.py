@@ -14,7 +14,7 @@ import numpy as np
 from psygnal import Signal
 
 from model.annotation_files import LEARNED_FILE  # noqa: E402 - re-exported for the app
-from model.correction import CorrectionFileError, CorrectionModel, for_checkpoint
+from model.correction import CorrectionFileError, CorrectionModel, file_sha256, for_checkpoint
 
 from .document import Face
 
@@ -30,13 +30,27 @@ class Assistant:
         self.prior = CorrectionModel.empty(num_points)
         self.model = CorrectionModel.empty(num_points)
         self.folder_file: Path | None = None
+        # the model the lessons are residuals of (its weights' sha256): a lesson learned with
+        # another model is stale (its residual is against that model's prediction), never used
+        self.model_sha: str | None = None
+        self.set_aside = 0  # lessons learned with another model, not used
+        self.lessons_sha: str | None = None  # the model the lessons in use were learned with
         self.prior_problem: str | None = None  # why the model's statistics are not used
         self.folder_problem: str | None = None  # why the folder's lessons are not used or saved
 
     # --- what it knows ---------------------------------------------------------------------
     def set_checkpoint(self, checkpoint: Path | None, num_points: int) -> None:
-        """The model in use changed: its own statistics, the folder's lessons kept on top."""
-        learned = dict(self.model.learned) if self.model.num_points == num_points else {}
+        """The model in use changed: its own statistics; the folder's lessons stay on top only
+        when they were learned with these same weights (a fine-tune or another model makes
+        them stale: they are dropped, and the finished faces teach again as they are saved)."""
+        sha = file_sha256(checkpoint) if checkpoint is not None and Path(checkpoint).is_file() else None
+        stale = bool(self.model.learned) and self.lessons_sha is not None and sha is not None and self.lessons_sha != sha
+        learned = dict(self.model.learned) if self.model.num_points == num_points and not stale else {}
+        if stale:
+            self.set_aside += len(self.model.learned)
+        self.model_sha = sha
+        if sha is not None and learned:
+            self.lessons_sha = sha
         if checkpoint is None:
             self.prior, self.prior_problem = CorrectionModel.empty(num_points), None
         else:
@@ -50,9 +64,16 @@ class Assistant:
         self.folder_file = folder / LEARNED_FILE if folder is not None else None
         self.model.reset_learned()
         self.folder_problem = None
+        self.set_aside, self.lessons_sha = 0, None
         if self.folder_file is not None and self.folder_file.is_file():
             try:
-                self.model.add_lessons(CorrectionModel.load(self.folder_file, self.prior.num_points).learned)
+                lessons = CorrectionModel.load(self.folder_file, self.prior.num_points)
+                theirs = lessons.model.get("sha256")
+                if theirs and self.model_sha and theirs != self.model_sha:
+                    self.set_aside = len(lessons.learned)  # stale: learned against another model's points
+                else:
+                    self.model.add_lessons(lessons.learned)
+                    self.lessons_sha = theirs or self.model_sha
             except CorrectionFileError as exc:
                 self.folder_problem = f"{exc}; the folder's lessons are not used (the file is left as it is)"
                 self.folder_file = None  # never overwrite a file we could not read
@@ -67,10 +88,11 @@ class Assistant:
     def describe(self) -> str:
         if not self.enabled:
             return "assisted correction off"
+        aside = f" ({self.set_aside} learned with another model set aside)" if self.set_aside else ""
         if not self.model.active:
-            return "assisted correction: no statistics for this model (only the dragged points move)"
+            return "assisted correction: no statistics for this model (only the dragged points move)" + aside
         n = self.model.learned_count
-        return f"assisted correction: learned from {n} face{'s' if n != 1 else ''}"
+        return f"assisted correction: learned from {n} face{'s' if n != 1 else ''}{aside}"
 
     # --- the update --------------------------------------------------------------------------
     def follow(self, face: Face, points: np.ndarray, placed: set[int]) -> np.ndarray:
@@ -92,7 +114,11 @@ class Assistant:
         if (not self.enabled or prediction is None or face.points is None or not face.human
                 or len(prediction) != len(face.points) or len(face.placed) == len(face.points)):
             return False
+        if self.lessons_sha is not None and self.model_sha is not None and self.lessons_sha != self.model_sha:
+            self.set_aside += len(self.model.learned)  # lessons of another model: not mixed with this one's
+            self.model.reset_learned()
         self.model.learn(np.asarray(prediction, float), face.points, key)
+        self.lessons_sha = self.model_sha
         return True
 
     def learn_faces(self, faces: list[tuple[str, Face]]) -> bool:
@@ -120,6 +146,8 @@ class Assistant:
         lessons = CorrectionModel.empty(self.prior.num_points)
         lessons.learned = dict(self.model.learned)
         lessons.source = "faces finished in this folder (DRR Studio)"
+        if self.model_sha:
+            lessons.model = {"sha256": self.model_sha}
         try:
             lessons.save(self.folder_file)
         except OSError as exc:
@@ -127,6 +155,7 @@ class Assistant:
 
     def reset_learned(self) -> None:
         self.model.reset_learned()
+        self.set_aside = 0
         if self.folder_file is not None and self.folder_file.exists():
             try:
                 self.folder_file.unlink()
