@@ -144,9 +144,8 @@ def draw_faces(path: Path, image: np.ndarray, results: list[FaceResult], layout)
 OUTPUT_FATAL = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="drr-predict", description=__doc__)
-    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
     ap.add_argument("images", nargs="+", help="pictures, folders of pictures, or video clips (mp4, avi, mov, mkv, ...: "
                     "each tracked into OUT/CLIP/000001.pts, ...)")
     ap.add_argument("--out", required=True, help="folder for the .pts files")
@@ -166,7 +165,45 @@ def main(argv: list[str] | None = None) -> int:
                          "thread and 5.6 with two on 2 cores at load 7")
     ap.add_argument("--no-smoothing", action="store_true",
                     help="clips: the tracked points as the network gives them, without the One-Euro shape filter")
-    a = ap.parse_args(argv)
+    return ap
+
+
+class OutputFailed(Exception):
+    """The output folder cannot take another file (full, read-only): the message, said once."""
+
+
+def predict_picture(predictor: Predictor, f: Path, out: Path, boxes: dict | None, a: argparse.Namespace,
+                    doubtful: list[str]) -> int:
+    """One picture's faces written as NAME.pts, NAME_face2.pts, ... (the app's names, no side
+    file: the app and drr-train read them as a person's annotations to check); returns the
+    number of faces. ImageError for the picture; OutputFailed when nothing more can be written."""
+    img = read_image(f)
+    if boxes is not None and f.name not in boxes:
+        raise ImageError(f"{f}: no box for it in {a.boxes}")
+    results = predictor.inference(img, boxes[f.name] if boxes is not None else None)
+    if not results:
+        raise ImageError(f"{f}: no face found")
+    try:
+        for i, r in enumerate(results):
+            name = pts_name(f.stem, i)
+            write_pts(out / name, r.points)
+            if r.needs_review:
+                doubtful.append(f"{name} ({r.uncertainty:.1f}%)")
+            if a.trace:
+                save_trace(out / (name.removesuffix(".pts") + ".trace.npz"), r)
+        if a.draw:
+            draw_faces(out / f"{f.stem}.drawn.png", img, results, predictor.layout)
+    except OSError as exc:
+        if exc.errno in OUTPUT_FATAL:  # every next picture would fail the same way: say it once, stop
+            raise OutputFailed(f"{exc.filename or out}: {exc.strerror}; stopped at {f.name} (the .pts written "
+                               "so far are complete, no partial file is left)") from None
+        raise ImageError(f"{f}: {exc.strerror or exc}") from None
+    return len(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
+    a = build_parser().parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     try:
@@ -190,33 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed or clips_failed else 0
     for f in tqdm(files, desc="predicting", unit="image"):
         try:
-            img = read_image(f)
-            if boxes is not None and f.name not in boxes:
-                raise ImageError(f"{f}: no box for it in {a.boxes}")
-            results = predictor.inference(img, boxes[f.name] if boxes is not None else None)
-            if not results:
-                raise ImageError(f"{f}: no face found")
-            # the app's names (model.annotation_files): NAME.pts, NAME_face2.pts, ...; no side file, so
-            # the app and drr-train read them as a person's annotations to check
-            for i, r in enumerate(results):
-                name = pts_name(f.stem, i)
-                write_pts(out / name, r.points)
-                if r.needs_review:
-                    doubtful.append(f"{name} ({r.uncertainty:.1f}%)")
-                if a.trace:
-                    save_trace(out / (name.removesuffix(".pts") + ".trace.npz"), r)
-            if a.draw:
-                draw_faces(out / f"{f.stem}.drawn.png", img, results, predictor.layout)
-            faces += len(results)
-        except OSError as exc:
-            failed += 1
-            if exc.errno in OUTPUT_FATAL:  # every next picture would fail the same way: say it once, stop
-                where = exc.filename or out
-                tqdm.write(f"drr-predict: {where}: {exc.strerror}; stopped at {f.name} (the .pts written so far "
-                           "are complete, no partial file is left)", file=sys.stderr)
-                return 1
-            tqdm.write(f"drr-predict: {f}: {exc.strerror or exc}", file=sys.stderr)
-        except ImageError as exc:
+            faces += predict_picture(predictor, f, out, boxes, a, doubtful)
+        except OutputFailed as exc:
+            tqdm.write(f"drr-predict: {exc}", file=sys.stderr)
+            return 1
+        except (ImageError, OSError) as exc:
             failed += 1
             tqdm.write(f"drr-predict: {exc}", file=sys.stderr)
     done = len(files) - (failed - len(problems))
