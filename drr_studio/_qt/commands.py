@@ -40,8 +40,7 @@ class FaceEdit(QUndoCommand):
 
     def _apply(self, state: FaceState) -> None:
         if self.session.set_face_state(self.entry, self.face, state) and self.repredict is not None:
-            self.face.result = None  # the trace belonged to the other box
-            self.repredict(self.entry, self.face)
+            self.repredict(self.entry, self.face)  # the trace belonged to the other box (Document.unpredict)
 
     def redo(self) -> None:
         self._apply(self.after)

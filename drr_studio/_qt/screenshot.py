@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     def shoot() -> None:
         subprocess.run(["import", "-window", "root", str(out)], check=False)
         for e in w.document.entries:
-            e.dirty = False  # a staged edit: nothing is written beside the shipped sample
+            w.document.set_clean(e)  # a staged edit: nothing is written beside the shipped sample
         w.close()
         app.quit()
 
