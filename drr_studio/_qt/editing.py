@@ -14,14 +14,13 @@ from model.detect import drawn_box_to_landmark_box
 
 from ..document import Face, FaceState, ImageEntry, Status, carry_faces
 from .commands import FaceEdit, FaceListEdit
-from .window_part import WindowPart
+from .window_part import WindowPart, WindowServices
 
 if TYPE_CHECKING:
     from model.layout import Layout
 
     from ..assist import Assistant
     from ..session import Session
-    from .main_window import MainWindow
     from .overlays import ResearchView
     from .prelabeller import PreLabeller
 
@@ -47,17 +46,13 @@ class Editor(WindowPart):
     assist_action: QAction
     box_action: QAction
 
-    def __init__(self, window: MainWindow, session: Session, assistant: Assistant, labeller: PreLabeller,
+    def __init__(self, window: WindowServices, session: Session, assistant: Assistant, labeller: PreLabeller,
                  research: ResearchView, settings: QSettings, undo_group: QUndoGroup) -> None:
         super().__init__(window)
         self.session, self.assistant, self.labeller, self.research = session, assistant, labeller, research
         self.settings, self.undo_group = settings, undo_group
 
     # --- the window's services ------------------------------------------------------------------
-    @property
-    def parent(self) -> MainWindow:
-        return self.w
-
     def say(self, text: str, ms: int = 3000) -> None:
         self.w.statusBar().showMessage(text, ms)
 

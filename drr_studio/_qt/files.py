@@ -17,13 +17,12 @@ from model.images import IMAGE_SUFFIXES, is_image_file
 from ..document import Document, SaveError, write_export, write_training
 from . import dialogs
 from .clip_window import open_video_dialog
-from .window_part import WindowPart
+from .window_part import WindowPart, WindowServices
 from .workers import BATCH, describe_error
 
 if TYPE_CHECKING:
     from ..assist import Assistant
     from ..session import Session
-    from .main_window import MainWindow
     from .panels import MessageBar
     from .prelabeller import PreLabeller
 
@@ -40,7 +39,7 @@ class FileActions(WindowPart):
     services: dialogs' parent, its status bar and problem line, its action factory, taking a new
     document, closing, and the output folder new documents get."""
 
-    def __init__(self, window: MainWindow, session: Session, assistant: Assistant, labeller: PreLabeller,
+    def __init__(self, window: WindowServices, session: Session, assistant: Assistant, labeller: PreLabeller,
                  settings: QSettings, message_bar: MessageBar) -> None:
         super().__init__(window)
         self.session, self.assistant, self.labeller = session, assistant, labeller
@@ -51,10 +50,6 @@ class FileActions(WindowPart):
         labeller.jobDone.connect(self._batch_progress)
 
     # --- the window's services ------------------------------------------------------------------
-    @property
-    def parent(self) -> MainWindow:
-        return self.w
-
     @property
     def output_dir(self) -> Path | None:
         return self.w.output_dir
