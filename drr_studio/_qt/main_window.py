@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from model.annotation_files import lock_folder, unlock_folder
 from model.layout import Layout, can_mirror, layout_for
 from model.options import MIRROR_AVERAGE
+from model.resources import SAMPLE, resource
 
 from ..assist import Assistant
 from ..document import Document, ImageEntry
@@ -413,8 +414,10 @@ class MainWindow(QMainWindow):
         """Tell the user when another running app edits the same folder (both would save it)."""
         if self._locked is not None:
             unlock_folder(self._locked)
-        self._locked = folder
-        warning = lock_folder(folder) if folder is not None else None
+        # the shipped sample's folder is the package's own (nobody annotates it for real): no lock there
+        shipped = folder is not None and folder.resolve() == resource(SAMPLE).parent.resolve()
+        self._locked = None if shipped else folder
+        warning = lock_folder(folder) if self._locked is not None else None
         if warning:
             self.show_problem(warning)
 
