@@ -147,13 +147,6 @@ class Document:
             entry.dirty = True
             self._changed(entry)
 
-    def set_clean(self, entry: ImageEntry) -> None:
-        """Forget that this picture has unsaved edits (a staged view, such as the screenshot
-        tool's on the shipped sample: nothing is written)."""
-        if entry.dirty:
-            entry.dirty = False
-            self._changed(entry)
-
     def set_error(self, entry: ImageEntry, message: str | None) -> None:
         if entry.error != message:
             entry.error = message

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QTimer
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0] if argv else "screenshot.png")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     w = MainWindow([SAMPLE])
+    # the staged edit autosaves: into a temporary folder, never beside the shipped sample
+    w.output_dir = Path(tempfile.mkdtemp(prefix="drr-screenshot-"))
+    w.document.set_output_dir(w.output_dir)
+    w.assistant.move_folder(w.output_dir)  # and so do the lessons
     w.setGeometry(0, 0, 1400, 860)
     w.show()
     if desk:
@@ -73,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
 
     def shoot() -> None:
         subprocess.run(["import", "-window", "root", str(out)], check=False)
-        for e in w.document.entries:
-            w.document.set_clean(e)  # a staged edit: nothing is written beside the shipped sample
         w.close()
         app.quit()
 
