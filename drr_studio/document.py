@@ -241,6 +241,39 @@ class Document:
             self._changed(entry)
         return problems
 
+    # --- other writers: another program (or a colleague) changes a picture's files ------------
+    def changed_on_disk(self, entry: ImageEntry) -> bool:
+        """Another program wrote this picture's annotation files since they were read or saved."""
+        if not entry.loaded or entry.disk_stamp is None:
+            return False
+        return files.disk_stamp(self.target_dir(entry), entry.path.stem) != entry.disk_stamp
+
+    def reload(self, entry: ImageEntry, num_points: int | None = None) -> list[str]:
+        """Read the picture's files again: its faces become what is on disk (the model runs again
+        on them). For a picture with no unsaved edits here."""
+        entry.loaded, entry.faces, entry.deleted, entry.unreadable = False, [], [], set()
+        entry.predicted, entry.dirty, entry.error = False, False, None
+        problems = self.load_annotations(entry, num_points)
+        self._changed(entry)
+        return problems
+
+    def take_theirs(self, entry: ImageEntry, num_points: int | None = None) -> list[Path]:
+        """Another program's version wins over this picture's edits here, and nothing is lost:
+        ours is saved first, then kept as NAME.pts.mine (NAME.drr.json.mine) while theirs goes
+        back in place and is read. Returns the .mine files."""
+        self.mark_dirty(entry)
+        self.save(entry)
+        mine = []
+        for theirs in self.outside_edits:
+            current = theirs.with_name(theirs.name.removesuffix(".theirs"))
+            kept = current.with_name(current.name + ".mine")
+            if current.exists():
+                os.replace(current, kept)
+                mine.append(kept)
+            os.replace(theirs, current)
+        self.reload(entry, num_points)
+        return mine
+
     @staticmethod
     def _face_of(r: files.FaceRecord) -> Face:
         # a file on disk is never treated as disposable: a "predicted" status reads as corrected

@@ -225,3 +225,37 @@ def test_the_autosave_does_not_learn_from_a_face_still_being_corrected(qtbot, ma
     assert name not in w.assistant.model.learned
     key(w, Qt.Key.Key_PageDown)
     assert name in w.assistant.model.learned
+
+
+def test_another_programs_edit_is_read_again_when_untouched_and_asked_about_when_touched(
+        qtbot, make_window, tmp_path, monkeypatch):
+    """Issue 33, other writers: an untouched picture whose .pts changed on disk is read again when
+    shown; a picture edited here asks at its next save which version wins, and keeps the other."""
+    from dataclasses import replace
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from model.pts import read_pts, write_pts
+
+    folder = make_folder(tmp_path / "imgs", 2)
+    pts = np.tile([[60.0, 70.0]], (68, 1)) + np.arange(68)[:, None]
+    write_pts(folder / "img00.pts", pts)
+    w = make_window([folder])
+    qtbot.waitUntil(lambda: w.entry is not None and bool(w.entry.faces), timeout=5000)
+    w.go_to(1)
+    write_pts(folder / "img00.pts", pts + 5)  # another program, while img00 is not shown
+    w.go_to(0)
+    np.testing.assert_allclose(w.entry.faces[0].points, pts + 5, atol=1e-3)  # read again
+    # now edited here, and changed there too: asked; "No" takes theirs and keeps ours as .mine
+    face = w.entry.faces[0]
+    moved = face.points.copy()
+    moved[0] += 9
+    w.session.set_face_state(w.entry, face, replace(face.state(), points=moved))
+    write_pts(folder / "img00.pts", pts + 20)
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: (asked.append(a[1]), QMessageBox.StandardButton.No)[1])
+    w.files.save_current()
+    assert asked == ["Changed by another program"]
+    np.testing.assert_allclose(read_pts(folder / "img00.pts"), pts + 20, atol=1e-3)  # theirs in place
+    np.testing.assert_allclose(read_pts(folder / "img00.pts.mine")[0], moved[0], atol=1e-3)  # ours kept
+    np.testing.assert_allclose(w.entry.faces[0].points, pts + 20, atol=1e-3)

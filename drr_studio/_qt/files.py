@@ -163,6 +163,8 @@ class FileActions(WindowPart):
         learn: its faces are finished (the person leaves the picture, saves by hand, closes) and
         teach the assisted correction; the autosave after each edit does not learn, or a face
         half corrected would teach its own followers."""
+        if self.session.document.changed_on_disk(entry) and entry.dirty and self._take_theirs(entry):
+            return True
         try:
             written = self.session.document.save(entry)
         except SaveError as exc:
@@ -183,6 +185,34 @@ class FileActions(WindowPart):
             if kept and not entry.unreadable and self.message_bar.owner == entry.path:
                 self.message_bar.clear()  # the malformed annotation is replaced by the saved one
         return True
+
+    def _take_theirs(self, entry) -> bool:
+        """Another program changed the files of a picture edited here: ask which version wins;
+        the other is kept beside it either way. True when theirs was taken (nothing left to save)."""
+        answer = QMessageBox.question(
+            self.parent, "Changed by another program",
+            f"{entry.path.name}'s annotations were changed by another program while you edited them here.\n\n"
+            "Yes: keep your version (theirs is kept as NAME.pts.theirs).\n"
+            "No: use theirs (yours is kept as NAME.pts.mine).")
+        if answer == QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            mine = self.session.document.take_theirs(entry, self.labeller.num_points())
+        except (SaveError, OSError) as exc:
+            self.show_problem(f"{exc}. Your edits are kept in memory.")
+            return True
+        self.say(f"Using the other program's {entry.path.stem} annotations; yours kept as "
+                 f"{', '.join(p.name for p in mine) or 'nothing (no file of yours differed)'}", 8000)
+        return True
+
+    def reload_if_changed(self, entry) -> None:
+        """Showing a picture: files another program changed are read again when nothing was edited
+        here (edited ones ask at their next save)."""
+        doc = self.session.document
+        if doc.changed_on_disk(entry) and not entry.dirty:
+            problems = doc.reload(entry, self.labeller.num_points())
+            self.say(f"{entry.path.name}: read again, another program changed its annotations"
+                     + (f" ({'; '.join(problems)})" if problems else ""), 6000)
 
     def learn_from(self, entry) -> None:
         """Saved faces a person finished teach the assisted correction (one lesson per face);

@@ -440,6 +440,7 @@ class MainWindow(QMainWindow):
         if self.message_bar.owner is not None and self.message_bar.owner != entry.path:
             self.message_bar.clear()  # that problem belongs to the picture left behind
         problems = self.document.load_annotations(entry, self.num_points())
+        self.files.reload_if_changed(entry)  # another program changed its files since: read them again
         if problems:
             self.show_problem("Annotation problem: " + "; ".join(problems), entry.path)
         elif entry.error:  # back on a picture with a known problem: say it again
