@@ -163,6 +163,8 @@ class Document:
         saved there too."""
         self.output_dir = folder
         for e in self.entries:
+            if e.loaded:  # what is on disk in the new folder is what later saves compare with
+                e.disk_stamp = files.disk_stamp(self.target_dir(e), e.path.stem)
             if any(f.human for f in e.faces) or e.deleted:
                 self.mark_dirty(e)
 
@@ -172,6 +174,7 @@ class Document:
         for f in faces:
             f.result = None
         entry.predicted = False
+        self._changed(entry)
 
     # --- where files go -------------------------------------------------------------------
     def target_dir(self, entry: ImageEntry) -> Path:

@@ -259,3 +259,19 @@ def test_another_programs_edit_is_read_again_when_untouched_and_asked_about_when
     np.testing.assert_allclose(read_pts(folder / "img00.pts"), pts + 20, atol=1e-3)  # theirs in place
     np.testing.assert_allclose(read_pts(folder / "img00.pts.mine")[0], moved[0], atol=1e-3)  # ours kept
     np.testing.assert_allclose(w.entry.faces[0].points, pts + 20, atol=1e-3)
+
+
+def test_setting_an_output_folder_is_not_taken_for_another_programs_edit(tmp_path):
+    from drr_studio.document import Document
+    from model.pts import read_pts, write_pts
+
+    folder = make_folder(tmp_path / "imgs", 1)
+    write_pts(folder / "img00.pts", np.tile([[50.0, 60.0]], (68, 1)))
+    doc = Document.from_paths([folder])
+    entry = doc.entries[0]
+    doc.load_annotations(entry)
+    out = tmp_path / "out"
+    doc.set_output_dir(out)
+    assert entry.dirty and not doc.changed_on_disk(entry)
+    doc.save(entry)
+    assert doc.outside_edits == [] and read_pts(out / "img00.pts").shape == (68, 2)
