@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from model.detect import MIN_MATCH_IOU
+from model.geometry import box_iou
 from model.qa import SUSPICIOUS
 
 
@@ -185,3 +187,39 @@ def status_text(entry: ImageEntry) -> str:
         return status
     word = Status.APPROVED.value if all(f.status == Status.APPROVED for f in human) else status
     return f"{word} {len(human)} of {len(entry.faces)}"
+
+
+def carry_faces(source: list[Face], source_size: tuple[int, int] | None, target: list[Face],
+                target_size: tuple[int, int] | None) -> tuple[list[tuple[Face, Face | None]], int]:
+    """Faces of another picture (the previous frame of a burst) placed on this one as a person's
+    faces: each is fitted to the model face here that it overlaps (its points moved from its box
+    to that box), which it then replaces; without one it is copied as it is only when both
+    pictures have the same size (the same framing), else skipped, since a shape from another
+    framing would mean nothing here. Returns ([(copy, replaced face or None)], skipped)."""
+    sx = sy = 1.0
+    same_size = source_size is None or target_size is None or tuple(source_size) == tuple(target_size)
+    if not same_size:
+        sx, sy = target_size[0] / source_size[0], target_size[1] / source_size[1]
+    out: list[tuple[Face, Face | None]] = []
+    skipped = 0
+    free = [g for g in target if not g.human]
+    for f in source:
+        if f.points is None:
+            continue
+        box = f.box * np.array([sx, sy, sx, sy])
+        match = max(free, key=lambda g: box_iou(g.box, box), default=None)
+        if match is not None and box_iou(match.box, box) < MIN_MATCH_IOU:
+            match = None
+        if match is None and not same_size:
+            skipped += 1
+            continue
+        new_box = match.box.copy() if match is not None else f.box.copy()
+        scale = (new_box[2:] - new_box[:2]) / np.maximum(f.box[2:] - f.box[:2], 1e-6)
+        points = (f.points - f.box[:2]) * scale + new_box[:2]
+        copy = Face(box=new_box, points=points, status=Status.CORRECTED, occluded=set(f.occluded),
+                    placed=set(range(len(points))), source=f.source if match is None else match.source,
+                    roll=f.roll if match is None else match.roll)
+        if match is not None:
+            free.remove(match)
+        out.append((copy, match))
+    return out, skipped
