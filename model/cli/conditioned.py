@@ -61,14 +61,22 @@ def cache_faces(predictor: Predictor, samples: list[Sample], progress: bool = Tr
 
 
 def load_or_cache(path: str | None, predictor: Predictor, samples: list[Sample]) -> Faces:
+    """The cached features of these faces (tensors only: read with weights_only=True, so a cache
+    file from elsewhere cannot run code), or computed and cached; an unreadable or stale cache is
+    computed again."""
+    names = [s.name for s in samples]
     if path and Path(path).is_file():
-        d = torch.load(path, weights_only=False)
-        if list(d["names"]) == [s.name for s in samples]:
-            return Faces(d["maps"], d["to_crop"], d["preds"], d["truth"])
+        try:
+            d = torch.load(path, weights_only=True)
+            if list(d["names"]) == names:
+                return Faces(d["maps"], d["to_crop"].numpy(), d["preds"].numpy(), d["truth"].numpy())
+        except Exception:  # noqa: BLE001 - any unusable cache is simply rebuilt
+            pass
     faces = cache_faces(predictor, samples)
     if path:
-        torch.save({"names": [s.name for s in samples], "maps": faces.maps, "to_crop": faces.to_crop,
-                    "preds": faces.preds, "truth": faces.truth}, path)
+        torch.save({"names": names, "maps": faces.maps, "to_crop": torch.from_numpy(np.asarray(faces.to_crop)),
+                    "preds": torch.from_numpy(np.asarray(faces.preds)),
+                    "truth": torch.from_numpy(np.asarray(faces.truth))}, path)
     return faces
 
 
