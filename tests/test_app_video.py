@@ -138,11 +138,17 @@ def test_file_menu_opens_a_video_and_names_a_broken_one(qtbot, clip, tmp_path, m
     w.labeller.worker.stop()
 
 
-def test_a_correction_made_while_tracking_runs_reaches_the_frames_tracked_after_it(tmp_path) -> None:
-    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
-    shape = np.random.default_rng(2).normal(size=(68, 2)) * 10 + 100
+
+def eyed_shape(seed: int) -> np.ndarray:
+    """A random 68-point shape with its eyes well apart (the eye frame of the corrections)."""
+    shape = np.random.default_rng(seed).normal(size=(68, 2)) * 10 + 100
     shape[36:42] -= [25, 0]
     shape[42:48] += [25, 0]
+    return shape
+
+def test_a_correction_made_while_tracking_runs_reaches_the_frames_tracked_after_it(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
+    shape = eyed_shape(2)
     for f in range(3):
         doc.set_model(f, {1: shape + [f, 0]})
     doc.correct(1, 1, doc.points[1][1] + [0, 5])
@@ -170,9 +176,7 @@ def test_a_clip_saved_before_tracking_ended_resumes_where_it_stopped(tmp_path) -
 
 def test_retracked_frames_stop_at_the_next_keyframe_and_cut_and_keep_the_keyframes(tmp_path) -> None:
     doc = ClipDocument(tmp_path / "c.mp4", 12, 25.0, tmp_path / "c")
-    shape = np.random.default_rng(3).normal(size=(68, 2)) * 10 + 100
-    shape[36:42] -= [25, 0]
-    shape[42:48] += [25, 0]
+    shape = eyed_shape(3)
     for f in range(12):
         doc.set_model(f, {1: shape + [f, 0]}, cut=f == 9)
     doc.correct(1, 6, doc.points[1][6] + [0, 3])

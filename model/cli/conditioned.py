@@ -31,8 +31,7 @@ from ..correction import CorrectionModel, for_checkpoint, from_frame
 from ..data import Sample, find_samples, read_name_list, split_by_names
 from ..images import read_image
 from ..predict import Predictor
-from ..resources import DEFAULT_WEIGHTS, VAL_SPLIT, resource
-from .correction import pre_label_face
+from .correction import add_heldout_arguments, pre_label_face
 
 MAX_PLACED = 10
 
@@ -165,11 +164,8 @@ def train_steps(faces: Faces, draws: dict, cfg: StepsConfig, epochs: int, lr: fl
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m model.cli.conditioned", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--heldout", required=True, help="the recipe trained without the validation faces")
-    ap.add_argument("--for", dest="target", default=str(resource(DEFAULT_WEIGHTS)),
-                    help="the checkpoint the steps ship with (its statistics start them; default: the shipped model)")
-    ap.add_argument("--data", default="../shared/data/300w_train")
-    ap.add_argument("--split", default=str(resource(VAL_SPLIT)), help="names of the validation faces (never used)")
+    add_heldout_arguments(ap, "the checkpoint the steps ship with (its statistics start them; default: the "
+                              "shipped model)")
     ap.add_argument("--draws", type=int, default=8, help="draws per face")
     ap.add_argument("--noise", type=float, default=0.7, help="scale of the drawn prediction errors")
     ap.add_argument("--epochs", type=int, default=6)

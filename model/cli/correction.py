@@ -106,14 +106,19 @@ def build(heldout: Path, target: Path, train: list[Sample], val: list[Sample], s
     return stats
 
 
+def add_heldout_arguments(ap: argparse.ArgumentParser, target_help: str) -> None:
+    """The options of a tool built from the held-out run for a shipped checkpoint: --heldout,
+    --for, --data, --split (this CLI's and model.cli.conditioned's)."""
+    ap.add_argument("--heldout", required=True, help="the recipe trained without the validation faces")
+    ap.add_argument("--for", dest="target", default=str(resource(DEFAULT_WEIGHTS)), help=target_help)
+    ap.add_argument("--data", default="../shared/data/300w_train")
+    ap.add_argument("--split", default=str(resource(VAL_SPLIT)), help="names of the validation faces (never used)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m model.cli.correction", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--heldout", required=True, help="the recipe trained without the validation faces")
-    ap.add_argument("--for", dest="target", default=str(resource(DEFAULT_WEIGHTS)),
-                    help="the checkpoint the statistics ship with (default: the shipped model)")
-    ap.add_argument("--data", default="../shared/data/300w_train")
-    ap.add_argument("--split", default=str(resource(VAL_SPLIT)), help="names of the validation faces")
+    add_heldout_arguments(ap, "the checkpoint the statistics ship with (default: the shipped model)")
     ap.add_argument("--shrinkage", type=float, default=SHRINKAGE)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default; beside a "
                     "training run on 2 cores, 1 was 4x faster)")
