@@ -47,6 +47,7 @@ class FileActions(WindowPart):
         self.recent_menu: QMenu | None = None  # File -> Recent folders (build_file_menu)
         self.batch: dict | None = None  # the running Predict all: its dialog and the pictures left
         self.export_worker: GeneratorWorker | None = None  # the export running now, if any
+        self._unlearned: set = set()  # pictures the autosave wrote whose faces have not taught yet
         labeller.jobDone.connect(self._batch_progress)
 
     # --- the window's services ------------------------------------------------------------------
@@ -171,7 +172,10 @@ class FileActions(WindowPart):
             self.show_problem(f"{exc}. Your edits are kept in memory: File → Set output folder… "
                               "to save them somewhere writable.")
             return False
-        if learn and (written or any(f.human for f in entry.faces)):
+        if written and not learn:
+            self._unlearned.add(entry)  # saved, not yet taught: it teaches when the person leaves it
+        if learn and (written or entry in self._unlearned):
+            self._unlearned.discard(entry)
             self.learn_from(entry)
         if written:
             kept = self.session.document.backups
