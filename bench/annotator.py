@@ -45,10 +45,10 @@ from model.predict import Predictor
 
 from .accuracy import DLIB_FILE, find_dlib_model
 from .common import (
-    DEFAULT_CHECKPOINT,
     DEFAULT_DATA,
     DEFAULT_OUT,
     DEFAULT_SPLIT,
+    HELDOUT_CHECKPOINT,
     dlib_hog_boxes,
     environment,
     load_split,
@@ -241,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="folder of pictures with .pts, searched recursively (default: the "
                     f"validation split of {DEFAULT_DATA})")
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(HELDOUT_CHECKPOINT))
     ap.add_argument("--boxes", choices=("detector", "truth"), default="detector")
     ap.add_argument("--no-mirror", action="store_true", help="pre-label without mirror averaging")
     ap.add_argument("--taus", type=float, nargs="+", default=list(TAUS))

@@ -27,10 +27,10 @@ from model.images import read_image
 from model.pts import write_pts
 
 from .common import (
-    DEFAULT_CHECKPOINT,
     DEFAULT_DATA,
     DEFAULT_OUT,
     DEFAULT_SPLIT,
+    HELDOUT_CHECKPOINT,
     environment,
     load_split,
     md_table,
@@ -65,7 +65,7 @@ def tilted_validation_faces(data: str | Path, names: str | Path, folder: Path, c
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.finetune", description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoints", nargs="*", help=f"default {DEFAULT_CHECKPOINT.relative_to(DEFAULT_CHECKPOINT.parents[1])}")
+    ap.add_argument("checkpoints", nargs="*", help=f"default {HELDOUT_CHECKPOINT.relative_to(HELDOUT_CHECKPOINT.parents[1])}")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--names", default=str(DEFAULT_SPLIT))
     ap.add_argument("--epochs", type=int, nargs="+", default=[10, FineTuneOptions.epochs])
@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     set_threads(a.threads)
-    checkpoints = a.checkpoints or [str(DEFAULT_CHECKPOINT)]
+    checkpoints = a.checkpoints or [str(HELDOUT_CHECKPOINT)]
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:

@@ -31,7 +31,7 @@ from model.metrics import normaliser
 from model.predict import Predictor, pre_label
 from model.qa import rank_faces
 
-from .common import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_OUT, DEFAULT_SPLIT, load_split, md_table, write_json
+from .common import DEFAULT_DATA, DEFAULT_OUT, DEFAULT_SPLIT, HELDOUT_CHECKPOINT, load_split, md_table, write_json
 
 KINDS = ("swap", "shift", "part")
 
@@ -70,7 +70,7 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.qa", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(HELDOUT_CHECKPOINT))
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--names", default=str(DEFAULT_SPLIT))
     ap.add_argument("--limit", type=int)

@@ -29,10 +29,10 @@ from model.metrics import REVIEW_MIRROR_GAP, nme
 from model.predict import Predictor, pre_label
 
 from .common import (
-    DEFAULT_CHECKPOINT,
     DEFAULT_DATA,
     DEFAULT_OUT,
     DEFAULT_SPLIT,
+    HELDOUT_CHECKPOINT,
     environment,
     load_split,
     md_table,
@@ -95,7 +95,7 @@ def format_report(rep: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.uncertainty", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="DRR checkpoint (default: %(default)s)")
+    ap.add_argument("--checkpoint", default=str(HELDOUT_CHECKPOINT), help="DRR checkpoint (default: %(default)s)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="300w_train folder (default: %(default)s)")
     ap.add_argument("--names", default=str(DEFAULT_SPLIT), help="validation split file (default: %(default)s)")
     ap.add_argument("--limit", type=int, help="only the first N faces of the split (quick runs)")

@@ -68,10 +68,10 @@ from model.video import VideoReader, write_video
 
 from .annotator import simulate
 from .common import (
-    DEFAULT_CHECKPOINT,
     DEFAULT_DATA,
     DEFAULT_OUT,
     DEFAULT_SPLIT,
+    HELDOUT_CHECKPOINT,
     environment,
     load_split,
     md_table,
@@ -233,7 +233,7 @@ def retrack_gap(predictor: Predictor, clips: list[tuple[Path, Clip]]) -> dict:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.video", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(HELDOUT_CHECKPOINT))
     ap.add_argument("--clips", type=int, default=3)
     ap.add_argument("--frames", type=int, default=60, help="frames per clip")
     ap.add_argument("--stills", type=int, default=2, help="stills per clip (each after the first makes a cut)")

@@ -30,15 +30,15 @@ def test_build_from_training_faces_round_trips_and_refuses_another_model(tmp_pat
     from model.cli.correction import build, pre_label, residuals
     from model.data import find_samples
     from model.predict import Predictor
-    from model.resources import DEFAULT_WEIGHTS, resource
+    from model.resources import HELDOUT_WEIGHTS, resource
 
     target = tmp_path / "m.pt"
-    shutil.copy(resource(DEFAULT_WEIGHTS), target)
+    shutil.copy(resource(HELDOUT_WEIGHTS), target)
     faces, _ = find_samples([sample_faces[0].parent], 68)
     faces = sorted(faces, key=lambda s: s.name)
     train, val = faces[:2], faces[2:]
-    stats = build(resource(DEFAULT_WEIGHTS), target, train, val, shrinkage=0.1, progress=False)
-    predictor = Predictor.load(resource(DEFAULT_WEIGHTS), mirror_average=True)
+    stats = build(resource(HELDOUT_WEIGHTS), target, train, val, shrinkage=0.1, progress=False)
+    predictor = Predictor.load(resource(HELDOUT_WEIGHTS), mirror_average=True)
     r_train, _ = residuals(predictor, train, False)
     r_val, _ = residuals(predictor, val, False)
     scale = np.mean(r_val**2) / np.mean(r_train**2)
@@ -65,11 +65,30 @@ def test_build_refuses_a_model_without_held_out_faces(tmp_path, sample_faces) ->
     from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from model.cli.correction import build
     from model.data import find_samples
-    from model.resources import DEFAULT_WEIGHTS, resource
+    from model.resources import HELDOUT_WEIGHTS, resource
 
-    model, blob = load_checkpoint(resource(DEFAULT_WEIGHTS))
+    model, blob = load_checkpoint(resource(HELDOUT_WEIGHTS))
     every = tmp_path / "all.pt"
     save_checkpoint(every, model, {**blob.get("meta", {}), "val_faces": 0})
     faces, _ = find_samples([sample_faces[0].parent], 68)
     with pytest.raises(CheckpointError, match="without a validation split"):
         build(every, every, faces[:2], faces[2:], progress=False)
+
+
+def test_the_shipped_statistics_come_from_the_held_out_twin() -> None:
+    """The held-out twin (the shipped recipe trained without the validation faces) ships with
+    its own statistics; the shipped model's are stamped for it and, when it is another file (the
+    all-faces model), were built from the twin's residuals (python -m model.cli.correction)."""
+    from model.checkpoint import load_checkpoint
+    from model.data import read_name_list
+    from model.resources import DEFAULT_WEIGHTS, HELDOUT_WEIGHTS, VAL_SPLIT, resource
+
+    heldout, shipped = resource(HELDOUT_WEIGHTS), resource(DEFAULT_WEIGHTS)
+    _, blob = load_checkpoint(heldout)
+    names = read_name_list(resource(VAL_SPLIT))
+    assert blob["meta"]["val_faces"] == len(names), "the twin must have been trained without every validation face"
+    for weights in (heldout, shipped):
+        stats, why = for_checkpoint(weights, 68)
+        assert why is None and stats.count > 0, why
+    stats, _ = for_checkpoint(shipped, 68)
+    assert HELDOUT_WEIGHTS in stats.source or shipped.read_bytes() == heldout.read_bytes()

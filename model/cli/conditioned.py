@@ -1,7 +1,7 @@
 """Train DRR's steps conditioned on the annotator's points (model/conditioned.py, issue 34;
 experimental: no steps are shipped, see model/conditioned.py for why).
 
-    python -m model.cli.conditioned --heldout resources/drr_default.pt --for resources/drr_default.pt
+    python -m model.cli.conditioned --heldout resources/drr_heldout.pt --for resources/drr_heldout.pt
 
 The held-out recipe model pre-labels its training faces the app's way; its frozen backbone's
 deconv7 maps of each face's crop are cached (box maxima, fp16); each face gets --draws draws of

@@ -1,6 +1,6 @@
 """Build the assisted-correction statistics that ship with a model.
 
-    python -m model.cli.correction --heldout resources/drr_default.pt --for resources/drr_default.pt
+    python -m model.cli.correction            # --heldout resources/drr_heldout.pt --for resources/drr_default.pt
 
 The statistics describe the errors of a model as the app pre-labels faces (YuNet's box, one
 mirror-averaged pass; the annotation's tight box where YuNet misses the face), measured with the
@@ -35,7 +35,7 @@ from ..geometry import box_of_points
 from ..images import read_image
 from ..predict import Predictor
 from ..predict import pre_label as pre_label_as_app
-from ..resources import DEFAULT_WEIGHTS, VAL_SPLIT, resource
+from ..resources import DEFAULT_WEIGHTS, HELDOUT_WEIGHTS, VAL_SPLIT, resource
 
 LEARN_WEIGHT = 0.5  # a finished face counts half a prior face (bench.annotator: learning <= assisted at every tau)
 # covariance shrinkage towards its diagonal: 0.3 for 101 faces (issue 21); with the 1,810 training
@@ -109,7 +109,8 @@ def build(heldout: Path, target: Path, train: list[Sample], val: list[Sample], s
 def add_heldout_arguments(ap: argparse.ArgumentParser, target_help: str) -> None:
     """The options of a tool built from the held-out run for a shipped checkpoint: --heldout,
     --for, --data, --split (this CLI's and model.cli.conditioned's)."""
-    ap.add_argument("--heldout", required=True, help="the recipe trained without the validation faces")
+    ap.add_argument("--heldout", default=str(resource(HELDOUT_WEIGHTS)),
+                    help="the recipe trained without the validation faces (default: the shipped held-out twin)")
     ap.add_argument("--for", dest="target", default=str(resource(DEFAULT_WEIGHTS)), help=target_help)
     ap.add_argument("--data", default="../shared/data/300w_train")
     ap.add_argument("--split", default=str(resource(VAL_SPLIT)), help="names of the validation faces (never used)")
