@@ -192,3 +192,4 @@ def test_simulated_annotator_counts_and_its_command(tmp_path, sample_faces) -> N
     assert rep["corrections"]["0.07"]["app"] == rep["corrections"]["0.07"][rep["app_mode"]]
     assert set(rep["curve"]) == {"plain", "assisted", "learning", "app"}
     assert all(len(c) == 11 and c[0] >= c[-1] for c in rep["curve"].values())
+    assert rep["trained_on_counted_faces"] is False  # a folder of its own, not the validation split
