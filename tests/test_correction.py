@@ -193,3 +193,34 @@ def test_simulated_annotator_counts_and_its_command(tmp_path, sample_faces) -> N
     assert set(rep["curve"]) == {"plain", "assisted", "learning", "app"}
     assert all(len(c) == 11 and c[0] >= c[-1] for c in rep["curve"].values())
     assert rep["trained_on_counted_faces"] is False  # a folder of its own, not the validation split
+
+
+def test_correction_variants_keep_placed_points_and_condition_like_the_update() -> None:
+    """bench.correction_variants (issue 34's experiments): each point's conditional covariance is
+    the Schur complement; heatmap fusion never moves a placed point and, with flat heatmaps, stays
+    at the Gaussian update (within a map pixel)."""
+    from bench.correction_variants import conditional_covariances, fusion_hook
+    from model.predict import FaceResult
+
+    mean, cov = random_gaussian(10, seed=2)
+    got = conditional_covariances(cov, [1, 3])
+    obs, free = np.array([2, 3, 6, 7]), np.array([0, 1])
+    want = cov[np.ix_(free, free)] - cov[np.ix_(free, obs)] @ np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, free)])
+    np.testing.assert_allclose(got[0], want, rtol=1e-4)
+    np.testing.assert_allclose(conditional_covariances(cov, [])[2], cov[4:6, 4:6])
+
+    rng = np.random.default_rng(4)
+    pred = rng.uniform(30, 60, size=(68, 2))
+    pred[36:42], pred[42:48] = [35, 40], [55, 40]  # eyes 20 px apart
+    _, big = random_gaussian(136, seed=5)
+    model = CorrectionModel(68, np.zeros(136), big, count=100, shrinkage=0.1)
+    size = 96  # a 96-px crop = the picture; conv8 at half resolution: 48 x 48, flat
+    face = FaceResult(box=np.array([0, 0, 95, 95.0]), points=pred, s_hat=pred, s0=pred, steps=pred[None],
+                      candidate_index=0, candidate_distances=np.zeros(1), candidates=pred[None],
+                      heatmaps=np.full((68, 48, 48), 1 / 48**2, np.float32),
+                      crop_to_image=np.array([[1.0, 0, 0], [0, 1.0, 0]]), sip_box_image=4.0)
+    placed = {8: pred[8] + [3.0, 1.0]}
+    start = model.update(pred, placed)
+    out = fusion_hook(face, size, model, power=1.0, share=1.0)(start, placed)
+    assert np.array_equal(out[8], placed[8])
+    assert np.abs(out - start).max() < 2.0
