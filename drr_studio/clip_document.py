@@ -48,6 +48,7 @@ class ClipDocument:
         self.cuts: set[int] = set()
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
+        self._unsaved: set[int] = set()  # frames whose shown points changed since the last save
         self._undo: list[tuple[int, dict, dict, dict]] = []  # (track, its keyframes, model, bases before)
 
     # --- what the tracker gives -------------------------------------------------------------
@@ -57,6 +58,7 @@ class ClipDocument:
         new_cut = cut and frame not in self.cuts
         if cut:
             self.cuts.add(frame)
+        self._unsaved.add(frame)
         for track, pts in faces.items():
             self.model.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
             keys = self.keys.get(track, {})
@@ -73,8 +75,11 @@ class ClipDocument:
         self.dirty = True
 
     def _show(self, track: int) -> None:
-        self.points[track] = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts,
-                                       self.bases.get(track))
+        old = self.points.get(track, {})
+        new = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts, self.bases.get(track))
+        self._unsaved.update(f for f, p in new.items() if f not in old or not np.array_equal(old[f], p))
+        self._unsaved.update(set(old) - set(new))
+        self.points[track] = new
 
     def retrack_span(self, track: int, frame: int) -> range:
         """The frames to track again after a correction of `track` on `frame`: up to its next
@@ -116,6 +121,7 @@ class ClipDocument:
         before = (track, dict(keys), dict(self.model.get(track, {})), dict(bases))
         self._undo = (self._undo + [before])[-UNDO_STEPS:]
         keys[frame] = np.asarray(points, dtype=np.float64)
+        self._unsaved.add(frame)  # its status: corrected, even where the points are the same
         self._show(track)
         self.dirty = True
 
@@ -145,6 +151,19 @@ class ClipDocument:
         """Every frame's .pts and the side file (atomic writes); OSError propagates."""
         written = files.write_clip(self.folder, self.to_annotation())
         self.dirty = False
+        self._unsaved.clear()
+        return written
+
+    def save_changes(self) -> list[Path]:
+        """The autosave: the .pts of the frames that changed since the last save, and the side
+        file (atomic writes); OSError propagates and the frames stay unsaved."""
+        clip = self.to_annotation()
+        written = []
+        for frame in sorted(self._unsaved):
+            written += files.write_clip_frame(self.folder, frame, clip.frames.get(frame, []))
+        written.append(files.write_clip_sidecar(self.folder, clip))
+        self.dirty = False
+        self._unsaved.clear()
         return written
 
     @classmethod

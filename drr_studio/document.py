@@ -41,8 +41,10 @@ from .faces import (
 )
 
 SIDECAR_SUFFIX = files.SIDECAR_SUFFIX
+AUTOSAVE_MS = 800  # an edit (a picture's or a clip's) is on disk this long after it
 # the faces' records live in drr_studio/faces.py; importing them from here keeps working
 __all__ = [
+    "AUTOSAVE_MS",
     "BAD_FILE_STATUS",
     "Document",
     "ERROR_STATUS",

@@ -216,3 +216,43 @@ def test_clip_window_retracks_after_a_correction(qtbot, clip) -> None:
         assert np.abs(w.doc.model[1][f] - model[f]).max() > 1e-3  # tracked again
     assert w.doc.keyframes() == [2, 5]
     w.close()
+
+
+def test_a_correction_is_on_disk_within_the_autosave_delay(qtbot, clip, tmp_path) -> None:
+    """Nothing is lost in a clip either: a correction reaches its frames' files AUTOSAVE_MS after
+    it, without Save or Close (a killed app keeps it), and the autosave rewrites only the frames
+    that changed."""
+    from drr_studio.document import AUTOSAVE_MS
+
+    w = open_window(qtbot, clip)
+    qtbot.waitUntil(lambda: not w._autosave.isActive(), timeout=5000)
+    folder = tmp_path / "talk"
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.pts")}
+    w.timeline.set_frame(3)
+    chin = w.doc.points[1][3][8] + [0, 5]
+    w.move_point(1, 8, chin, finished=True)
+    qtbot.wait(AUTOSAVE_MS + 300)
+    back, problems = files.read_clip(folder, 68)  # what a reopened clip would find now
+    assert not problems and back.keyframes(1) == [3]
+    np.testing.assert_allclose(back.track(1)[3].record.points[8], chin, atol=1e-3)
+    changed = {n for n, t in stamps.items() if (folder / n).stat().st_mtime_ns != t}
+    assert "000004.pts" in changed and changed <= {f"{i:06d}.pts" for i in range(1, 9)}
+    assert not w.doc.dirty
+    w.close()
+
+
+def test_autosave_writes_the_frames_that_changed(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 6, 25.0, tmp_path / "c")
+    shape = np.random.default_rng(1).normal(size=(68, 2)) * 10 + 100
+    shape[36:42] -= [25, 0]
+    shape[42:48] += [25, 0]
+    for f in range(6):
+        doc.set_model(f, {1: shape + [f, 0]}, cut=f == 3)
+    assert len([p for p in doc.save_changes() if p.suffix == ".pts"]) == 6
+    doc.correct(1, 4, doc.points[1][4] + [0, 2])  # frames 3-5 follow (the shot after the cut)
+    written = {p.name for p in doc.save_changes()}
+    assert written == {"000004.pts", "000005.pts", "000006.pts", files.CLIP_SIDECAR}
+    again, problems = ClipDocument.open(doc.video, 6, 25.0, doc.folder)
+    assert not problems and again.keyframes() == [4]
+    np.testing.assert_allclose(again.points[1][5], doc.points[1][5], atol=1e-3)
+    assert [p for p in doc.save_changes() if p.suffix == ".pts"] == []  # nothing changed since

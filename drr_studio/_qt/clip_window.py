@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
@@ -28,6 +28,7 @@ from model.predict import DEFAULT_CHECKPOINT
 from model.video import VIDEO_SUFFIXES, VideoError, VideoReader
 
 from ..clip_document import ClipDocument
+from ..document import AUTOSAVE_MS
 from .timeline import Timeline
 
 if TYPE_CHECKING:
@@ -149,6 +150,10 @@ class ClipWindow(QMainWindow):
         self.setWindowTitle(f"{Path(video).name} - DRR Studio")
         self._editing: dict[tuple[int, int], tuple[np.ndarray, dict[int, np.ndarray]]] = {}
         self.retrack = RETRACK_DEFAULT  # track the frames after a correction again from it
+        # on disk within AUTOSAVE_MS of a change (not restarted by later ones, so tracking that
+        # delivers frames all the time cannot postpone a correction's save)
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave.timeout.connect(self._save_changes)
         self._build()
         self.show_frame(0)
         if problems:
@@ -232,8 +237,19 @@ class ClipWindow(QMainWindow):
         self.timeline.set_marks(self.doc.keyframes(), sorted(self.doc.cuts), self.doc.tracked)
 
     # --- tracking -----------------------------------------------------------------------------
+    def _changed(self) -> None:
+        if not self._autosave.isActive():
+            self._autosave.start()
+
+    def _save_changes(self) -> None:
+        try:
+            self.doc.save_changes()
+        except OSError as exc:  # a full or read-only disk: said, and tried again at the next change
+            self.statusBar().showMessage(f"{self.doc.folder}: not saved ({exc.strerror or exc})")
+
     def _tracked(self, frame: int, faces: dict, cut: bool) -> None:
         self.doc.set_model(frame, faces, cut)
+        self._changed()
         if frame == self.frame:
             self._draw_points()
         if frame % 10 == 0 or frame == self.doc.frame_count - 1:
@@ -241,6 +257,7 @@ class ClipWindow(QMainWindow):
 
     def _retracked(self, job: RetrackJob, base: np.ndarray, faces: dict) -> None:
         taken = self.doc.set_retracked(job.track, job.frame, job.key, base, faces)
+        self._changed()
         if self.frame in taken:
             self._draw_points()
 
@@ -276,6 +293,7 @@ class ClipWindow(QMainWindow):
             self._draw_points({track: pts})
             return
         self.doc.correct(track, self.frame, pts)
+        self._changed()
         if self.retrack:
             span = self.doc.retrack_span(track, self.frame)
             if len(span):
@@ -288,6 +306,7 @@ class ClipWindow(QMainWindow):
             self.statusBar().showMessage("nothing to undo", 3000)
             return
         self._editing.clear()  # the next drag starts from the points as they are again
+        self._changed()
         self._draw_points()
         self._update_marks()
 
@@ -309,6 +328,7 @@ class ClipWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self.tracker is not None:
             self.tracker.stop()
+        self._autosave.stop()
         if self.doc.dirty and self.doc.points:
             self.save()
         self.timeline.timer.stop()

@@ -31,7 +31,7 @@ from model.options import MIRROR_AVERAGE
 from model.resources import SAMPLE, resource
 
 from ..assist import Assistant
-from ..document import Document, ImageEntry
+from ..document import AUTOSAVE_MS, Document, ImageEntry
 from ..review import Review
 from ..session import Session
 from .canvas import Canvas
@@ -52,7 +52,6 @@ from .prelabeller import PreLabeller
 from .review_panel import ReviewPanel
 from .workers import Picture, default_factory
 
-AUTOSAVE_MS = 800  # an edit is on disk this long after the last change
 _GARBAGE_COLLECTOR = None  # one per process, see collect_garbage_on_the_gui_thread
 
 
