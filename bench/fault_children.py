@@ -19,6 +19,25 @@ for i in range(1, 100000):
     print(i, flush=True)
 """
 
+CLIP_SAVE_LOOP = r"""
+import sys
+from pathlib import Path
+import numpy as np
+from drr_studio.clip_document import ClipDocument
+doc = ClipDocument(Path(sys.argv[1]) / "talk.mp4", 30, 25.0, Path(sys.argv[1]) / "talk")
+shape = np.stack([np.linspace(100, 300, 68), np.linspace(120, 320, 68)], 1)
+shape[36:42] -= [40, 0]
+shape[42:48] += [40, 0]
+for f in range(30):
+    doc.set_model(f, {1: shape + [f, 0]})
+doc.save()
+for i in range(1, 100000):
+    pts = doc.points[1][i % 30].copy(); pts[0, 1] = 1000 + i  # the correction's number, on its frame
+    doc.correct(1, i % 30, pts)
+    doc.save_changes()  # the clip window's autosave
+    print(i, flush=True)
+"""
+
 
 EXPORT_LOOP = r"""
 import sys

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .fault_children import (
     BIG_FOLDER,
+    CLIP_SAVE_LOOP,
     CORRUPT_LOAD,
     EXPORT_LOOP,
     GONE_PICTURE,
@@ -152,6 +153,27 @@ def kill_during_autosave(tmp: Path, name: str) -> Outcome:
     lost = max(0, max(acked) - on_disk)
     return Outcome(name, lost, tracebacks(proc.stderr.read()), lost == 0,
                    f"killed after {max(acked)} saves; on disk: edit {on_disk}, every file parses")
+
+
+@fault("kill -9 during a clip's autosave")
+def kill_during_clip_autosave(tmp: Path, name: str) -> Outcome:
+    from model import annotation_files as files
+
+    proc = child(CLIP_SAVE_LOOP, str(tmp))
+    acked = []
+    start = time.time()
+    while len(acked) < 40 and time.time() - start < 60:
+        acked.append(int(proc.stdout.readline() or 0))
+    kill_at_random(proc, 0.0, 0.3)
+    acked += [int(x) for x in proc.stdout.read().split()]
+    last = max(acked)
+    clip, problems = files.read_clip(tmp / "talk", 68)
+    if problems:
+        return Outcome(name, last, 0, False, f"unreadable after the kill: {problems[0]}")
+    on_disk = int(round(clip.track(1)[last % 30].record.points[0, 1])) - 1000
+    lost = int(on_disk < last)
+    return Outcome(name, lost, tracebacks(proc.stderr.read()), lost == 0 and clip.keyframes(1) != [],
+                   f"killed after {last} corrections; on disk: correction {on_disk} on its frame, every file parses")
 
 
 def export_fault(tmp: Path, name: str, fmt: str) -> Outcome:
