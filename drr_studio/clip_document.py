@@ -107,6 +107,10 @@ class ClipDocument:
     def faces_at(self, frame: int) -> dict[int, np.ndarray]:
         return {t: by_frame[frame] for t, by_frame in sorted(self.points.items()) if frame in by_frame}
 
+    def next_track(self) -> int:
+        """The identity a new face gets: above every track the clip has had."""
+        return max([*self.points, *self.model, 0]) + 1
+
     def is_key(self, track: int, frame: int) -> bool:
         return frame in self.keys.get(track, {})
 

@@ -184,6 +184,17 @@ class Tracker:
         self.detector_calls = 0
         self._thumb: np.ndarray | None = None
 
+    def resume(self, previous: np.ndarray, faces: dict[int, np.ndarray], index: int, next_track: int) -> None:
+        """Go on with a clip tracked before (reopened before its tracking ended): `previous` is
+        frame index - 1's picture and `faces` its faces (track -> points), so that the next
+        step(), frame `index`, keeps their identities; new faces get next_track on (above every
+        track the clip has had, so an identity is never given twice)."""
+        self.tracks = [_Track(t, np.asarray(p, dtype=np.float64), box_of_points(p), self._smoother())
+                       for t, p in sorted(faces.items())]
+        self.next_track = max(next_track, max(faces, default=0) + 1)
+        self.index = index
+        self._thumb = thumbnail(previous)
+
     def set_points(self, track: int, points: np.ndarray) -> None:
         """A person corrected this face on the current frame: the next frames track from there."""
         for t in self.tracks:

@@ -167,6 +167,7 @@ def test_a_clip_saved_before_tracking_ended_resumes_where_it_stopped(tmp_path) -
     doc.save()
     again, _ = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
     assert again.tracked == 4 and sorted(again.points[1]) == [0, 1, 3]
+    assert again.faces_at(3).keys() == {1} and again.next_track() == 2  # what the resumed tracker is given
     for f in range(4, 10):
         again.set_model(f, {1: shape})
     again.save()
@@ -256,3 +257,21 @@ def test_autosave_writes_the_frames_that_changed(tmp_path) -> None:
     assert not problems and again.keyframes() == [4]
     np.testing.assert_allclose(again.points[1][5], doc.points[1][5], atol=1e-3)
     assert [p for p in doc.save_changes() if p.suffix == ".pts"] == []  # nothing changed since
+
+
+def test_a_reopened_clip_goes_on_tracking_with_its_own_identities(qtbot, clip, tmp_path) -> None:
+    """A clip saved before its tracking ended (here: 4 of 8 frames, its face numbered 3) is
+    tracked on from frame 5 with the face still track 3, not a fresh tracker's 1."""
+    import shutil
+
+    first = open_window(qtbot, clip)
+    tracked = {f: first.doc.points[1][f] for f in range(4)}
+    first.close()
+    shutil.rmtree(tmp_path / "talk")
+    doc = ClipDocument(clip, 8, 25.0, tmp_path / "talk")
+    for f, pts in tracked.items():
+        doc.set_model(f, {3: pts})
+    doc.save()
+    w = open_window(qtbot, clip)
+    assert sorted(w.doc.points) == [3] and sorted(w.doc.points[3]) == list(range(8))
+    w.close()

@@ -100,6 +100,25 @@ def test_faces_keep_their_identity(predictor, face) -> None:
     assert outs[-1].faces[0].detected is False
 
 
+def test_a_resumed_tracker_keeps_the_identities_it_is_given(predictor, face) -> None:
+    """A clip reopened before its tracking ended goes on from its last tracked frame: the faces
+    keep their tracks (a fresh tracker would number them 1, 2 again) and a new face gets a new one."""
+    frames = two_face_clip(face)
+    before = Tracker(predictor, TrackerSettings())
+    outs = [before.step(f) for f in frames[:4]]
+    x = {f.track: f.points[:, 0].mean() for f in outs[3].faces}
+    left = min(x, key=x.get)
+    given = {7 if f.track == left else 9: f.points for f in outs[3].faces}  # the clip's own numbers
+    tracker = Tracker(predictor, TrackerSettings())
+    tracker.resume(frames[3], given, 4, next_track=12)
+    for i, frame in enumerate(frames[4:], start=4):
+        out = tracker.step(frame)
+        assert out.index == i and not out.detector_ran and sorted(f.track for f in out.faces) == [7, 9]
+        xs = {f.track: f.points[:, 0].mean() for f in out.faces}
+        assert xs[7] < xs[9]  # the left face is still 7
+    assert tracker.next_track == 12
+
+
 def test_a_cut_re_detects(predictor, face) -> None:
     shot1 = [paste(canvas(90), face, 40 + 2 * i, 60) for i in range(4)]
     shot2 = [paste(canvas(200)[:, ::-1], face[:, ::-1], 250 - 2 * i, 140) for i in range(4)]

@@ -59,9 +59,12 @@ class ClipTracker(QThread):
     done = Signal()  # every frame from `start` tracked
     failed = Signal(str)
 
-    def __init__(self, video: Path, checkpoint: Path | None, start: int = 0) -> None:
+    def __init__(self, video: Path, checkpoint: Path | None, start: int = 0,
+                 resume: dict[int, np.ndarray] | None = None, next_track: int = 1) -> None:
         super().__init__()
         self.video, self.checkpoint, self.start_frame = video, checkpoint, start
+        # a clip reopened before its tracking ended: frame start - 1's faces, whose identities go on
+        self.resume, self.next_track = resume or {}, next_track
         self._stop = False
         self._jobs: queue.Queue[RetrackJob] = queue.Queue()
 
@@ -81,6 +84,8 @@ class ClipTracker(QThread):
             predictor = Predictor.load(self.checkpoint)
             with VideoReader(self.video) as reader:  # its own reader: a capture is not thread-safe
                 tracker = Tracker(predictor, fps=reader.fps)
+                if self.start_frame > 0:
+                    tracker.resume(reader.frame(self.start_frame - 1), self.resume, self.start_frame, self.next_track)
                 for i in range(self.start_frame, len(reader)):
                     self._serve(predictor, reader, block=False)
                     if self._stop:
@@ -166,7 +171,9 @@ class ClipWindow(QMainWindow):
     def _start_tracker(self) -> ClipTracker:
         """The background thread: tracks what is not tracked yet, then serves re-tracking."""
         if self.tracker is None:
-            self.tracker = ClipTracker(self.doc.video, self.checkpoint, self.doc.tracked)
+            start = self.doc.tracked
+            resume = self.doc.faces_at(start - 1) if start > 0 else {}
+            self.tracker = ClipTracker(self.doc.video, self.checkpoint, start, resume, self.doc.next_track())
             self.tracker.tracked.connect(self._tracked)
             self.tracker.retracked.connect(self._retracked)
             self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
