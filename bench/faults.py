@@ -121,6 +121,17 @@ def kill_at_random(proc: subprocess.Popen, after: float, spread: float) -> None:
     proc.wait()
 
 
+def acked_until_killed(proc: subprocess.Popen, at_least: int) -> list[int]:
+    """The numbers a save loop printed (one per save it finished) until it was killed at a
+    random moment after at_least of them."""
+    acked = []
+    start = time.time()
+    while len(acked) < at_least and time.time() - start < 60:
+        acked.append(int(proc.stdout.readline() or 0))
+    kill_at_random(proc, 0.0, 0.3)
+    return acked + [int(x) for x in proc.stdout.read().split()]
+
+
 def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
     end = time.time() + timeout
     while time.time() < end:
@@ -139,12 +150,7 @@ def kill_during_autosave(tmp: Path, name: str) -> Outcome:
 
     folder = with_pts(picture_folder(tmp / "pics", 1))
     proc = child(SAVE_LOOP, str(folder))
-    acked = []
-    start = time.time()
-    while len(acked) < 30 and time.time() - start < 60:
-        acked.append(int(proc.stdout.readline() or 0))
-    kill_at_random(proc, 0.0, 0.3)
-    acked += [int(x) for x in proc.stdout.read().split()]
+    acked = acked_until_killed(proc, 30)
     try:
         on_disk = int(read_pts(folder / "pic00000.pts", 68)[0, 0])
         json.loads((folder / "pic00000.drr.json").read_text())
@@ -160,13 +166,7 @@ def kill_during_clip_autosave(tmp: Path, name: str) -> Outcome:
     from model import annotation_files as files
 
     proc = child(CLIP_SAVE_LOOP, str(tmp))
-    acked = []
-    start = time.time()
-    while len(acked) < 40 and time.time() - start < 60:
-        acked.append(int(proc.stdout.readline() or 0))
-    kill_at_random(proc, 0.0, 0.3)
-    acked += [int(x) for x in proc.stdout.read().split()]
-    last = max(acked)
+    last = max(acked_until_killed(proc, 40))
     clip, problems = files.read_clip(tmp / "talk", 68)
     if problems:
         return Outcome(name, last, 0, False, f"unreadable after the kill: {problems[0]}")
