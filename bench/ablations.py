@@ -35,9 +35,9 @@ from model.heatmap import from_map
 from model.network import DRR
 
 from .common import (
-    DEFAULT_CHECKPOINT,
     DEFAULT_DATA,
     DEFAULT_SPLIT,
+    HELDOUT_CHECKPOINT,
     KINDS,
     checkpoint_label,
     environment,
@@ -153,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.ablations", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="*", metavar="[LABEL=]CHECKPOINT",
-                    help=f"checkpoints to compare (default: {DEFAULT_CHECKPOINT})")
+                    help=f"checkpoints to compare (default: {HELDOUT_CHECKPOINT})")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="300w_train folder (default: %(default)s)")
     ap.add_argument("--names", default=str(DEFAULT_SPLIT), help="validation split file (default: %(default)s)")
     ap.add_argument("--limit", type=int, help="only the first N faces of the split (quick runs)")
@@ -166,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     set_threads(a.threads)
-    specs = a.checkpoints or [str(DEFAULT_CHECKPOINT)]
+    specs = a.checkpoints or [str(HELDOUT_CHECKPOINT)]
     try:
         device = pick_device(a.device)
         samples, problems = load_split(a.data, a.names, a.limit)

@@ -52,10 +52,10 @@ from model.inference import PRECISIONS
 from model.predict import BoxSource, Predictor
 
 from .common import (
-    DEFAULT_CHECKPOINT,
     DEFAULT_DATA,
     DEFAULT_OUT,
     DEFAULT_SPLIT,
+    HELDOUT_CHECKPOINT,
     KINDS,
     dlib_hog_boxes,
     environment,
@@ -349,7 +349,7 @@ def write_outputs(rep: dict, res: AccuracyRun, out: Path) -> list[Path]:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="DRR checkpoint (default: %(default)s)")
+    ap.add_argument("--checkpoint", default=str(HELDOUT_CHECKPOINT), help="DRR checkpoint (default: %(default)s)")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="300w_train folder (default: %(default)s)")
     ap.add_argument("--names", default=str(DEFAULT_SPLIT), help="validation split file (default: %(default)s)")
     ap.add_argument("--limit", type=int, help="only the first N faces of the split (quick runs)")

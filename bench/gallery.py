@@ -28,7 +28,7 @@ from model.images import read_image
 from model.layout import layout_for
 from model.predict import Predictor
 
-from .common import DEFAULT_CHECKPOINT, DEFAULT_DATA, DEFAULT_SPLIT, REPO, load_split, set_threads
+from .common import DEFAULT_DATA, DEFAULT_SPLIT, HELDOUT_CHECKPOINT, REPO, load_split, set_threads
 
 CELL = 256
 
@@ -51,7 +51,7 @@ def draw_face(image: np.ndarray, points: np.ndarray, truth: np.ndarray, label: s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.gallery", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(HELDOUT_CHECKPOINT))
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--names", default=str(DEFAULT_SPLIT))
     ap.add_argument("--out", default=str(REPO / "runs" / "gallery.png"))
