@@ -22,6 +22,7 @@ are when it arrives. Undo puts back the tracker's points as they were before the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,14 +143,26 @@ class ClipDocument:
 
     # --- files --------------------------------------------------------------------------------
     def to_annotation(self) -> files.ClipAnnotation:
-        clip = files.ClipAnnotation(self.video.name, self.frame_count, self.fps, cuts=sorted(self.cuts),
-                                    tracked=self.tracked)
-        for track, by_frame in sorted(self.points.items()):
-            for frame, pts in by_frame.items():
-                key = self.is_key(track, frame)
-                record = files.FaceRecord(pts, "corrected" if key else "predicted", None)
-                clip.frames.setdefault(frame, []).append(files.ClipFace(track, record, key))
-        return clip
+        return self._snapshot()()
+
+    def _snapshot(self) -> Callable[[], files.ClipAnnotation]:
+        """The clip as it is now, turned into files' records when called (also later, in another
+        thread): the points and keyframes are copied by reference, which is safe because the
+        document replaces arrays and never writes into them."""
+        points = {t: dict(by_frame) for t, by_frame in self.points.items()}
+        keys = {t: set(k) for t, k in self.keys.items()}
+        video, count, fps, cuts, tracked = self.video.name, self.frame_count, self.fps, sorted(self.cuts), self.tracked
+
+        def build() -> files.ClipAnnotation:
+            clip = files.ClipAnnotation(video, count, fps, cuts=cuts, tracked=tracked)
+            for track, by_frame in sorted(points.items()):
+                for frame, pts in by_frame.items():
+                    key = frame in keys.get(track, ())
+                    record = files.FaceRecord(pts, "corrected" if key else "predicted", None)
+                    clip.frames.setdefault(frame, []).append(files.ClipFace(track, record, key))
+            return clip
+
+        return build
 
     def save(self) -> list[Path]:
         """Every frame's .pts and the side file (atomic writes); OSError propagates."""
@@ -161,14 +174,33 @@ class ClipDocument:
     def save_changes(self) -> list[Path]:
         """The autosave: the .pts of the frames that changed since the last save, and the side
         file (atomic writes); OSError propagates and the frames stay unsaved."""
-        clip = self.to_annotation()
-        written = []
-        for frame in sorted(self._unsaved):
-            written += files.write_clip_frame(self.folder, frame, clip.frames.get(frame, []))
-        written.append(files.write_clip_sidecar(self.folder, clip))
-        self.dirty = False
+        frames, write = self.take_changes()
+        try:
+            return write()
+        except OSError:
+            self.unsaved(frames)
+            raise
+
+    def take_changes(self) -> tuple[list[int], Callable[[], list[Path]]]:
+        """The autosave in two halves: (the frames changed since the last save, a function that
+        writes them and the side file as they are now). Taking is quick and marks them saved;
+        the writing can run in another thread (the clip window's); if it fails, give the frames
+        back with unsaved()."""
+        frames, build, folder = sorted(self._unsaved), self._snapshot(), self.folder
         self._unsaved.clear()
-        return written
+        self.dirty = False
+
+        def write() -> list[Path]:
+            clip = build()
+            written = [p for f in frames for p in files.write_clip_frame(folder, f, clip.frames.get(f, []))]
+            return written + [files.write_clip_sidecar(folder, clip)]
+
+        return frames, write
+
+    def unsaved(self, frames: list[int]) -> None:
+        """Frames whose writing failed: written again at the next save."""
+        self._unsaved.update(frames)
+        self.dirty = True
 
     @classmethod
     def open(cls, video: Path, frame_count: int, fps: float, folder: Path) -> tuple[ClipDocument, list[str]]:

@@ -13,6 +13,7 @@ under --output), as does closing the window and the end of tracking.
 from __future__ import annotations
 
 import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,6 +144,8 @@ class PointView(pg.ViewBox):
 
 
 class ClipWindow(QMainWindow):
+    save_failed = Signal(object, str)  # the autosave's frames and what went wrong (from its thread)
+
     def __init__(self, video: Path, checkpoint: Path | None = None, output: Path | None = None,
                  parent: QWidget | None = None) -> None:
         reader = VideoReader(video)  # first: a clip that cannot be read leaves no half-made window
@@ -159,6 +162,8 @@ class ClipWindow(QMainWindow):
         # delivers frames all the time cannot postpone a correction's save)
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self._save_changes)
+        self._writer = self._new_writer()
+        self.save_failed.connect(self._save_failed)  # from the writer thread: queued to this one
         self._build()
         self.show_frame(0)
         if problems:
@@ -249,10 +254,31 @@ class ClipWindow(QMainWindow):
             self._autosave.start()
 
     def _save_changes(self) -> None:
-        try:
-            self.doc.save_changes()
-        except OSError as exc:  # a full or read-only disk: said, and tried again at the next change
-            self.statusBar().showMessage(f"{self.doc.folder}: not saved ({exc.strerror or exc})")
+        """The frames that changed, written in the writer thread (a correction in a long shot
+        moves every frame after it: 900 frames took 0.8 s to write, too long to hold the event
+        loop). One thread, so the writes land in the order they were taken."""
+        frames, write = self.doc.take_changes()
+        folder = self.doc.folder
+
+        def run() -> None:
+            try:
+                write()
+            except OSError as exc:  # a full or read-only disk: said, written again at the next change
+                self.save_failed.emit(frames, f"{folder}: not saved ({exc.strerror or exc})")
+
+        self._writer.submit(run)
+
+    def _await_autosave(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._writer = self._new_writer()
+
+    @staticmethod
+    def _new_writer() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-autosave")
+
+    def _save_failed(self, frames: list, message: str) -> None:
+        self.doc.unsaved(frames)
+        self.statusBar().showMessage(message)
 
     def _tracked(self, frame: int, faces: dict, cut: bool) -> None:
         self.doc.set_model(frame, faces, cut)
@@ -319,6 +345,7 @@ class ClipWindow(QMainWindow):
 
     # --- files --------------------------------------------------------------------------------
     def save(self) -> bool:
+        self._await_autosave()  # an autosave under way lands first, not after this
         try:
             self.doc.save()
         except OSError as exc:
@@ -338,6 +365,7 @@ class ClipWindow(QMainWindow):
         self._autosave.stop()
         if self.doc.dirty and self.doc.points:
             self.save()
+        self._writer.shutdown(wait=True)
         self.timeline.timer.stop()
         self.reader.close()
         super().closeEvent(event)
