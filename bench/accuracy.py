@@ -68,6 +68,7 @@ from .common import (
     summarise,
     synchroniser,
     time_ms,
+    trained_on_validation,
     write_json,
 )
 
@@ -271,12 +272,13 @@ def build_report(res: AccuracyRun, predictor: Predictor, trace: dict | None, dli
     }
     return {
         "checkpoint": str(predictor.path), "precision": predictor.precision, "config": predictor.config.to_dict(),
-        "trained_on_validation": predictor.meta.get("val_faces") == 0,
+        "trained_on_validation": trained_on_validation(predictor),
         "dlib_model": str(dlib_model) if dlib_model else None,
         "faces": len(res.names), "detected": int(det.sum()), "missed_by_detector": res.missed,
         "dlib_hog_found": int(res.dlib_found.sum()),
         "methods": methods, "speed_ms_per_face": speed, "per_face_nme": per_face,
-        "caveat": (CAVEAT_BOTH if predictor.meta.get("val_faces") == 0 else CAVEAT) if res.dlib is not None else None, "environment": environment(predictor.device),
+        "caveat": None if res.dlib is None else CAVEAT_BOTH if trained_on_validation(predictor) else CAVEAT,
+        "environment": environment(predictor.device),
     }
 
 

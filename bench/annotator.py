@@ -54,6 +54,7 @@ from .common import (
     load_split,
     md_table,
     set_threads,
+    trained_on_validation,
     write_json,
 )
 
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     results = measure(a, preds, truth, data_truth, [s.name for s in samples], stats, refitter, dl, conditioner)
     # e.g. the shipped all-faces model on the validation split: its own training faces
-    results["trained_on_counted_faces"] = predictor.meta.get("val_faces") == 0 and not a.data
+    results["trained_on_counted_faces"] = trained_on_validation(predictor) and not a.data
     report(results, a, len(samples), missed, dl)
     results.update(
         faces=len(samples), detector_missed=missed, boxes=a.boxes, mirror=not a.no_mirror,

@@ -33,6 +33,11 @@ DEFAULT_CHECKPOINT = resource(DEFAULT_WEIGHTS)
 # recipe trained without those faces): the shipped model trained on them
 HELDOUT_CHECKPOINT = resource(HELDOUT_WEIGHTS)
 DEFAULT_OUT = REPO / "bench" / "results"
+
+
+def trained_on_validation(predictor) -> bool:
+    """The checkpoint was trained with no validation split (the shipped all-faces model)."""
+    return predictor.meta.get("val_faces") == 0
 KINDS = ("inter-pupil", "inter-ocular")
 
 
