@@ -265,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", help="also model.conditioned's steps (NAME.steps.pt, made for --checkpoint): after each "
                     "correction they run from the assisted update (\"conditioned\"; \"app\" becomes them on top of "
                     "learning); needs --stats")
+    ap.add_argument("--steps-features", metavar="CHECKPOINT",
+                    help="the checkpoint whose frozen backbone the steps read (default: --checkpoint): steps trained "
+                    "on a cross-fitted backbone's features (bench.conditioned_crossfit) beside another pre-labeller")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (0: every core; one thread took 17 s on the "
                     "validation split where two took 2 minutes next to a training run)")
     ap.add_argument("--quiet", action="store_true")
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=str(a.checkpoint), checkpoint_val_faces=predictor.meta.get("val_faces"),
         statistics=a.stats or f"cross-fitted, {a.folds} folds", shrinkage=a.shrinkage[0],
         convention_shift=a.convention_shift, app_mode=APP_MODE if conditioner is None else "learning + conditioned",
-        steps=a.steps,
+        steps=a.steps, steps_features=a.steps_features,
         learn_weight=a.learn_weight, dlib_found=None if dl is None else sum(p is not None for p in dl),
         environment=environment("cpu"))
     if a.json:
@@ -352,9 +355,12 @@ def conditioner_for(a: argparse.Namespace, samples: list[Sample], labels: list, 
     face's deconv7 maps computed once); None, with a message, when the steps cannot be used."""
     from model.conditioned import ConditionedSteps, face_maps, refine
 
+    features = predictor
     try:
-        steps = ConditionedSteps.load(a.steps, a.checkpoint)
-    except ValueError as exc:
+        if a.steps_features:
+            features = Predictor.load(a.steps_features, mirror_average=False)
+        steps = ConditionedSteps.load(a.steps, a.steps_features or a.checkpoint)
+    except (ValueError, CheckpointError) as exc:
         print(f"bench.annotator: {exc}", file=sys.stderr)
         return None
     if stats is None:
@@ -365,7 +371,7 @@ def conditioner_for(a: argparse.Namespace, samples: list[Sample], labels: list, 
 
     def hook(i: int):
         if i not in maps:
-            maps[i] = face_maps(predictor.model, read_image(samples[i].image), labels[i].crop_to_image)
+            maps[i] = face_maps(features.model, read_image(samples[i].image), labels[i].crop_to_image)
         m, to_crop = maps[i]
         return lambda start, placed: refine(steps, m, to_crop, start, placed)
     return hook

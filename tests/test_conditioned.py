@@ -106,3 +106,23 @@ def test_training_draws_place_points_on_the_truth_and_a_short_run_trains() -> No
     steps = train_steps(faces, draws, CFG, epochs=1, batch=8, log=lambda _: None)
     out = steps(faces.maps[draws["face"]], draws["start"], placed)[-1]
     assert not steps.training and torch.equal(out[placed], draws["start"][placed])
+
+
+def test_crossfit_folds_split_the_training_faces_in_two_without_the_validation_faces(tmp_path) -> None:
+    from bench.conditioned_crossfit import folds, link_fold
+    from model.data import Sample
+
+    data = tmp_path / "data" / "set"
+    data.mkdir(parents=True)
+    samples = []
+    for k in range(9):
+        (data / f"f{k}.png").write_bytes(b"x")
+        (data / f"f{k}.pts").write_text("x")
+        samples.append(Sample(data / f"f{k}.png", np.zeros((68, 2)), f"set/f{k}"))
+    fold_a, fold_b = folds(samples[::-1], {"set/f0", "set/f5"})
+    names_a, names_b = [s.name for s in fold_a], [s.name for s in fold_b]
+    assert names_a == ["set/f1", "set/f3", "set/f6", "set/f8"]  # alternately, in name order
+    assert names_b == ["set/f2", "set/f4", "set/f7"]
+    link_fold(fold_b, tmp_path / "data", tmp_path / "foldB")
+    linked = sorted(p.relative_to(tmp_path / "foldB").as_posix() for p in (tmp_path / "foldB").rglob("*"))
+    assert linked == ["set", "set/f2.png", "set/f2.pts", "set/f4.png", "set/f4.pts", "set/f7.png", "set/f7.pts"]
