@@ -48,9 +48,8 @@ def evaluate_clips(truth_folders: list[str], predictions: Path, json_path: str |
     return 2 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="drr-eval", description=__doc__)
-    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
     ap.add_argument("data", nargs="+", help="folders of pictures with same-stem .pts")
     ap.add_argument("--checkpoint", help="default: the shipped model")
     ap.add_argument("--names", help="evaluate only these names (e.g. resources/val_split.txt)")
@@ -70,7 +69,23 @@ def main(argv: list[str] | None = None) -> int:
                          "OUT/CLIP/000001.pts, ...) against the clip folder given as data, its ground truth in "
                          "the same layout; for several clips, DIR holds one folder per clip, named as theirs. "
                          "No model is run")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def read_boxes(mode: str) -> tuple[str, dict[str, np.ndarray] | None]:
+    """(box mode, boxes by name): 'truth' and 'detector' as given, else a boxes.json file's boxes;
+    ValueError naming the file when it cannot be used."""
+    if mode in ("truth", "detector"):
+        return mode, None
+    try:
+        return "file", {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(Path(mode).read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{mode}: not a usable boxes file ({exc})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    keep_freed_memory()  # a tool that predicts in a loop (see model.inference)
     if a.predictions:
         return evaluate_clips(a.data, Path(a.predictions), a.json)
     try:
@@ -87,16 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if not samples:
         print(f"drr-eval: no annotated pictures found in {', '.join(a.data)}", file=sys.stderr)
         return 2
-    box_file = None
-    mode = a.boxes
-    if mode not in ("truth", "detector"):
-        try:
-            box_file = {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(Path(mode).read_text()).items()}
-        except (OSError, ValueError, TypeError) as exc:
-            print(f"drr-eval: {mode}: not a usable boxes file ({exc})", file=sys.stderr)
-            return 2
-        mode = "file"
     try:
+        mode, box_file = read_boxes(a.boxes)
         ev = evaluate(predictor, samples, mode, box_file)
     except ValueError as exc:
         print(f"drr-eval: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -63,25 +64,8 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
-    train_flags = given(a, [f.name for f in fields(TrainOptions) if "help" in f.metadata])
-    overrides = given(a, [f.name for f in fields(DRRConfig) if "help" in f.metadata], prefix=ARCH_PREFIX)
-    if a.init:
-        refused = [k for k in NOT_WITH_INIT if k in train_flags] + list(overrides)
-        refused += ["val_split"] * bool(a.val_split) + ["export"] * bool(a.export)
-        if refused:
-            flags = ", ".join("--" + k.replace("_", "-") for k in refused)
-            print(f"drr-train: {flags} cannot be used with --init: a fine-tune keeps the checkpoint's architecture, "
-                  "objective and augmentation, holds out --val-fraction of the faces and writes a new checkpoint "
-                  "into --out", file=sys.stderr)
-            return 2
-    samples, problems = find_samples(a.data)
-    for p in problems:
-        print(f"skipped: {p}", file=sys.stderr)
-    if not samples:
-        print(f"drr-train: no pictures with .pts files found in {', '.join(a.data)}", file=sys.stderr)
-        return 2
+def progress_printer() -> Callable[[dict], None]:
+    """The progress callback of a run: a bar per epoch, a line per epoch's end and warnings."""
     bar = None
 
     def progress(ev: dict) -> None:
@@ -112,6 +96,29 @@ def main(argv: list[str] | None = None) -> int:
         elif ev["event"] == "evaluating":
             tqdm.write("measuring the old and the new model on the held-out faces ...")
 
+    return progress
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    train_flags = given(a, [f.name for f in fields(TrainOptions) if "help" in f.metadata])
+    overrides = given(a, [f.name for f in fields(DRRConfig) if "help" in f.metadata], prefix=ARCH_PREFIX)
+    if a.init:
+        refused = [k for k in NOT_WITH_INIT if k in train_flags] + list(overrides)
+        refused += ["val_split"] * bool(a.val_split) + ["export"] * bool(a.export)
+        if refused:
+            flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+            print(f"drr-train: {flags} cannot be used with --init: a fine-tune keeps the checkpoint's architecture, "
+                  "objective and augmentation, holds out --val-fraction of the faces and writes a new checkpoint "
+                  "into --out", file=sys.stderr)
+            return 2
+    samples, problems = find_samples(a.data)
+    for p in problems:
+        print(f"skipped: {p}", file=sys.stderr)
+    if not samples:
+        print(f"drr-train: no pictures with .pts files found in {', '.join(a.data)}", file=sys.stderr)
+        return 2
+    progress = progress_printer()
     if a.init:
         return _fine_tune(a, samples, progress, train_flags)
     train_s, val_s = split_samples(samples, a.val_split or str(DEFAULT_SPLIT), a.val_fraction, train_flags.get("seed", 0))
