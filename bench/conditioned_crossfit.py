@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.checkpoint import CheckpointError
 from model.cli.conditioned import load_or_cache, make_draws, train_steps
 from model.cli.correction import LEARN_WEIGHT, SHRINKAGE
 from model.conditioned import StepsConfig
@@ -96,7 +97,14 @@ def build_steps(backbone: Path, faces_dir: str, seed: int) -> tuple[Path, Path]:
 def measure(a: argparse.Namespace) -> int:
     set_threads(a.threads)
     backbone = Path(a.backbone)
-    stats, steps = build_steps(backbone, a.faces, a.seed)
+    if not find_samples([a.faces], 68)[0]:
+        print(f"conditioned_crossfit: no annotated 68-point faces under {a.faces}", file=sys.stderr)
+        return 2
+    try:
+        stats, steps = build_steps(backbone, a.faces, a.seed)
+    except CheckpointError as exc:
+        print(f"conditioned_crossfit: {exc}", file=sys.stderr)
+        return 2
     common = ["--steps", str(steps), "--no-dlib", "--threads", str(a.threads), "--quiet"]
     out = Path(a.json_dir)
     print("\n== the cross-fitted backbone's own pre-labels, statistics and steps ==")
