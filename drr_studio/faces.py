@@ -165,7 +165,7 @@ def picture_status(entry: ImageEntry) -> str:
         return BAD_FILE_STATUS
     if faces and len(human) == len(faces) and all(f.status == Status.APPROVED for f in faces):
         return Status.APPROVED.value
-    if human or (entry.loaded and entry.deleted and not faces):
+    if human or (entry.loaded and entry.deleted):  # a deleted face is a person's work too
         return Status.CORRECTED.value
     if not entry.loaded and entry.saved_status:
         return entry.saved_status
@@ -185,7 +185,7 @@ def status_text(entry: ImageEntry) -> str:
         return "faces deleted" if status == Status.CORRECTED.value and entry.loaded and not entry.faces else status
     if len(human) == len(entry.faces):
         return status
-    word = Status.APPROVED.value if all(f.status == Status.APPROVED for f in human) else status
+    word = Status.APPROVED.value if human and all(f.status == Status.APPROVED for f in human) else status
     return f"{word} {len(human)} of {len(entry.faces)}"
 
 

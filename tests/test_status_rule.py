@@ -38,14 +38,14 @@ def face(kind: str) -> Face:
 
 def expected(kinds: tuple[str, ...], deleted: bool) -> tuple[str, str]:
     """The rule written out independently: approved only when every face is; a person's work
-    makes it corrected (saying how far); then the model's states."""
+    makes it corrected (saying how far), and so does a face a person deleted; then the model's states."""
     human = [k for k in kinds if k in ("placed", "approved")]
     if kinds and len(human) == len(kinds) and all(k == "approved" for k in kinds):
         return "approved", "approved"
-    if human:
+    if human or (deleted and kinds):  # a face deleted beside the model's faces is a person's work too
         if len(human) == len(kinds):
             return "corrected", "corrected"
-        word = "approved" if all(k == "approved" for k in human) else "corrected"
+        word = "approved" if human and all(k == "approved" for k in human) else "corrected"
         return "corrected", f"{word} {len(human)} of {len(kinds)}"
     if not kinds:
         return ("corrected", "faces deleted") if deleted else (NO_FACE_STATUS, NO_FACE_STATUS)
