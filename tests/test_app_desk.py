@@ -474,3 +474,15 @@ def test_menu_tips_quote_no_measured_figures(qtbot, open_window, tmp_path):
     w = open_window([make_folder(tmp_path / "imgs", 1)])
     tips = [a.statusTip() + a.toolTip() for a in w.findChildren(type(w.mirror_action))]
     assert tips and not [t for t in tips if re.search(r"\d+\.\d+ ?(%|->|→)", t)]
+
+
+def test_the_status_bar_gives_a_dragged_point_where_it_is_now(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    w.canvas.zoom_to(w.entry.faces[0].box)
+    qtbot.wait(20)
+    at = drag_point(qtbot, w, 8, steps=(10, 20, 30))
+    release(w, at)
+    x, y = w.entry.faces[0].points[8]
+    assert w.status_pos.text().startswith("face 1, point 9:")
+    assert w.status_pos.text().endswith(f"({x:.1f}, {y:.1f})")  # not where the point was before the drag

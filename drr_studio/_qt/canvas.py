@@ -396,7 +396,7 @@ class Canvas(pg.GraphicsView):
                     self.set_active(face, {k})
                 elif k not in self.selection:
                     self.select_points({k})
-                self._drag = {"kind": "points", "start": start, "face": face,
+                self._drag = {"kind": "points", "start": start, "face": face, "point": k,
                               "orig": self._faces[face].points.copy(), "id": next(_drag_ids)}
             elif shift and 0 <= self.active < len(self._faces):
                 self._drag = {"kind": "rubber", "start": start}
@@ -412,6 +412,7 @@ class Canvas(pg.GraphicsView):
             idx = sorted(self.selection)
             new[idx] += np.array([pos.x() - d["start"].x(), pos.y() - d["start"].y()])
             self.pointsDragged.emit(d["face"], new, d["id"])
+            self.hoverText.emit(self.point_text(d["face"], d["point"], new[d["point"]]))  # where it is now
             self._magnify(pos, ev.scenePos())
         else:
             rect = QRectF(d["start"], pos).normalized()
@@ -445,6 +446,13 @@ class Canvas(pg.GraphicsView):
         o, u = self.view_to_widget(0.0, 0.0), self.view_to_widget(1.0, 1.0)
         return np.asarray(pts, float) * [u.x() - o.x(), u.y() - o.y()] + [o.x(), o.y()]
 
+    def point_text(self, face: int, k: int, xy: np.ndarray) -> str:
+        """What the status bar says of a point: its face, number, name and picture coordinates."""
+        names = self.layout.point_names() if self.layout else []
+        name = names[k] if k < len(names) else ""
+        text = f"face {face + 1}, point {k + 1}: {name}  ({xy[0]:.1f}, {xy[1]:.1f})"
+        return text + "  occluded" if k in self._faces[face].occluded else text
+
     def _hover(self, scene_pos: QPointF) -> None:
         if self._drag is not None or not self._faces:
             return
@@ -454,11 +462,6 @@ class Canvas(pg.GraphicsView):
             self.hoverText.emit("")
             return
         face, k = hit
-        names = self.layout.point_names() if self.layout else []
-        name = names[k] if k < len(names) else ""
-        x, y = self._faces[face].points[k]
-        text = f"face {face + 1}, point {k + 1}: {name}  ({x:.1f}, {y:.1f})"
-        if k in self._faces[face].occluded:
-            text += "  occluded"
+        text = self.point_text(face, k, self._faces[face].points[k])
         self.hoverText.emit(text)
         QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
