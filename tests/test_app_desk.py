@@ -486,3 +486,19 @@ def test_the_status_bar_gives_a_dragged_point_where_it_is_now(qtbot, open_window
     x, y = w.entry.faces[0].points[8]
     assert w.status_pos.text().startswith("face 1, point 9:")
     assert w.status_pos.text().endswith(f"({x:.1f}, {y:.1f})")  # not where the point was before the drag
+
+
+def test_delete_says_what_it_did_after_the_autosave_and_ctrl_s_says_when_nothing_is_to_save(
+        qtbot, open_window, tmp_path):
+    from drr_studio.document import AUTOSAVE_MS
+
+    w = open_window([make_folder(tmp_path / "imgs", 1)])
+    wait_predicted(qtbot, w)
+    QTest.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # only the model's points
+    assert w.statusBar().currentMessage().startswith("Nothing to save on ")
+    QTest.keyClick(w, Qt.Key.Key_Tab)
+    QTest.keyClick(w, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: not w.entry.dirty, timeout=AUTOSAVE_MS + 3000)  # the autosave wrote the deletion
+    assert w.statusBar().currentMessage().startswith("Face deleted")  # its hint still in view
+    QTest.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # a deletion is a person's work
+    assert w.statusBar().currentMessage().startswith("Saved ")

@@ -185,7 +185,9 @@ class FileActions(WindowPart):
                 self.show_problem(f"Another program changed {entry.path.stem}'s annotations while they were open "
                                     f"here: your edits are saved, theirs kept as {', '.join(p.name for p in theirs)}",
                                     entry.path)
-            self.say(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
+            # an autosave does not hide what the person's last action just said (e.g. Delete's hint)
+            if learn or kept or not self.w.statusBar().currentMessage():
+                self.say(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
             if kept and not entry.unreadable and self.message_bar.owner == entry.path:
                 self.message_bar.clear()  # the malformed annotation is replaced by the saved one
         return True
@@ -238,10 +240,17 @@ class FileActions(WindowPart):
 
     def save_current(self) -> None:
         e = self.session.entry
-        if e is not None:
-            if any(f.human for f in e.faces) or e.deleted:
-                self.session.document.mark_dirty(e)
-            self.save_entry(e)
+        if e is None:
+            return
+        drawn = any(f.source == "person" for f in e.faces)
+        if not (any(f.human for f in e.faces) or e.deleted or drawn or e.dirty):
+            # Document.save writes only what a person did: say so rather than nothing
+            self.say(f"Nothing to save on {e.path.name}: the model's points are written once you move, approve, "
+                     "draw or delete a face", 5000)
+            return
+        if any(f.human for f in e.faces) or e.deleted:
+            self.session.document.mark_dirty(e)
+        self.save_entry(e)
 
     def save_all(self, learn: bool = True) -> list[str]:
         failed = []
