@@ -502,3 +502,20 @@ def test_delete_says_what_it_did_after_the_autosave_and_ctrl_s_says_when_nothing
     assert w.statusBar().currentMessage().startswith("Face deleted")  # its hint still in view
     QTest.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # a deletion is a person's work
     assert w.statusBar().currentMessage().startswith("Saved ")
+
+
+def test_fit_picture_takes_in_a_face_running_past_the_pictures_edge(qtbot):
+    import numpy as np
+
+    from drr_studio._qt.canvas import Canvas
+    from drr_studio.document import Face, Status
+
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(600, 400)
+    points = np.stack([np.linspace(150, 250, 68), np.linspace(150, 330, 68)], 1)  # the chin 30 px below
+    canvas.set_faces([Face(box=np.array([140.0, 140.0, 260.0, 320.0]), points=points, status=Status.PREDICTED)], None)
+    canvas.set_image(np.zeros((300, 400, 3), np.uint8))
+    (x0, x1), (y0, y1) = canvas.vb.viewRange()
+    assert x0 <= -0.5 and x1 >= 399.5 and y0 <= -0.5  # the whole picture
+    assert y1 >= 330  # and the face's lowest point

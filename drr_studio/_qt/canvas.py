@@ -124,8 +124,22 @@ class Canvas(pg.GraphicsView):
         self.image_item.setTransform(QTransform.fromScale(scale, scale))
         shape = (round(image.shape[0] * scale), round(image.shape[1] * scale))
         if reset_view or shape != self._image_shape:
-            self.vb.setRange(QRectF(-0.5, -0.5, shape[1], shape[0]), padding=0.02)
+            self.vb.setRange(self.content_rect(shape), padding=0.02)
         self._image_shape = shape
+
+    def content_rect(self, shape: tuple[int, int]) -> QRectF:
+        """The picture, grown to take in every face's box and points: a face running past the
+        picture's edge stays reachable after Fit picture."""
+        rect = QRectF(-0.5, -0.5, shape[1], shape[0])
+        for f in self._faces:
+            parts = [np.asarray(f.box, float).reshape(2, 2)]
+            if f.points is not None:
+                parts.append(np.asarray(f.points, float))
+            xy = np.concatenate(parts)
+            x0, y0 = xy.min(0)
+            x1, y1 = xy.max(0)
+            rect = rect.united(QRectF(x0, y0, x1 - x0, y1 - y0))
+        return rect
 
     def _render_image(self, *_: object) -> None:
         image = self._raw_image
