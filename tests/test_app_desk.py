@@ -519,3 +519,13 @@ def test_fit_picture_takes_in_a_face_running_past_the_pictures_edge(qtbot):
     (x0, x1), (y0, y1) = canvas.vb.viewRange()
     assert x0 <= -0.5 and x1 >= 399.5 and y0 <= -0.5  # the whole picture
     assert y1 >= 330  # and the face's lowest point
+
+
+def test_a_new_picture_is_fitted_without_the_faces_of_the_one_left(qtbot, open_window, tmp_path):
+    w = open_window([make_folder(tmp_path / "imgs", 2)])
+    wait_predicted(qtbot, w)
+    w.entry.faces[0].points[:, 1] += 5000  # a face of the first picture far below it (drawn, not saved)
+    w.canvas.set_faces(w.entry.faces, w.layout)
+    w.go_to(1)
+    h = w.current_image().display.shape[0] * w.current_image().scale
+    assert w.canvas.vb.viewRange()[1][1] < 1.2 * h  # the second picture alone

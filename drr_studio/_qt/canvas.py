@@ -286,8 +286,10 @@ class Canvas(pg.GraphicsView):
 
     def _picture_changed(self, index: int) -> None:
         """Session event: another picture (no face active); its faces come with set_faces. The
-        hover text named a point of the picture left behind: it goes."""
+        hover text named a point of the picture left behind: it goes, and so do its faces, so
+        that fitting the new picture does not take them in (content_rect)."""
         self._drawn_active = -1
+        self.set_faces([], self.layout)
         QToolTip.hideText()
         self.hoverText.emit("")
 
