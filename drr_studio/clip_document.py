@@ -18,6 +18,12 @@ the keyframes on both sides, the correction carried forward measured against the
 points on k framed by the person's points (its base). A result is taken only while frame k is
 still the keyframe it was tracked from, and only up to the face's next keyframe or cut as they
 are when it arrives. Undo puts back the tracker's points as they were before the correction.
+
+Deleting a face (`delete`: not a face, or no longer the face, from a frame on) hides its track
+from that frame to the end of the clip. The tracker goes on tracking it, so a detection of that
+face later continues the hidden track rather than bringing it back under a new identity; the side
+file keeps the deletion and the tracker's last points of the track, so a clip reopened before
+tracking ended resumes it hidden (`tracker_faces`). Undo brings the face back.
 """
 
 from __future__ import annotations
@@ -47,10 +53,12 @@ class ClipDocument:
         self.bases: dict[int, dict[int, np.ndarray]] = {}  # keyframe -> the points re-tracked from
         self.points: dict[int, dict[int, np.ndarray]] = {}  # what is shown and saved
         self.cuts: set[int] = set()
+        self.deleted: dict[int, int] = {}  # track -> the first frame it is hidden from (a person deleted it)
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
         self._unsaved: set[int] = set()  # frames whose shown points changed since the last save
-        self._undo: list[tuple[int, dict, dict, dict]] = []  # (track, its keyframes, model, bases before)
+        # (track, its keyframes, model, bases, the frame it was hidden from, before the change)
+        self._undo: list[tuple[int, dict, dict, dict, int | None]] = []
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
@@ -63,7 +71,7 @@ class ClipDocument:
         for track, pts in faces.items():
             self.model.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
             keys = self.keys.get(track, {})
-            if frame in keys:
+            if frame in keys or frame >= self.deleted.get(track, frame + 1):
                 continue
             # only this frame needs the keyframes' pull: propagate it with the keyframes alone
             model = {k: self.model[track][k] for k in keys if k in self.model[track]}
@@ -78,6 +86,8 @@ class ClipDocument:
     def _show(self, track: int) -> None:
         old = self.points.get(track, {})
         new = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts, self.bases.get(track))
+        if track in self.deleted:
+            new = {f: p for f, p in new.items() if f < self.deleted[track]}
         self._unsaved.update(f for f, p in new.items() if f not in old or not np.array_equal(old[f], p))
         self._unsaved.update(set(old) - set(new))
         self.points[track] = new
@@ -116,26 +126,50 @@ class ClipDocument:
         return frame in self.keys.get(track, {})
 
     def keyframes(self) -> list[int]:
-        return sorted({f for keys in self.keys.values() for f in keys})
+        """The frames a person corrected a face on that is still shown there."""
+        return sorted({f for t, keys in self.keys.items() for f in keys if f < self.deleted.get(t, f + 1)})
+
+    def tracker_faces(self, frame: int) -> dict[int, np.ndarray]:
+        """What the tracker goes on from after `frame`: the faces shown, and the tracker's points
+        of the faces a person deleted (kept tracked, so that they stay hidden)."""
+        hidden = {t: self.model[t][frame] for t in self.deleted if frame in self.model.get(t, {})}
+        return {**hidden, **self.faces_at(frame)}
+
+    def delete(self, track: int, frame: int) -> None:
+        """A person says `track` is not a face (or no longer the face) from `frame` on: hidden
+        from there to the end of the clip (its files too); undo brings it back."""
+        self._remember(track)
+        self.deleted[track] = min(frame, self.deleted.get(track, frame))
+        self._show(track)
+        self.dirty = True
+
+    def _remember(self, track: int) -> None:
+        """The face's state before a change, for undo."""
+        before = (track, dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
+                  dict(self.bases.get(track, {})), self.deleted.get(track))
+        self._undo = (self._undo + [before])[-UNDO_STEPS:]
 
     def correct(self, track: int, frame: int, points: np.ndarray) -> None:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its
         shot follow (model.tracking.propagate)."""
+        self._remember(track)
         keys = self.keys.setdefault(track, {})
-        bases = self.bases.setdefault(track, {})
-        before = (track, dict(keys), dict(self.model.get(track, {})), dict(bases))
-        self._undo = (self._undo + [before])[-UNDO_STEPS:]
         keys[frame] = np.asarray(points, dtype=np.float64)
         self._unsaved.add(frame)  # its status: corrected, even where the points are the same
         self._show(track)
         self.dirty = True
 
     def undo(self) -> int | None:
-        """Take back the last correction; the track it touched, or None when there is none."""
+        """Take back the last correction or deletion; the track it touched, or None when there is
+        none."""
         if not self._undo:
             return None
-        track, keys, model, bases = self._undo.pop()
+        track, keys, model, bases, deleted = self._undo.pop()
         self.keys[track], self.bases[track] = keys, bases
+        if deleted is None:
+            self.deleted.pop(track, None)
+        else:
+            self.deleted[track] = deleted
         self.model.setdefault(track, {}).update(model)  # frames tracked since the correction stay
         self._show(track)
         self.dirty = True
@@ -152,9 +186,13 @@ class ClipDocument:
         points = {t: dict(by_frame) for t, by_frame in self.points.items()}
         keys = {t: set(k) for t, k in self.keys.items()}
         video, count, fps, cuts, tracked = self.video.name, self.frame_count, self.fps, sorted(self.cuts), self.tracked
+        deleted = {}
+        for t, start in self.deleted.items():
+            last = max(self.model.get(t, {}), default=None)  # the tracker's latest points of it
+            deleted[t] = files.DeletedTrack(start, last, None if last is None else self.model[t][last])
 
         def build() -> files.ClipAnnotation:
-            clip = files.ClipAnnotation(video, count, fps, cuts=cuts, tracked=tracked)
+            clip = files.ClipAnnotation(video, count, fps, cuts=cuts, tracked=tracked, deleted=deleted)
             for track, by_frame in sorted(points.items()):
                 for frame, pts in by_frame.items():
                     key = frame in keys.get(track, ())
@@ -166,7 +204,10 @@ class ClipDocument:
 
     def save(self) -> list[Path]:
         """Every frame's .pts and the side file (atomic writes); OSError propagates."""
-        written = files.write_clip(self.folder, self.to_annotation())
+        clip = self.to_annotation()
+        written = files.write_clip(self.folder, clip)
+        for frame in sorted(self._unsaved - set(clip.frames)):  # every face of it deleted: its files go
+            written += files.write_clip_frame(self.folder, frame, [])
         self.dirty = False
         self._unsaved.clear()
         return written
@@ -212,6 +253,10 @@ class ClipDocument:
         doc.cuts = set(clip.cuts)
         # a folder saved before tracking ended says how far it got; any other was tracked through
         doc.tracked = min(clip.tracked if clip.tracked is not None else frame_count, frame_count)
+        for track, d in clip.deleted.items():
+            doc.deleted[track] = d.start
+            if d.points is not None:
+                doc.model.setdefault(track, {})[d.frame] = d.points
         for frame, faces in clip.frames.items():
             for face in faces:
                 doc.model.setdefault(face.track, {})[frame] = face.record.points

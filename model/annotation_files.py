@@ -378,6 +378,16 @@ class ClipFace:
 
 
 @dataclass
+class DeletedTrack:
+    """A face a person deleted from a frame on, and the tracker's last points of it: a clip
+    reopened before tracking ended goes on tracking it, hidden, so it does not come back."""
+
+    start: int  # 0-based: the first frame it is hidden on
+    frame: int | None = None  # 0-based frame of `points`
+    points: np.ndarray | None = None
+
+
+@dataclass
 class ClipAnnotation:
     video: str  # the clip's file name
     frame_count: int
@@ -385,6 +395,7 @@ class ClipAnnotation:
     frames: dict[int, list[ClipFace]] = field(default_factory=dict)  # 0-based frame -> faces
     cuts: list[int] = field(default_factory=list)  # 0-based frames that start a new shot
     tracked: int | None = None  # frames the tracker has been through, when it stopped early (None: all)
+    deleted: dict[int, DeletedTrack] = field(default_factory=dict)  # track -> deleted from a frame on
 
     def tracks(self) -> list[int]:
         return sorted({f.track for faces in self.frames.values() for f in faces})
@@ -438,9 +449,35 @@ def write_clip_sidecar(folder: Path, clip: ClipAnnotation) -> Path:
             "cuts": [i + 1 for i in sorted(clip.cuts)], "faces": faces}
     if clip.tracked is not None and clip.tracked < clip.frame_count:
         data["tracked"] = int(clip.tracked)
+    if clip.deleted:
+        data["deleted"] = [_deleted_entry(t, d) for t, d in sorted(clip.deleted.items())]
     path = Path(folder) / CLIP_SIDECAR
     atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")  # compact: one entry per frame
     return path
+
+
+def _deleted_entry(track: int, d: DeletedTrack) -> dict:
+    entry = {"track": int(track), "from": int(d.start) + 1}
+    if d.points is not None and d.frame is not None:
+        entry.update(frame=int(d.frame) + 1, points=[[round(float(x), 3), round(float(y), 3)] for x, y in d.points])
+    return entry
+
+
+def _read_deleted(entries: object, side: Path) -> tuple[dict[int, DeletedTrack], list[str]]:
+    """The side file's deleted faces; an unusable entry is reported (naming the file) and skipped."""
+    out: dict[int, DeletedTrack] = {}
+    problems: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            points = entry.get("points")
+            pts = np.asarray(points, dtype=np.float64) if points is not None else None
+            if pts is not None and (pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all()):
+                raise ValueError("points are not (x, y) pairs")
+            frame = int(entry["frame"]) - 1 if pts is not None else None
+            out[int(entry["track"])] = DeletedTrack(int(entry["from"]) - 1, frame, pts)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(f"{side}: a deleted face's entry is unusable ({exc}); that face may come back")
+    return out, problems
 
 
 def write_clip(folder: Path, clip: ClipAnnotation) -> list[Path]:
@@ -495,6 +532,8 @@ def read_clip(folder: Path, num_points: int | None = None) -> tuple[ClipAnnotati
             clip = ClipAnnotation(str(data.get("video", "")), int(data.get("frames", 0)), float(data.get("fps", 25.0)),
                                   cuts=[int(c) - 1 for c in data.get("cuts", [])],
                                   tracked=int(data["tracked"]) if "tracked" in data else None)
+            clip.deleted, bad = _read_deleted(data.get("deleted", []), side)
+            problems += bad
             for stem, entries in data.get("faces", {}).items():
                 where = _frame_index(stem)
                 if where is None or not isinstance(entries, list):

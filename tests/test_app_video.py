@@ -275,3 +275,69 @@ def test_a_reopened_clip_goes_on_tracking_with_its_own_identities(qtbot, clip, t
     w = open_window(qtbot, clip)
     assert sorted(w.doc.points) == [3] and sorted(w.doc.points[3]) == list(range(8))
     w.close()
+
+
+def test_a_deleted_face_stays_deleted_while_tracked_and_after_reopening(tmp_path) -> None:
+    """Delete hides a face from a frame on; the tracker's later frames of it stay hidden, its
+    files lose it, undo brings it back, and a clip reopened before tracking ended resumes the
+    tracker with it (hidden), so that a later detection of it does not bring it back as new."""
+    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
+    a, b = eyed_shape(1), eyed_shape(2) + 200
+    for f in range(4):
+        doc.set_model(f, {1: a, 2: b})
+    doc.correct(2, 3, b + 1)  # a keyframe of the face that goes
+    doc.delete(2, 2)
+    assert doc.faces_at(1).keys() == {1, 2} and doc.faces_at(2).keys() == {1} and doc.faces_at(3).keys() == {1}
+    assert doc.keyframes() == []  # its keyframe is no longer shown
+    doc.set_model(4, {1: a, 2: b + 3})  # tracking goes on: still hidden
+    assert doc.faces_at(4).keys() == {1}
+    doc.undo()
+    assert doc.faces_at(3).keys() == {1, 2} and doc.keyframes() == [3]
+    doc.delete(2, 2)
+    doc.save()
+    assert not (doc.folder / "000003_face2.pts").exists() and (doc.folder / "000002_face2.pts").is_file()
+    again, problems = ClipDocument.open(doc.video, 10, 25.0, doc.folder)
+    assert problems == [] and again.deleted == {2: 2} and again.tracked == 5
+    assert again.faces_at(4).keys() == {1}
+    resume = again.tracker_faces(4)  # what the reopened window's tracker goes on from
+    assert resume.keys() == {1, 2}
+    np.testing.assert_allclose(resume[2], b + 3, atol=1e-3)
+    again.set_model(5, {1: a, 2: b})
+    assert again.faces_at(5).keys() == {1} and again.next_track() == 3
+
+
+def test_a_broken_deleted_entry_is_named_and_the_rest_read(tmp_path) -> None:
+    import json
+
+    doc = ClipDocument(tmp_path / "c.mp4", 4, 25.0, tmp_path / "c")
+    for f in range(2):
+        doc.set_model(f, {1: eyed_shape(1)})
+    doc.save()
+    side = doc.folder / files.CLIP_SIDECAR
+    data = json.loads(side.read_text())
+    data["deleted"] = [{"track": 5, "from": "x"}, {"track": 6, "from": 2}]
+    side.write_text(json.dumps(data))
+    again, problems = ClipDocument.open(doc.video, 4, 25.0, doc.folder)
+    assert again.deleted == {6: 1} and len(problems) == 1
+    assert str(side) in problems[0] and "deleted face" in problems[0]
+
+
+def test_delete_in_the_clip_window_hides_the_face_from_this_frame_on(qtbot, clip, tmp_path) -> None:
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(5)
+    pts = w.doc.faces_at(5)[1]
+    assert w.face_at(pg_point(*pts.mean(0))) == 1 and w.face_at(pg_point(-50, -50)) is None
+    w.delete_face(1)
+    assert w.doc.faces_at(5) == {} and w.doc.faces_at(4).keys() == {1}
+    assert "deleted from frame 6" in w.statusBar().currentMessage()
+    w.save()
+    assert not (tmp_path / "talk" / "000006.pts").exists() and (tmp_path / "talk" / "000005.pts").is_file()
+    w.undo()
+    assert w.doc.faces_at(5).keys() == {1}
+    w.close()
+
+
+def pg_point(x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(x, y)

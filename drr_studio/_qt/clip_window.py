@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QThread, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QCursor, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from model.correction import CorrectionModel, for_checkpoint
@@ -177,7 +177,7 @@ class ClipWindow(QMainWindow):
         """The background thread: tracks what is not tracked yet, then serves re-tracking."""
         if self.tracker is None:
             start = self.doc.tracked
-            resume = self.doc.faces_at(start - 1) if start > 0 else {}
+            resume = self.doc.tracker_faces(start - 1) if start > 0 else {}  # deleted faces too: kept hidden
             self.tracker = ClipTracker(self.doc.video, self.checkpoint, start, resume, self.doc.next_track())
             self.tracker.tracked.connect(self._tracked)
             self.tracker.retracked.connect(self._retracked)
@@ -207,8 +207,9 @@ class ClipWindow(QMainWindow):
         layout.addWidget(self.timeline)
         self.setCentralWidget(central)
         menu = self.menuBar().addMenu("&File")
-        for text, slot, key in (("Save", self.save, "Ctrl+S"), ("Undo the last correction", self.undo, "Ctrl+Z"),
-                                ("Close", self.close, "Ctrl+W")):
+        for text, slot, key in (("Save", self.save, "Ctrl+S"), ("Undo the last correction or deletion", self.undo,
+                                 "Ctrl+Z"), ("Delete the face under the cursor from this frame on",
+                                             self.delete_face_under_cursor, "Delete"), ("Close", self.close, "Ctrl+W")):
             act = QAction(text, self)
             act.setShortcut(QKeySequence(key))
             act.triggered.connect(slot)
@@ -216,7 +217,8 @@ class ClipWindow(QMainWindow):
         again = QAction("Re-track after a correction", self, checkable=True, checked=self.retrack)
         again.toggled.connect(lambda on: setattr(self, "retrack", on))
         menu.insertAction(menu.actions()[-1], again)
-        self.statusBar().showMessage("Drag a point to correct it; ,/. or arrows step, [ ] keyframes, Space plays")
+        self.statusBar().showMessage("Drag a point to correct it; Delete removes the face under the cursor from this "
+                                     "frame on; ,/. or arrows step, [ ] keyframes, Space plays")
         self.resize(960, 720)
         self._update_marks()
 
@@ -333,6 +335,37 @@ class ClipWindow(QMainWindow):
                 self._start_tracker().request(RetrackJob(track, self.frame, self.doc.keys[track][self.frame], span))
         self._draw_points()
         self._update_marks()
+
+    def face_at(self, pos) -> int | None:
+        """The track whose face (the box of its points, a little grown) holds a view position; the
+        smallest such face, so that a face in front of a larger one can be picked."""
+        best, best_area = None, float("inf")
+        for track, pts in self.doc.faces_at(self.frame).items():
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            grow = 0.1 * max(x1 - x0, y1 - y0)
+            area = (x1 - x0) * (y1 - y0)
+            if x0 - grow <= pos.x() <= x1 + grow and y0 - grow <= pos.y() <= y1 + grow and area < best_area:
+                best, best_area = track, area
+        return best
+
+    def delete_face_under_cursor(self) -> None:
+        pos = self.view.mapSceneToView(self.graphics.mapToScene(self.graphics.mapFromGlobal(QCursor.pos())))
+        track = self.face_at(pos)
+        if track is None:
+            self.statusBar().showMessage("Point at a face, then press Delete: it goes from this frame on", 5000)
+            return
+        self.delete_face(track)
+
+    def delete_face(self, track: int) -> None:
+        """The face is not one (or no longer the one) from this frame on: hidden to the end of the
+        clip, the tracker still following it so that it does not come back as a new face."""
+        self.doc.delete(track, self.frame)
+        self._editing.clear()
+        self._changed()
+        self._draw_points()
+        self._update_marks()
+        self.statusBar().showMessage(f"Face {track} deleted from frame {self.frame + 1} on (Ctrl+Z brings it back)",
+                                     5000)
 
     def undo(self) -> None:
         if self.doc.undo() is None:
