@@ -29,6 +29,7 @@ tracking ended resumes it hidden (`tracker_faces`). Undo brings the face back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,18 @@ from model import annotation_files as files
 from model.tracking import propagate
 
 UNDO_STEPS = 50  # corrections that Undo can take back (each keeps one face's keyframes)
+
+
+@dataclass
+class _Before:
+    """One face's state before a change (a correction, an approval, a deletion), for undo."""
+
+    track: int
+    keys: dict[int, np.ndarray]
+    model: dict[int, np.ndarray]
+    bases: dict[int, np.ndarray]
+    deleted: int | None  # the frame it was hidden from
+    approved: dict[int, bool]
 
 
 class ClipDocument:
@@ -54,11 +67,12 @@ class ClipDocument:
         self.points: dict[int, dict[int, np.ndarray]] = {}  # what is shown and saved
         self.cuts: set[int] = set()
         self.deleted: dict[int, int] = {}  # track -> the first frame it is hidden from (a person deleted it)
+        # track -> frames a person approved (keyframes; the value: whether it was a keyframe before)
+        self.approved: dict[int, dict[int, bool]] = {}
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
         self._unsaved: set[int] = set()  # frames whose shown points changed since the last save
-        # (track, its keyframes, model, bases, the frame it was hidden from, before the change)
-        self._undo: list[tuple[int, dict, dict, dict, int | None]] = []
+        self._undo: list[_Before] = []  # one face's state before each change
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
@@ -145,14 +159,36 @@ class ClipDocument:
 
     def _remember(self, track: int) -> None:
         """The face's state before a change, for undo."""
-        before = (track, dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
-                  dict(self.bases.get(track, {})), self.deleted.get(track))
+        before = _Before(track, dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
+                         dict(self.bases.get(track, {})), self.deleted.get(track), dict(self.approved.get(track, {})))
         self._undo = (self._undo + [before])[-UNDO_STEPS:]
+
+    def is_approved(self, track: int, frame: int) -> bool:
+        return frame in self.approved.get(track, {})
+
+    def approve(self, track: int, frame: int) -> bool:
+        """A person checked the face on this frame: approved, and a keyframe with the points shown
+        (the frames around it are pulled to them, as to a correction). On an approved face it
+        takes the approval back (and the keyframe, when the approval made it). Whether it is
+        approved now."""
+        self._remember(track)
+        marks = self.approved.setdefault(track, {})
+        if frame in marks:
+            if not marks.pop(frame):
+                self.keys[track].pop(frame, None)
+        else:
+            marks[frame] = frame in self.keys.get(track, {})
+            self.keys.setdefault(track, {})[frame] = self.points[track][frame]
+        self._unsaved.add(frame)
+        self._show(track)
+        self.dirty = True
+        return frame in marks
 
     def correct(self, track: int, frame: int, points: np.ndarray) -> None:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its
         shot follow (model.tracking.propagate)."""
         self._remember(track)
+        self.approved.get(track, {}).pop(frame, None)  # moved again: corrected, no longer approved
         keys = self.keys.setdefault(track, {})
         keys[frame] = np.asarray(points, dtype=np.float64)
         self._unsaved.add(frame)  # its status: corrected, even where the points are the same
@@ -160,17 +196,19 @@ class ClipDocument:
         self.dirty = True
 
     def undo(self) -> int | None:
-        """Take back the last correction or deletion; the track it touched, or None when there is
-        none."""
+        """Take back the last correction, approval or deletion; the track it touched, or None when
+        there is none."""
         if not self._undo:
             return None
-        track, keys, model, bases, deleted = self._undo.pop()
-        self.keys[track], self.bases[track] = keys, bases
-        if deleted is None:
+        b = self._undo.pop()
+        track = b.track
+        self.keys[track], self.bases[track], self.approved[track] = b.keys, b.bases, b.approved
+        self._unsaved.update(set(b.approved) ^ set(self.approved.get(track, {})))
+        if b.deleted is None:
             self.deleted.pop(track, None)
         else:
-            self.deleted[track] = deleted
-        self.model.setdefault(track, {}).update(model)  # frames tracked since the correction stay
+            self.deleted[track] = b.deleted
+        self.model.setdefault(track, {}).update(b.model)  # frames tracked since the correction stay
         self._show(track)
         self.dirty = True
         return track
@@ -185,6 +223,7 @@ class ClipDocument:
         document replaces arrays and never writes into them."""
         points = {t: dict(by_frame) for t, by_frame in self.points.items()}
         keys = {t: set(k) for t, k in self.keys.items()}
+        approved = {t: set(a) for t, a in self.approved.items()}
         video, count, fps, cuts, tracked = self.video.name, self.frame_count, self.fps, sorted(self.cuts), self.tracked
         deleted = {}
         for t, start in self.deleted.items():
@@ -196,7 +235,8 @@ class ClipDocument:
             for track, by_frame in sorted(points.items()):
                 for frame, pts in by_frame.items():
                     key = frame in keys.get(track, ())
-                    record = files.FaceRecord(pts, "corrected" if key else "predicted", None)
+                    status = "approved" if frame in approved.get(track, ()) else "corrected" if key else "predicted"
+                    record = files.FaceRecord(pts, status, None)
                     clip.frames.setdefault(frame, []).append(files.ClipFace(track, record, key))
             return clip
 
@@ -263,4 +303,6 @@ class ClipDocument:
                 doc.points.setdefault(face.track, {})[frame] = face.record.points
                 if face.keyframe:
                     doc.keys.setdefault(face.track, {})[frame] = face.record.points
+                    if face.record.status == "approved":  # taking it back keeps the keyframe
+                        doc.approved.setdefault(face.track, {})[frame] = True
         return doc, problems

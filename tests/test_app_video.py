@@ -341,3 +341,41 @@ def pg_point(x: float, y: float):
     from PySide6.QtCore import QPointF
 
     return QPointF(x, y)
+
+
+def test_an_approved_face_is_a_keyframe_saved_as_approved_and_taken_back_cleanly(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 6, 25.0, tmp_path / "c")
+    shape = eyed_shape(3)
+    for f in range(6):
+        doc.set_model(f, {1: shape + [f, 0]})
+    shown = doc.points[1][2].copy()
+    assert doc.approve(1, 2) and doc.is_approved(1, 2) and doc.keyframes() == [2]
+    np.testing.assert_allclose(doc.points[1][2], shown)  # approving moves nothing
+    assert not doc.approve(1, 2) and doc.keyframes() == []  # taken back: no keyframe left behind
+    doc.correct(1, 4, doc.points[1][4] + [0, 3])
+    assert doc.approve(1, 4) and not doc.approve(1, 4) and doc.keyframes() == [4]  # the correction stays
+    doc.approve(1, 1)
+    doc.correct(1, 1, doc.points[1][1] + [0, 2])  # moved again after approving: corrected
+    assert not doc.is_approved(1, 1)
+    doc.undo()
+    assert doc.is_approved(1, 1)
+    doc.save()
+    statuses = {f: files.read_clip(doc.folder)[0].frames[f][0].record.status for f in range(6)}
+    assert statuses == {0: "predicted", 1: "approved", 2: "predicted", 3: "predicted", 4: "corrected",
+                        5: "predicted"}
+    again, _ = ClipDocument.open(doc.video, 6, 25.0, doc.folder)
+    assert again.is_approved(1, 1) and again.keyframes() == [1, 4]
+
+
+def test_approve_in_the_clip_window_colours_the_face_and_says_so(qtbot, clip) -> None:
+    from drr_studio._qt.clip_window import APPROVED_COLOUR
+
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(3)
+    w.approve_face(1)
+    assert "approved on frame 4" in w.statusBar().currentMessage() and w.timeline.marks.keys == [3]
+    brushes = {tuple(b.color().getRgb()[:3]) for b in w.scatter.data["brush"]}
+    assert brushes == {APPROVED_COLOUR}
+    w.approve_face(1)
+    assert "taken back" in w.statusBar().currentMessage() and w.timeline.marks.keys == []
+    w.close()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
 POINT_COLOURS = {True: (40, 200, 90), False: (255, 170, 40)}  # keyframe, model's points
+APPROVED_COLOUR = (70, 150, 255)  # a face a person approved on this frame
 RETRACK_CHUNK = 8  # re-tracked frames handed over at a time
 RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
 
@@ -209,7 +210,9 @@ class ClipWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         for text, slot, key in (("Save", self.save, "Ctrl+S"), ("Undo the last correction or deletion", self.undo,
                                  "Ctrl+Z"), ("Delete the face under the cursor from this frame on",
-                                             self.delete_face_under_cursor, "Delete"), ("Close", self.close, "Ctrl+W")):
+                                             self.delete_face_under_cursor, "Delete"),
+                                ("Approve the face under the cursor on this frame (again: take it back)",
+                                 self.approve_face_under_cursor, "A"), ("Close", self.close, "Ctrl+W")):
             act = QAction(text, self)
             act.setShortcut(QKeySequence(key))
             act.triggered.connect(slot)
@@ -217,8 +220,8 @@ class ClipWindow(QMainWindow):
         again = QAction("Re-track after a correction", self, checkable=True, checked=self.retrack)
         again.toggled.connect(lambda on: setattr(self, "retrack", on))
         menu.insertAction(menu.actions()[-1], again)
-        self.statusBar().showMessage("Drag a point to correct it; Delete removes the face under the cursor from this "
-                                     "frame on; ,/. or arrows step, [ ] keyframes, Space plays")
+        self.statusBar().showMessage("Drag a point to correct it; A approves the face under the cursor, Delete removes "
+                                     "it from this frame on; ,/. or arrows step, [ ] keyframes, Space plays")
         self.resize(960, 720)
         self._update_marks()
 
@@ -243,6 +246,8 @@ class ClipWindow(QMainWindow):
         spots = []
         for track, pts in {**self.doc.faces_at(self.frame), **(moving or {})}.items():
             colour = POINT_COLOURS[self.doc.is_key(track, self.frame) or bool(moving and track in moving)]
+            if self.doc.is_approved(track, self.frame) and not (moving and track in moving):
+                colour = APPROVED_COLOUR
             spots += [{"pos": (float(x), float(y)), "brush": pg.mkBrush(*colour), "data": (track, k)}
                       for k, (x, y) in enumerate(pts)]
         self.scatter.setData(spots)
@@ -348,13 +353,33 @@ class ClipWindow(QMainWindow):
                 best, best_area = track, area
         return best
 
-    def delete_face_under_cursor(self) -> None:
+    def face_under_cursor(self, key: str, what: str) -> int | None:
+        """The face under the mouse cursor, or None after saying how to pick one."""
         pos = self.view.mapSceneToView(self.graphics.mapToScene(self.graphics.mapFromGlobal(QCursor.pos())))
         track = self.face_at(pos)
         if track is None:
-            self.statusBar().showMessage("Point at a face, then press Delete: it goes from this frame on", 5000)
-            return
-        self.delete_face(track)
+            self.statusBar().showMessage(f"Point at a face, then press {key}: {what}", 5000)
+        return track
+
+    def delete_face_under_cursor(self) -> None:
+        track = self.face_under_cursor("Delete", "it goes from this frame on")
+        if track is not None:
+            self.delete_face(track)
+
+    def approve_face_under_cursor(self) -> None:
+        track = self.face_under_cursor("A", "it is approved on this frame")
+        if track is not None:
+            self.approve_face(track)
+
+    def approve_face(self, track: int) -> None:
+        """The face checked on this frame: approved, a keyframe that the frames around it follow."""
+        on = self.doc.approve(track, self.frame)
+        self._editing.clear()
+        self._changed()
+        self._draw_points()
+        self._update_marks()
+        self.statusBar().showMessage(f"Face {track} approved on frame {self.frame + 1}" if on else
+                                     f"Face {track}'s approval on frame {self.frame + 1} taken back", 5000)
 
     def delete_face(self, track: int) -> None:
         """The face is not one (or no longer the one) from this frame on: hidden to the end of the
