@@ -73,10 +73,10 @@ def write_folds(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_steps(backbone: Path, faces_dir: str, seed: int) -> tuple[Path, Path]:
+def build_steps(backbone: Path, samples: list[Sample], seed: int) -> tuple[Path, Path]:
     """A's statistics from its residuals on the faces it never saw, and steps trained on its maps of
     them; written beside the backbone (NAME.correction.json, NAME.steps.pt)."""
-    samples = sorted(find_samples([faces_dir], 68)[0], key=lambda s: s.name)
+    samples = sorted(samples, key=lambda s: s.name)
     predictor = Predictor.load(backbone, mirror_average=True)
     faces = load_or_cache(str(backbone.with_suffix(".faces.pt")), predictor, samples)
     r = np.stack([residual(p, t) for p, t in zip(faces.preds, faces.truth)])
@@ -97,11 +97,12 @@ def build_steps(backbone: Path, faces_dir: str, seed: int) -> tuple[Path, Path]:
 def measure(a: argparse.Namespace) -> int:
     set_threads(a.threads)
     backbone = Path(a.backbone)
-    if not find_samples([a.faces], 68)[0]:
+    samples = find_samples([a.faces], 68)[0]
+    if not samples:
         print(f"conditioned_crossfit: no annotated 68-point faces under {a.faces}", file=sys.stderr)
         return 2
     try:
-        stats, steps = build_steps(backbone, a.faces, a.seed)
+        stats, steps = build_steps(backbone, samples, a.seed)
     except CheckpointError as exc:
         print(f"conditioned_crossfit: {exc}", file=sys.stderr)
         return 2

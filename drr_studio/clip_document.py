@@ -202,8 +202,11 @@ class ClipDocument:
             return None
         b = self._undo.pop()
         track = b.track
-        self.keys[track], self.bases[track], self.approved[track] = b.keys, b.bases, b.approved
+        # frames whose status changes (a keyframe or an approval comes or goes), even where the
+        # points stay: _show only notices moved points
+        self._unsaved.update(set(b.keys) ^ set(self.keys.get(track, {})))
         self._unsaved.update(set(b.approved) ^ set(self.approved.get(track, {})))
+        self.keys[track], self.bases[track], self.approved[track] = b.keys, b.bases, b.approved
         if b.deleted is None:
             self.deleted.pop(track, None)
         else:

@@ -245,9 +245,9 @@ class ClipWindow(QMainWindow):
     def _draw_points(self, moving: dict[int, np.ndarray] | None = None) -> None:
         spots = []
         for track, pts in {**self.doc.faces_at(self.frame), **(moving or {})}.items():
-            colour = POINT_COLOURS[self.doc.is_key(track, self.frame) or bool(moving and track in moving)]
-            if self.doc.is_approved(track, self.frame) and not (moving and track in moving):
-                colour = APPROVED_COLOUR
+            dragged = bool(moving and track in moving)
+            colour = (APPROVED_COLOUR if self.doc.is_approved(track, self.frame) and not dragged
+                      else POINT_COLOURS[self.doc.is_key(track, self.frame) or dragged])
             spots += [{"pos": (float(x), float(y)), "brush": pg.mkBrush(*colour), "data": (track, k)}
                       for k, (x, y) in enumerate(pts)]
         self.scatter.setData(spots)
@@ -374,10 +374,7 @@ class ClipWindow(QMainWindow):
     def approve_face(self, track: int) -> None:
         """The face checked on this frame: approved, a keyframe that the frames around it follow."""
         on = self.doc.approve(track, self.frame)
-        self._editing.clear()
-        self._changed()
-        self._draw_points()
-        self._update_marks()
+        self._edited()
         self.statusBar().showMessage(f"Face {track} approved on frame {self.frame + 1}" if on else
                                      f"Face {track}'s approval on frame {self.frame + 1} taken back", 5000)
 
@@ -385,10 +382,7 @@ class ClipWindow(QMainWindow):
         """The face is not one (or no longer the one) from this frame on: hidden to the end of the
         clip, the tracker still following it so that it does not come back as a new face."""
         self.doc.delete(track, self.frame)
-        self._editing.clear()
-        self._changed()
-        self._draw_points()
-        self._update_marks()
+        self._edited()
         self.statusBar().showMessage(f"Face {track} deleted from frame {self.frame + 1} on (Ctrl+Z brings it back)",
                                      5000)
 
@@ -396,7 +390,12 @@ class ClipWindow(QMainWindow):
         if self.doc.undo() is None:
             self.statusBar().showMessage("nothing to undo", 3000)
             return
-        self._editing.clear()  # the next drag starts from the points as they are again
+        self._edited()
+
+    def _edited(self) -> None:
+        """After an approval, a deletion or an undo: the next drag starts from the points as they
+        are now; saved, drawn and marked on the timeline."""
+        self._editing.clear()
         self._changed()
         self._draw_points()
         self._update_marks()

@@ -242,13 +242,13 @@ class FileActions(WindowPart):
         e = self.session.entry
         if e is None:
             return
-        drawn = any(f.source == "person" for f in e.faces)
-        if not (any(f.human for f in e.faces) or e.deleted or drawn or e.dirty):
+        persons = any(f.human for f in e.faces) or bool(e.deleted)
+        if not (persons or e.dirty or any(f.source == "person" for f in e.faces)):
             # Document.save writes only what a person did: say so rather than nothing
             self.say(f"Nothing to save on {e.path.name}: the model's points are written once you move, approve, "
                      "draw or delete a face", 5000)
             return
-        if any(f.human for f in e.faces) or e.deleted:
+        if persons:
             self.session.document.mark_dirty(e)
         self.save_entry(e)
 
