@@ -33,13 +33,15 @@ class Sample:
     name: str  # path of the picture relative to its data root, without suffix
 
 
-def find_samples(roots: list[str | Path], num_points: int | None = None) -> tuple[list[Sample], list[str]]:
+def find_samples(roots: list[str | Path] | str | Path, num_points: int | None = None) -> tuple[list[Sample], list[str]]:
     """Every face of every picture with annotations under the roots: NAME.pts, NAME_face2.pts, ...
     (model.annotation_files, the app's and drr-predict's names); face k is named
     face_name(NAME, k). Problems are returned as messages (naming the file) rather than raised,
     so that one bad file does not stop a run."""
     samples: list[Sample] = []
     problems: list[str] = []
+    if isinstance(roots, (str, Path)):  # one folder, not its characters (a string is iterable)
+        roots = [roots]
     for root in roots:
         root = Path(root)
         if not root.is_dir():

@@ -64,6 +64,9 @@ def test_training_reads_every_face_of_a_picture(tmp_path, sample_faces):
     write_pts(tmp_path / "x_face2.pts", pts + 3)
     samples, problems = find_samples([tmp_path], 68)
     assert not problems and [s.name for s in samples] == ["x", "x#face2"]
+    # one folder given as a string is that folder, not a walk from each of its characters ("/")
+    alone, problems = find_samples(str(tmp_path), 68)
+    assert not problems and [s.name for s in alone] == ["x", "x#face2"]
 
 
 def two_face_pictures(sample_faces, folder):
