@@ -24,37 +24,45 @@ from that frame to the end of the clip. The tracker goes on tracking it, so a de
 face later continues the hidden track rather than bringing it back under a new identity; the side
 file keeps the deletion and the tracker's last points of the track, so a clip reopened before
 tracking ended resumes it hidden (`tracker_faces`). Undo brings the face back.
+
+Evented like the picture document (psygnal): `frames_changed` says which frames' shown faces (their
+points or status) changed, `marks_changed` that the keyframes, the cuts or how far tracking got
+did; the views and the autosave subscribe. Undo lives in the window's QUndoStack: a change is the
+face's `face_state()` before and after it, put back with `set_face_state()`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from psygnal import Signal
 
 from model import annotation_files as files
 from model.tracking import propagate
 
-UNDO_STEPS = 50  # corrections that Undo can take back (each keeps one face's keyframes)
 
+@dataclass(frozen=True)
+class ClipFaceState:
+    """One face's edits at a moment (before or after a correction, an approval, a deletion): what
+    undo and redo put back. The dicts are copies; the arrays are shared, never written into."""
 
-@dataclass
-class _Before:
-    """One face's state before a change (a correction, an approval, a deletion), for undo."""
-
-    track: int
     keys: dict[int, np.ndarray]
-    model: dict[int, np.ndarray]
+    model: dict[int, np.ndarray]  # the tracker's points (re-tracking after a correction changes them)
     bases: dict[int, np.ndarray]
-    deleted: int | None  # the frame it was hidden from
+    deleted: int | None  # the frame it is hidden from
     approved: dict[int, bool]
 
 
 class ClipDocument:
     """track -> frame -> points for one clip (the tracker's, the keyframes, what is shown), its
     cuts, and where it is saved."""
+
+    frames_changed = Signal(object)  # frozenset: frames whose shown faces (points or status) changed
+    marks_changed = Signal()  # the keyframes, the cuts or how far tracking got changed
 
     def __init__(self, video: Path, frame_count: int, fps: float, folder: Path) -> None:
         self.video = Path(video)
@@ -72,38 +80,54 @@ class ClipDocument:
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
         self.dirty = False
         self._unsaved: set[int] = set()  # frames whose shown points changed since the last save
-        self._undo: list[_Before] = []  # one face's state before each change
+        self._changed: set[int] = set()  # frames changed by the edit under way (announced at its end)
+
+    @contextmanager
+    def _announcing(self) -> Iterator[None]:
+        """Around every change: what it changed is announced once, at its end."""
+        marks = self._marks()
+        yield
+        frames, self._changed = frozenset(self._changed), set()
+        self._unsaved |= frames
+        self.dirty = self.dirty or bool(frames)
+        if frames:
+            self.frames_changed.emit(frames)
+        if self._marks() != marks:
+            self.marks_changed.emit()
+
+    def _marks(self) -> tuple:
+        return tuple(self.keyframes()), tuple(sorted(self.cuts)), self.tracked
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
         """The tracker's points for a frame (track -> points), shown with the keyframes' pull."""
-        self.tracked = max(self.tracked, frame + 1)
-        new_cut = cut and frame not in self.cuts
-        if cut:
-            self.cuts.add(frame)
-        self._unsaved.add(frame)
-        for track, pts in faces.items():
-            self.model.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
-            keys = self.keys.get(track, {})
-            if frame in keys or frame >= self.deleted.get(track, frame + 1):
-                continue
-            # only this frame needs the keyframes' pull: propagate it with the keyframes alone
-            model = {k: self.model[track][k] for k in keys if k in self.model[track]}
-            model[frame] = self.model[track][frame]
-            shown = propagate(model, keys, self.cuts, self.bases.get(track))[frame]
-            self.points.setdefault(track, {})[frame] = shown
-        if new_cut:  # keyframes no longer reach past it
-            for track in self.keys:
-                self._show(track)
-        self.dirty = True
+        with self._announcing():
+            self.tracked = max(self.tracked, frame + 1)
+            new_cut = cut and frame not in self.cuts
+            if cut:
+                self.cuts.add(frame)
+            self._changed.add(frame)
+            for track, pts in faces.items():
+                self.model.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
+                keys = self.keys.get(track, {})
+                if frame in keys or frame >= self.deleted.get(track, frame + 1):
+                    continue
+                # only this frame needs the keyframes' pull: propagate it with the keyframes alone
+                model = {k: self.model[track][k] for k in keys if k in self.model[track]}
+                model[frame] = self.model[track][frame]
+                shown = propagate(model, keys, self.cuts, self.bases.get(track))[frame]
+                self.points.setdefault(track, {})[frame] = shown
+            if new_cut:  # keyframes no longer reach past it
+                for track in self.keys:
+                    self._show(track)
 
     def _show(self, track: int) -> None:
         old = self.points.get(track, {})
         new = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts, self.bases.get(track))
         if track in self.deleted:
             new = {f: p for f, p in new.items() if f < self.deleted[track]}
-        self._unsaved.update(f for f, p in new.items() if f not in old or not np.array_equal(old[f], p))
-        self._unsaved.update(set(old) - set(new))
+        self._changed.update(f for f, p in new.items() if f not in old or not np.array_equal(old[f], p))
+        self._changed.update(set(old) - set(new))
         self.points[track] = new
 
     def retrack_span(self, track: int, frame: int) -> range:
@@ -121,11 +145,11 @@ class ClipDocument:
             return []
         span = self.retrack_span(track, frame)
         taken = sorted(f for f in faces if f in span)
-        self.bases.setdefault(track, {})[frame] = np.asarray(base, dtype=np.float64)
-        for f in taken:
-            self.model.setdefault(track, {})[f] = np.asarray(faces[f], dtype=np.float64)
-        self._show(track)
-        self.dirty = True
+        with self._announcing():
+            self.bases.setdefault(track, {})[frame] = np.asarray(base, dtype=np.float64)
+            for f in taken:
+                self.model.setdefault(track, {})[f] = np.asarray(faces[f], dtype=np.float64)
+            self._show(track)
         return taken
 
     # --- what a person does -------------------------------------------------------------------
@@ -151,17 +175,10 @@ class ClipDocument:
 
     def delete(self, track: int, frame: int) -> None:
         """A person says `track` is not a face (or no longer the face) from `frame` on: hidden
-        from there to the end of the clip (its files too); undo brings it back."""
-        self._remember(track)
-        self.deleted[track] = min(frame, self.deleted.get(track, frame))
-        self._show(track)
-        self.dirty = True
-
-    def _remember(self, track: int) -> None:
-        """The face's state before a change, for undo."""
-        before = _Before(track, dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
-                         dict(self.bases.get(track, {})), self.deleted.get(track), dict(self.approved.get(track, {})))
-        self._undo = (self._undo + [before])[-UNDO_STEPS:]
+        from there to the end of the clip (its files too)."""
+        with self._announcing():
+            self.deleted[track] = min(frame, self.deleted.get(track, frame))
+            self._show(track)
 
     def is_approved(self, track: int, frame: int) -> bool:
         return frame in self.approved.get(track, {})
@@ -171,50 +188,48 @@ class ClipDocument:
         (the frames around it are pulled to them, as to a correction). On an approved face it
         takes the approval back (and the keyframe, when the approval made it). Whether it is
         approved now."""
-        self._remember(track)
-        marks = self.approved.setdefault(track, {})
-        if frame in marks:
-            if not marks.pop(frame):
-                self.keys[track].pop(frame, None)
-        else:
-            marks[frame] = frame in self.keys.get(track, {})
-            self.keys.setdefault(track, {})[frame] = self.points[track][frame]
-        self._unsaved.add(frame)
-        self._show(track)
-        self.dirty = True
+        with self._announcing():
+            marks = self.approved.setdefault(track, {})
+            if frame in marks:
+                if not marks.pop(frame):
+                    self.keys[track].pop(frame, None)
+            else:
+                marks[frame] = frame in self.keys.get(track, {})
+                self.keys.setdefault(track, {})[frame] = self.points[track][frame]
+            self._changed.add(frame)  # its status changed, even where no point moved
+            self._show(track)
         return frame in marks
 
     def correct(self, track: int, frame: int, points: np.ndarray) -> None:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its
         shot follow (model.tracking.propagate)."""
-        self._remember(track)
-        self.approved.get(track, {}).pop(frame, None)  # moved again: corrected, no longer approved
-        keys = self.keys.setdefault(track, {})
-        keys[frame] = np.asarray(points, dtype=np.float64)
-        self._unsaved.add(frame)  # its status: corrected, even where the points are the same
-        self._show(track)
-        self.dirty = True
+        with self._announcing():
+            self.approved.get(track, {}).pop(frame, None)  # moved again: corrected, no longer approved
+            self.keys.setdefault(track, {})[frame] = np.asarray(points, dtype=np.float64)
+            self._changed.add(frame)  # its status: corrected, even where the points are the same
+            self._show(track)
 
-    def undo(self) -> int | None:
-        """Take back the last correction, approval or deletion; the track it touched, or None when
-        there is none."""
-        if not self._undo:
-            return None
-        b = self._undo.pop()
-        track = b.track
-        # frames whose status changes (a keyframe or an approval comes or goes), even where the
-        # points stay: _show only notices moved points
-        self._unsaved.update(set(b.keys) ^ set(self.keys.get(track, {})))
-        self._unsaved.update(set(b.approved) ^ set(self.approved.get(track, {})))
-        self.keys[track], self.bases[track], self.approved[track] = b.keys, b.bases, b.approved
-        if b.deleted is None:
-            self.deleted.pop(track, None)
-        else:
-            self.deleted[track] = b.deleted
-        self.model.setdefault(track, {}).update(b.model)  # frames tracked since the correction stay
-        self._show(track)
-        self.dirty = True
-        return track
+    def face_state(self, track: int) -> ClipFaceState:
+        """The face's edits as they are now (for undo and redo)."""
+        return ClipFaceState(dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
+                             dict(self.bases.get(track, {})), self.deleted.get(track),
+                             dict(self.approved.get(track, {})))
+
+    def set_face_state(self, track: int, state: ClipFaceState) -> None:
+        """Put a face's edits back as they were (undo, redo). Frames tracked since stay tracked."""
+        with self._announcing():
+            # frames whose status changes (a keyframe or an approval comes or goes), even where the
+            # points stay: _show only notices moved points
+            self._changed.update(set(state.keys) ^ set(self.keys.get(track, {})))
+            self._changed.update(set(state.approved) ^ set(self.approved.get(track, {})))
+            self.keys[track], self.bases[track] = dict(state.keys), dict(state.bases)
+            self.approved[track] = dict(state.approved)
+            if state.deleted is None:
+                self.deleted.pop(track, None)
+            else:
+                self.deleted[track] = state.deleted
+            self.model.setdefault(track, {}).update(state.model)
+            self._show(track)
 
     # --- files --------------------------------------------------------------------------------
     def to_annotation(self) -> files.ClipAnnotation:

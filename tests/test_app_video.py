@@ -50,12 +50,16 @@ def test_clip_window_tracks_corrects_saves_and_reopens(qtbot, clip, tmp_path) ->
     w.timeline.set_frame(2)
     before = {f: w.doc.points[1][f].copy() for f in range(8)}
     chin = before[2][8] + [0, 6]
-    w.move_point(1, 8, chin, finished=True)
+    w.editing.move_point(1, 8, chin, finished=True)
     assert w.doc.keyframes() == [2] and w.timeline.marks.keys == [2]
-    w.undo()  # Ctrl+Z: the correction taken back
+    w.undo_stack.undo()  # Ctrl+Z: the correction taken back
     assert w.doc.keyframes() == [] and w.timeline.marks.keys == []
     np.testing.assert_allclose(w.doc.points[1][5], before[5])
-    w.move_point(1, 8, chin, finished=True)
+    w.undo_stack.redo()  # Ctrl+Shift+Z: back again
+    assert w.doc.keyframes() == [2] and w.timeline.marks.keys == [2]
+    np.testing.assert_allclose(w.doc.points[1][2][8], chin)
+    w.undo_stack.undo()
+    w.editing.move_point(1, 8, chin, finished=True)
     np.testing.assert_allclose(w.doc.points[1][2][8], chin)
     for f in (0, 5, 7):  # the frames around it follow (the correction held in its shot)
         assert np.linalg.norm(w.doc.points[1][f][8] - before[f][8]) > 3
@@ -81,7 +85,7 @@ def test_clip_window_screenshot(qtbot, clip, tmp_path) -> None:
     """The timeline under the picture, for a person to look at (written to tmp_path)."""
     w = open_window(qtbot, clip)
     w.timeline.set_frame(4)
-    w.move_point(1, 30, w.doc.points[1][4][30] + [3, 0], finished=True)
+    w.editing.move_point(1, 30, w.doc.points[1][4][30] + [3, 0], finished=True)
     w.resize(640, 560)
     qtbot.wait(50)
     shot = w.grab()
@@ -100,10 +104,11 @@ def test_keyframe_correction_propagates_in_the_document(tmp_path) -> None:
     doc.correct(1, 0, doc.points[1][0] + [0, 4])
     assert np.allclose(doc.points[1][5] - (shape + [10, 0]), [0, 4])  # held through the shot
     assert np.allclose(doc.points[1][6], shape + [12, 0])  # not across the cut
+    before = doc.face_state(1)
     doc.correct(1, 4, doc.points[1][4] + [0, -4])
     np.testing.assert_allclose(doc.points[1][0] - shape, [[0, 4]] * 68)  # the first keyframe stays
     np.testing.assert_allclose(doc.points[1][2] - (shape + [4, 0]), [[0, 2]] * 68, atol=1e-9)  # halfway
-    doc.undo()  # the second correction taken back: frame 4 a propagated frame again
+    doc.set_face_state(1, before)  # undo: the second correction taken back, frame 4 propagated again
     assert doc.keyframes() == [0] and np.allclose(doc.points[1][4] - (shape + [8, 0]), [0, 4])
     doc.correct(1, 4, doc.points[1][4] + [0, -4])
     doc.save()
@@ -181,6 +186,7 @@ def test_retracked_frames_stop_at_the_next_keyframe_and_cut_and_keep_the_keyfram
     for f in range(12):
         doc.set_model(f, {1: shape + [f, 0]}, cut=f == 9)
     doc.correct(1, 6, doc.points[1][6] + [0, 3])
+    state = doc.face_state(1)
     doc.correct(1, 2, doc.points[1][2] + [0, -3])
     assert doc.retrack_span(1, 2) == range(3, 6) and doc.retrack_span(1, 6) == range(7, 9)
     before = {f: p.copy() for f, p in doc.points[1].items()}
@@ -196,7 +202,7 @@ def test_retracked_frames_stop_at_the_next_keyframe_and_cut_and_keep_the_keyfram
     # a quarter of frame 6's
     assert not np.allclose(doc.points[1][3], before[3])
     np.testing.assert_allclose(doc.points[1][3] - (shape + [3, 2.0]), [[0, 0.75]] * 68, atol=1e-9)
-    doc.undo()  # the correction on frame 2 taken back: the tracker's points as they were
+    doc.set_face_state(1, state)  # undo: the correction on frame 2 taken back, the tracker's points as they were
     assert doc.keyframes() == [6]
     np.testing.assert_allclose(doc.model[1][4], shape + [4, 0])
     assert doc.set_retracked(1, 2, key, key, tracked_again) == []  # a stale result is dropped
@@ -207,9 +213,9 @@ def test_clip_window_retracks_after_a_correction(qtbot, clip) -> None:
     w.retrack = True
     model = {f: w.doc.model[1][f].copy() for f in range(8)}
     w.timeline.set_frame(5)
-    w.move_point(1, 30, w.doc.points[1][5][30] + [0, 4], finished=True)
+    w.editing.move_point(1, 30, w.doc.points[1][5][30] + [0, 4], finished=True)
     w.timeline.set_frame(2)
-    w.move_point(1, 8, w.doc.points[1][2][8] + [0, 6], finished=True)  # re-tracks frames 3 and 4
+    w.editing.move_point(1, 8, w.doc.points[1][2][8] + [0, 6], finished=True)  # re-tracks frames 3 and 4
     qtbot.waitUntil(lambda: 2 in w.doc.bases.get(1, {}) and 5 in w.doc.bases.get(1, {}), timeout=60000)
     for f in (0, 1, 2, 5):  # the tracker's points before the keyframe and on the keyframes: as they were
         np.testing.assert_allclose(w.doc.model[1][f], model[f])
@@ -226,12 +232,12 @@ def test_a_correction_is_on_disk_within_the_autosave_delay(qtbot, clip, tmp_path
     from drr_studio.document import AUTOSAVE_MS
 
     w = open_window(qtbot, clip)
-    qtbot.waitUntil(lambda: not w._autosave.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not w.autosave.timer.isActive(), timeout=5000)
     folder = tmp_path / "talk"
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.pts")}
     w.timeline.set_frame(3)
     chin = w.doc.points[1][3][8] + [0, 5]
-    w.move_point(1, 8, chin, finished=True)
+    w.editing.move_point(1, 8, chin, finished=True)
     qtbot.wait(AUTOSAVE_MS + 300)
     back, problems = files.read_clip(folder, 68)  # what a reopened clip would find now
     assert not problems and back.keyframes(1) == [3]
@@ -286,12 +292,13 @@ def test_a_deleted_face_stays_deleted_while_tracked_and_after_reopening(tmp_path
     for f in range(4):
         doc.set_model(f, {1: a, 2: b})
     doc.correct(2, 3, b + 1)  # a keyframe of the face that goes
+    before = doc.face_state(2)
     doc.delete(2, 2)
     assert doc.faces_at(1).keys() == {1, 2} and doc.faces_at(2).keys() == {1} and doc.faces_at(3).keys() == {1}
     assert doc.keyframes() == []  # its keyframe is no longer shown
     doc.set_model(4, {1: a, 2: b + 3})  # tracking goes on: still hidden
     assert doc.faces_at(4).keys() == {1}
-    doc.undo()
+    doc.set_face_state(2, before)  # undo
     assert doc.faces_at(3).keys() == {1, 2} and doc.keyframes() == [3]
     doc.delete(2, 2)
     doc.save()
@@ -326,14 +333,16 @@ def test_delete_in_the_clip_window_hides_the_face_from_this_frame_on(qtbot, clip
     w = open_window(qtbot, clip)
     w.timeline.set_frame(5)
     pts = w.doc.faces_at(5)[1]
-    assert w.face_at(pg_point(*pts.mean(0))) == 1 and w.face_at(pg_point(-50, -50)) is None
-    w.delete_face(1)
+    assert w.editing.face_at(pg_point(*pts.mean(0))) == 1 and w.editing.face_at(pg_point(-50, -50)) is None
+    w.editing.delete_face(1)
     assert w.doc.faces_at(5) == {} and w.doc.faces_at(4).keys() == {1}
     assert "deleted from frame 6" in w.statusBar().currentMessage()
     w.save()
     assert not (tmp_path / "talk" / "000006.pts").exists() and (tmp_path / "talk" / "000005.pts").is_file()
-    w.undo()
-    assert w.doc.faces_at(5).keys() == {1}
+    w.undo_stack.undo()
+    assert w.doc.faces_at(5).keys() == {1} and w.points.data.size == 68  # the view follows the document
+    w.undo_stack.redo()
+    assert w.doc.faces_at(5) == {} and w.points.data.size == 0
     w.close()
 
 
@@ -355,9 +364,10 @@ def test_an_approved_face_is_a_keyframe_saved_as_approved_and_taken_back_cleanly
     doc.correct(1, 4, doc.points[1][4] + [0, 3])
     assert doc.approve(1, 4) and not doc.approve(1, 4) and doc.keyframes() == [4]  # the correction stays
     doc.approve(1, 1)
+    before = doc.face_state(1)
     doc.correct(1, 1, doc.points[1][1] + [0, 2])  # moved again after approving: corrected
     assert not doc.is_approved(1, 1)
-    doc.undo()
+    doc.set_face_state(1, before)  # undo
     assert doc.is_approved(1, 1)
     doc.save()
     statuses = {f: files.read_clip(doc.folder)[0].frames[f][0].record.status for f in range(6)}
@@ -368,14 +378,41 @@ def test_an_approved_face_is_a_keyframe_saved_as_approved_and_taken_back_cleanly
 
 
 def test_approve_in_the_clip_window_colours_the_face_and_says_so(qtbot, clip) -> None:
-    from drr_studio._qt.clip_window import APPROVED_COLOUR
+    from drr_studio._qt.clip_views import APPROVED_COLOUR
 
     w = open_window(qtbot, clip)
     w.timeline.set_frame(3)
-    w.approve_face(1)
+    w.editing.approve_face(1)
     assert "approved on frame 4" in w.statusBar().currentMessage() and w.timeline.marks.keys == [3]
-    brushes = {tuple(b.color().getRgb()[:3]) for b in w.scatter.data["brush"]}
+    brushes = {tuple(b.color().getRgb()[:3]) for b in w.points.data["brush"]}
     assert brushes == {APPROVED_COLOUR}
-    w.approve_face(1)
+    w.editing.approve_face(1)
     assert "taken back" in w.statusBar().currentMessage() and w.timeline.marks.keys == []
     w.close()
+
+
+def test_clip_undo_and_redo_of_a_correction_keep_what_was_re_tracked_after_it(qtbot, tmp_path) -> None:
+    from PySide6.QtGui import QUndoStack
+
+    from drr_studio._qt.commands import ClipFaceEdit
+
+    doc = ClipDocument(tmp_path / "c.mp4", 8, 25.0, tmp_path / "c")
+    shape = eyed_shape(3)
+    for f in range(8):
+        doc.set_model(f, {1: shape + [f, 0]})
+    seen: list[frozenset] = []
+    doc.frames_changed.connect(seen.append)
+    stack = QUndoStack()
+    before = doc.face_state(1)
+    doc.correct(1, 2, doc.points[1][2] + [0, 3])
+    stack.push(ClipFaceEdit(doc, 1, before, doc.face_state(1), "move"))
+    assert seen and 2 in seen[-1] and doc.keyframes() == [2]  # announced once the change is made
+    key = doc.keys[1][2]
+    doc.set_retracked(1, 2, key, key, {3: shape + [3, 5.0], 4: shape + [4, 5.0]})  # arrives after the push
+    retracked = doc.points[1][3].copy()
+    stack.undo()
+    assert doc.keyframes() == [] and 2 not in doc.approved.get(1, {})
+    np.testing.assert_allclose(doc.points[1][3], shape + [3, 0])
+    stack.redo()
+    assert doc.keyframes() == [2]
+    np.testing.assert_allclose(doc.points[1][3], retracked)  # the re-tracked points came back too

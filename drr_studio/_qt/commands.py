@@ -1,8 +1,9 @@
-"""Undo commands. Every user edit of a face is a before/after `FaceState` snapshot, so one
+"""Undo commands. Every user edit of a picture's face is a before/after `FaceState` snapshot, so one
 command class covers moves, approval, reset, occlusion and the assisted correction's followers; a
 whole drag merges into one step. The commands change the document only through the session's
 edit methods (Session.set_face_state, insert_face, remove_face), which announce the change: the
-views follow that event, nothing here refreshes them."""
+views follow that event, nothing here refreshes them. A clip's face is the same (ClipFaceEdit,
+through ClipDocument.set_face_state)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 from PySide6.QtGui import QUndoCommand
 
+from ..clip_document import ClipDocument, ClipFaceState
 from ..document import Face, FaceState, ImageEntry
 from ..session import Session
 
@@ -46,6 +48,8 @@ class FaceEdit(QUndoCommand):
         self._apply(self.after)
 
     def undo(self) -> None:
+        # what redo puts back: the face as it is now, frames re-tracked after the change included
+        self.after = self.doc.face_state(self.track)
         self._apply(self.before)
 
 
@@ -68,3 +72,32 @@ class FaceListEdit(QUndoCommand):
             self.session.remove_face(self.entry, self.face)
         else:
             self.session.insert_face(self.entry, self.face, self.index)
+
+
+class ClipFaceEdit(QUndoCommand):
+    """One change of a clip's face (a drag, an approval, a deletion), already made when pushed:
+    undo puts `before` back and redo the face as undo found it (ClipDocument.set_face_state);
+    `restored` runs after either (the next drag starts from the points as they are then)."""
+
+    def __init__(self, doc: ClipDocument, track: int, before: ClipFaceState, after: ClipFaceState, text: str,
+                 restored: Callable[[], None] | None = None) -> None:
+        super().__init__(text)
+        self.doc, self.track, self.before, self.after = doc, track, before, after
+        self.restored = restored
+        self._made = True  # QUndoStack.push calls redo(): the change is already there
+
+    def _apply(self, state: ClipFaceState) -> None:
+        self.doc.set_face_state(self.track, state)
+        if self.restored is not None:
+            self.restored()
+
+    def redo(self) -> None:
+        if self._made:
+            self._made = False
+            return
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        # what redo puts back: the face as it is now, frames re-tracked after the change included
+        self.after = self.doc.face_state(self.track)
+        self._apply(self.before)

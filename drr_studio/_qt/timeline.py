@@ -91,6 +91,15 @@ class Timeline(QWidget):
     def set_frame(self, frame: int) -> None:
         self.slider.setValue(max(0, min(int(frame), self.slider.maximum())))
 
+    def follow(self, clip) -> None:
+        """Marks from a clip document (drr_studio.clip_document), redrawn when they change."""
+        self._clip = clip
+        clip.marks_changed.connect(self._clip_marks)
+        self._clip_marks()
+
+    def _clip_marks(self) -> None:
+        self.set_marks(self._clip.keyframes(), sorted(self._clip.cuts), self._clip.tracked)
+
     def set_marks(self, keys: list[int], cuts: list[int], tracked: int) -> None:
         self.marks.keys, self.marks.cuts, self.marks.tracked = list(keys), list(cuts), int(tracked)
         self.marks.update()

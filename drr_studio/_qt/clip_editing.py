@@ -1,0 +1,123 @@
+"""What a person does in the clip window: drag a point (the face's other points follow, the frame
+becomes a keyframe), approve a face on a frame, delete a face from a frame on. Every change goes
+through the document's methods inside an undo command (commands.ClipFaceEdit: one drag, one
+approval, one deletion = one step, with redo); the views follow the document's events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QUndoStack
+
+from model.correction import CorrectionModel
+
+from ..clip_document import ClipDocument
+from .clip_views import ClipPoints
+from .commands import ClipFaceEdit
+from .timeline import Timeline
+
+GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
+UNDO_STEPS = 50  # changes Undo can take back (each keeps one face's edits before and after)
+
+
+class ClipEditing:
+    """The clip window's edits. Given the document, the timeline (the frame edited), the points
+    view (a drag's preview), the assisted-correction statistics (None: the other points stay),
+    the undo stack, and from the window: how many screen pixels a view pixel is, where the
+    cursor is in the view, how to say something, and what to do after a correction (re-track)."""
+
+    def __init__(self, doc: ClipDocument, timeline: Timeline, points: ClipPoints,
+                 corrector: CorrectionModel | None, stack: QUndoStack, view_pixel: Callable[[], float],
+                 cursor: Callable[[], QPointF], say: Callable[[str], None],
+                 corrected: Callable[[int, int], None]) -> None:
+        self.doc, self.timeline, self.points, self.corrector, self.stack = doc, timeline, points, corrector, stack
+        self.stack.setUndoLimit(UNDO_STEPS)
+        self.view_pixel, self.cursor, self.say, self.corrected = view_pixel, cursor, say, corrected
+        # (track, frame) -> the face's points before its first drag there, and the points placed
+        self._editing: dict[tuple[int, int], tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+
+    @property
+    def frame(self) -> int:
+        return self.timeline.frame
+
+    # --- finding ------------------------------------------------------------------------------
+    def point_near(self, pos: QPointF) -> tuple[int, int] | None:
+        """(track, point) of the point nearest to a view position, within GRAB_PX on screen."""
+        best, best_d = None, float("inf")
+        for track, pts in self.doc.faces_at(self.frame).items():
+            d = np.hypot(pts[:, 0] - pos.x(), pts[:, 1] - pos.y())
+            k = int(np.argmin(d))
+            if d[k] < best_d:
+                best, best_d = (track, k), float(d[k])
+        return best if best is not None and best_d / (self.view_pixel() or 1.0) <= GRAB_PX else None
+
+    def face_at(self, pos: QPointF) -> int | None:
+        """The track whose face (the box of its points, a little grown) holds a view position; the
+        smallest such face, so that a face in front of a larger one can be picked."""
+        best, best_area = None, float("inf")
+        for track, pts in self.doc.faces_at(self.frame).items():
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            grow = 0.1 * max(x1 - x0, y1 - y0)
+            area = (x1 - x0) * (y1 - y0)
+            if x0 - grow <= pos.x() <= x1 + grow and y0 - grow <= pos.y() <= y1 + grow and area < best_area:
+                best, best_area = track, area
+        return best
+
+    def face_under_cursor(self, key: str, what: str) -> int | None:
+        """The face under the mouse cursor, or None after saying how to pick one."""
+        track = self.face_at(self.cursor())
+        if track is None:
+            self.say(f"Point at a face, then press {key}: {what}")
+        return track
+
+    # --- changing -----------------------------------------------------------------------------
+    def move_point(self, track: int, point: int, xy: np.ndarray, finished: bool) -> None:
+        """A point dragged; when the drag ends, the face's other points follow (assisted
+        correction from the points the frame had before its first drag) and the frame becomes a
+        keyframe whose correction the frames around it follow: one undo step."""
+        key = (track, self.frame)
+        start, placed = self._editing.setdefault(key, (self.doc.faces_at(self.frame)[track].copy(), {}))
+        placed[point] = np.asarray(xy, dtype=np.float64)
+        pts = start.copy() if self.corrector is None else self.corrector.update(start, placed)
+        for k, p in placed.items():
+            pts[k] = p
+        if not finished:  # drawn only: the clip changes when the drag ends
+            self.points.preview({track: pts})
+            return
+        self.points.preview({})
+        self._push(track, f"move point {point + 1} of face {track}", lambda: self.doc.correct(track, self.frame, pts))
+        self.corrected(track, self.frame)
+
+    def approve_under_cursor(self) -> None:
+        track = self.face_under_cursor("A", "it is approved on this frame")
+        if track is not None:
+            self.approve_face(track)
+
+    def delete_under_cursor(self) -> None:
+        track = self.face_under_cursor("Delete", "it goes from this frame on")
+        if track is not None:
+            self.delete_face(track)
+
+    def approve_face(self, track: int) -> None:
+        """The face checked on this frame: approved, a keyframe that the frames around it follow;
+        on an approved face, the approval taken back."""
+        on = self.doc.is_approved(track, self.frame)
+        self._push(track, f"{'take back' if on else 'approve'} face {track}", lambda: self.doc.approve(track, self.frame))
+        self._editing.clear()
+        self.say(f"Face {track}'s approval on frame {self.frame + 1} taken back" if on else
+                 f"Face {track} approved on frame {self.frame + 1}")
+
+    def delete_face(self, track: int) -> None:
+        """The face is not one (or no longer the one) from this frame on: hidden to the end of the
+        clip, the tracker still following it so that it does not come back as a new face."""
+        self._push(track, f"delete face {track}", lambda: self.doc.delete(track, self.frame))
+        self._editing.clear()
+        self.say(f"Face {track} deleted from frame {self.frame + 1} on (Ctrl+Z brings it back)")
+
+    def _push(self, track: int, text: str, change: Callable[[], object]) -> None:
+        before = self.doc.face_state(track)
+        change()
+        self.stack.push(ClipFaceEdit(self.doc, track, before, self.doc.face_state(track), text,
+                                     restored=self._editing.clear))

@@ -1,0 +1,100 @@
+"""The clip window's background thread: tracks the clip's frames in order (model.tracking), then
+stays to track a face again after a correction (model.tracking.Retrack). Its own VideoReader: a
+capture is not thread-safe. Results go to the window's thread as Qt signals."""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from model.video import VideoError, VideoReader
+
+if TYPE_CHECKING:
+    from model.predict import Predictor
+
+RETRACK_CHUNK = 8  # re-tracked frames handed over at a time
+
+
+@dataclass
+class RetrackJob:
+    """Track a face again after a correction: from its keyframe's points over `span`."""
+
+    track: int
+    frame: int
+    key: np.ndarray  # the keyframe's points as the document holds them (identity is checked)
+    span: range
+
+
+class ClipTracker(QThread):
+    """Tracks the clip's frames in order, from `start`, and hands each frame's faces over; then
+    stays to re-track after corrections (`request`), which go before the next frame."""
+
+    tracked = Signal(int, object, bool)  # frame, {track: points}, cut
+    retracked = Signal(object, object, object)  # RetrackJob, base, {frame: points} (a chunk)
+    done = Signal()  # every frame from `start` tracked
+    failed = Signal(str)
+
+    def __init__(self, video: Path, checkpoint: Path | None, start: int = 0,
+                 resume: dict[int, np.ndarray] | None = None, next_track: int = 1) -> None:
+        super().__init__()
+        self.video, self.checkpoint, self.start_frame = video, checkpoint, start
+        # a clip reopened before its tracking ended: frame start - 1's faces, whose identities go on
+        self.resume, self.next_track = resume or {}, next_track
+        self._stop = False
+        self._jobs: queue.Queue[RetrackJob] = queue.Queue()
+
+    def request(self, job: RetrackJob) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        self._stop = True
+        self.wait(60000)
+
+    def run(self) -> None:
+        from model.checkpoint import CheckpointError
+        from model.predict import Predictor
+        from model.tracking import Tracker
+
+        try:
+            predictor = Predictor.load(self.checkpoint)
+            with VideoReader(self.video) as reader:  # its own reader: a capture is not thread-safe
+                tracker = Tracker(predictor, fps=reader.fps)
+                if self.start_frame > 0:
+                    tracker.resume(reader.frame(self.start_frame - 1), self.resume, self.start_frame, self.next_track)
+                for i in range(self.start_frame, len(reader)):
+                    self._serve(predictor, reader, block=False)
+                    if self._stop:
+                        return
+                    frame = tracker.step(reader.frame(i))
+                    self.tracked.emit(i, {f.track: f.points for f in frame.faces}, frame.cut)
+                self.done.emit()
+                while not self._stop:
+                    self._serve(predictor, reader, block=True)
+        except (VideoError, CheckpointError, OSError) as exc:
+            self.failed.emit(str(exc))
+
+    def _serve(self, predictor: Predictor, reader: VideoReader, block: bool) -> None:
+        """The re-tracking jobs waiting (with block, waits a moment for one)."""
+        from model.tracking import Retrack
+
+        while not self._stop:
+            try:
+                job = self._jobs.get(timeout=0.05) if block else self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            retrack = Retrack(predictor, reader.frame(job.frame), job.key, fps=reader.fps)
+            chunk: dict[int, np.ndarray] = {}
+            for f in job.span:
+                points = None if self._stop else retrack.step(reader.frame(f))
+                if points is None:
+                    break
+                chunk[f] = points
+                if len(chunk) == RETRACK_CHUNK:
+                    self.retracked.emit(job, retrack.base, chunk)
+                    chunk = {}
+            self.retracked.emit(job, retrack.base, chunk)

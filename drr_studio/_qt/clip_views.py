@@ -1,0 +1,110 @@
+"""The clip window's views of its document (drr_studio.clip_document): the faces' points on the
+frame shown, and the autosave. Each is given the document and the timeline it follows and
+subscribes itself (the document's `frames_changed`, the timeline's `frameChanged`); nothing here
+changes the document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..clip_document import ClipDocument
+from ..document import AUTOSAVE_MS
+from .timeline import Timeline
+
+POINT_COLOURS = {True: (40, 200, 90), False: (255, 170, 40)}  # keyframe, model's points
+APPROVED_COLOUR = (70, 150, 255)  # a face a person approved on this frame
+
+
+class ClipPoints(pg.ScatterPlotItem):
+    """Every face's points on the frame the timeline shows: orange the tracker's, green a
+    keyframe's, blue an approved face's; a face being dragged is drawn as `preview` says."""
+
+    def __init__(self, doc: ClipDocument, timeline: Timeline) -> None:
+        super().__init__(size=7, pen=pg.mkPen(20, 20, 20))
+        self.doc, self.timeline = doc, timeline
+        self._moving: dict[int, np.ndarray] = {}
+        doc.frames_changed.connect(self._frames_changed)
+        timeline.frameChanged.connect(self._frame_shown)
+
+    def preview(self, moving: dict[int, np.ndarray]) -> None:
+        """Faces drawn where a drag under way has them (track -> points); {} ends it."""
+        self._moving = moving
+        self.redraw()
+
+    def redraw(self) -> None:
+        frame = self.timeline.frame
+        spots = []
+        for track, pts in {**self.doc.faces_at(frame), **self._moving}.items():
+            dragged = track in self._moving
+            colour = (APPROVED_COLOUR if self.doc.is_approved(track, frame) and not dragged
+                      else POINT_COLOURS[self.doc.is_key(track, frame) or dragged])
+            spots += [{"pos": (float(x), float(y)), "brush": pg.mkBrush(*colour), "data": (track, k)}
+                      for k, (x, y) in enumerate(pts)]
+        self.setData(spots)
+
+    def _frames_changed(self, frames: frozenset) -> None:
+        if self.timeline.frame in frames:
+            self.redraw()
+
+    def _frame_shown(self, frame: int) -> None:
+        self._moving = {}
+        self.redraw()
+
+
+class ClipAutosave(QObject):
+    """Writes what changed within AUTOSAVE_MS of a change (not restarted by later ones, so that
+    tracking, which changes frames all the time, cannot postpone a correction's save), in a
+    writer thread: a correction in a long shot moves every frame after it, and 900 frames took
+    0.8 s to write, too long to hold the event loop. One thread, so writes land in order."""
+
+    failed = Signal(str)  # what went wrong, naming the folder (in the window's thread)
+    _write_failed = Signal(object, str)  # from the writer thread: queued to the window's
+
+    def __init__(self, doc: ClipDocument, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.doc = doc
+        self.timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self.timer.timeout.connect(self.write_changes)
+        self._writer = self._new_writer()
+        self._write_failed.connect(self._give_back)
+        doc.frames_changed.connect(self._frames_changed)
+
+    def _frames_changed(self, _frames: frozenset) -> None:
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def write_changes(self) -> None:
+        """The frames changed since the last save, taken now and written in the writer thread."""
+        frames, write = self.doc.take_changes()
+        folder = self.doc.folder
+        report: Callable[[list, str], None] = self._write_failed.emit
+
+        def run() -> None:
+            try:
+                write()
+            except OSError as exc:  # a full or read-only disk: said, written again at the next change
+                report(frames, f"{folder}: not saved ({exc.strerror or exc})")
+
+        self._writer.submit(run)
+
+    def flush(self) -> None:
+        """Wait for the writes under way (before a full save, so that none lands after it)."""
+        self._writer.shutdown(wait=True)
+        self._writer = self._new_writer()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self._writer.shutdown(wait=True)
+
+    @staticmethod
+    def _new_writer() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-autosave")
+
+    def _give_back(self, frames: list, message: str) -> None:
+        self.doc.unsaved(frames)
+        self.failed.emit(message)
