@@ -29,6 +29,10 @@ class Marks(QWidget):
         self.tracked = 0
         self.current = 0
 
+    def show(self, keys: list[int], cuts: list[int], tracked: int) -> None:
+        self.keys, self.cuts, self.tracked = list(keys), list(cuts), int(tracked)
+        self.update()
+
     def x_of(self, frame: int) -> int:
         w = max(self.width() - 12, 1)  # the slider's handle leaves about 6 px at each end
         return 6 + round(w * frame / max(self.frames - 1, 1))
@@ -101,8 +105,7 @@ class Timeline(QWidget):
         self.set_marks(self._clip.keyframes(), sorted(self._clip.cuts), self._clip.tracked)
 
     def set_marks(self, keys: list[int], cuts: list[int], tracked: int) -> None:
-        self.marks.keys, self.marks.cuts, self.marks.tracked = list(keys), list(cuts), int(tracked)
-        self.marks.update()
+        self.marks.show(keys, cuts, tracked)
         self._label()
 
     # --- moving -------------------------------------------------------------------------------
