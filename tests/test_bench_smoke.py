@@ -287,3 +287,20 @@ def test_precision_agreement(shared_data: Path, capsys) -> None:
     text = capsys.readouterr().out
     assert text.count("| afw/") == 2 and "faces started from another candidate" in text
     assert precision_agreement.main(["--data", str(shared_data.parent / "nowhere")]) == 2
+
+
+def test_extra_passes(shared_data: Path, tmp_path: Path) -> None:
+    """bench.extra_passes (issue 34): the app's pass alone is the first set, and every set's
+    figures are finite; an extra pass at scale 1 and roll 0 would give the app's points again."""
+    from bench import extra_passes
+
+    out = tmp_path / "extra.json"
+    assert extra_passes.main(["--limit", "3", "--threads", "1", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    sets = rep["sets"]
+    assert rep["faces"] == 3 and list(sets)[0] == "app (no extra pass)" and sets["app (no extra pass)"]["passes"] == []
+    for s in sets.values():
+        assert 0 < s["nme_inter_ocular"] < 50 and all(0 <= c <= 68 for c in s["corrections"].values())
+    box = np.array([10.0, 20.0, 110.0, 140.0])
+    np.testing.assert_allclose(extra_passes.scaled_box(box, 1.0), box)
+    np.testing.assert_allclose(extra_passes.scaled_box(box, 1.1), [5, 14, 115, 146])
