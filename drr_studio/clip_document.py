@@ -173,6 +173,23 @@ class ClipDocument:
         hidden = {t: self.model[t][frame] for t in self.deleted if frame in self.model.get(t, {})}
         return {**hidden, **self.faces_at(frame)}
 
+    def add_face(self, track: int, frame: int, points: np.ndarray) -> None:
+        """A face a person found on a frame (the tracker missed it): a new track with a keyframe
+        there; the tracker's points of the frames after it come through set_model."""
+        with self._announcing():
+            points = np.asarray(points, dtype=np.float64)
+            self.model.setdefault(track, {})[frame] = points
+            self.keys.setdefault(track, {})[frame] = points
+            self.deleted.pop(track, None)
+            self._changed.add(frame)
+            self._show(track)
+
+    @staticmethod
+    def absent(frame: int) -> ClipFaceState:
+        """A face's state before a person added it on `frame`: none, hidden from there on (so
+        that undoing the addition keeps the tracker's later frames of it hidden)."""
+        return ClipFaceState({}, {}, {}, frame, {})
+
     def delete(self, track: int, frame: int) -> None:
         """A person says `track` is not a face (or no longer the face) from `frame` on: hidden
         from there to the end of the clip (its files too)."""

@@ -195,6 +195,21 @@ class Tracker:
         self.index = index
         self._thumb = thumbnail(previous)
 
+    def new_identity(self) -> int:
+        """An identity never given in this clip (for a face a person adds)."""
+        track, self.next_track = self.next_track, self.next_track + 1
+        return track
+
+    def add_face(self, points: np.ndarray, track: int | None = None) -> int:
+        """A face the detector missed, given by a person on the current frame (the last one
+        stepped): tracked from the next frame on under `track` (default: a new identity), which
+        is returned."""
+        track = self.new_identity() if track is None else track
+        points = np.asarray(points, dtype=np.float64)
+        self.tracks = sorted([*self.tracks, _Track(track, points, box_of_points(points), self._smoother())],
+                             key=lambda t: t.track)
+        return track
+
     def set_points(self, track: int, points: np.ndarray) -> None:
         """A person corrected this face on the current frame: the next frames track from there."""
         for t in self.tracks:

@@ -416,3 +416,52 @@ def test_clip_undo_and_redo_of_a_correction_keep_what_was_re_tracked_after_it(qt
     stack.redo()
     assert doc.keyframes() == [2]
     np.testing.assert_allclose(doc.points[1][3], retracked)  # the re-tracked points came back too
+
+
+def test_a_face_a_person_adds_is_a_new_track_that_undo_hides(tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 6, 25.0, tmp_path / "c")
+    a, b = eyed_shape(1), eyed_shape(2) + 200
+    for f in range(6):
+        doc.set_model(f, {1: a})
+    track = doc.next_track()
+    before = doc.absent(2)
+    doc.add_face(track, 2, b)
+    for f in (3, 4, 5):  # what the tracker's thread hands over for the frames after it
+        doc.set_model(f, {track: b + f})
+    assert [set(doc.faces_at(f)) for f in range(6)] == [{1}, {1}, {1, 2}, {1, 2}, {1, 2}, {1, 2}]
+    assert doc.keyframes() == [2] and track == 2
+    after = doc.face_state(track)
+    doc.save()
+    statuses = [face.record.status for face in files.read_clip(doc.folder)[0].frames[2]]
+    assert statuses == ["predicted", "corrected"]
+    doc.set_face_state(track, before)  # undo: gone from frame 2 on, also as tracking goes on
+    doc.set_model(5, {track: b + 9})
+    assert all(set(doc.faces_at(f)) == {1} for f in range(6)) and doc.keyframes() == []
+    doc.set_face_state(track, after)  # redo
+    assert set(doc.faces_at(4)) == {1, 2} and doc.next_track() == 3
+
+
+def test_b_and_a_box_in_the_clip_window_add_a_missed_face_tracked_after_it(qtbot, clip) -> None:
+    from model.geometry import box_of_points
+
+    w = open_window(qtbot, clip)
+    missed = w.doc.model[1][3].copy()
+    w.timeline.set_frame(0)
+    w.editing.delete_face(1)  # the face as if the detector had never found it
+    w.timeline.set_frame(3)
+    box = box_of_points(missed) + np.array([-8, -8, 8, 8])
+    assert not w.editing.add_face_in_box(np.array([10, 10, 14, 13]))  # a slip, not a box
+    assert "too small" in w.statusBar().currentMessage()
+    w.add_face_action.trigger()  # B: box mode
+    assert w.view.box_mode
+    w._box_drawn(box)  # what the drag ends with
+    assert not w.view.box_mode and "Looking for the face" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: 7 in w.doc.points.get(2, {}), timeout=60000)
+    assert [sorted(w.doc.faces_at(f)) for f in range(8)] == [[]] * 3 + [[2]] * 5
+    assert np.abs(w.doc.faces_at(3)[2] - missed).mean() < 3  # the face that was there
+    assert "Face 2 added on frame 4" in w.statusBar().currentMessage() and w.timeline.marks.keys == [3]
+    w.undo_stack.undo()
+    assert all(w.doc.faces_at(f) == {} for f in range(8)) and w.points.data.size == 0
+    w.undo_stack.redo()
+    assert sorted(w.doc.faces_at(5)) == [2] and w.points.data.size == 68
+    w.close()

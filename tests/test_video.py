@@ -119,6 +119,24 @@ def test_a_resumed_tracker_keeps_the_identities_it_is_given(predictor, face) -> 
     assert tracker.next_track == 12
 
 
+def test_a_face_added_by_a_person_is_tracked_under_a_new_identity(predictor, face) -> None:
+    """A face the tracker does not follow (here: dropped from the resumed tracker, as a missed
+    detection would be), given back by a person on the current frame, is tracked from the next
+    frame on with an identity never used, and the detector is not needed for it."""
+    frames = two_face_clip(face)
+    first = Tracker(predictor, TrackerSettings())
+    outs = [first.step(f) for f in frames[:3]]
+    by_x = sorted(outs[2].faces, key=lambda f: f.points[:, 0].mean())
+    tracker = Tracker(predictor, TrackerSettings())
+    tracker.resume(frames[2], {5: by_x[0].points}, 3, next_track=8)  # the right face missed
+    assert tracker.add_face(by_x[1].points) == 8 and tracker.next_track == 9
+    for frame in frames[3:]:
+        out = tracker.step(frame)
+        assert sorted(f.track for f in out.faces) == [5, 8] and not out.detector_ran
+    xs = {f.track: f.points[:, 0].mean() for f in out.faces}
+    assert xs[5] < xs[8]  # the added face is the right one, followed as it moved
+
+
 def test_a_cut_re_detects(predictor, face) -> None:
     shot1 = [paste(canvas(90), face, 40 + 2 * i, 60) for i in range(4)]
     shot2 = [paste(canvas(200)[:, ::-1], face[:, ::-1], 250 - 2 * i, 140) for i in range(4)]

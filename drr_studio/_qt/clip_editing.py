@@ -1,5 +1,6 @@
 """What a person does in the clip window: drag a point (the face's other points follow, the frame
-becomes a keyframe), approve a face on a frame, delete a face from a frame on. Every change goes
+becomes a keyframe), approve a face on a frame, delete a face from a frame on, add a face the
+tracker missed (a box around it). Every change goes
 through the document's methods inside an undo command (commands.ClipFaceEdit: one drag, one
 approval, one deletion = one step, with redo); the views follow the document's events."""
 
@@ -19,6 +20,7 @@ from .commands import ClipFaceEdit
 from .timeline import Timeline
 
 GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
+MIN_BOX_PX = 8  # a box drawn smaller than this (picture pixels) is taken for a slip
 UNDO_STEPS = 50  # changes Undo can take back (each keeps one face's edits before and after)
 
 
@@ -26,15 +28,17 @@ class ClipEditing:
     """The clip window's edits. Given the document, the timeline (the frame edited), the points
     view (a drag's preview), the assisted-correction statistics (None: the other points stay),
     the undo stack, and from the window: how many screen pixels a view pixel is, where the
-    cursor is in the view, how to say something, and what to do after a correction (re-track)."""
+    cursor is in the view, how to say something, what to do after a correction (re-track) and
+    how to find a face in a box (the tracker's thread; face_found() gets the answer)."""
 
     def __init__(self, doc: ClipDocument, timeline: Timeline, points: ClipPoints,
                  corrector: CorrectionModel | None, stack: QUndoStack, view_pixel: Callable[[], float],
                  cursor: Callable[[], QPointF], say: Callable[[str], None],
-                 corrected: Callable[[int, int], None]) -> None:
+                 corrected: Callable[[int, int], None], find_face: Callable[[int, np.ndarray], None]) -> None:
         self.doc, self.timeline, self.points, self.corrector, self.stack = doc, timeline, points, corrector, stack
         self.stack.setUndoLimit(UNDO_STEPS)
         self.view_pixel, self.cursor, self.say, self.corrected = view_pixel, cursor, say, corrected
+        self.find_face = find_face
         # (track, frame) -> the face's points before its first drag there, and the points placed
         self._editing: dict[tuple[int, int], tuple[np.ndarray, dict[int, np.ndarray]]] = {}
 
@@ -116,8 +120,29 @@ class ClipEditing:
         self._editing.clear()
         self.say(f"Face {track} deleted from frame {self.frame + 1} on (Ctrl+Z brings it back)")
 
-    def _push(self, track: int, text: str, change: Callable[[], object]) -> None:
-        before = self.doc.face_state(track)
+    def add_face_in_box(self, box: np.ndarray) -> bool:
+        """A box a person drew around a face the tracker missed, on this frame: the face is looked
+        for in it (in the tracker's thread; face_found() adds it). Whether it was asked for."""
+        box = np.asarray(box, dtype=np.float64)
+        if self.frame >= self.doc.tracked:
+            self.say(f"Frame {self.frame + 1} is not tracked yet: add the face once tracking has reached it")
+            return False
+        if min(box[2] - box[0], box[3] - box[1]) < MIN_BOX_PX:
+            self.say("That box is too small for a face: press B and drag a box around the face")
+            return False
+        self.find_face(self.frame, box)
+        self.say(f"Looking for the face in the box on frame {self.frame + 1}…")
+        return True
+
+    def face_found(self, track: int, frame: int, points: np.ndarray) -> None:
+        """The face in a person's box, found: a new face from that frame on, one undo step
+        (undone, it is hidden from that frame on, as a deleted face)."""
+        self._push(track, f"add face {track}", lambda: self.doc.add_face(track, frame, points),
+                   before=self.doc.absent(frame))
+        self.say(f"Face {track} added on frame {frame + 1}; the frames after it follow as they are tracked")
+
+    def _push(self, track: int, text: str, change: Callable[[], object], before=None) -> None:
+        before = self.doc.face_state(track) if before is None else before
         change()
         self.stack.push(ClipFaceEdit(self.doc, track, before, self.doc.face_state(track), text,
                                      restored=self._editing.clear))

@@ -16,6 +16,7 @@ from model.video import VideoError, VideoReader
 
 if TYPE_CHECKING:
     from model.predict import Predictor
+    from model.tracking import Tracker
 
 RETRACK_CHUNK = 8  # re-tracked frames handed over at a time
 
@@ -30,12 +31,22 @@ class RetrackJob:
     span: range
 
 
+@dataclass
+class AddFaceJob:
+    """A face the tracker missed: a person's box around it on a frame already tracked."""
+
+    frame: int
+    box: np.ndarray  # [x0, y0, x1, y1], picture pixels
+
+
 class ClipTracker(QThread):
     """Tracks the clip's frames in order, from `start`, and hands each frame's faces over; then
-    stays to re-track after corrections (`request`), which go before the next frame."""
+    stays to re-track after corrections and to add the faces a person points out (`request`),
+    which go before the next frame."""
 
     tracked = Signal(int, object, bool)  # frame, {track: points}, cut
     retracked = Signal(object, object, object)  # RetrackJob, base, {frame: points} (a chunk)
+    added = Signal(object, int, object)  # AddFaceJob, the new face's identity, its points on job.frame
     done = Signal()  # every frame from `start` tracked
     failed = Signal(str)
 
@@ -46,9 +57,9 @@ class ClipTracker(QThread):
         # a clip reopened before its tracking ended: frame start - 1's faces, whose identities go on
         self.resume, self.next_track = resume or {}, next_track
         self._stop = False
-        self._jobs: queue.Queue[RetrackJob] = queue.Queue()
+        self._jobs: queue.Queue[RetrackJob | AddFaceJob] = queue.Queue()
 
-    def request(self, job: RetrackJob) -> None:
+    def request(self, job: RetrackJob | AddFaceJob) -> None:
         self._jobs.put(job)
 
     def stop(self) -> None:
@@ -67,34 +78,60 @@ class ClipTracker(QThread):
                 if self.start_frame > 0:
                     tracker.resume(reader.frame(self.start_frame - 1), self.resume, self.start_frame, self.next_track)
                 for i in range(self.start_frame, len(reader)):
-                    self._serve(predictor, reader, block=False)
+                    self._serve(predictor, reader, tracker, block=False)
                     if self._stop:
                         return
                     frame = tracker.step(reader.frame(i))
                     self.tracked.emit(i, {f.track: f.points for f in frame.faces}, frame.cut)
                 self.done.emit()
                 while not self._stop:
-                    self._serve(predictor, reader, block=True)
+                    self._serve(predictor, reader, tracker, block=True)
         except (VideoError, CheckpointError, OSError) as exc:
             self.failed.emit(str(exc))
 
-    def _serve(self, predictor: Predictor, reader: VideoReader, block: bool) -> None:
-        """The re-tracking jobs waiting (with block, waits a moment for one)."""
-        from model.tracking import Retrack
-
+    def _serve(self, predictor: Predictor, reader: VideoReader, tracker: Tracker, block: bool) -> None:
+        """The jobs waiting (with block, waits a moment for one)."""
         while not self._stop:
             try:
                 job = self._jobs.get(timeout=0.05) if block else self._jobs.get_nowait()
             except queue.Empty:
                 return
-            retrack = Retrack(predictor, reader.frame(job.frame), job.key, fps=reader.fps)
-            chunk: dict[int, np.ndarray] = {}
-            for f in job.span:
-                points = None if self._stop else retrack.step(reader.frame(f))
-                if points is None:
-                    break
-                chunk[f] = points
-                if len(chunk) == RETRACK_CHUNK:
-                    self.retracked.emit(job, retrack.base, chunk)
-                    chunk = {}
-            self.retracked.emit(job, retrack.base, chunk)
+            if isinstance(job, AddFaceJob):
+                self._add(predictor, reader, tracker, job)
+            else:
+                self._retrack(predictor, reader, job)
+
+    def _add(self, predictor: Predictor, reader: VideoReader, tracker: Tracker, job: AddFaceJob) -> None:
+        """The face in the person's box (two passes, as for a box drawn on a picture), a new
+        identity, and the face tracked over the frames already tracked after it (handed over as
+        tracked frames); if it lasts to the tracker's frame, the tracker goes on with it."""
+        from model.predict import BoxSource
+        from model.tracking import Retrack
+
+        points = predictor.inference(reader.frame(job.frame), [job.box], BoxSource.PERSON)[0].points
+        track = tracker.new_identity()
+        self.added.emit(job, track, points)
+        retrack = Retrack(predictor, reader.frame(job.frame), points, fps=reader.fps)
+        last = points
+        for f in range(job.frame + 1, tracker.index):
+            found = None if self._stop else retrack.step(reader.frame(f))
+            if found is None:
+                return
+            self.tracked.emit(f, {track: found}, False)
+            last = found
+        tracker.add_face(last, track)
+
+    def _retrack(self, predictor: Predictor, reader: VideoReader, job: RetrackJob) -> None:
+        from model.tracking import Retrack
+
+        retrack = Retrack(predictor, reader.frame(job.frame), job.key, fps=reader.fps)
+        chunk: dict[int, np.ndarray] = {}
+        for f in job.span:
+            points = None if self._stop else retrack.step(reader.frame(f))
+            if points is None:
+                break
+            chunk[f] = points
+            if len(chunk) == RETRACK_CHUNK:
+                self.retracked.emit(job, retrack.base, chunk)
+                chunk = {}
+        self.retracked.emit(job, retrack.base, chunk)

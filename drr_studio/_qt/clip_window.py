@@ -12,12 +12,14 @@ under --output), as does closing the window and the end of tracking.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QAction, QCursor, QKeySequence, QUndoStack
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QGraphicsRectItem, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from model.correction import CorrectionModel, for_checkpoint
 from model.predict import DEFAULT_CHECKPOINT
@@ -25,26 +27,35 @@ from model.video import VIDEO_SUFFIXES, VideoError, VideoReader
 
 from ..clip_document import ClipDocument
 from .clip_editing import ClipEditing
-from .clip_tracker import ClipTracker, RetrackJob
-from .clip_views import ClipAutosave, ClipPoints
+from .clip_tracker import AddFaceJob, ClipTracker, RetrackJob
+from .clip_views import POINT_COLOURS, ClipAutosave, ClipPoints
 from .timeline import Timeline
 
 RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
-HINT = ("Drag a point to correct it; A approves the face under the cursor, Delete removes it from this frame on; "
-        ",/. or arrows step, [ ] keyframes, Space plays")
+HINT = ("Drag a point to correct it; A approves the face under the cursor, Delete removes it from this frame on, "
+        "B adds a face the tracker missed; ,/. or arrows step, [ ] keyframes, Space plays")
 
 
 class PointView(pg.ViewBox):
-    """The picture's view box: a drag that starts on a point moves the point; elsewhere it pans."""
+    """The picture's view box: a drag that starts on a point moves the point; elsewhere it pans;
+    in box mode (B) a drag draws a box around a face the tracker missed."""
 
     def __init__(self) -> None:
         super().__init__(invertY=True, lockAspect=True)
         self.editing: ClipEditing | None = None
+        self.box_mode = False
+        self.box_drawn: Callable[[np.ndarray], None] | None = None  # [x0, y0, x1, y1] when a box is drawn
         self._grab: tuple[int, int] | None = None
+        self._rubber: QGraphicsRectItem | None = None
 
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt's name
         if ev.button() != pg.QtCore.Qt.MouseButton.LeftButton or self.editing is None:
             return super().mouseDragEvent(ev, axis)
+        if self.box_mode:
+            ev.accept()
+            self._draw_box(QRectF(self.mapSceneToView(ev.buttonDownScenePos()),
+                                  self.mapSceneToView(ev.scenePos())).normalized(), ev.isFinish())
+            return None
         if ev.isStart():
             self._grab = self.editing.point_near(self.mapSceneToView(ev.buttonDownScenePos()))
         if self._grab is None:
@@ -54,6 +65,19 @@ class PointView(pg.ViewBox):
         self.editing.move_point(*self._grab, np.array([pos.x(), pos.y()]), ev.isFinish())
         if ev.isFinish():
             self._grab = None
+        return None
+
+    def _draw_box(self, rect: QRectF, finished: bool) -> None:
+        if self._rubber is None:
+            self._rubber = QGraphicsRectItem()
+            self._rubber.setPen(pg.mkPen(POINT_COLOURS[True], width=2, style=Qt.PenStyle.DashLine, cosmetic=True))
+            self.addItem(self._rubber)
+        self._rubber.setRect(rect)
+        if finished:
+            self.removeItem(self._rubber)
+            self._rubber = None
+            if self.box_drawn is not None:
+                self.box_drawn(np.array([rect.left(), rect.top(), rect.right(), rect.bottom()]))
 
 
 class ClipWindow(QMainWindow):
@@ -94,8 +118,10 @@ class ClipWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.editing = ClipEditing(self.doc, self.timeline, self.points, self._corrector(self.checkpoint),
                                    self.undo_stack, lambda: self.view.viewPixelSize()[0], self._cursor_in_view,
-                                   lambda text: self.statusBar().showMessage(text, 5000), self._corrected)
+                                   lambda text: self.statusBar().showMessage(text, 5000), self._corrected,
+                                   lambda frame, box: self._start_tracker().request(AddFaceJob(frame, box)))
         self.view.editing = self.editing
+        self.view.box_drawn = self._box_drawn
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -122,13 +148,27 @@ class ClipWindow(QMainWindow):
                      self.editing.approve_under_cursor, "A")
         self._action(edit, "Delete the face under the cursor from this frame on", self.editing.delete_under_cursor,
                      "Delete")
+        self.add_face_action = self._action(edit, "Add a face the tracker missed: drag a box around it", None, "B")
+        self.add_face_action.setCheckable(True)
+        self.add_face_action.toggled.connect(self._set_box_mode)
 
     def _action(self, menu, text: str, slot, key: str) -> QAction:
         act = QAction(text, self)
         act.setShortcut(QKeySequence(key))
-        act.triggered.connect(slot)
+        if slot is not None:
+            act.triggered.connect(slot)
         menu.addAction(act)
         return act
+
+    def _set_box_mode(self, on: bool) -> None:
+        self.view.box_mode = on
+        self.graphics.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        if on:
+            self.statusBar().showMessage("Drag a box around the face the tracker missed (Esc: no box)")
+
+    def _box_drawn(self, box: np.ndarray) -> None:
+        self.add_face_action.setChecked(False)
+        self.editing.add_face_in_box(box)
 
     def _cursor_in_view(self):
         return self.view.mapSceneToView(self.graphics.mapToScene(self.graphics.mapFromGlobal(QCursor.pos())))
@@ -163,6 +203,7 @@ class ClipWindow(QMainWindow):
             self.tracker = ClipTracker(self.doc.video, self.checkpoint, start, resume, self.doc.next_track())
             self.tracker.tracked.connect(self.doc.set_model)
             self.tracker.retracked.connect(self._retracked)
+            self.tracker.added.connect(lambda job, track, points: self.editing.face_found(track, job.frame, points))
             self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
             self.tracker.start()
         return self.tracker
@@ -194,7 +235,10 @@ class ClipWindow(QMainWindow):
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         shift = bool(event.modifiers() & pg.QtCore.Qt.KeyboardModifier.ShiftModifier)
-        if not self.timeline.handle_key(event.key(), shift):
+        if event.key() == Qt.Key.Key_Escape and self.add_face_action.isChecked():
+            self.add_face_action.setChecked(False)
+            self.statusBar().clearMessage()
+        elif not self.timeline.handle_key(event.key(), shift):
             super().keyPressEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
