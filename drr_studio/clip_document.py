@@ -205,17 +205,40 @@ class ClipDocument:
         (the frames around it are pulled to them, as to a correction). On an approved face it
         takes the approval back (and the keyframe, when the approval made it). Whether it is
         approved now."""
+        on = not self.is_approved(track, frame)
         with self._announcing():
-            marks = self.approved.setdefault(track, {})
-            if frame in marks:
-                if not marks.pop(frame):
-                    self.keys[track].pop(frame, None)
-            else:
-                marks[frame] = frame in self.keys.get(track, {})
-                self.keys.setdefault(track, {})[frame] = self.points[track][frame]
-            self._changed.add(frame)  # its status changed, even where no point moved
+            self._set_approval(track, frame, on)
             self._show(track)
-        return frame in marks
+        return on
+
+    def shot(self, frame: int) -> range:
+        """The frames tracked of the shot `frame` is in: from the cut at or before it (a cut is
+        the first frame of its shot) to the next cut."""
+        start = max([c for c in self.cuts if c <= frame], default=0)
+        return range(start, min([c for c in self.cuts if c > frame] + [self.tracked]))
+
+    def approve_shot(self, track: int, frame: int) -> list[int]:
+        """The face checked on every frame of the shot around `frame` (where it is shown): each
+        approved, as approve() does; where every one of them is approved already, the approvals
+        are taken back. The frames, empty when it took the approvals back."""
+        frames = [f for f in self.shot(frame) if f in self.points.get(track, {})]
+        on = not all(self.is_approved(track, f) for f in frames)
+        with self._announcing():
+            for f in frames:
+                if self.is_approved(track, f) != on:
+                    self._set_approval(track, f, on)
+            self._show(track)
+        return frames if on else []
+
+    def _set_approval(self, track: int, frame: int, on: bool) -> None:
+        marks = self.approved.setdefault(track, {})
+        if not on:
+            if not marks.pop(frame):
+                self.keys[track].pop(frame, None)
+        else:
+            marks[frame] = frame in self.keys.get(track, {})
+            self.keys.setdefault(track, {})[frame] = self.points[track][frame]
+        self._changed.add(frame)  # its status changed, even where no point moved
 
     def correct(self, track: int, frame: int, points: np.ndarray) -> None:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its

@@ -465,3 +465,36 @@ def test_b_and_a_box_in_the_clip_window_add_a_missed_face_tracked_after_it(qtbot
     w.undo_stack.redo()
     assert sorted(w.doc.faces_at(5)) == [2] and w.points.data.size == 68
     w.close()
+
+
+def test_shift_a_approves_a_face_through_its_shot_and_again_takes_it_back(qtbot, tmp_path) -> None:
+    doc = ClipDocument(tmp_path / "c.mp4", 10, 25.0, tmp_path / "c")
+    shape = eyed_shape(3)
+    for f in range(8):  # tracked to frame 7, a cut at 5
+        doc.set_model(f, {1: shape + [f, 0], 2: shape + [100, f]}, cut=f == 5)
+    doc.correct(1, 3, doc.points[1][3] + [0, 2])
+    assert doc.shot(3) == range(0, 5) and doc.shot(5) == range(5, 8) and doc.shot(7) == range(5, 8)
+    shown = {f: doc.points[1][f].copy() for f in range(8)}
+    assert doc.approve_shot(1, 2) == [0, 1, 2, 3, 4]
+    assert [doc.is_approved(1, f) for f in range(8)] == [True] * 5 + [False] * 3
+    assert not any(doc.is_approved(2, f) for f in range(8))  # the other face is not touched
+    for f in range(8):
+        np.testing.assert_allclose(doc.points[1][f], shown[f])  # approving moves nothing
+    assert doc.approve_shot(1, 4) == []  # all approved: taken back; the correction on 3 stays
+    assert doc.keyframes() == [3] and not any(doc.is_approved(1, f) for f in range(8))
+    doc.approve(1, 6)
+    assert doc.approve_shot(1, 6) == [5, 6, 7] and doc.keyframes() == [3, 5, 6, 7]
+    doc.save()
+    statuses = {f: files.read_clip(doc.folder)[0].frames[f][0].record.status for f in (3, 5, 7)}
+    assert statuses == {3: "corrected", 5: "approved", 7: "approved"}
+
+
+def test_shift_a_in_the_clip_window_is_one_undo_step(qtbot, clip) -> None:
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(2)
+    w.editing.approve_shot(1)
+    assert all(w.doc.is_approved(1, f) for f in range(8)) and w.timeline.marks.keys == list(range(8))
+    assert "approved on frames 1-8" in w.statusBar().currentMessage()
+    w.undo_stack.undo()
+    assert not any(w.doc.is_approved(1, f) for f in range(8)) and w.timeline.marks.keys == []
+    w.close()

@@ -99,6 +99,21 @@ class ClipEditing:
         if track is not None:
             self.approve_face(track)
 
+    def approve_shot_under_cursor(self) -> None:
+        track = self.face_under_cursor("Shift+A", "it is approved on every frame of this shot")
+        if track is not None:
+            self.approve_shot(track)
+
+    def approve_shot(self, track: int) -> None:
+        """The face checked through the shot: approved on every frame of it tracking has reached
+        (each a keyframe); where it already was on all of them, the approvals taken back."""
+        done: list[int] = []
+        self._push(track, f"approve face {track} through the shot",
+                   lambda: done.extend(self.doc.approve_shot(track, self.frame)))
+        self._editing.clear()
+        self.say(f"Face {track} approved on frames {done[0] + 1}-{done[-1] + 1} (this shot)" if done else
+                 f"Face {track}'s approvals in this shot taken back")
+
     def delete_under_cursor(self) -> None:
         track = self.face_under_cursor("Delete", "it goes from this frame on")
         if track is not None:

@@ -32,8 +32,9 @@ from .clip_views import POINT_COLOURS, ClipAutosave, ClipPoints
 from .timeline import Timeline
 
 RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
-HINT = ("Drag a point to correct it; A approves the face under the cursor, Delete removes it from this frame on, "
-        "B adds a face the tracker missed; ,/. or arrows step, [ ] keyframes, Space plays")
+HINT = ("Drag a point to correct it; A approves the face under the cursor (Shift+A: the whole shot), Delete "
+        "removes it from this frame on, B adds a face the tracker missed; ,/. or arrows step, [ ] keyframes, "
+        "Space plays")
 
 
 class PointView(pg.ViewBox):
@@ -146,6 +147,8 @@ class ClipWindow(QMainWindow):
             edit.addAction(act)
         self._action(edit, "Approve the face under the cursor on this frame (again: take it back)",
                      self.editing.approve_under_cursor, "A")
+        self._action(edit, "Approve the face under the cursor on every frame of this shot (again: take them back)",
+                     self.editing.approve_shot_under_cursor, "Shift+A")
         self._action(edit, "Delete the face under the cursor from this frame on", self.editing.delete_under_cursor,
                      "Delete")
         self.add_face_action = self._action(edit, "Add a face the tracker missed: drag a box around it", None, "B")
