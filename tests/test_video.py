@@ -8,6 +8,7 @@ import pytest
 
 from model import annotation_files as files
 from model.correction import from_frame, to_frame
+from model.geometry import box_of_points
 from model.images import read_image
 from model.predict import Predictor
 from model.resources import SAMPLE, resource
@@ -266,7 +267,7 @@ def sample_clip() -> files.ClipAnnotation:
     model = moving_face(5)
     clip = files.ClipAnnotation("talk.mp4", 5, 25.0, cuts=[3])
     for i, pts in model.items():
-        faces = [files.ClipFace(1, files.FaceRecord(pts, "predicted", files.box_of_points(pts) - 2, box_source="detector"))]
+        faces = [files.ClipFace(1, files.FaceRecord(pts, "predicted", box_of_points(pts) - 2, box_source="detector"))]
         if i != 2:  # the second face leaves on frame 3
             faces.append(files.ClipFace(4, files.FaceRecord(pts + [150, 0], "predicted")))
         clip.frames[i] = faces
