@@ -48,8 +48,6 @@ class FaceEdit(QUndoCommand):
         self._apply(self.after)
 
     def undo(self) -> None:
-        # what redo puts back: the face as it is now, frames re-tracked after the change included
-        self.after = self.doc.face_state(self.track)
         self._apply(self.before)
 
 
