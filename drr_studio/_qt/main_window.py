@@ -32,13 +32,12 @@ from model.resources import SAMPLE, resource
 
 from ..assist import Assistant
 from ..document import AUTOSAVE_MS, Document, ImageEntry
-from ..review import Review
 from ..session import Session
 from .canvas import Canvas
 from .editing import Editor
 from .files import FileActions
 from .help import ShortcutsDialog, show_about
-from .image_list import SUSPICIOUS_FIRST, ImageListPanel
+from .image_list import ImageListPanel
 from .overlays import ResearchView
 from .panels import (
     HeatmapPanel,
@@ -49,7 +48,7 @@ from .panels import (
     StatusLabel,
 )
 from .prelabeller import PreLabeller
-from .review_panel import ReviewPanel
+from .review_panel import ReviewPanel, ReviewView
 from .workers import Picture, default_factory
 
 _GARBAGE_COLLECTOR = None  # one per process, see collect_garbage_on_the_gui_thread
@@ -69,7 +68,6 @@ def collect_garbage_on_the_gui_thread() -> None:
 
 EXTENSIONS = ("drr_studio._qt.finetune",)  # installed when present, see _install_extensions
 RESEARCH_DOCKS = ("Heatmaps", "Initialisation", "Refinement")  # closed at launch, whatever the saved layout
-REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
 
 
 class MainWindow(QMainWindow):
@@ -117,13 +115,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._subscribe()
 
-        self.labeller.pictureChanged.connect(self._picture_changed)
-        self.labeller.problem.connect(self.show_problem)
-        self.labeller.message.connect(self.statusBar().showMessage)
-        self.labeller.modelStatus.connect(self._model_status)
-        self.labeller.modelReady.connect(self._model_ready)
-        self.labeller.busyChanged.connect(self.status_busy.setText)
-        self.session.mirror_changed.connect(self.labeller.set_mirror_average)  # the model follows the setting
+        self._connect_labeller()
         self.research.subscribe()  # after _subscribe: the canvas has its faces before the overlays are drawn
         self.labeller.pictureChanged.connect(lambda _: self.research.update_overlays())
         self.labeller.load_model(checkpoint)
@@ -144,18 +136,12 @@ class MainWindow(QMainWindow):
         self.refine_panel = RefinePanel()
         self.review_panel = ReviewPanel()
         self.adjust_panel = ImageAdjustPanel()
-        self.review = Review()
-        self._review_ordered = False
         # every edit reaches disk shortly after it (debounced: a drag is one save, not hundreds)
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(lambda: self.files.save_all(learn=False))
         self._locked: Path | None = None  # the annotation folder this app claimed (model.annotation_files.lock_folder)
-        self._review_timer = QTimer(self)  # at most one review update per REVIEW_DELAY_MS
-        self._review_timer.setSingleShot(True)
-        self._review_timer.setInterval(REVIEW_DELAY_MS)
-        self._review_timer.timeout.connect(self.update_review)
         self.docks: dict[str, QDockWidget] = {}
         self._add_dock("Images", self.image_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Heatmaps", self.heat_panel, Qt.DockWidgetArea.RightDockWidgetArea, visible=False)
@@ -276,6 +262,16 @@ class MainWindow(QMainWindow):
         self.heat_panel.opacity.valueChanged.connect(lambda v: self.canvas.research.set_heat_opacity(v / 100))
         self.refine_panel.stepChanged.connect(self.session.set_step)  # the step shown is the session's
 
+    def _connect_labeller(self) -> None:
+        """The model's side reports through a few Qt signals; it follows the mirror setting."""
+        self.labeller.pictureChanged.connect(self._picture_changed)
+        self.labeller.problem.connect(self.show_problem)
+        self.labeller.message.connect(self.statusBar().showMessage)
+        self.labeller.modelStatus.connect(self._model_status)
+        self.labeller.modelReady.connect(self._model_ready)
+        self.labeller.busyChanged.connect(self.status_busy.setText)
+        self.session.mirror_changed.connect(self.labeller.set_mirror_average)
+
     def _subscribe(self) -> None:
         """The views follow the session's events (the document announces every change of a
         picture through it): its row, the canvas and the review follow."""
@@ -286,40 +282,16 @@ class MainWindow(QMainWindow):
         self.session.landmark_changed.connect(lambda k: self.heat_panel.choose_landmark(k))
         self.session.box_mode_changed.connect(lambda on: self.editor.box_action.setChecked(on))
         self.session.dirty_changed.connect(lambda dirty: self.setWindowModified(dirty))  # "*" in the title: unsaved edits
-        self.session.entry_changed.connect(lambda _: self.schedule_review())
         self.session.dirty_changed.connect(lambda dirty: dirty and self._autosave_timer.start())
         self.session.entry_changed.connect(lambda _: self.session.dirty and self._autosave_timer.start())
-        self.session.document_changed.connect(self.schedule_review)
-        self.image_panel.orderChanged.connect(lambda _: self.update_review())
-        self.docks["Review"].visibilityChanged.connect(lambda on: on and self.update_review())
+        # the review follows the session itself: the list's order, the Review dock, the canvas's rings
+        self.reviewer = ReviewView(self.session, self.image_panel, self.review_panel, self.docks["Review"],
+                                   self.canvas, lambda: self.layout, self)
 
     def _entry_changed(self, index: int) -> None:
         entry = self.document.entries[index]
         if index == self.current:
             self.canvas.set_faces(entry.faces, self.layout)  # then the research view (subscribed after)
-
-    def schedule_review(self) -> None:
-        if not self._review_timer.isActive():
-            self._review_timer.start()
-
-    def update_review(self) -> None:
-        """Model against human points over the folder: rings on suspicious points, the
-        'suspicious first' order, the Review dock's curve."""
-        self._review_timer.stop()
-        layout = self.layout
-        if layout is None:
-            return
-        self.review.update(self.document, layout)
-        by_review = self.image_panel.order.currentText() == SUSPICIOUS_FIRST
-        if by_review:
-            self.image_panel.set_order(self.review.order(len(self.document)), self.review.picture_scores)
-        elif self._review_ordered:  # back to the folder's order, once
-            self.image_panel.set_order(list(range(len(self.document))))
-        self._review_ordered = by_review
-        if self.docks["Review"].isVisible():
-            self.review_panel.set_review(self.review)
-        if self.entry is not None:
-            self.canvas.set_faces(self.entry.faces, layout)
 
     # --- state helpers ------------------------------------------------------------------------
     @property

@@ -1,16 +1,25 @@
 """The Review dock: the model against the folder's human annotations, as a cumulative error
 curve (CED, pyqtgraph) with its summary, for a reviewer looking for labelling mistakes. The
 image list's "suspicious first" order and the red rings on the canvas come from the same
-review (drr_studio.review)."""
+review (drr_studio.review), kept up to date by ReviewView."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
+
+from model.layout import Layout
 
 from ..review import Review, ced
+from ..session import Session
+from .canvas import Canvas
+from .image_list import SUSPICIOUS_FIRST, ImageListPanel
 
 FAILURE = 8.0  # % inter-pupil, the failure threshold of the README's tables
+REVIEW_DELAY_MS = 250  # the review follows edits and predictions at most this often
 
 
 class ReviewPanel(QWidget):
@@ -36,3 +45,48 @@ class ReviewPanel(QWidget):
         x, y = ced(review.errors)
         self.curve.setData(x, y)
         self.summary.setText(review.summary(FAILURE))
+
+
+class ReviewView(QObject):
+    """Keeps the review up to date: after edits and predictions (at most every REVIEW_DELAY_MS),
+    when the image list's order or the Review dock is shown. Given the session it follows, the
+    views it feeds (the image list's order, the Review dock, the canvas's rings) and the layout
+    of the model's points (None: no model yet)."""
+
+    def __init__(self, session: Session, image_panel: ImageListPanel, panel: ReviewPanel, dock: QDockWidget,
+                 canvas: Canvas, layout: Callable[[], Layout | None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.image_panel, self.panel, self.dock, self.canvas = session, image_panel, panel, dock, canvas
+        self.layout = layout
+        self.review = Review()
+        self._ordered = False  # the list is in the review's order
+        self.timer = QTimer(self, singleShot=True, interval=REVIEW_DELAY_MS)
+        self.timer.timeout.connect(self.update)
+        session.entry_changed.connect(lambda _: self.schedule())
+        session.document_changed.connect(self.schedule)
+        image_panel.orderChanged.connect(lambda _: self.update())
+        dock.visibilityChanged.connect(lambda on: on and self.update())
+
+    def schedule(self) -> None:
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def update(self) -> None:
+        """Model against human points over the folder: rings on suspicious points, the
+        'suspicious first' order, the Review dock's curve."""
+        self.timer.stop()
+        layout = self.layout()
+        if layout is None:
+            return
+        document = self.session.document
+        self.review.update(document, layout)
+        by_review = self.image_panel.order.currentText() == SUSPICIOUS_FIRST
+        if by_review:
+            self.image_panel.set_order(self.review.order(len(document)), self.review.picture_scores)
+        elif self._ordered:  # back to the folder's order, once
+            self.image_panel.set_order(list(range(len(document))))
+        self._ordered = by_review
+        if self.dock.isVisible():
+            self.panel.set_review(self.review)
+        if self.session.entry is not None:
+            self.canvas.set_faces(self.session.entry.faces, layout)  # the rings changed
