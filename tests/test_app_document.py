@@ -162,7 +162,7 @@ def test_faces_the_model_doubts_are_flagged_until_a_human_edits_them(tmp_path):
 def test_export_writes_a_snapshot_taken_before_the_worker_starts(tmp_path):
     """The export's worker thread writes a copy made on the GUI thread: a prediction or edit
     applied while it runs changes nothing it writes (no shared state)."""
-    from drr_studio.document import write_export
+    from drr_studio.exports import write_export
 
     doc, _, _ = _predicted_doc(tmp_path, n=2)
     face = doc.entries[0].faces[0]

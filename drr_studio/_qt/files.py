@@ -14,7 +14,8 @@ from superqt.utils import GeneratorWorker, create_worker
 from model import annotation_files as files
 from model.images import IMAGE_SUFFIXES, is_image_file
 
-from ..document import Document, SaveError, write_export, write_training
+from ..document import Document, SaveError
+from ..exports import write_export, write_training
 from . import dialogs
 from .clip_window import open_video_dialog
 from .window_part import WindowPart, WindowServices
