@@ -23,7 +23,9 @@ Deleting a face (`delete`: not a face, or no longer the face, from a frame on) h
 from that frame to the end of the clip. The tracker goes on tracking it, so a detection of that
 face later continues the hidden track rather than bringing it back under a new identity; the side
 file keeps the deletion and the tracker's last points of the track, so a clip reopened before
-tracking ended resumes it hidden (`tracker_faces`). Undo brings the face back.
+tracking ended resumes it hidden (`tracker_faces`). Undo brings the face back. A face can also be
+removed from one frame alone (`hide`: a false detection for a frame, a face covered for a moment):
+the side file keeps those frames too.
 
 Evented like the picture document (psygnal): `frames_changed` says which frames' shown faces (their
 points or status) changed, `marks_changed` that the keyframes, the cuts or how far tracking got
@@ -55,6 +57,7 @@ class ClipFaceState:
     bases: dict[int, np.ndarray]
     deleted: int | None  # the frame it is hidden from
     approved: dict[int, bool]
+    hidden: frozenset[int] = frozenset()  # single frames a person removed it from
 
 
 class ClipDocument:
@@ -75,6 +78,7 @@ class ClipDocument:
         self.points: dict[int, dict[int, np.ndarray]] = {}  # what is shown and saved
         self.cuts: set[int] = set()
         self.deleted: dict[int, int] = {}  # track -> the first frame it is hidden from (a person deleted it)
+        self.hidden: dict[int, set[int]] = {}  # track -> single frames a person removed it from
         # track -> frames a person approved (keyframes; the value: whether it was a keyframe before)
         self.approved: dict[int, dict[int, bool]] = {}
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
@@ -110,7 +114,7 @@ class ClipDocument:
             for track, pts in faces.items():
                 self.model.setdefault(track, {})[frame] = np.asarray(pts, dtype=np.float64)
                 keys = self.keys.get(track, {})
-                if frame in keys or frame >= self.deleted.get(track, frame + 1):
+                if frame in keys or not self._shows(track, frame):
                     continue
                 # only this frame needs the keyframes' pull: propagate it with the keyframes alone
                 model = {k: self.model[track][k] for k in keys if k in self.model[track]}
@@ -124,8 +128,8 @@ class ClipDocument:
     def _show(self, track: int) -> None:
         old = self.points.get(track, {})
         new = propagate(self.model.get(track, {}), self.keys.get(track, {}), self.cuts, self.bases.get(track))
-        if track in self.deleted:
-            new = {f: p for f, p in new.items() if f < self.deleted[track]}
+        if track in self.deleted or self.hidden.get(track):
+            new = {f: p for f, p in new.items() if self._shows(track, f)}
         self._changed.update(f for f, p in new.items() if f not in old or not np.array_equal(old[f], p))
         self._changed.update(set(old) - set(new))
         self.points[track] = new
@@ -165,12 +169,17 @@ class ClipDocument:
 
     def keyframes(self) -> list[int]:
         """The frames a person corrected a face on that is still shown there."""
-        return sorted({f for t, keys in self.keys.items() for f in keys if f < self.deleted.get(t, f + 1)})
+        return sorted({f for t, keys in self.keys.items() for f in keys if self._shows(t, f)})
+
+    def _shows(self, track: int, frame: int) -> bool:
+        """Whether a person left the face on that frame (not deleted from before it, not removed there)."""
+        return frame < self.deleted.get(track, frame + 1) and frame not in self.hidden.get(track, ())
 
     def tracker_faces(self, frame: int) -> dict[int, np.ndarray]:
         """What the tracker goes on from after `frame`: the faces shown, and the tracker's points
         of the faces a person deleted (kept tracked, so that they stay hidden)."""
-        hidden = {t: self.model[t][frame] for t in self.deleted if frame in self.model.get(t, {})}
+        hidden = {t: by_frame[frame] for t, by_frame in self.model.items()
+                  if frame in by_frame and not self._shows(t, frame)}
         return {**hidden, **self.faces_at(frame)}
 
     def add_face(self, track: int, frame: int, points: np.ndarray) -> None:
@@ -189,6 +198,14 @@ class ClipDocument:
         """A face's state before a person added it on `frame`: none, hidden from there on (so
         that undoing the addition keeps the tracker's later frames of it hidden)."""
         return ClipFaceState({}, {}, {}, frame, {})
+
+    def hide(self, track: int, frame: int) -> None:
+        """A person says `track` is not a face (or not the face) on this frame alone: removed
+        there (its file too), shown on the frames around it as before."""
+        with self._announcing():
+            self.hidden.setdefault(track, set()).add(frame)
+            self._changed.add(frame)
+            self._show(track)
 
     def delete(self, track: int, frame: int) -> None:
         """A person says `track` is not a face (or no longer the face) from `frame` on: hidden
@@ -253,7 +270,7 @@ class ClipDocument:
         """The face's edits as they are now (for undo and redo)."""
         return ClipFaceState(dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
                              dict(self.bases.get(track, {})), self.deleted.get(track),
-                             dict(self.approved.get(track, {})))
+                             dict(self.approved.get(track, {})), frozenset(self.hidden.get(track, ())))
 
     def set_face_state(self, track: int, state: ClipFaceState) -> None:
         """Put a face's edits back as they were (undo, redo). Frames tracked since stay tracked."""
@@ -262,6 +279,8 @@ class ClipDocument:
             # points stay: _show only notices moved points
             self._changed.update(set(state.keys) ^ set(self.keys.get(track, {})))
             self._changed.update(set(state.approved) ^ set(self.approved.get(track, {})))
+            self._changed.update(set(state.hidden) ^ self.hidden.get(track, set()))
+            self.hidden[track] = set(state.hidden)
             self.keys[track], self.bases[track] = dict(state.keys), dict(state.bases)
             self.approved[track] = dict(state.approved)
             if state.deleted is None:
@@ -283,13 +302,14 @@ class ClipDocument:
         keys = {t: set(k) for t, k in self.keys.items()}
         approved = {t: set(a) for t, a in self.approved.items()}
         video, count, fps, cuts, tracked = self.video.name, self.frame_count, self.fps, sorted(self.cuts), self.tracked
+        hidden = {t: set(frames) for t, frames in self.hidden.items() if frames}
         deleted = {}
         for t, start in self.deleted.items():
             last = max(self.model.get(t, {}), default=None)  # the tracker's latest points of it
             deleted[t] = files.DeletedTrack(start, last, None if last is None else self.model[t][last])
 
         def build() -> files.ClipAnnotation:
-            clip = files.ClipAnnotation(video, count, fps, cuts=cuts, tracked=tracked, deleted=deleted)
+            clip = files.ClipAnnotation(video, count, fps, cuts=cuts, tracked=tracked, deleted=deleted, hidden=hidden)
             for track, by_frame in sorted(points.items()):
                 for frame, pts in by_frame.items():
                     key = frame in keys.get(track, ())
@@ -351,6 +371,7 @@ class ClipDocument:
         doc.cuts = set(clip.cuts)
         # a folder saved before tracking ended says how far it got; any other was tracked through
         doc.tracked = min(clip.tracked if clip.tracked is not None else frame_count, frame_count)
+        doc.hidden = {t: set(frames) for t, frames in clip.hidden.items()}
         for track, d in clip.deleted.items():
             doc.deleted[track] = d.start
             if d.points is not None:

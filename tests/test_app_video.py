@@ -498,3 +498,43 @@ def test_shift_a_in_the_clip_window_is_one_undo_step(qtbot, clip) -> None:
     w.undo_stack.undo()
     assert not any(w.doc.is_approved(1, f) for f in range(8)) and w.timeline.marks.keys == []
     w.close()
+
+
+def test_a_face_removed_from_one_frame_stays_on_the_others_and_after_reopening(tmp_path) -> None:
+    import json
+
+    doc = ClipDocument(tmp_path / "c.mp4", 6, 25.0, tmp_path / "c")
+    a, b = eyed_shape(1), eyed_shape(2) + 200
+    for f in range(4):
+        doc.set_model(f, {1: a, 2: b + f})
+    doc.correct(2, 2, b + 5)
+    before = doc.face_state(2)
+    doc.hide(2, 2)
+    assert [set(doc.faces_at(f)) for f in range(4)] == [{1, 2}, {1, 2}, {1}, {1, 2}]
+    assert doc.keyframes() == []  # its keyframe there is no longer shown
+    doc.set_model(4, {1: a, 2: b + 4})  # tracking goes on: shown again after it
+    assert set(doc.faces_at(4)) == {1, 2}
+    assert 2 in doc.tracker_faces(2)  # the tracker keeps following it through that frame
+    doc.save()
+    assert not (doc.folder / "000003_face2.pts").exists() and (doc.folder / "000004_face2.pts").is_file()
+    again, problems = ClipDocument.open(doc.video, 6, 25.0, doc.folder)
+    assert problems == [] and again.hidden == {2: {2}} and set(again.faces_at(2)) == {1}
+    doc.set_face_state(2, before)  # undo
+    assert set(doc.faces_at(2)) == {1, 2} and doc.keyframes() == [2]
+    side = doc.folder / files.CLIP_SIDECAR
+    data = json.loads(side.read_text())
+    data["hidden"] = [{"track": 2, "frames": "x"}, {"track": 1, "frames": [2]}]
+    side.write_text(json.dumps(data))
+    broken, problems = ClipDocument.open(doc.video, 6, 25.0, doc.folder)
+    assert broken.hidden == {1: {1}} and len(problems) == 1 and str(side) in problems[0]
+
+
+def test_shift_delete_in_the_clip_window_removes_the_face_from_this_frame_only(qtbot, clip) -> None:
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(4)
+    w.editing.hide_face(1)
+    assert w.doc.faces_at(4) == {} and set(w.doc.faces_at(3)) == {1} and set(w.doc.faces_at(5)) == {1}
+    assert "removed from frame 5 only" in w.statusBar().currentMessage() and w.points.data.size == 0
+    w.undo_stack.undo()
+    assert set(w.doc.faces_at(4)) == {1} and w.points.data.size == 68
+    w.close()

@@ -119,6 +119,17 @@ class ClipEditing:
         if track is not None:
             self.delete_face(track)
 
+    def hide_under_cursor(self) -> None:
+        track = self.face_under_cursor("Shift+Delete", "it goes from this frame only")
+        if track is not None:
+            self.hide_face(track)
+
+    def hide_face(self, track: int) -> None:
+        """The face is not one (or not the one) on this frame alone: removed here, one undo step."""
+        self._push(track, f"remove face {track} from frame {self.frame + 1}", lambda: self.doc.hide(track, self.frame))
+        self._editing.clear()
+        self.say(f"Face {track} removed from frame {self.frame + 1} only (Ctrl+Z brings it back)")
+
     def approve_face(self, track: int) -> None:
         """The face checked on this frame: approved, a keyframe that the frames around it follow;
         on an approved face, the approval taken back."""

@@ -33,8 +33,8 @@ from .timeline import Timeline
 
 RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
 HINT = ("Drag a point to correct it; A approves the face under the cursor (Shift+A: the whole shot), Delete "
-        "removes it from this frame on, B adds a face the tracker missed; ,/. or arrows step, [ ] keyframes, "
-        "Space plays")
+        "removes it from this frame on (Shift+Delete: this frame only), B adds a face the tracker missed; ,/. or "
+        "arrows step, [ ] keyframes, Space plays")
 
 
 class PointView(pg.ViewBox):
@@ -151,6 +151,8 @@ class ClipWindow(QMainWindow):
                      self.editing.approve_shot_under_cursor, "Shift+A")
         self._action(edit, "Delete the face under the cursor from this frame on", self.editing.delete_under_cursor,
                      "Delete")
+        self._action(edit, "Remove the face under the cursor from this frame only", self.editing.hide_under_cursor,
+                     "Shift+Delete")
         self.add_face_action = self._action(edit, "Add a face the tracker missed: drag a box around it", None, "B")
         self.add_face_action.setCheckable(True)
         self.add_face_action.toggled.connect(self._set_box_mode)

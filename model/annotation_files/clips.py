@@ -3,8 +3,10 @@
 file CLIP/drr_clip.json for the whole clip: the clip's name, frame count, fps and cuts, and per
 frame each face's .pts, track (the face's identity through the clip), status, box and box source,
 and whether it is a keyframe (a person's correction that model.tracking.propagate carries to the
-frames around it). Without the side file the .pts are read as a person's annotations, each
-frame's k-th face as track k (a 300-VW folder, also with its .pts under annot/)."""
+frames around it); also the faces a person deleted from a frame on ("deleted", with the tracker's
+last points of each) and those removed from single frames ("hidden"). Without the side file the
+.pts are read as a person's annotations, each frame's k-th face as track k (a 300-VW folder, also
+with its .pts under annot/)."""
 
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ class ClipAnnotation:
     cuts: list[int] = field(default_factory=list)  # 0-based frames that start a new shot
     tracked: int | None = None  # frames the tracker has been through, when it stopped early (None: all)
     deleted: dict[int, DeletedTrack] = field(default_factory=dict)  # track -> deleted from a frame on
+    hidden: dict[int, set[int]] = field(default_factory=dict)  # track -> 0-based frames a person removed it from
 
     def tracks(self) -> list[int]:
         return sorted({f.track for faces in self.frames.values() for f in faces})
@@ -110,6 +113,9 @@ def write_clip_sidecar(folder: Path, clip: ClipAnnotation) -> Path:
         data["tracked"] = int(clip.tracked)
     if clip.deleted:
         data["deleted"] = [_deleted_entry(t, d) for t, d in sorted(clip.deleted.items())]
+    if any(clip.hidden.values()):
+        data["hidden"] = [{"track": int(t), "frames": [int(f) + 1 for f in sorted(frames)]}
+                          for t, frames in sorted(clip.hidden.items()) if frames]
     path = Path(folder) / CLIP_SIDECAR
     atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")  # compact: one entry per frame
     return path
@@ -136,6 +142,21 @@ def _read_deleted(entries: object, side: Path) -> tuple[dict[int, DeletedTrack],
             out[int(entry["track"])] = DeletedTrack(int(entry["from"]) - 1, frame, pts)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             problems.append(f"{side}: a deleted face's entry is unusable ({exc}); that face may come back")
+    return out, problems
+
+
+def _read_hidden(entries: object, side: Path) -> tuple[dict[int, set[int]], list[str]]:
+    """The side file's faces removed from single frames; an unusable entry is reported and skipped."""
+    out: dict[int, set[int]] = {}
+    problems: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            frames = {int(f) - 1 for f in entry["frames"]}
+            if any(f < 0 for f in frames):
+                raise ValueError("frames are counted from 1")
+            out.setdefault(int(entry["track"]), set()).update(frames)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(f"{side}: a removed face's entry is unusable ({exc}); that face may show there again")
     return out, problems
 
 
@@ -192,6 +213,8 @@ def read_clip(folder: Path, num_points: int | None = None) -> tuple[ClipAnnotati
                                   cuts=[int(c) - 1 for c in data.get("cuts", [])],
                                   tracked=int(data["tracked"]) if "tracked" in data else None)
             clip.deleted, bad = _read_deleted(data.get("deleted", []), side)
+            problems += bad
+            clip.hidden, bad = _read_hidden(data.get("hidden", []), side)
             problems += bad
             for stem, entries in data.get("faces", {}).items():
                 where = _frame_index(stem)
