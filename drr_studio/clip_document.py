@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,7 @@ class ClipFaceState:
     deleted: int | None  # the frame it is hidden from
     approved: dict[int, bool]
     hidden: frozenset[int] = frozenset()  # single frames a person removed it from
+    placed: dict[int, frozenset[int]] = field(default_factory=dict)  # keyframe -> the points set by hand
 
 
 class ClipDocument:
@@ -79,6 +80,7 @@ class ClipDocument:
         self.cuts: set[int] = set()
         self.deleted: dict[int, int] = {}  # track -> the first frame it is hidden from (a person deleted it)
         self.hidden: dict[int, set[int]] = {}  # track -> single frames a person removed it from
+        self.placed: dict[int, dict[int, frozenset[int]]] = {}  # track -> keyframe -> points set by hand
         # track -> frames a person approved (keyframes; the value: whether it was a keyframe before)
         self.approved: dict[int, dict[int, bool]] = {}
         self.tracked = 0  # frames the tracker has been through (0 .. tracked - 1)
@@ -257,10 +259,17 @@ class ClipDocument:
             self.keys.setdefault(track, {})[frame] = self.points[track][frame]
         self._changed.add(frame)  # its status changed, even where no point moved
 
-    def correct(self, track: int, frame: int, points: np.ndarray) -> None:
+    def placed_at(self, track: int, frame: int) -> frozenset[int]:
+        """The points of the face a person set by hand on that frame (a keyframe's)."""
+        return self.placed.get(track, {}).get(frame, frozenset()) if self.is_key(track, frame) else frozenset()
+
+    def correct(self, track: int, frame: int, points: np.ndarray, placed: set[int] | None = None) -> None:
         """A person's points for a face on a frame: it becomes a keyframe, and the frames of its
-        shot follow (model.tracking.propagate)."""
+        shot follow (model.tracking.propagate). placed: the points set by hand (saved with it,
+        so that a later drag on that frame keeps them where they are)."""
         with self._announcing():
+            if placed is not None:
+                self.placed.setdefault(track, {})[frame] = frozenset(placed)
             self.approved.get(track, {}).pop(frame, None)  # moved again: corrected, no longer approved
             self.keys.setdefault(track, {})[frame] = np.asarray(points, dtype=np.float64)
             self._changed.add(frame)  # its status: corrected, even where the points are the same
@@ -270,7 +279,8 @@ class ClipDocument:
         """The face's edits as they are now (for undo and redo)."""
         return ClipFaceState(dict(self.keys.get(track, {})), dict(self.model.get(track, {})),
                              dict(self.bases.get(track, {})), self.deleted.get(track),
-                             dict(self.approved.get(track, {})), frozenset(self.hidden.get(track, ())))
+                             dict(self.approved.get(track, {})), frozenset(self.hidden.get(track, ())),
+                             dict(self.placed.get(track, {})))
 
     def set_face_state(self, track: int, state: ClipFaceState) -> None:
         """Put a face's edits back as they were (undo, redo). Frames tracked since stay tracked."""
@@ -281,6 +291,7 @@ class ClipDocument:
             self._changed.update(set(state.approved) ^ set(self.approved.get(track, {})))
             self._changed.update(set(state.hidden) ^ self.hidden.get(track, set()))
             self.hidden[track] = set(state.hidden)
+            self.placed[track] = dict(state.placed)
             self.keys[track], self.bases[track] = dict(state.keys), dict(state.bases)
             self.approved[track] = dict(state.approved)
             if state.deleted is None:
@@ -301,6 +312,7 @@ class ClipDocument:
         points = {t: dict(by_frame) for t, by_frame in self.points.items()}
         keys = {t: set(k) for t, k in self.keys.items()}
         approved = {t: set(a) for t, a in self.approved.items()}
+        placed = {t: dict(p) for t, p in self.placed.items()}
         video, count, fps, cuts, tracked = self.video.name, self.frame_count, self.fps, sorted(self.cuts), self.tracked
         hidden = {t: set(frames) for t, frames in self.hidden.items() if frames}
         deleted = {}
@@ -314,7 +326,8 @@ class ClipDocument:
                 for frame, pts in by_frame.items():
                     key = frame in keys.get(track, ())
                     status = "approved" if frame in approved.get(track, ()) else "corrected" if key else "predicted"
-                    record = files.FaceRecord(pts, status, None)
+                    by_hand = placed.get(track, {}).get(frame) if key else None
+                    record = files.FaceRecord(pts, status, None, placed=None if by_hand is None else set(by_hand))
                     clip.frames.setdefault(frame, []).append(files.ClipFace(track, record, key))
             return clip
 
@@ -382,6 +395,8 @@ class ClipDocument:
                 doc.points.setdefault(face.track, {})[frame] = face.record.points
                 if face.keyframe:
                     doc.keys.setdefault(face.track, {})[frame] = face.record.points
+                    if face.record.placed:
+                        doc.placed.setdefault(face.track, {})[frame] = frozenset(face.record.placed)
                     if face.record.status == "approved":  # taking it back keeps the keyframe
                         doc.approved.setdefault(face.track, {})[frame] = True
         return doc, problems

@@ -405,7 +405,7 @@ def test_clip_undo_and_redo_of_a_correction_keep_what_was_re_tracked_after_it(qt
     stack = QUndoStack()
     before = doc.face_state(1)
     doc.correct(1, 2, doc.points[1][2] + [0, 3])
-    stack.push(ClipFaceEdit(doc, 1, before, doc.face_state(1), "move"))
+    stack.push(ClipFaceEdit(doc, 1, 2, before, doc.face_state(1), "move"))
     assert seen and 2 in seen[-1] and doc.keyframes() == [2]  # announced once the change is made
     key = doc.keys[1][2]
     doc.set_retracked(1, 2, key, key, {3: shape + [3, 5.0], 4: shape + [4, 5.0]})  # arrives after the push
@@ -538,3 +538,75 @@ def test_shift_delete_in_the_clip_window_removes_the_face_from_this_frame_only(q
     w.undo_stack.undo()
     assert set(w.doc.faces_at(4)) == {1} and w.points.data.size == 68
     w.close()
+
+
+def test_a_box_over_a_face_already_there_adds_no_second_one(qtbot, clip) -> None:
+    from model.geometry import box_of_points
+
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(3)
+    face = box_of_points(w.doc.faces_at(3)[1])
+    assert not w.editing.add_face_in_box(face + [-3, -3, 3, 3])  # drawn over it: said at once
+    assert "That is face 1 already" in w.statusBar().currentMessage()
+    centre, side = (face[:2] + face[2:]) / 2, 0.72 * (face[2:] - face[:2]).max()
+    loose = np.r_[centre - side, centre + side]  # 1.44 times as wide: found to be face 1 by the model
+    assert w.editing.add_face_in_box(loose)
+    qtbot.waitUntil(lambda: "is face 1" in w.statusBar().currentMessage(), timeout=60000)
+    assert set(w.doc.points) == {1} and w.undo_stack.count() == 0
+    side *= 1.7  # far too loose: the model's two mirror passes disagree on what it finds
+    assert w.editing.add_face_in_box(np.r_[centre - side, centre + side])
+    qtbot.waitUntil(lambda: "unsure" in w.statusBar().currentMessage(), timeout=60000)
+    assert "check it is a face (Ctrl+Z takes it back)" in w.statusBar().currentMessage()
+    w.close()
+
+
+def test_clip_undo_shows_the_frame_it_changed_and_says_what(qtbot, clip) -> None:
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(2)
+    w.editing.move_point(1, 8, w.doc.points[1][2][8] + [0, 5], finished=True)
+    w.timeline.set_frame(6)
+    w.undo_stack.undo()
+    assert w.frame == 2 and w.statusBar().currentMessage() == "Undone: move point 9 of face 1 on frame 3"
+    w.timeline.set_frame(0)
+    w.undo_stack.redo()
+    assert w.frame == 2 and w.statusBar().currentMessage().startswith("Redone: move point 9")
+    assert w.points.labels[1].toPlainText() == "1"  # the face's number, as the messages use it
+    w.timeline.toggle_play()
+    w.editing.move_point(1, 30, w.doc.points[1][2][30] + [2, 0], finished=False)
+    assert not w.timeline.timer.isActive()  # a drag pauses the clip: it corrects the frame it began on
+    w.editing.move_point(1, 30, w.doc.points[1][2][30] + [2, 0], finished=True)
+    assert w.doc.keyframes() == [2]
+    w.close()
+
+
+def test_points_set_by_hand_are_saved_and_stay_put_in_a_later_drag(qtbot, clip, tmp_path) -> None:
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(2)
+    chin = w.doc.points[1][2][8] + [0, 6]
+    w.editing.move_point(1, 8, chin, finished=True)
+    w.close()
+    back, _ = files.read_clip(tmp_path / "talk", 68)
+    assert back.track(1)[2].record.placed == {8}
+    w2 = open_window(qtbot, clip)
+    assert w2.doc.placed_at(1, 2) == {8}
+    w2.timeline.set_frame(2)
+    w2.editing.move_point(1, 30, w2.doc.points[1][2][30] + [4, 0], finished=True)  # the nose, after reopening
+    np.testing.assert_allclose(w2.doc.points[1][2][8], chin, atol=1e-3)  # the chin set before stays exactly
+    assert w2.doc.placed_at(1, 2) == {8, 30}
+    w2.close()
+
+
+def test_the_timeline_marks_a_cut_and_says_when_there_is_no_keyframe_to_go_to(qtbot) -> None:
+    from drr_studio._qt.timeline import Timeline
+
+    t = Timeline(10, 25.0)
+    qtbot.addWidget(t)
+    said: list[str] = []
+    t.message.connect(said.append)
+    t.set_marks([2], [5], 10)
+    t.set_frame(5)
+    assert "cut" in t.label.text()
+    t.jump_key(1)
+    assert t.frame == 5 and said == ["No keyframe after this frame"]
+    t.jump_key(-1)
+    assert t.frame == 2

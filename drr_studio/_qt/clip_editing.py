@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QUndoStack
 
 from model.correction import CorrectionModel
+from model.geometry import box_iou, box_of_points
 
 from ..clip_document import ClipDocument
 from .clip_views import ClipPoints
@@ -21,6 +22,7 @@ from .timeline import Timeline
 
 GRAB_PX = 10  # a press this close to a point (screen pixels) drags it
 MIN_BOX_PX = 8  # a box drawn smaller than this (picture pixels) is taken for a slip
+SAME_BOX_IOU = 0.5  # a box drawn over a face shown this much is taken for that face
 UNDO_STEPS = 50  # changes Undo can take back (each keeps one face's edits before and after)
 
 
@@ -34,7 +36,8 @@ class ClipEditing:
     def __init__(self, doc: ClipDocument, timeline: Timeline, points: ClipPoints,
                  corrector: CorrectionModel | None, stack: QUndoStack, view_pixel: Callable[[], float],
                  cursor: Callable[[], QPointF], say: Callable[[str], None],
-                 corrected: Callable[[int, int], None], find_face: Callable[[int, np.ndarray], None]) -> None:
+                 corrected: Callable[[int, int], None],
+                 find_face: Callable[[int, np.ndarray, dict[int, np.ndarray]], None]) -> None:
         self.doc, self.timeline, self.points, self.corrector, self.stack = doc, timeline, points, corrector, stack
         self.stack.setUndoLimit(UNDO_STEPS)
         self.view_pixel, self.cursor, self.say, self.corrected = view_pixel, cursor, say, corrected
@@ -82,16 +85,21 @@ class ClipEditing:
         correction from the points the frame had before its first drag) and the frame becomes a
         keyframe whose correction the frames around it follow: one undo step."""
         key = (track, self.frame)
-        start, placed = self._editing.setdefault(key, (self.doc.faces_at(self.frame)[track].copy(), {}))
+        if key not in self._editing:  # the points placed before (on disk too) stay where they are
+            shown = self.doc.faces_at(self.frame)[track].copy()
+            self._editing[key] = (shown, {k: shown[k] for k in self.doc.placed_at(track, self.frame)})
+        start, placed = self._editing[key]
         placed[point] = np.asarray(xy, dtype=np.float64)
         pts = start.copy() if self.corrector is None else self.corrector.update(start, placed)
         for k, p in placed.items():
             pts[k] = p
         if not finished:  # drawn only: the clip changes when the drag ends
+            self.timeline.pause()  # a drag while the clip plays corrects the frame it began on
             self.points.preview({track: pts})
             return
         self.points.preview({})
-        self._push(track, f"move point {point + 1} of face {track}", lambda: self.doc.correct(track, self.frame, pts))
+        self._push(track, f"move point {point + 1} of face {track}",
+                   lambda: self.doc.correct(track, self.frame, pts, set(placed)))
         self.corrected(track, self.frame)
 
     def approve_under_cursor(self) -> None:
@@ -126,7 +134,7 @@ class ClipEditing:
 
     def hide_face(self, track: int) -> None:
         """The face is not one (or not the one) on this frame alone: removed here, one undo step."""
-        self._push(track, f"remove face {track} from frame {self.frame + 1}", lambda: self.doc.hide(track, self.frame))
+        self._push(track, f"remove face {track}", lambda: self.doc.hide(track, self.frame))
         self._editing.clear()
         self.say(f"Face {track} removed from frame {self.frame + 1} only (Ctrl+Z brings it back)")
 
@@ -134,7 +142,8 @@ class ClipEditing:
         """The face checked on this frame: approved, a keyframe that the frames around it follow;
         on an approved face, the approval taken back."""
         on = self.doc.is_approved(track, self.frame)
-        self._push(track, f"{'take back' if on else 'approve'} face {track}", lambda: self.doc.approve(track, self.frame))
+        self._push(track, f"{'take back the approval of' if on else 'approve'} face {track}",
+                   lambda: self.doc.approve(track, self.frame))
         self._editing.clear()
         self.say(f"Face {track}'s approval on frame {self.frame + 1} taken back" if on else
                  f"Face {track} approved on frame {self.frame + 1}")
@@ -142,7 +151,7 @@ class ClipEditing:
     def delete_face(self, track: int) -> None:
         """The face is not one (or no longer the one) from this frame on: hidden to the end of the
         clip, the tracker still following it so that it does not come back as a new face."""
-        self._push(track, f"delete face {track}", lambda: self.doc.delete(track, self.frame))
+        self._push(track, f"delete face {track} (and the frames after)", lambda: self.doc.delete(track, self.frame))
         self._editing.clear()
         self.say(f"Face {track} deleted from frame {self.frame + 1} on (Ctrl+Z brings it back)")
 
@@ -156,19 +165,34 @@ class ClipEditing:
         if min(box[2] - box[0], box[3] - box[1]) < MIN_BOX_PX:
             self.say("That box is too small for a face: press B and drag a box around the face")
             return False
-        self.find_face(self.frame, box)
+        shown = {t: box_of_points(p) for t, p in self.doc.faces_at(self.frame).items()}
+        same = [t for t, b in shown.items() if box_iou(box, b) >= SAME_BOX_IOU]
+        if same:
+            self.say(f"That is face {same[0]} already: drag its points to correct it")
+            return False
+        self.find_face(self.frame, box, shown)
         self.say(f"Looking for the face in the box on frame {self.frame + 1}…")
         return True
 
-    def face_found(self, track: int, frame: int, points: np.ndarray) -> None:
+    def face_found(self, track: int, frame: int, points: np.ndarray, unsure: bool = False) -> None:
         """The face in a person's box, found: a new face from that frame on, one undo step
-        (undone, it is hidden from that frame on, as a deleted face)."""
+        (undone, it is hidden from that frame on, as a deleted face). unsure: the model's two
+        mirror passes disagree (a box on something that is not a face, or a hard one): said."""
         self._push(track, f"add face {track}", lambda: self.doc.add_face(track, frame, points),
-                   before=self.doc.absent(frame))
-        self.say(f"Face {track} added on frame {frame + 1}; the frames after it follow as they are tracked")
+                   before=self.doc.absent(frame), frame=frame)
+        self.say(f"Face {track} added on frame {frame + 1}, " + (
+            "but the model is unsure of it: check it is a face (Ctrl+Z takes it back)" if unsure else
+            "and tracked on from there"))
 
-    def _push(self, track: int, text: str, change: Callable[[], object], before=None) -> None:
+    def _push(self, track: int, text: str, change: Callable[[], object], before=None, frame: int | None = None) -> None:
+        frame = self.frame if frame is None else frame
         before = self.doc.face_state(track) if before is None else before
         change()
-        self.stack.push(ClipFaceEdit(self.doc, track, before, self.doc.face_state(track), text,
-                                     restored=self._editing.clear))
+        self.stack.push(ClipFaceEdit(self.doc, track, frame, before, self.doc.face_state(track),
+                                     f"{text} on frame {frame + 1}", restored=self._restored))
+
+    def _restored(self, frame: int, text: str, undone: bool) -> None:
+        """After an undo or a redo: the frame it changed is shown, and what happened said."""
+        self._editing.clear()
+        self.timeline.set_frame(frame)
+        self.say(f"{'Undone' if undone else 'Redone'}: {text}")

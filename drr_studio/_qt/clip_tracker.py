@@ -5,7 +5,7 @@ capture is not thread-safe. Results go to the window's thread as Qt signals."""
 from __future__ import annotations
 
 import queue
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from model.tracking import Tracker
 
 RETRACK_CHUNK = 8  # re-tracked frames handed over at a time
+SAME_FACE_IOU = 0.5  # a face found in a person's box overlapping a face shown this much is that face
 
 
 @dataclass
@@ -33,10 +34,12 @@ class RetrackJob:
 
 @dataclass
 class AddFaceJob:
-    """A face the tracker missed: a person's box around it on a frame already tracked."""
+    """A face the tracker missed: a person's box around it on a frame already tracked, and the
+    boxes of the faces shown there (a face found on one of them is not added twice)."""
 
     frame: int
     box: np.ndarray  # [x0, y0, x1, y1], picture pixels
+    shown: dict[int, np.ndarray] = field(default_factory=dict)  # track -> its box on that frame
 
 
 class ClipTracker(QThread):
@@ -46,7 +49,8 @@ class ClipTracker(QThread):
 
     tracked = Signal(int, object, bool)  # frame, {track: points}, cut
     retracked = Signal(object, object, object)  # RetrackJob, base, {frame: points} (a chunk)
-    added = Signal(object, int, object)  # AddFaceJob, the new face's identity, its points on job.frame
+    added = Signal(object, int, object, bool)  # AddFaceJob, the new face's identity, its points, the model unsure
+    refused = Signal(object, str)  # AddFaceJob, why no face was added
     done = Signal()  # every frame from `start` tracked
     failed = Signal(str)
 
@@ -105,12 +109,18 @@ class ClipTracker(QThread):
         """The face in the person's box (two passes, as for a box drawn on a picture), a new
         identity, and the face tracked over the frames already tracked after it (handed over as
         tracked frames); if it lasts to the tracker's frame, the tracker goes on with it."""
+        from model.geometry import box_iou, box_of_points
         from model.predict import BoxSource
         from model.tracking import Retrack
 
-        points = predictor.inference(reader.frame(job.frame), [job.box], BoxSource.PERSON)[0].points
+        found = predictor.inference(reader.frame(job.frame), [job.box], BoxSource.PERSON)[0]
+        points = found.points
+        same = [t for t, box in job.shown.items() if box_iou(box_of_points(points), box) >= SAME_FACE_IOU]
+        if same:
+            self.refused.emit(job, f"The face in that box is face {same[0]}: drag its points to correct it")
+            return
         track = tracker.new_identity()
-        self.added.emit(job, track, points)
+        self.added.emit(job, track, points, found.needs_review)
         retrack = Retrack(predictor, reader.frame(job.frame), points, fps=reader.fps)
         last = points
         for f in range(job.frame + 1, tracker.index):

@@ -22,12 +22,14 @@ APPROVED_COLOUR = (70, 150, 255)  # a face a person approved on this frame
 
 class ClipPoints(pg.ScatterPlotItem):
     """Every face's points on the frame the timeline shows: orange the tracker's, green a
-    keyframe's, blue an approved face's; a face being dragged is drawn as `preview` says."""
+    keyframe's, blue an approved face's, each face's number above it (the number messages and
+    the files use); a face being dragged is drawn as `preview` says."""
 
     def __init__(self, doc: ClipDocument, timeline: Timeline) -> None:
         super().__init__(size=7, pen=pg.mkPen(20, 20, 20))
         self.doc, self.timeline = doc, timeline
         self._moving: dict[int, np.ndarray] = {}
+        self.labels: dict[int, pg.TextItem] = {}  # track -> its number, drawn above its face
         doc.frames_changed.connect(self._frames_changed)
         timeline.frameChanged.connect(self._frame_shown)
 
@@ -39,13 +41,27 @@ class ClipPoints(pg.ScatterPlotItem):
     def redraw(self) -> None:
         frame = self.timeline.frame
         spots = []
-        for track, pts in {**self.doc.faces_at(frame), **self._moving}.items():
+        faces = {**self.doc.faces_at(frame), **self._moving}
+        for track, pts in faces.items():
             dragged = track in self._moving
             colour = (APPROVED_COLOUR if self.doc.is_approved(track, frame) and not dragged
                       else POINT_COLOURS[self.doc.is_key(track, frame) or dragged])
             spots += [{"pos": (float(x), float(y)), "brush": pg.mkBrush(*colour), "data": (track, k)}
                       for k, (x, y) in enumerate(pts)]
+            self._label(track, pts, colour)
+        for track in set(self.labels) - set(faces):
+            gone = self.labels.pop(track)
+            if gone.scene() is not None:
+                gone.scene().removeItem(gone)
         self.setData(spots)
+
+    def _label(self, track: int, pts: np.ndarray, colour: tuple[int, int, int]) -> None:
+        label = self.labels.get(track)
+        if label is None:
+            label = self.labels[track] = pg.TextItem(str(track), anchor=(0, 1), fill=pg.mkBrush(20, 20, 20, 170))
+            label.setParentItem(self)
+        label.setColor(colour)
+        label.setPos(float(pts[:, 0].min()), float(pts[:, 1].min()))
 
     def _frames_changed(self, frames: frozenset) -> None:
         if self.timeline.frame in frames:

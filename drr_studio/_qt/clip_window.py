@@ -19,7 +19,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QAction, QCursor, QKeySequence, QUndoStack
-from PySide6.QtWidgets import QFileDialog, QGraphicsRectItem, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QGraphicsRectItem,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from model.correction import CorrectionModel, for_checkpoint
 from model.predict import DEFAULT_CHECKPOINT
@@ -32,9 +41,8 @@ from .clip_views import POINT_COLOURS, ClipAutosave, ClipPoints
 from .timeline import Timeline
 
 RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
-HINT = ("Drag a point to correct it; A approves the face under the cursor (Shift+A: the whole shot), Delete "
-        "removes it from this frame on (Shift+Delete: this frame only), B adds a face the tracker missed; ,/. or "
-        "arrows step, [ ] keyframes, Space plays")
+HINT = ("Drag a point · A approve (Shift+A: the shot) · Del delete from here (Shift+Del: this frame) · "
+        "B add a face · ,/. step · [ ] keyframes · Space play · F fit")
 
 
 class PointView(pg.ViewBox):
@@ -43,6 +51,7 @@ class PointView(pg.ViewBox):
 
     def __init__(self) -> None:
         super().__init__(invertY=True, lockAspect=True)
+        self.setMenuEnabled(False)  # pyqtgraph's plot menu (axes, export) has nothing for a frame
         self.editing: ClipEditing | None = None
         self.box_mode = False
         self.box_drawn: Callable[[np.ndarray], None] | None = None  # [x0, y0, x1, y1] when a box is drawn
@@ -120,7 +129,7 @@ class ClipWindow(QMainWindow):
         self.editing = ClipEditing(self.doc, self.timeline, self.points, self._corrector(self.checkpoint),
                                    self.undo_stack, lambda: self.view.viewPixelSize()[0], self._cursor_in_view,
                                    lambda text: self.statusBar().showMessage(text, 5000), self._corrected,
-                                   lambda frame, box: self._start_tracker().request(AddFaceJob(frame, box)))
+                                   lambda frame, box, shown: self._start_tracker().request(AddFaceJob(frame, box, shown)))
         self.view.editing = self.editing
         self.view.box_drawn = self._box_drawn
         central = QWidget()
@@ -130,7 +139,12 @@ class ClipWindow(QMainWindow):
         layout.addWidget(self.timeline)
         self.setCentralWidget(central)
         self._menus()
-        self.statusBar().showMessage(HINT)
+        # the keys, shown whenever no message is (a message hides it for its time)
+        self.hint = QLabel(HINT)
+        self.hint.setToolTip(HINT)
+        self.hint.setMinimumWidth(100)
+        self.statusBar().addWidget(self.hint, 1)
+        self.timeline.message.connect(lambda text: self.statusBar().showMessage(text, 3000))
         self.resize(960, 720)
 
     def _menus(self) -> None:
@@ -140,6 +154,7 @@ class ClipWindow(QMainWindow):
         again.toggled.connect(lambda on: setattr(self, "retrack", on))
         self.file_menu.addAction(again)
         self._action(self.file_menu, "Close", self.close, "Ctrl+W")
+        self._action(self.file_menu, "Quit DRR Studio", QApplication.closeAllWindows, "Ctrl+Q")
         edit = self.menuBar().addMenu("&Edit")
         for act, keys in ((self.undo_stack.createUndoAction(self, "Undo"), ["Ctrl+Z"]),
                           (self.undo_stack.createRedoAction(self, "Redo"), ["Ctrl+Shift+Z", "Ctrl+Y"])):
@@ -156,6 +171,8 @@ class ClipWindow(QMainWindow):
         self.add_face_action = self._action(edit, "Add a face the tracker missed: drag a box around it", None, "B")
         self.add_face_action.setCheckable(True)
         self.add_face_action.toggled.connect(self._set_box_mode)
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "Fit frame", lambda: self.view.autoRange(padding=0.02), "F")
 
     def _action(self, menu, text: str, slot, key: str) -> QAction:
         act = QAction(text, self)
@@ -208,7 +225,9 @@ class ClipWindow(QMainWindow):
             self.tracker = ClipTracker(self.doc.video, self.checkpoint, start, resume, self.doc.next_track())
             self.tracker.tracked.connect(self.doc.set_model)
             self.tracker.retracked.connect(self._retracked)
-            self.tracker.added.connect(lambda job, track, points: self.editing.face_found(track, job.frame, points))
+            self.tracker.added.connect(lambda job, track, points, unsure:
+                                       self.editing.face_found(track, job.frame, points, unsure))
+            self.tracker.refused.connect(lambda job, why: self.statusBar().showMessage(why, 8000))
             self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
             self.tracker.start()
         return self.tracker
@@ -235,7 +254,7 @@ class ClipWindow(QMainWindow):
         except OSError as exc:
             QMessageBox.warning(self, "Not saved", f"{self.doc.folder}: cannot save ({exc.strerror or exc})")
             return False
-        self.statusBar().showMessage(f"saved to {self.doc.folder}", 5000)
+        self.statusBar().showMessage(f"Saved to {self.doc.folder}", 5000)
         return True
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name

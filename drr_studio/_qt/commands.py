@@ -73,29 +73,30 @@ class FaceListEdit(QUndoCommand):
 
 
 class ClipFaceEdit(QUndoCommand):
-    """One change of a clip's face (a drag, an approval, a deletion), already made when pushed:
-    undo puts `before` back and redo the face as undo found it (ClipDocument.set_face_state);
-    `restored` runs after either (the next drag starts from the points as they are then)."""
+    """One change of a clip's face on a frame (a drag, an approval, a deletion), already made
+    when pushed: undo puts `before` back and redo the face as undo found it
+    (ClipDocument.set_face_state); `restored(frame, text, undone)` runs after either (the window
+    shows that frame and says what was undone or redone)."""
 
-    def __init__(self, doc: ClipDocument, track: int, before: ClipFaceState, after: ClipFaceState, text: str,
-                 restored: Callable[[], None] | None = None) -> None:
+    def __init__(self, doc: ClipDocument, track: int, frame: int, before: ClipFaceState, after: ClipFaceState,
+                 text: str, restored: Callable[[int, str, bool], None] | None = None) -> None:
         super().__init__(text)
-        self.doc, self.track, self.before, self.after = doc, track, before, after
+        self.doc, self.track, self.frame, self.before, self.after = doc, track, frame, before, after
         self.restored = restored
         self._made = True  # QUndoStack.push calls redo(): the change is already there
 
-    def _apply(self, state: ClipFaceState) -> None:
+    def _apply(self, state: ClipFaceState, undone: bool) -> None:
         self.doc.set_face_state(self.track, state)
         if self.restored is not None:
-            self.restored()
+            self.restored(self.frame, self.text(), undone)
 
     def redo(self) -> None:
         if self._made:
             self._made = False
             return
-        self._apply(self.after)
+        self._apply(self.after, False)
 
     def undo(self) -> None:
         # what redo puts back: the face as it is now, frames re-tracked after the change included
         self.after = self.doc.face_state(self.track)
-        self._apply(self.before)
+        self._apply(self.before, True)

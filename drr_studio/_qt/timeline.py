@@ -42,11 +42,13 @@ class Marks(QWidget):
         h = self.height()
         if self.tracked:
             p.fillRect(QRect(6, h // 2 - 2, self.x_of(self.tracked - 1) - 6 + 1, 4), TRACKED_COLOUR)
-        for frames, colour in ((self.cuts, CUT_COLOUR), (self.keys, KEY_COLOUR)):
+        # keyframes in the lower two thirds, cuts over the whole height on top, so that a shot's
+        # first frame made a keyframe still shows its cut
+        for frames, colour, top in ((self.keys, KEY_COLOUR, h // 3), (self.cuts, CUT_COLOUR, 1)):
             p.setPen(QPen(colour, 2))
             for f in frames:
                 x = self.x_of(f)
-                p.drawLine(x, 1, x, h - 1)
+                p.drawLine(x, top, x, h - 1)
         p.setPen(QPen(QColor(30, 30, 30), 1))
         x = self.x_of(self.current)
         p.drawLine(x, 0, x, h)
@@ -57,6 +59,7 @@ class Timeline(QWidget):
     """Frame slider, marks, play button and the frame's number; `frameChanged(int)` (0-based)."""
 
     frameChanged = Signal(int)
+    message = Signal(str)  # something to tell the person (a key that had nothing to do)
 
     def __init__(self, frames: int, fps: float, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,6 +120,12 @@ class Timeline(QWidget):
         keys = [k for k in self.marks.keys if (k - self.frame) * direction > 0]
         if keys:
             self.set_frame(max(keys) if direction < 0 else min(keys))
+        else:
+            self.message.emit(f"No keyframe {'before' if direction < 0 else 'after'} this frame")
+
+    def pause(self) -> None:
+        if self.timer.isActive():
+            self.toggle_play()
 
     def toggle_play(self) -> None:
         if self.timer.isActive():
@@ -143,6 +152,7 @@ class Timeline(QWidget):
     def _label(self) -> None:
         n = self.slider.maximum() + 1
         key = "  keyframe" if self.frame in self.marks.keys else ""
+        key += "  cut (a new shot)" if self.frame in self.marks.cuts else ""
         tracked = f"  (tracked {self.marks.tracked} of {n})" if self.marks.tracked < n else ""
         self.label.setText(f"frame {self.frame + 1} of {n}  {self.frame / self.fps:6.2f} s{key}{tracked}")
 
