@@ -361,3 +361,20 @@ def test_the_timeline_marks_a_cut_and_says_when_there_is_no_keyframe_to_go_to(qt
     assert t.frame == 5 and said == ["No keyframe after this frame"]
     t.jump_key(-1)
     assert t.frame == 2
+
+
+def test_t_shows_the_models_trace_of_a_face_and_another_frame_hides_it(qtbot, clip) -> None:
+    w = open_window(qtbot, clip)
+    w.timeline.set_frame(3)
+    w.trace_face(1)
+    qtbot.waitUntil(lambda: w.trace.shown == (1, 3), timeout=60000)
+    layer = w.trace.layer
+    assert layer.heat_item.isVisible() and len(layer.items) >= 3  # S0 (lines, points), S_hat, arrows
+    message = w.statusBar().currentMessage()
+    assert message.startswith("Face 1, frame 4: conv8's arg-max") and "candidate" in message
+    heat = layer.heat_item.mapRectToView(layer.heat_item.boundingRect())  # the maps lie on the face
+    face = w.doc.faces_at(3)[1]
+    assert heat.contains(pg_point(*face.mean(0)))
+    w.timeline.set_frame(4)
+    assert w.trace.shown is None and not layer.heat_item.isVisible() and layer.items == []
+    w.close()

@@ -42,6 +42,16 @@ class AddFaceJob:
     shown: dict[int, np.ndarray] = field(default_factory=dict)  # track -> its box on that frame
 
 
+@dataclass
+class TraceJob:
+    """The network's whole trace for a face on a frame (the research view): run on the tight
+    box of its points there."""
+
+    frame: int
+    track: int
+    points: np.ndarray
+
+
 class ClipTracker(QThread):
     """Tracks the clip's frames in order, from `start`, and hands each frame's faces over; then
     stays to re-track after corrections and to add the faces a person points out (`request`),
@@ -51,6 +61,7 @@ class ClipTracker(QThread):
     retracked = Signal(object, object, object)  # RetrackJob, base, {frame: points} (a chunk)
     added = Signal(object, int, object, bool)  # AddFaceJob, the new face's identity, its points, the model unsure
     refused = Signal(object, str)  # AddFaceJob, why no face was added
+    traced = Signal(object, object, int)  # TraceJob, its FaceResult (heatmaps, S0, every step), the crop side
     done = Signal()  # every frame from `start` tracked
     failed = Signal(str)
 
@@ -61,9 +72,9 @@ class ClipTracker(QThread):
         # a clip reopened before its tracking ended: frame start - 1's faces, whose identities go on
         self.resume, self.next_track = resume or {}, next_track
         self._stop = False
-        self._jobs: queue.Queue[RetrackJob | AddFaceJob] = queue.Queue()
+        self._jobs: queue.Queue[RetrackJob | AddFaceJob | TraceJob] = queue.Queue()
 
-    def request(self, job: RetrackJob | AddFaceJob) -> None:
+    def request(self, job: RetrackJob | AddFaceJob | TraceJob) -> None:
         self._jobs.put(job)
 
     def stop(self) -> None:
@@ -102,6 +113,11 @@ class ClipTracker(QThread):
                 return
             if isinstance(job, AddFaceJob):
                 self._add(predictor, reader, tracker, job)
+            elif isinstance(job, TraceJob):
+                from model.geometry import box_of_points
+
+                found = predictor.inference(reader.frame(job.frame), [box_of_points(job.points)])[0]
+                self.traced.emit(job, found, predictor.config.input_size)
             else:
                 self._retrack(predictor, reader, job)
 

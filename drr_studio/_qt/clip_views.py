@@ -10,10 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from model.layout import layout_for
+from model.predict import FaceResult
 
 from ..clip_document import ClipDocument
 from ..document import AUTOSAVE_MS
+from .overlays import ARROW_COLOR, S0_COLOR, SHAT_COLOR
+from .research_layer import ResearchLayer
 from .timeline import Timeline
 
 POINT_COLOURS = {True: (40, 200, 90), False: (255, 170, 40)}  # keyframe, model's points
@@ -27,6 +32,7 @@ class ClipPoints(pg.ScatterPlotItem):
 
     def __init__(self, doc: ClipDocument, timeline: Timeline) -> None:
         super().__init__(size=7, pen=pg.mkPen(20, 20, 20))
+        self.setZValue(20)  # over the model's trace (research_layer: heatmap 5, overlays 11-16)
         self.doc, self.timeline = doc, timeline
         self._moving: dict[int, np.ndarray] = {}
         self.labels: dict[int, pg.TextItem] = {}  # track -> its number, drawn above its face
@@ -70,6 +76,38 @@ class ClipPoints(pg.ScatterPlotItem):
     def _frame_shown(self, frame: int) -> None:
         self._moving = {}
         self.redraw()
+
+
+class ClipTrace:
+    """What the network did for one face on the frame shown (View -> The model's trace, T):
+    conv8's heatmaps (their maximum), their arg-max shape Ŝ, the candidate chosen as S0 and the
+    way from S0 to the final points; gone when the frame changes."""
+
+    def __init__(self, view: pg.ViewBox, timeline: Timeline) -> None:
+        self.layer = ResearchLayer(view, lambda: self._layout)
+        self._layout = None
+        self.shown: tuple[int, int] | None = None  # (track, frame) whose trace is drawn
+        timeline.frameChanged.connect(lambda _: self.clear())
+
+    def show(self, track: int, frame: int, result: FaceResult, input_size: int) -> str:
+        """Draw it (input_size: the network's crop side); the sentence that says what is drawn."""
+        self.clear()
+        self._layout = layout_for(len(result.points))
+        maps = np.asarray(result.heatmaps)
+        self.layer.set_heatmap(maps.max(0), result.crop_to_image, input_size / maps.shape[-1])
+        self.layer.add_shape(result.s0, S0_COLOR, size=4, style=Qt.PenStyle.DashLine)
+        self.layer.add_shape(result.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
+        self.layer.add_arrows(result.s0, result.points, ARROW_COLOR)
+        self.shown = (track, frame)
+        gap = "" if result.uncertainty is None else f"; its two mirror passes {result.uncertainty:.1f}% apart"
+        return (f"Face {track}, frame {frame + 1}: conv8's arg-max (red x) chose candidate "
+                f"{result.candidate_index + 1} of {len(result.candidates)} as S0 (green, dashed); the arrows "
+                f"go from S0 to S{len(result.steps) - 1}{gap}. T again hides it")
+
+    def clear(self) -> None:
+        self.layer.clear()
+        self.layer.set_heatmap(None)
+        self.shown = None
 
 
 class ClipAutosave(QObject):

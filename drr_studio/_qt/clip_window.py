@@ -36,8 +36,8 @@ from model.video import VIDEO_SUFFIXES, VideoError, VideoReader
 
 from ..clip_document import ClipDocument
 from .clip_editing import ClipEditing
-from .clip_tracker import AddFaceJob, ClipTracker, RetrackJob
-from .clip_views import POINT_COLOURS, ClipAutosave, ClipPoints
+from .clip_tracker import AddFaceJob, ClipTracker, RetrackJob, TraceJob
+from .clip_views import POINT_COLOURS, ClipAutosave, ClipPoints, ClipTrace
 from .timeline import Timeline
 
 RETRACK_DEFAULT = False  # off: bench.video counted more corrections per clip with it (docs/video.md)
@@ -125,6 +125,7 @@ class ClipWindow(QMainWindow):
         self.timeline.frameChanged.connect(self.show_frame)
         self.points = ClipPoints(self.doc, self.timeline)
         self.view.addItem(self.points)
+        self.trace = ClipTrace(self.view, self.timeline)
         self.undo_stack = QUndoStack(self)
         self.editing = ClipEditing(self.doc, self.timeline, self.points, self._corrector(self.checkpoint),
                                    self.undo_stack, lambda: self.view.viewPixelSize()[0], self._cursor_in_view,
@@ -173,6 +174,8 @@ class ClipWindow(QMainWindow):
         self.add_face_action.toggled.connect(self._set_box_mode)
         view = self.menuBar().addMenu("&View")
         self._action(view, "Fit frame", lambda: self.view.autoRange(padding=0.02), "F")
+        self._action(view, "The model's trace of the face under the cursor (heatmaps, S0, the steps; again: hide it)",
+                     self.trace_face_under_cursor, "T")
 
     def _action(self, menu, text: str, slot, key: str) -> QAction:
         act = QAction(text, self)
@@ -228,9 +231,29 @@ class ClipWindow(QMainWindow):
             self.tracker.added.connect(lambda job, track, points, unsure:
                                        self.editing.face_found(track, job.frame, points, unsure))
             self.tracker.refused.connect(lambda job, why: self.statusBar().showMessage(why, 8000))
+            self.tracker.traced.connect(self._traced)
             self.tracker.failed.connect(lambda msg: self.statusBar().showMessage(msg))
             self.tracker.start()
         return self.tracker
+
+    def trace_face_under_cursor(self) -> None:
+        """View -> The model's trace (T): the network's trace for the face under the cursor on this
+        frame, computed in the tracker's thread; T again (or another frame) hides it."""
+        if self.trace.shown is not None:
+            self.trace.clear()
+            self.statusBar().clearMessage()
+            return
+        track = self.editing.face_under_cursor("T", "the model's trace of it is shown")
+        if track is not None:
+            self.trace_face(track)
+
+    def trace_face(self, track: int) -> None:
+        self._start_tracker().request(TraceJob(self.frame, track, self.doc.faces_at(self.frame)[track]))
+        self.statusBar().showMessage(f"Running the model on face {track}…")
+
+    def _traced(self, job: TraceJob, result, input_size: int) -> None:
+        if job.frame == self.frame:  # not drawn on another frame than its own
+            self.statusBar().showMessage(self.trace.show(job.track, job.frame, result, input_size))
 
     def _corrected(self, track: int, frame: int) -> None:
         """After a correction, with File -> Re-track on: the frames after it tracked again from it."""
