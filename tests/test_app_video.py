@@ -371,7 +371,7 @@ def test_t_shows_the_models_trace_of_a_face_and_another_frame_hides_it(qtbot, cl
     layer = w.trace.layer
     assert layer.heat_item.isVisible() and len(layer.items) >= 3  # S0 (lines, points), S_hat, arrows
     message = w.statusBar().currentMessage()
-    assert message.startswith("Face 1, frame 4: conv8's arg-max") and "candidate" in message
+    assert message.startswith("Face 1, frame 4: S0 = candidate") and "arg-max" in message
     heat = layer.heat_item.mapRectToView(layer.heat_item.boundingRect())  # the maps lie on the face
     face = w.doc.faces_at(3)[1]
     assert heat.contains(pg_point(*face.mean(0)))
