@@ -72,6 +72,12 @@ class ClipEditing:
                 best, best_area = track, area
         return best
 
+    def on_face_under_cursor(self, key: str, what: str, act: Callable[[int], object]) -> None:
+        """act(track) on the face under the cursor, or say how to pick one."""
+        track = self.face_under_cursor(key, what)
+        if track is not None:
+            act(track)
+
     def face_under_cursor(self, key: str, what: str) -> int | None:
         """The face under the mouse cursor, or None after saying how to pick one."""
         track = self.face_at(self.cursor())
@@ -103,14 +109,10 @@ class ClipEditing:
         self.corrected(track, self.frame)
 
     def approve_under_cursor(self) -> None:
-        track = self.face_under_cursor("A", "it is approved on this frame")
-        if track is not None:
-            self.approve_face(track)
+        self.on_face_under_cursor("A", "it is approved on this frame", self.approve_face)
 
     def approve_shot_under_cursor(self) -> None:
-        track = self.face_under_cursor("Shift+A", "it is approved on every frame of this shot")
-        if track is not None:
-            self.approve_shot(track)
+        self.on_face_under_cursor("Shift+A", "it is approved on every frame of this shot", self.approve_shot)
 
     def approve_shot(self, track: int) -> None:
         """The face checked through the shot: approved on every frame of it tracking has reached
@@ -123,14 +125,10 @@ class ClipEditing:
                  f"Face {track}'s approvals in this shot taken back")
 
     def delete_under_cursor(self) -> None:
-        track = self.face_under_cursor("Delete", "it goes from this frame on")
-        if track is not None:
-            self.delete_face(track)
+        self.on_face_under_cursor("Delete", "it goes from this frame on", self.delete_face)
 
     def hide_under_cursor(self) -> None:
-        track = self.face_under_cursor("Shift+Delete", "it goes from this frame only")
-        if track is not None:
-            self.hide_face(track)
+        self.on_face_under_cursor("Shift+Delete", "it goes from this frame only", self.hide_face)
 
     def hide_face(self, track: int) -> None:
         """The face is not one (or not the one) on this frame alone: removed here, one undo step."""

@@ -243,9 +243,7 @@ class ClipWindow(QMainWindow):
             self.trace.clear()
             self.statusBar().clearMessage()
             return
-        track = self.editing.face_under_cursor("T", "the model's trace of it is shown")
-        if track is not None:
-            self.trace_face(track)
+        self.editing.on_face_under_cursor("T", "the model's trace of it is shown", self.trace_face)
 
     def trace_face(self, track: int) -> None:
         self._start_tracker().request(TraceJob(self.frame, track, self.doc.faces_at(self.frame)[track]))
