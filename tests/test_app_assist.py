@@ -190,3 +190,16 @@ def test_locked_points_never_move_and_unlocked_ones_follow(qtbot, assisted_windo
     QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the drag
     QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the lock
     assert not (locked & face.placed)
+
+
+def test_the_last_picture_teaches_on_closing_after_its_autosave(qtbot, assisted_window, tmp_path):
+    """Approved (or corrected) on the last picture, written by the autosave, then the app is
+    closed without leaving the picture: its faces teach all the same."""
+    folder = make_folder(tmp_path / "imgs", 1)
+    w = assisted_window([folder])
+    wait_predicted(qtbot, w)
+    QTest.keyClick(w, Qt.Key.Key_A)  # approve, stay
+    assert w.files.save_all(learn=False) == []  # the autosave: on disk, not taught yet
+    assert w.assistant.model.learned_count == 0 and not (folder / LEARNED_FILE).exists()
+    w.close()
+    assert list(json.loads((folder / LEARNED_FILE).read_text())["learned"]) == ["img00.png"]

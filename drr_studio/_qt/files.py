@@ -272,7 +272,13 @@ class FileActions(WindowPart):
         self.say(f"Saving into {folder}", 5000)
 
     def confirm_discard(self) -> bool:
+        """Before the folder goes (closing, another folder): everything saved, and every picture
+        the autosave wrote teaches now, as leaving it would have (the last picture, too)."""
         failed = self.save_all()
+        for entry in list(self._unlearned):
+            if entry not in self.session.document.dirty_entries():
+                self._unlearned.discard(entry)
+                self.learn_from(entry)
         if not failed:
             return True
         answer = QMessageBox.question(
