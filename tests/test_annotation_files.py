@@ -153,3 +153,21 @@ def test_side_file_keeps_deleted_and_drawn_boxes(tmp_path):
     assert files.saved_status(tmp_path, "q") == "corrected"
     (tmp_path / "r.drr.json").write_text('{"faces": [], "deleted": "nonsense", "boxes": [{"box": [1, 2]}]}')
     assert not files.read_extras(tmp_path, "r")  # malformed extras are ignored, never raised
+
+
+def test_another_tools_annotation_is_kept_once_as_orig_before_the_app_changes_it(tmp_path):
+    """A .pts with no side file is a person's annotation from elsewhere: the first write of that
+    picture's files (a deletion here: no faces left) keeps it as NAME.pts.orig, which later writes
+    never touch and training never reads."""
+    pts = np.random.default_rng(2).uniform(10, 90, (68, 2))
+    write_pts(tmp_path / "g.pts", pts)
+    write_pts(tmp_path / "g_face2.pts", pts + 9)
+    original = (tmp_path / "g.pts").read_bytes()
+    _, made = files.write_faces(tmp_path, "g", "g.jpg", [])
+    assert sorted(p.name for p in made) == ["g.pts.orig", "g_face2.pts.orig"]
+    assert not (tmp_path / "g.pts").exists() and (tmp_path / "g.pts.orig").read_bytes() == original
+    _, made = files.write_faces(tmp_path, "g", "g.jpg", [files.FaceRecord(pts + 1)])  # now the app's files
+    assert made == [] and (tmp_path / "g.pts.orig").read_bytes() == original
+    (tmp_path / "g.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((100, 100, 3), np.uint8))[1].tobytes())
+    samples, _ = find_samples([tmp_path], 68)
+    assert [s.name for s in samples] == ["g"]  # the .orig files are not faces

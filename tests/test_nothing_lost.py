@@ -275,3 +275,27 @@ def test_setting_an_output_folder_is_not_taken_for_another_programs_edit(tmp_pat
     assert entry.dirty and not doc.changed_on_disk(entry)
     doc.save(entry)
     assert doc.outside_edits == [] and read_pts(out / "img00.pts").shape == (68, 2)
+
+
+def test_deleting_another_tools_annotation_keeps_the_original_and_says_so(qtbot, make_window, tmp_path):
+    """Delete (or Ctrl+R) on a face read from a .pts another tool wrote takes that file away:
+    the original is kept as NAME.pts.orig and the status bar names it."""
+    from model.pts import read_pts, write_pts
+
+    folder = make_folder(tmp_path / "imgs", 1)
+    w0 = make_window([folder])
+    wait_predicted(qtbot, w0)
+    truth = w0.entry.faces[0].points + 3.0
+    w0.close()
+    for p in folder.glob("img00.*json"):
+        p.unlink()
+    write_pts(folder / "img00.pts", truth)  # a person's annotation from elsewhere, no side file
+    w = make_window([folder], settings_name="s2.ini")
+    wait_predicted(qtbot, w)
+    assert w.entry.faces[0].human
+    w.canvas.set_active(0)
+    key(w, Qt.Key.Key_Delete)
+    key(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not (folder / "img00.pts").exists()
+    np.testing.assert_allclose(read_pts(folder / "img00.pts.orig"), truth, atol=1e-3)
+    assert "img00.pts.orig" in w.statusBar().currentMessage()

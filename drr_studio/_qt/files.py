@@ -179,16 +179,20 @@ class FileActions(WindowPart):
             self._unlearned.discard(entry)
             self.learn_from(entry)
         if written:
-            kept = self.session.document.backups
+            made = self.session.document.backups
+            kept = [p for p in made if not p.name.endswith(files.ORIGINAL_SUFFIX)]
+            originals = [p for p in made if p.name.endswith(files.ORIGINAL_SUFFIX)]
             note = f"; the malformed file was kept as {', '.join(p.name for p in kept)}" if kept else ""
+            if originals:
+                note += f"; the annotation it had is kept as {', '.join(p.name for p in originals)}"
             theirs = self.session.document.outside_edits
             if theirs:
                 self.show_problem(f"Another program changed {entry.path.stem}'s annotations while they were open "
                                     f"here: your edits are saved, theirs kept as {', '.join(p.name for p in theirs)}",
                                     entry.path)
             # an autosave does not hide what the person's last action just said (e.g. Delete's hint)
-            if learn or kept or not self.w.statusBar().currentMessage():
-                self.say(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if kept else 3000)
+            if learn or made or not self.w.statusBar().currentMessage():
+                self.say(f"Saved {', '.join(p.name for p in written)}{note}", 8000 if made else 3000)
             if kept and not entry.unreadable and self.message_bar.owner == entry.path:
                 self.message_bar.clear()  # the malformed annotation is replaced by the saved one
         return True

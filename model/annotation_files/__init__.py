@@ -44,6 +44,7 @@ from .pictures import (
     BOX_SOURCES,
     HUMAN_STATUSES,
     LEARNED_FILE,
+    ORIGINAL_SUFFIX,
     SIDECAR_SUFFIX,
     SIDECAR_VERSION,
     STATUSES,
@@ -54,6 +55,7 @@ from .pictures import (
     face_name,
     face_pts_files,
     has_annotations,
+    keep_originals,
     keep_outside_edits,
     legacy_pts_name,
     pts_name,
@@ -66,10 +68,10 @@ from .pictures import (
 )
 
 __all__ = [
-    "BOX_SOURCES", "CLIP_FORMAT", "CLIP_SIDECAR", "HUMAN_STATUSES", "LEARNED_FILE", "LOCK_FILE", "SIDECAR_SUFFIX",
+    "BOX_SOURCES", "CLIP_FORMAT", "CLIP_SIDECAR", "HUMAN_STATUSES", "LEARNED_FILE", "LOCK_FILE", "ORIGINAL_SUFFIX", "SIDECAR_SUFFIX",
     "SIDECAR_VERSION", "STATUSES", "AnnotationFileError", "ClipAnnotation", "ClipFace", "DeletedTrack", "FaceRecord",
     "SideExtras", "disk_stamp", "face_name", "face_pts_files", "frame_stem", "has_annotations", "is_clip_folder",
-    "keep_outside_edits", "legacy_pts_name", "lock_folder", "pts_name", "read_clip", "read_extras", "read_faces",
+    "keep_originals", "keep_outside_edits", "legacy_pts_name", "lock_folder", "pts_name", "read_clip", "read_extras", "read_faces",
     "read_sidecar", "saved_status", "sidecar_path", "unlock_folder", "write_clip", "write_clip_frame",
     "write_clip_sidecar", "write_faces",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,17 +234,38 @@ def keep_outside_edits(folder: Path, stem: str, read: dict[str, tuple[int, int]]
     return kept
 
 
+ORIGINAL_SUFFIX = ".orig"
+
+
+def keep_originals(folder: Path, stem: str) -> list[Path]:
+    """A picture's .pts with no side file beside them are another tool's, a person's annotation:
+    the first time the app writes that picture's files, each is copied to NAME.pts.orig (never
+    overwritten afterwards, never read as a face), so that no edit here (a deletion, a reset, a
+    drag) loses the original. The copies made."""
+    if sidecar_path(folder, stem).exists():
+        return []
+    kept = []
+    for path in face_pts_files(folder, stem):
+        original = path.with_name(path.name + ORIGINAL_SUFFIX)
+        if not original.exists():
+            shutil.copy2(path, original)
+            kept.append(original)
+    return kept
+
+
 def write_faces(folder: Path, stem: str, image_name: str, records: list[FaceRecord],
                 unreadable: set[Path] | frozenset[Path] = frozenset(), sidecar: bool = True,
                 extras: SideExtras | None = None) -> tuple[list[Path], list[Path]]:
     """Write a picture's faces atomically: NAME.pts, NAME_face2.pts, ... and (with sidecar) the
-    side file, with the deleted and drawn boxes of `extras`. A file in `unreadable` (malformed when read) is kept as NAME.pts.bak before being
-    replaced; numbered files of faces that no longer exist are removed, so that training never
-    reads a deleted face. Returns (written, backups); OSError propagates."""
+    side file, with the deleted and drawn boxes of `extras`. A file in `unreadable` (malformed when
+    read) is kept as NAME.pts.bak before being replaced; another tool's files are kept once as
+    NAME.pts.orig (keep_originals); numbered files of faces that no longer exist are removed, so
+    that training never reads a deleted face. Returns (written, backups: the .bak and .orig files
+    made); OSError propagates."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    backups: list[Path] = []
+    backups = keep_originals(folder, stem) if sidecar else []
     meta = []
     for k, rec in enumerate(records):
         path = folder / pts_name(stem, k)
