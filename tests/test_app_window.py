@@ -138,6 +138,12 @@ def test_refinement_steps_and_panels(qtbot, open_window, tmp_path):
     # one thing at a time: the step's shape replaces the face's points; no heatmap under it
     assert w.canvas.hidden_face == 0 and len(w.canvas._face_items[0].points.data) == 0
     assert not w.canvas.research.heat_item.isVisible()
+    # the hidden points cannot be dragged: a drag where the chin is pans, nothing changes
+    before = w.entry.faces[0].points.copy()
+    x, y = before[8]
+    drag(qtbot, w, (x, y), (x, y + 30))
+    np.testing.assert_array_equal(w.entry.faces[0].points, before)
+    assert not w.entry.dirty and w.entry.faces[0].status == Status.PREDICTED
     ticks = w.refine_panel.plot.getAxis("bottom")._tickLevels[0]
     assert [t for _, t in ticks] == ["Ŝ", "S0", "S1", "S2", "S3", "S4"]
     legend = [label.text for _, label in w.refine_panel.legend.items]

@@ -334,7 +334,7 @@ class Canvas(pg.GraphicsView):
         best, best_d = None, HIT_PX
         order = [self.active] + [i for i in range(len(self._faces)) if i != self.active]
         for i in order:
-            if not (0 <= i < len(self._faces)) or self._faces[i].points is None:
+            if not self._editable(i):
                 continue
             p = self._faces[i].points
             d = np.hypot((p[:, 0] - pos.x()) / px, (p[:, 1] - pos.y()) / py)
@@ -342,6 +342,11 @@ class Canvas(pg.GraphicsView):
             if d[k] < best_d - (0.5 if best else 0):
                 best, best_d = (i, k), d[k]
         return best
+
+    def _editable(self, i: int) -> bool:
+        """Face i's points can be hit: it has points and they are drawn (a face shown as a
+        refinement step instead, set_hidden_face, has its points hidden: a drag there pans)."""
+        return 0 <= i < len(self._faces) and self._faces[i].points is not None and i != self.hidden_face
 
     def face_at(self, pos: QPointF) -> int:
         for i, f in enumerate(self._faces):
@@ -363,7 +368,7 @@ class Canvas(pg.GraphicsView):
         px, py = self.vb.viewPixelSize()
         order = [self.active] + [i for i in range(len(self._faces)) if i != self.active]
         for i in order:
-            if not (0 <= i < len(self._faces)) or self._faces[i].points is None:
+            if not self._editable(i):
                 continue
             if len(self._faces[i].points) != self.layout.num_points:
                 continue
