@@ -133,11 +133,14 @@ class Document:
         entry.dirty = True
         self._changed(entry)
 
-    def delete_face(self, entry: ImageEntry, face: Face) -> None:
-        """Remove a face; its box is recorded (and saved) so that no prediction brings it back."""
+    def delete_face(self, entry: ImageEntry, face: Face, remember: bool = True) -> None:
+        """Remove a face; its box is recorded (and saved) so that no prediction brings it back.
+        remember False: an addition taken back (a drawn or copied face undone), not a deletion,
+        so nothing is recorded (a box recorded there would keep the detector's face away)."""
         if face in entry.faces:
             entry.faces.remove(face)
-            entry.deleted.append(face.box.copy())
+            if remember:
+                entry.deleted.append(face.box.copy())
         entry.dirty = True
         self._changed(entry)
 

@@ -174,9 +174,10 @@ class Session:
     def insert_face(self, entry: ImageEntry, face: Face, index: int | None = None) -> None:
         self.document.insert_face(entry, face, index)
 
-    def remove_face(self, entry: ImageEntry, face: Face) -> None:
-        """Delete a face; the deletion is saved, so no prediction brings it back."""
-        self.document.delete_face(entry, face)
+    def remove_face(self, entry: ImageEntry, face: Face, remember: bool = True) -> None:
+        """Delete a face; the deletion is saved, so no prediction brings it back (remember False:
+        an addition undone, see Document.delete_face)."""
+        self.document.delete_face(entry, face, remember)
 
     def set_picture_size(self, entry: ImageEntry, size: tuple[int, int]) -> None:
         self.document.set_size(entry, size)

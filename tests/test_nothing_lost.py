@@ -299,3 +299,22 @@ def test_deleting_another_tools_annotation_keeps_the_original_and_says_so(qtbot,
     assert not (folder / "img00.pts").exists()
     np.testing.assert_allclose(read_pts(folder / "img00.pts.orig"), truth, atol=1e-3)
     assert "img00.pts.orig" in w.statusBar().currentMessage()
+
+
+def test_undoing_a_drawn_box_records_no_deletion(qtbot, make_window, tmp_path):
+    """Ctrl+Z of a face drawn with B takes the addition back; it is not a deletion, so its box
+    is not kept in the side file's "deleted" (which keeps every prediction away from it)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    face_image(folder / "a.png")
+    w = make_window([folder], predictor=FakePredictor(faces=0))
+    wait_predicted(qtbot, w)
+    w.editor.on_box_drawn(np.array([60.0, 50.0, 180.0, 190.0]))
+    qtbot.waitUntil(lambda: bool(w.entry.faces) and w.entry.faces[0].points is not None, timeout=5000)
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not w.entry.faces and w.entry.deleted == []
+    w.files.save_all()
+    side = folder / "a.drr.json"
+    assert not side.exists() or "deleted" not in json.loads(side.read_text())
+    key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)  # redo
+    assert len(w.entry.faces) == 1

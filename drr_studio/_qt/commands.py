@@ -67,7 +67,7 @@ class FaceListEdit(QUndoCommand):
 
     def undo(self) -> None:
         if self.add:
-            self.session.remove_face(self.entry, self.face)
+            self.session.remove_face(self.entry, self.face, remember=False)
         else:
             self.session.insert_face(self.entry, self.face, self.index)
 
