@@ -190,23 +190,29 @@ def status_text(entry: ImageEntry) -> str:
 
 
 def carry_faces(source: list[Face], source_size: tuple[int, int] | None, target: list[Face],
-                target_size: tuple[int, int] | None) -> tuple[list[tuple[Face, Face | None]], int]:
+                target_size: tuple[int, int] | None) -> tuple[list[tuple[Face, Face | None]], int, int]:
     """Faces of another picture (the previous frame of a burst) placed on this one as a person's
     faces: each is fitted to the model face here that it overlaps (its points moved from its box
     to that box), which it then replaces; without one it is copied as it is only when both
     pictures have the same size (the same framing), else skipped, since a shape from another
-    framing would mean nothing here. Returns ([(copy, replaced face or None)], skipped)."""
+    framing would mean nothing here. A face that overlaps a person's face here (corrected or
+    approved) is not copied: that face is already done, and a second one on it would be a
+    duplicate. Returns ([(copy, replaced face or None)], skipped, left for a person's face)."""
     sx = sy = 1.0
     same_size = source_size is None or target_size is None or tuple(source_size) == tuple(target_size)
     if not same_size:
         sx, sy = target_size[0] / source_size[0], target_size[1] / source_size[1]
     out: list[tuple[Face, Face | None]] = []
-    skipped = 0
+    skipped = covered = 0
     free = [g for g in target if not g.human]
+    done = [g for g in target if g.human]
     for f in source:
         if f.points is None:
             continue
         box = f.box * np.array([sx, sy, sx, sy])
+        if any(box_iou(g.box, box) >= MIN_MATCH_IOU for g in done):
+            covered += 1
+            continue
         match = max(free, key=lambda g: box_iou(g.box, box), default=None)
         if match is not None and box_iou(match.box, box) < MIN_MATCH_IOU:
             match = None
@@ -222,4 +228,4 @@ def carry_faces(source: list[Face], source_size: tuple[int, int] | None, target:
         if match is not None:
             free.remove(match)
         out.append((copy, match))
-    return out, skipped
+    return out, skipped, covered

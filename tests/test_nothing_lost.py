@@ -144,6 +144,21 @@ def test_copy_previous_from_a_picture_of_another_size_fits_or_refuses(qtbot, mak
     assert not w.entry.faces and "Nothing copied" in w.statusBar().currentMessage()
 
 
+def test_copy_previous_never_covers_a_face_a_person_finished(qtbot, make_window, tmp_path):
+    """Ctrl+Shift+V onto a picture whose face is approved adds no second face on top of it."""
+    folder = make_folder(tmp_path / "imgs", 2)
+    w = make_window([folder])
+    wait_predicted(qtbot, w)
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)  # approve the first, go to the second
+    wait_predicted(qtbot, w)
+    key(w, Qt.Key.Key_A)  # the second approved too
+    approved = w.entry.faces[0].points.copy()
+    key(w, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(w.entry.faces) == 1 and w.entry.faces[0].status == Status.APPROVED
+    np.testing.assert_array_equal(w.entry.faces[0].points, approved)
+    assert "would cover a face a person already corrected or approved" in w.statusBar().currentMessage()
+
+
 def test_views_follow_changes_made_from_code_with_no_refresh_call(qtbot, make_window, tmp_path):
     """The document announces every change itself: the image list and the canvas follow an
     import and a face added from code, without touch()."""

@@ -422,7 +422,12 @@ class Editor(WindowPart):
             return
         # each copy is fitted to the model's face of the same person here, which it replaces; a
         # picture of another size without such a face gets nothing (carry_faces)
-        copies, skipped = carry_faces(faces, prev.size, e.faces, e.size)
+        copies, skipped, covered = carry_faces(faces, prev.size, e.faces, e.size)
+        if not copies and covered:
+            self.say(f"Nothing copied: {'the face' if covered == 1 else f'{covered} faces'} of {prev.path.name} "
+                     "would cover a face a person already corrected or approved here (delete that face first to "
+                     "copy over it)", 8000)
+            return
         if not copies:
             self.say(
                 f"Nothing copied: {prev.path.name} is {self._size(prev)} and this picture {self._size(e)}, and no "
@@ -439,6 +444,7 @@ class Editor(WindowPart):
         fitted = sum(r is not None for _, r in copies)
         note = f", {fitted} fitted to the model's face box here" if fitted else ", at the same place"
         note += f"; {skipped} skipped (no matching face here)" if skipped else ""
+        note += f"; {covered} left out (a person's face is there)" if covered else ""
         self.say(f"Copied {len(copies)} face(s) from {prev.path.name}{note}: correct them, "
                                        "Ctrl+Z takes them back", 8000)
 
