@@ -150,6 +150,16 @@ def test_suspicious_first_order_rings_and_ced_in_the_window(qtbot, window, tmp_p
     assert len(flags[0]) == 1 and np.allclose([flags[0][0], flags[1][0]], w.entry.faces[0].points[JAW_TIP])
     w.step_image(1)  # navigation follows the list's order
     assert w.current == rows[1]
+    # an edit (the suspicious face fixed) does not move the pictures about under Next / Previous
+    fixed = w.document.entries[2].faces[0]
+    fixed.points = fixed.points.copy()
+    fixed.points[JAW_TIP, 1] -= 0.5 * iod
+    w.session.touch(w.document.entries[2])
+    qtbot.waitUntil(lambda: not w.document.entries[2].faces[0].suspicious, timeout=3000)
+    assert w.image_panel.visible_rows() == rows
+    w.image_panel.order.setCurrentText(FOLDER_ORDER)
+    w.image_panel.order.setCurrentText(SUSPICIOUS_FIRST)  # chosen again: sorted again
+    assert w.image_panel.visible_rows()[0] != 2
 
     w.docks["Review"].show()
     qtbot.waitUntil(lambda: "5 face(s)" in w.review_panel.summary.text(), timeout=3000)

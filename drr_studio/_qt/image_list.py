@@ -205,6 +205,10 @@ class ImageListPanel(QWidget):
             self._updating = False
         self._show_count()
 
+    def shown_order(self) -> list[int]:
+        """The pictures' indices in the order the list shows them."""
+        return list(self.model.order)
+
     def set_order(self, order: list[int], scores: dict[int, float] | None = None) -> None:
         """Show the pictures in this order (a permutation of their indices); scores: each
         picture's review score, shown in its tooltip."""

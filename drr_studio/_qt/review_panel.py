@@ -60,21 +60,26 @@ class ReviewView(QObject):
         self.layout = layout
         self.review = Review()
         self._ordered = False  # the list is in the review's order
+        self._resort = True  # the next update may re-sort the list (not after an edit: see update)
         self.timer = QTimer(self, singleShot=True, interval=REVIEW_DELAY_MS)
-        self.timer.timeout.connect(self.update)
+        self.timer.timeout.connect(lambda: self.update(self._resort))
         session.entry_changed.connect(lambda _: self.schedule())
-        session.document_changed.connect(self.schedule)
-        image_panel.orderChanged.connect(lambda _: self.update())
+        session.document_changed.connect(lambda: self.schedule(resort=True))
+        image_panel.orderChanged.connect(lambda _: self.update(resort=True))
         dock.visibilityChanged.connect(lambda on: on and self.update())
 
-    def schedule(self) -> None:
+    def schedule(self, resort: bool = False) -> None:
+        self._resort = self._resort or resort
         if not self.timer.isActive():
             self.timer.start()
 
-    def update(self) -> None:
+    def update(self, resort: bool = False) -> None:
         """Model against human points over the folder: rings on suspicious points, the
-        'suspicious first' order, the Review dock's curve."""
+        'suspicious first' order, the Review dock's curve. The list is re-sorted only with
+        resort (the order just chosen, another folder): while a person works through it, an
+        edit must not move pictures about under Next and Previous (the scores still update)."""
         self.timer.stop()
+        self._resort = False
         layout = self.layout()
         if layout is None:
             return
@@ -82,7 +87,8 @@ class ReviewView(QObject):
         self.review.update(document, layout)
         by_review = self.image_panel.order.currentText() == SUSPICIOUS_FIRST
         if by_review:
-            self.image_panel.set_order(self.review.order(len(document)), self.review.picture_scores)
+            order = self.review.order(len(document)) if resort or not self._ordered else self.image_panel.shown_order()
+            self.image_panel.set_order(order, self.review.picture_scores)
         elif self._ordered:  # back to the folder's order, once
             self.image_panel.set_order(list(range(len(document))))
         self._ordered = by_review
