@@ -21,12 +21,16 @@ from .document import Document, Face
 
 
 def compared_faces(document: Document, num_points: int) -> list[tuple[int, Face]]:
-    """(picture index, face) of every face with both a human shape and a model result."""
+    """(picture index, face) of every face with both a human shape and a model result. A face
+    approved as the model predicted it (no point placed by a person) is left out: its human shape
+    is the model's own, and comparing the two says nothing."""
     out = []
     for i, entry in enumerate(document.entries):
         for f in entry.faces:
             ref = f.reference()
             model = getattr(f.result, "points", None)
+            if not f.placed:
+                continue
             if ref is not None and model is not None and len(ref) == len(model) == num_points:
                 out.append((i, f))
     return out

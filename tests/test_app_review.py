@@ -65,6 +65,10 @@ def test_review_ranks_the_mislabelled_point_first_without_qt(tmp_path):
     entries[0].faces[0].status = Status.PREDICTED
     review.update(doc, LAYOUT)
     assert len(review.errors) == 5 and 0 not in review.picture_scores
+    # nor is a face approved here as the model predicted it (no point placed): model vs model
+    entries[1].faces[0].placed = set()
+    review.update(doc, LAYOUT)
+    assert len(review.errors) == 4 and 1 not in review.picture_scores
 
 
 def test_session_announces_changes_and_resets_the_selection_per_picture(tmp_path):
