@@ -249,6 +249,8 @@ def test_help_lists_every_shortcut_and_keys_say_what_they_did(qtbot, open_window
     keys = {(a, k) for _, a, k in rows}
     assert ("Toggle occluded", "O") in keys and ("Approve face", "A") in keys and ("Draw face box", "B") in keys
     assert any(a == "Keyboard shortcuts" and k == "F1" for a, k in keys)
+    key(w, Qt.Key.Key_A)  # a step to undo: the menu then says "Undo approve ...", the table "Undo"
+    assert {a for _, a, _ in shortcut_rows(w) if a.startswith(("Undo", "Redo"))} == {"Undo", "Redo"}
     d = ShortcutsDialog(w)
     qtbot.addWidget(d)
     assert d.table.rowCount() >= len(rows) + 3

@@ -36,8 +36,17 @@ def shortcut_rows(window: Any) -> list[tuple[str, str, str]]:
         for act in menu.actions():
             keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
             if keys and act.text():
-                rows.append((menu.title().replace("&", ""), act.text().replace("&", ""), keys))
+                rows.append((menu.title().replace("&", ""), _generic(act.text().replace("&", "")), keys))
     return rows
+
+
+def _generic(text: str) -> str:
+    """An undo stack's actions are named after the step they would take ("Undo move face box"):
+    the table lists what the key does, whatever the last step was."""
+    for word in ("Undo", "Redo"):
+        if text.startswith(word + " ") or text == word:
+            return word
+    return text
 
 
 class ShortcutsDialog(QDialog):
