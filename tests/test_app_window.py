@@ -422,6 +422,13 @@ def test_a_picture_without_faces_gets_a_status_of_its_own(qtbot, open_window, tm
     w.image_panel.filter.setCurrentText("no face found")
     assert w.image_panel.visible_rows() == [names.index("blank.png")]
     assert "No face found in blank.png" in w.statusBar().currentMessage()
+    # shown again, predicted ahead this time: the status bar says it again, and what to do
+    w.go_to(1 - names.index("blank.png"))
+    wait_predicted(qtbot, w)
+    w.statusBar().clearMessage()
+    w.go_to(names.index("blank.png"))
+    assert "No face found in blank.png" in w.statusBar().currentMessage()
+    assert "Press B" in w.statusBar().currentMessage()
 
 
 def test_problem_banner_belongs_to_its_picture(qtbot, open_window, tmp_path):

@@ -100,6 +100,7 @@ class PreLabeller(QObject):
         self.switch_time = time.perf_counter()
         if entry.predicted and entry.path in self.images:
             self.last_latency, self.switch_time = 0.0, None
+            self._say_ahead(entry)
         self.recent.append(entry.path)
         self._request_around(index)
 
@@ -214,6 +215,15 @@ class PreLabeller(QObject):
             return
         doubt = f"; the model is unsure of {e.to_check} (pink box): check it first" if e.to_check else ""
         self.message.emit(f"{len(e.faces)} face(s) in {e.path.name} ({ms}){doubt}", 10000 if doubt else 5000)
+
+    def _say_ahead(self, e: ImageEntry) -> None:
+        """A picture predicted ahead is shown: what would have been said when its faces came, if
+        it needs saying (no face found, or a face the model is unsure of)."""
+        if not e.faces:
+            self.message.emit(f"No face found in {e.path.name}. Press B and drag a box around a face.", 10000)
+        elif e.to_check:
+            self.message.emit(f"{len(e.faces)} face(s) in {e.path.name}; the model is unsure of {e.to_check} "
+                              "(pink box): check it first", 10000)
 
     def _trim_traces(self) -> None:
         """Keep whole traces only for the pictures shown last and those predicted ahead: memory
