@@ -154,6 +154,7 @@ def test_suspicious_first_order_rings_and_ced_in_the_window(qtbot, window, tmp_p
     assert len(flags[0]) == 1 and np.allclose([flags[0][0], flags[1][0]], w.entry.faces[0].points[JAW_TIP])
     w.step_image(1)  # navigation follows the list's order
     assert w.current == rows[1]
+    assert "(2/5)" in w.windowTitle()  # its place in the list as shown
     # an edit (the suspicious face fixed) does not move the pictures about under Next / Previous
     fixed = w.document.entries[2].faces[0]
     fixed.points = fixed.points.copy()
