@@ -745,6 +745,10 @@ def test_shift_a_again_on_the_face_it_stopped_on_approves_it_and_never_unapprove
     assert sure.status == Status.APPROVED and doubted.status == Status.APPROVED
     side = json.loads((folder / "img00.drr.json").read_text())
     assert [f["status"] for f in side["faces"]] == ["approved", "approved"]
+    wait_predicted(qtbot, w)
+    w.entry.faces[1].result = dataclasses.replace(w.entry.faces[1].result, uncertainty=0.5)
+    key(w, Qt.Key.Key_A, Qt.KeyboardModifier.ShiftModifier)  # the last picture: it says so
+    assert w.current == 1 and "Last picture of the list: every picture is approved" in w.statusBar().currentMessage()
 
 
 def test_taking_an_approval_back_restores_what_the_face_was(qtbot, open_window, tmp_path):

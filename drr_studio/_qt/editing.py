@@ -286,7 +286,14 @@ class Editor(WindowPart):
         if left:
             self.session.set_active(self.session.entry.faces.index(left[0]))
             return
+        here = self.session.current
         self.step_image(1)
+        if self.session.current == here:  # the last picture of the list: say what is left
+            counts = self.session.document.counts()
+            open_ = sum(n for status, n in counts.items() if status != Status.APPROVED.value)
+            self.say("Last picture of the list" + (
+                f": {open_} picture(s) not approved yet (the list's filter finds them)" if open_ else
+                ": every picture is approved"), 8000)
 
     def toggle_occluded(self) -> None:
         face = self.active_face()
