@@ -99,10 +99,10 @@ class ClipTrace:
         self.layer.add_shape(result.s_hat, SHAT_COLOR, symbol="x", size=9, lines=False)
         self.layer.add_arrows(result.s0, result.points, ARROW_COLOR)
         self.shown = (track, frame)
-        gap = "" if result.uncertainty is None else f"; mirror passes {result.uncertainty:.1f}% apart"
+        gap = "" if result.uncertainty is None else f", mirror passes {result.uncertainty:.1f}% apart"
         return (f"Face {track}, frame {frame + 1}: S0 = candidate {result.candidate_index + 1} of "
-                f"{len(result.candidates)} (green, dashed), the nearest to conv8's arg-max (red x); arrows S0 -> "
-                f"S{len(result.steps) - 1}{gap}; T hides it")
+                f"{len(result.candidates)} (green), nearest conv8's arg-max (red x); arrows S0 -> "
+                f"S{len(result.steps) - 1}{gap}")
 
     def clear(self) -> None:
         self.layer.clear()
