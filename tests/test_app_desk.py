@@ -486,6 +486,10 @@ def test_the_status_bar_gives_a_dragged_point_where_it_is_now(qtbot, open_window
     x, y = w.entry.faces[0].points[8]
     assert w.status_pos.text().startswith("face 1, point 9:")
     assert w.status_pos.text().endswith(f"({x:.1f}, {y:.1f})")  # not where the point was before the drag
+    w.canvas._hover(w.canvas.vb.mapViewToScene(QPointF(x, y)))  # the mouse rests on it
+    window_tests.key(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo: the point goes back
+    bx, by = w.entry.faces[0].points[8]
+    assert (bx, by) != (x, y) and not w.status_pos.text().endswith(f"({x:.1f}, {y:.1f})")
 
 
 def test_delete_says_what_it_did_after_the_autosave_and_ctrl_s_says_when_nothing_is_to_save(

@@ -83,6 +83,7 @@ class Canvas(pg.GraphicsView):
         self.show_ghost = True
         self._drag: dict | None = None
         self.hidden_face = -1  # a face drawn without its points (set_hidden_face)
+        self._hover_at: QPointF | None = None  # where the mouse last was over the picture (scene)
         self._rubber = QGraphicsRectItem()
         self._rubber.setPen(pg.mkPen((255, 255, 255), style=Qt.PenStyle.DashLine, cosmetic=True))
         self._rubber.setZValue(50)
@@ -176,6 +177,8 @@ class Canvas(pg.GraphicsView):
         for i in range(len(faces)):
             self._draw_face(i)
         self._update_roi()
+        if self._hover_at is not None and self._drag is None:  # an undo moved the point under the mouse
+            self._hover(self._hover_at, tooltip=False)
 
     @property
     def box_mode(self) -> bool:
@@ -474,7 +477,8 @@ class Canvas(pg.GraphicsView):
         text = f"face {face + 1}, point {k + 1}: {name}  ({xy[0]:.1f}, {xy[1]:.1f})"
         return text + "  occluded" if k in self._faces[face].occluded else text
 
-    def _hover(self, scene_pos: QPointF) -> None:
+    def _hover(self, scene_pos: QPointF, tooltip: bool = True) -> None:
+        self._hover_at = scene_pos
         if self._drag is not None or not self._faces:
             return
         pos = self.vb.mapSceneToView(scene_pos)
@@ -485,4 +489,5 @@ class Canvas(pg.GraphicsView):
         face, k = hit
         text = self.point_text(face, k, self._faces[face].points[k])
         self.hoverText.emit(text)
-        QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
+        if tooltip:
+            QToolTip.showText(self.mapToGlobal(self.mapFromScene(scene_pos)), text, self)
