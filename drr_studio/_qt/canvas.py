@@ -166,6 +166,7 @@ class Canvas(pg.GraphicsView):
                          padding=0.0)
 
     def set_faces(self, faces: list[Face], layout: Layout | None) -> None:
+        same_picture = faces is self._faces  # a picture's face list is changed in place
         self._faces = faces
         self.layout = layout
         while len(self._face_items) > len(faces):
@@ -177,7 +178,7 @@ class Canvas(pg.GraphicsView):
         for i in range(len(faces)):
             self._draw_face(i)
         self._update_roi()
-        if self._hover_at is not None and self._drag is None:  # an undo moved the point under the mouse
+        if same_picture and self._hover_at is not None and self._drag is None:  # e.g. an undo moved it
             self._hover(self._hover_at, tooltip=False)
 
     @property
