@@ -378,3 +378,20 @@ def test_t_shows_the_models_trace_of_a_face_and_another_frame_hides_it(qtbot, cl
     w.timeline.set_frame(4)
     assert w.trace.shown is None and not layer.heat_item.isVisible() and layer.items == []
     w.close()
+
+
+def test_a_press_on_a_point_while_the_clip_plays_pauses_it(qtbot, clip) -> None:
+    from PySide6.QtCore import QPointF
+    from PySide6.QtTest import QTest
+
+    w = open_window(qtbot, clip)
+    w.resize(640, 560)
+    qtbot.wait(50)
+    w.timeline.toggle_play()
+    frame = w.frame
+    x, y = w.doc.faces_at(frame)[1][30]
+    at = w.graphics.mapFromScene(w.view.mapViewToScene(QPointF(x, y)))
+    QTest.mousePress(w.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    assert not w.timeline.timer.isActive()  # paused at the press, before any move
+    QTest.mouseRelease(w.graphics.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    w.close()

@@ -85,6 +85,12 @@ class ClipEditing:
             self.say(f"Point at a face, then press {key}: {what}")
         return track
 
+    def pressed(self, pos: QPointF) -> None:
+        """A press on a point while the clip plays stops it there: the drag to come corrects the
+        frame it was pressed on, however long the mouse rests before moving."""
+        if self.point_near(pos) is not None:
+            self.timeline.pause()
+
     # --- changing -----------------------------------------------------------------------------
     def move_point(self, track: int, point: int, xy: np.ndarray, finished: bool) -> None:
         """A point dragged; when the drag ends, the face's other points follow (assisted

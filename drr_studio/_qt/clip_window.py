@@ -58,6 +58,11 @@ class PointView(pg.ViewBox):
         self._grab: tuple[int, int] | None = None
         self._rubber: QGraphicsRectItem | None = None
 
+    def mousePressEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        if ev.button() == Qt.MouseButton.LeftButton and self.editing is not None and not self.box_mode:
+            self.editing.pressed(self.mapSceneToView(ev.scenePos()))
+        super().mousePressEvent(ev)
+
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt's name
         if ev.button() != pg.QtCore.Qt.MouseButton.LeftButton or self.editing is None:
             return super().mouseDragEvent(ev, axis)
