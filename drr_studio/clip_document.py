@@ -89,25 +89,27 @@ class ClipDocument:
         self._changed: set[int] = set()  # frames changed by the edit under way (announced at its end)
 
     @contextmanager
-    def _announcing(self) -> Iterator[None]:
-        """Around every change: what it changed is announced once, at its end."""
-        marks = self._marks()
+    def _announcing(self, keys: bool = True) -> Iterator[None]:
+        """Around every change: what it changed is announced once, at its end. keys False: the
+        change cannot touch the keyframes (the tracker's frames): their list is not compared, which
+        on a clip approved through would cost a sort of every frame per tracked frame."""
+        marks = self._marks(keys)
         yield
         frames, self._changed = frozenset(self._changed), set()
         self._unsaved |= frames
         self.dirty = self.dirty or bool(frames)
         if frames:
             self.frames_changed.emit(frames)
-        if self._marks() != marks:
+        if self._marks(keys) != marks:
             self.marks_changed.emit()
 
-    def _marks(self) -> tuple:
-        return tuple(self.keyframes()), tuple(sorted(self.cuts)), self.tracked
+    def _marks(self, keys: bool) -> tuple:
+        return tuple(self.keyframes()) if keys else (), len(self.cuts), self.tracked
 
     # --- what the tracker gives -------------------------------------------------------------
     def set_model(self, frame: int, faces: dict[int, np.ndarray], cut: bool = False) -> None:
         """The tracker's points for a frame (track -> points), shown with the keyframes' pull."""
-        with self._announcing():
+        with self._announcing(keys=False):
             self.tracked = max(self.tracked, frame + 1)
             new_cut = cut and frame not in self.cuts
             if cut:
@@ -151,7 +153,7 @@ class ClipDocument:
             return []
         span = self.retrack_span(track, frame)
         taken = sorted(f for f in faces if f in span)
-        with self._announcing():
+        with self._announcing(keys=False):
             self.bases.setdefault(track, {})[frame] = np.asarray(base, dtype=np.float64)
             for f in taken:
                 self.model.setdefault(track, {})[f] = np.asarray(faces[f], dtype=np.float64)

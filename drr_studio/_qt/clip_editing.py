@@ -111,7 +111,7 @@ class ClipEditing:
             return
         self.points.preview({})
         self._push(track, f"move point {point + 1} of face {track}",
-                   lambda: self.doc.correct(track, self.frame, pts, set(placed)))
+                   lambda: self.doc.correct(track, self.frame, pts, set(placed)), keep_drags=True)
         self.corrected(track, self.frame)
 
     def approve_under_cursor(self) -> None:
@@ -126,7 +126,6 @@ class ClipEditing:
         done: list[int] = []
         self._push(track, f"approve face {track} through the shot",
                    lambda: done.extend(self.doc.approve_shot(track, self.frame)))
-        self._editing.clear()
         self.say(f"Face {track} approved on frames {done[0] + 1}-{done[-1] + 1} (this shot)" if done else
                  f"Face {track}'s approvals in this shot taken back")
 
@@ -139,7 +138,6 @@ class ClipEditing:
     def hide_face(self, track: int) -> None:
         """The face is not one (or not the one) on this frame alone: removed here, one undo step."""
         self._push(track, f"remove face {track}", lambda: self.doc.hide(track, self.frame))
-        self._editing.clear()
         self.say(f"Face {track} removed from frame {self.frame + 1} only (Ctrl+Z brings it back)")
 
     def approve_face(self, track: int) -> None:
@@ -148,7 +146,6 @@ class ClipEditing:
         on = self.doc.is_approved(track, self.frame)
         self._push(track, f"{'take back the approval of' if on else 'approve'} face {track}",
                    lambda: self.doc.approve(track, self.frame))
-        self._editing.clear()
         self.say(f"Face {track}'s approval on frame {self.frame + 1} taken back" if on else
                  f"Face {track} approved on frame {self.frame + 1}")
 
@@ -156,7 +153,6 @@ class ClipEditing:
         """The face is not one (or no longer the one) from this frame on: hidden to the end of the
         clip, the tracker still following it so that it does not come back as a new face."""
         self._push(track, f"delete face {track} (and the frames after)", lambda: self.doc.delete(track, self.frame))
-        self._editing.clear()
         self.say(f"Face {track} deleted from frame {self.frame + 1} on (Ctrl+Z brings it back)")
 
     def add_face_in_box(self, box: np.ndarray) -> bool:
@@ -183,13 +179,19 @@ class ClipEditing:
         (undone, it is hidden from that frame on, as a deleted face). unsure: the model's two
         mirror passes disagree (a box on something that is not a face, or a hard one): said."""
         self._push(track, f"add face {track}", lambda: self.doc.add_face(track, frame, points),
-                   before=self.doc.absent(frame), frame=frame)
+                   before=self.doc.absent(frame), frame=frame, keep_drags=True)
         self.say(f"Face {track} added on frame {frame + 1}, " + (
             "but the model is unsure of it: check it is a face (Ctrl+Z takes it back)" if unsure else
             "and tracked on from there"))
 
-    def _push(self, track: int, text: str, change: Callable[[], object], before=None, frame: int | None = None) -> None:
+    def _push(self, track: int, text: str, change: Callable[[], object], before=None, frame: int | None = None,
+              keep_drags: bool = False) -> None:
+        """The change made and pushed as one undo step. An approval, a deletion or a removal ends
+        the drags under way (keep_drags: a drag, a face added): the next drag starts from the points
+        as they are then."""
         frame = self.frame if frame is None else frame
+        if not keep_drags:
+            self._editing.clear()
         before = self.doc.face_state(track) if before is None else before
         change()
         self.stack.push(ClipFaceEdit(self.doc, track, frame, before, self.doc.face_state(track),

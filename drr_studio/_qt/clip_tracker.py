@@ -114,10 +114,7 @@ class ClipTracker(QThread):
             if isinstance(job, AddFaceJob):
                 self._add(predictor, reader, tracker, job)
             elif isinstance(job, TraceJob):
-                from model.geometry import box_of_points
-
-                found = predictor.inference(reader.frame(job.frame), [box_of_points(job.points)])[0]
-                self.traced.emit(job, found, predictor.config.input_size)
+                self._trace(predictor, reader, job)
             else:
                 self._retrack(predictor, reader, job)
 
@@ -146,6 +143,13 @@ class ClipTracker(QThread):
             self.tracked.emit(f, {track: found}, False)
             last = found
         tracker.add_face(last, track)
+
+    def _trace(self, predictor: Predictor, reader: VideoReader, job: TraceJob) -> None:
+        """The whole trace of the face, on the tight box of its points (the tracker's framing)."""
+        from model.geometry import box_of_points
+
+        found = predictor.inference(reader.frame(job.frame), [box_of_points(job.points)])[0]
+        self.traced.emit(job, found, predictor.config.input_size)
 
     def _retrack(self, predictor: Predictor, reader: VideoReader, job: RetrackJob) -> None:
         from model.tracking import Retrack

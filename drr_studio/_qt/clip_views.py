@@ -52,7 +52,8 @@ class ClipPoints(pg.ScatterPlotItem):
             dragged = track in self._moving
             colour = (APPROVED_COLOUR if self.doc.is_approved(track, frame) and not dragged
                       else POINT_COLOURS[self.doc.is_key(track, frame) or dragged])
-            spots += [{"pos": (float(x), float(y)), "brush": pg.mkBrush(*colour), "data": (track, k)}
+            brush = pg.mkBrush(*colour)  # one per face: a drag redraws on every mouse move
+            spots += [{"pos": (float(x), float(y)), "brush": brush, "data": (track, k)}
                       for k, (x, y) in enumerate(pts)]
             self._label(track, pts, colour)
         for track in set(self.labels) - set(faces):

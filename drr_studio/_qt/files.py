@@ -280,7 +280,7 @@ class FileActions(WindowPart):
         the autosave wrote teaches now, as leaving it would have (the last picture, too)."""
         failed = self.save_all()
         for entry in list(self._unlearned):
-            if entry not in self.session.document.dirty_entries():
+            if not entry.dirty:  # saved as it is: its faces teach (one that failed to save does not)
                 self._unlearned.discard(entry)
                 self.learn_from(entry)
         if not failed:

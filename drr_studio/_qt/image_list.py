@@ -205,6 +205,11 @@ class ImageListPanel(QWidget):
             self._updating = False
         self._show_count()
 
+    def place_of(self, index: int) -> tuple[int, int] | None:
+        """(1-based place, rows shown) of picture `index` in the list as shown; None when hidden."""
+        row = self.model.row(index)
+        return None if row is None else (row + 1, len(self.model.rows))
+
     def shown_order(self) -> list[int]:
         """The pictures' indices in the order the list shows them."""
         return list(self.model.order)

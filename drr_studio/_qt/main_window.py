@@ -417,8 +417,8 @@ class MainWindow(QMainWindow):
         elif entry.error:  # back on a picture with a known problem: say it again
             self.show_problem(entry.error, entry.path)
         self.undo_group.setActiveStack(self.stack_for(index))
-        rows = self.image_panel.visible_rows()  # where it is in the list as shown (its order, its filter)
-        where = f"{rows.index(index) + 1}/{len(rows)}" if index in rows else f"{index + 1}/{len(self.document)}"
+        place = self.image_panel.place_of(index)  # where it is in the list as shown (its order, its filter)
+        where = f"{place[0]}/{place[1]}" if place else f"{index + 1}/{len(self.document)}"
         self.setWindowTitle(f"DRR Studio — {entry.path.name} ({where})[*]")
         self.show_picture(self.labeller.picture(entry))
         self.refresh(entry)
